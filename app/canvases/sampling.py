@@ -1,0 +1,168 @@
+"""Sampling canvas: open (or drop) a checkpoint, sample a grid with seed, steps, sampler, eta,
+guidance and class, save the PNG. Requests go to the engine worker; a newer one supersedes an
+older one, so clicking again never queues stale work."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from app.engine_client import WorkerClient
+from app.widgets.image_view import ImageView
+
+CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
+
+
+class SamplingCanvas(QWidget):
+    sampled = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.worker = WorkerClient(self)
+        self.worker.ready.connect(self._on_ready)
+        self.worker.result.connect(self._on_result)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.failed.connect(self._on_failed)
+        self.pending_id = 0
+        self.capabilities: dict = {}
+
+        self.ckpt = QLineEdit()
+        self.ckpt.setPlaceholderText("a checkpoint (.safetensors): open, drop, or train one")
+        self.open_btn = QPushButton("Open…")
+        self.n = QSpinBox(minimum=1, maximum=1024, value=50)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.steps = QSpinBox(minimum=1, maximum=1000, value=25)
+        self.sampler = QComboBox()
+        self.sampler.addItems(["ddim", "ddpm"])
+        self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, value=0.0)
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=2.0)
+        self.cls = QComboBox()
+        self.cls.addItem("all classes", None)
+        self.sample_btn = QPushButton("Sample")
+        self.save_btn = QPushButton("Save PNG…")
+        self.progress = QProgressBar()
+        self.progress.setFormat("")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.view = ImageView("Samples appear here.")
+        for w, tip in ((self.n, "How many images"), (self.seed, "Same seed, same images"),
+                       (self.steps, "Denoising steps"), (self.eta, "DDIM noise (0 = deterministic)"),
+                       (self.guidance, "Classifier-free guidance scale (1 = off)")):
+            w.setToolTip(tip)
+
+        row = QHBoxLayout()
+        row.addWidget(self.ckpt, 1)
+        row.addWidget(self.open_btn)
+        form = QFormLayout()
+        form.addRow("Images", self.n)
+        form.addRow("Seed", self.seed)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Eta", self.eta)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Class", self.cls)
+        side = QVBoxLayout()
+        side.addLayout(form)
+        side.addWidget(self.sample_btn)
+        side.addWidget(self.save_btn)
+        side.addWidget(self.progress)
+        side.addWidget(self.status)
+        side.addStretch(1)
+        body = QHBoxLayout()
+        body.addLayout(side)
+        body.addWidget(self.view, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(row)
+        lay.addLayout(body, 1)
+
+        self.open_btn.clicked.connect(self._open)
+        self.sample_btn.clicked.connect(self.sample)
+        self.save_btn.clicked.connect(self._save)
+        self.ckpt.editingFinished.connect(lambda: self.set_checkpoint(self.ckpt.text()))
+        self.save_btn.setEnabled(False)
+
+    def set_checkpoint(self, path: str, load: bool = True) -> None:
+        self.ckpt.setText(path)
+        if load and path:
+            self.status.setText("loading checkpoint…")
+            self.worker.request("load", checkpoint=path)
+
+    def sample(self) -> int:
+        path = self.ckpt.text().strip()
+        if not path:
+            self.status.setText("Open a checkpoint first.")
+            return 0
+        self.progress.setRange(0, self.steps.value())
+        self.progress.setValue(0)
+        self.progress.setFormat("sampling %v / %m")
+        self.pending_id = self.worker.request(
+            "sample", checkpoint=path, n=self.n.value(), seed=self.seed.value(), steps=self.steps.value(),
+            sampler=self.sampler.currentText(), eta=self.eta.value(), guidance_scale=self.guidance.value(),
+            **{"class": self.cls.currentData()})
+        return self.pending_id
+
+    def _on_ready(self, ev: dict) -> None:
+        caps = ev.get("capabilities", {})
+        self.capabilities = caps
+        self.cls.clear()
+        self.cls.addItem("all classes" if caps.get("class_labels") else "unconditional", None)
+        for i, name in enumerate(caps.get("class_labels", [])):
+            self.cls.addItem(f"{i}: {name}", i)
+        self.guidance.setEnabled(bool(caps.get("guidance")))
+        samplers = caps.get("samplers") or ["ddim"]
+        current = self.sampler.currentText()
+        self.sampler.clear()
+        self.sampler.addItems(samplers)
+        if current in samplers:
+            self.sampler.setCurrentText(current)
+        self.status.setText(f"loaded {Path(ev['checkpoint']).name} (step {ev.get('step')}): {caps.get('family')}, "
+                            f"{caps.get('resolution')}×{caps.get('resolution')}")
+
+    def _on_progress(self, rid: int, done: int, total: int) -> None:
+        if rid == self.pending_id:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+
+    def _on_result(self, rid: int, path: str, seconds: float) -> None:
+        if rid != self.pending_id:
+            return
+        self.view.set_path(path)
+        self.progress.setFormat("done")
+        self.progress.setValue(self.progress.maximum())
+        self.status.setText(f"{self.n.value()} images in {seconds:.1f}s")
+        self.save_btn.setEnabled(True)
+        self.sampled.emit(path)
+
+    def _on_failed(self, rid: int, message: str) -> None:
+        self.progress.setFormat("failed")
+        self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
+
+    def _open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", self.ckpt.text(), CKPT_FILTER)
+        if path:
+            self.set_checkpoint(path)
+
+    def save_to(self, path: str) -> None:
+        shutil.copyfile(self.view.path, path)
+        self.status.setText(f"saved {path}")
+
+    def _save(self) -> None:
+        if not self.view.path:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save samples", "samples.png", "PNG (*.png)")
+        if path:
+            self.save_to(path)
+
+    def dragEnterEvent(self, e):
+        if e.mimeData().hasUrls() and e.mimeData().urls()[0].toLocalFile().endswith(".safetensors"):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e):
+        self.set_checkpoint(e.mimeData().urls()[0].toLocalFile())
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()

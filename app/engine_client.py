@@ -1,0 +1,211 @@
+"""QProcess wrappers around engine processes. Nothing here blocks the event loop: stdout is
+buffered into whole lines and parsed as JSON events, stderr is kept as a tail for error reports."""
+from __future__ import annotations
+
+import collections
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from engine import protocol
+from engine.config import RunConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_argv(*args: str) -> tuple[str, list[str]]:
+    """The engine runs as `python -m engine ...` with this interpreter, so it works from a checkout
+    and from an installed package alike."""
+    return sys.executable, ["-u", "-m", "engine", *args]
+
+
+class EngineJob(QObject):
+    """One engine process. Signals: event(dict) for each JSON line, ended(exit_code, crashed, tail)."""
+
+    event = Signal(dict)
+    ended = Signal(int, bool, str)
+    output = Signal(str)  # non-JSON stdout lines (for logs)
+
+    STDERR_TAIL = 40
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.proc: QProcess | None = None
+        self._buf = b""
+        self._stderr = collections.deque(maxlen=self.STDERR_TAIL)
+        self._errbuf = b""
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.state() != QProcess.NotRunning
+
+    def start(self, *args: str) -> None:
+        if self.is_running():
+            raise RuntimeError("this job is already running")
+        self._buf, self._errbuf = b"", b""
+        self._stderr.clear()
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        # the engine must find the `engine` package even when the app runs from a plain checkout
+        env.insert("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), env.value("PYTHONPATH")])))
+        proc.setProcessEnvironment(env)
+        proc.setWorkingDirectory(str(REPO_ROOT))
+        proc.setProcessChannelMode(QProcess.SeparateChannels)
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._error)
+        self.proc = proc
+        program, argv = engine_argv(*args)
+        proc.start(program, argv)  # asynchronous: no waitForStarted on the UI thread
+
+    def send(self, line: str) -> None:
+        if self.is_running():
+            self.proc.write((line.rstrip("\n") + "\n").encode())
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr)
+
+    def kill(self) -> None:
+        if self.is_running():
+            self.proc.kill()
+
+    def _read_stdout(self) -> None:
+        self._buf += bytes(self.proc.readAllStandardOutput())
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            ev = protocol.parse_line(line)
+            if ev is not None and "event" in ev:
+                self.event.emit(ev)
+            elif line.strip():
+                self.output.emit(line.decode("utf-8", "replace"))
+
+    def _read_stderr(self) -> None:
+        self._errbuf += bytes(self.proc.readAllStandardError())
+        *lines, self._errbuf = self._errbuf.split(b"\n")
+        for line in lines:
+            self._stderr.append(line.decode("utf-8", "replace"))
+
+    def _finished(self, code: int, status) -> None:
+        self._read_stdout()
+        self._read_stderr()
+        if self._errbuf:
+            self._stderr.append(self._errbuf.decode("utf-8", "replace"))
+        crashed = status == QProcess.CrashExit
+        self.ended.emit(code, crashed, self.stderr_tail())
+
+    def _error(self, err) -> None:
+        if err == QProcess.FailedToStart:
+            self._stderr.append(f"could not start the engine ({self.proc.errorString()})")
+            self.ended.emit(-1, True, self.stderr_tail())
+
+
+class TrainJob(EngineJob):
+    """`genlab-engine train` for one run directory, steered through stdin."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.run_dir: Path | None = None
+
+    def start_run(self, cfg: RunConfig, run_dir: Path, resume: bool = False) -> None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
+        if resume:
+            self.start("train", "--run-dir", str(run_dir), "--resume")
+        else:
+            cfg_path = run_dir / "requested.toml"
+            cfg.save(cfg_path)
+            self.start("train", "--config", str(cfg_path), "--run-dir", str(run_dir))
+
+    def command(self, cmd: str) -> None:
+        assert cmd in protocol.COMMANDS, cmd
+        self.send(cmd)
+
+    def stop(self, grace_ms: int = 15000) -> None:
+        """Ask the engine to stop (it saves a checkpoint), kill it if it does not exit in time."""
+        if self.is_running():
+            self.send("stop")
+            QTimer.singleShot(grace_ms, self.kill)
+
+
+class WorkerClient(EngineJob):
+    """The long-lived `genlab-engine worker`. Requests get increasing ids; results come back as
+    signals. Started on first use."""
+
+    ready = Signal(dict)              # the ready event (capabilities, checkpoint, step)
+    result = Signal(int, str, float)  # id, PNG path, seconds
+    progress = Signal(int, int, int)  # id, done, total
+    failed = Signal(int, str)         # id (or -1), message
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._next_id = 0
+        self.event.connect(self._on_event)
+        self.ended.connect(self._on_ended)
+
+    def request(self, op: str, **fields) -> int:
+        if not self.is_running():
+            self.start("worker")
+        self._next_id += 1
+        self.send(protocol.encode({"id": self._next_id, "op": op, **fields}))
+        return self._next_id
+
+    def shutdown(self) -> None:
+        if self.is_running():
+            self.send(protocol.encode({"id": 0, "op": "quit"}))
+            if not self.proc.waitForFinished(3000):
+                self.proc.kill()
+
+    def _on_event(self, ev: dict) -> None:
+        kind, rid = ev.get("event"), ev.get("id")
+        if kind == "ready":
+            self.ready.emit(ev)
+        elif kind == "result":
+            self.result.emit(int(rid), ev["path"], float(ev.get("elapsed_s", 0)))
+        elif kind == "progress":
+            self.progress.emit(int(rid), int(ev["done"]), int(ev["total"]))
+        elif kind == "error":
+            self.failed.emit(int(rid) if rid is not None else -1, ev.get("message", "error"))
+
+    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
+        if code != 0 or crashed:
+            self.failed.emit(-1, f"the engine worker exited (code {code}).\n{tail}")
+
+
+class DataPreviewJob(EngineJob):
+    """`genlab-engine data-preview`: count a dataset and render a preview grid, off the UI thread."""
+
+    done = Signal(dict)
+    failed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.event.connect(lambda ev: None)
+        self.output.connect(self._on_output)
+        self.ended.connect(self._on_ended)
+        self._info = None
+
+    def preview(self, dataset: str, path: str, resolution: int, out: Path) -> None:
+        if self.is_running():
+            self.proc.kill()
+            self.proc.waitForFinished(2000)
+        self._info = None
+        args = ["data-preview", "--dataset", dataset, "--resolution", str(resolution), "--out", str(out)]
+        if path:
+            args += ["--path", path]
+        self.start(*args)
+
+    def _on_output(self, line: str) -> None:
+        ev = protocol.parse_line(line)
+        if ev is not None:
+            self._info = ev
+
+    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
+        if code == 0 and self._info is not None:
+            self.done.emit(self._info)
+        elif not crashed:
+            msg = [l for l in tail.splitlines() if l.strip()]
+            self.failed.emit(msg[-1].replace("genlab-engine: error: ", "") if msg else f"exit code {code}")

@@ -1,0 +1,137 @@
+"""The main window: Data and Model panels on the left; Train and Sample tabs in the middle.
+Folders and checkpoints can be dropped anywhere on the window."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import (QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+
+from app.canvases.sampling import SamplingCanvas
+from app.panels.data_panel import DataPanel
+from app.panels.model_panel import ModelPanel
+from app.panels.plots_panel import LossPlot
+from app.panels.training_panel import TrainingPanel
+from app.run_watcher import RunWatcher
+from app.widgets.image_view import ImageView
+from engine.config import RunConfig
+from engine.rundir import RunDir
+
+
+def default_runs_root() -> Path:
+    home = os.environ.get("GENLAB_HOME")
+    return Path(home) / "runs" if home else Path.home() / "GenLab" / "runs"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, runs_root: Path | None = None, preset: str = "ddpm-digits", settings: QSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("GenLab")
+        self.setAcceptDrops(True)
+        self.settings = settings
+        self.runs_root = Path(runs_root or default_runs_root())
+
+        self.data_panel = DataPanel()
+        self.model_panel = ModelPanel()
+        self.training = TrainingPanel(self.runs_root, self.build_config)
+        self.loss_plot = LossPlot("loss")
+        self.samples = ImageView("Sample grids appear here while training (fixed seed, every N steps).")
+        self.sample_caption = QLabel("")
+        self.sample_caption.setAlignment(Qt.AlignCenter)
+        self.sampling = SamplingCanvas()
+        self.watcher = RunWatcher(parent=self)
+
+        left = QSplitter(Qt.Vertical)
+        left.addWidget(self.data_panel)
+        left.addWidget(self.model_panel)
+        left.setStretchFactor(1, 1)
+
+        samples_box = QWidget()
+        sl = QVBoxLayout(samples_box)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.samples, 1)
+        sl.addWidget(self.sample_caption)
+        live = QSplitter(Qt.Horizontal)
+        live.addWidget(self.loss_plot)
+        live.addWidget(samples_box)
+        live.setSizes([450, 450])
+        train_tab = QWidget()
+        tl = QVBoxLayout(train_tab)
+        tl.addWidget(self.training)
+        tl.addWidget(live, 1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(train_tab, "Train")
+        self.tabs.addTab(self.sampling, "Sample")
+        main = QSplitter(Qt.Horizontal)
+        main.addWidget(left)
+        main.addWidget(self.tabs)
+        main.setSizes([380, 900])
+        main.setStretchFactor(1, 1)
+        self.setCentralWidget(main)
+        self.status_label = QLabel(f"runs: {self.runs_root}")
+        self.statusBar().addWidget(self.status_label, 1)
+
+        self.model_panel.preset_loaded.connect(lambda cfg: self.data_panel.set_config(cfg.data))
+        self.training.run_started.connect(self._on_run_started)
+        self.training.checkpoint_saved.connect(lambda p: self.sampling.set_checkpoint(p, load=False))
+        self.training.run_ended.connect(self._on_run_ended)
+        self.watcher.metrics.connect(self.loss_plot.add_rows)
+        self.watcher.reset.connect(self.loss_plot.clear)
+        self.watcher.sample.connect(self._on_sample)
+
+        self.model_panel.load_preset(preset)
+        self.resize(1360, 860)
+        if settings is not None and settings.value("geometry"):
+            self.restoreGeometry(settings.value("geometry"))
+
+    def build_config(self) -> RunConfig | None:
+        return self.model_panel.build_config(self.data_panel.values())
+
+    def open_run(self, run_dir: str) -> None:
+        """Watch an existing run directory (plots and samples come from it)."""
+        self.watcher.watch(run_dir)
+        self.status_label.setText(f"run: {run_dir}")
+        ck = RunDir(run_dir).latest_checkpoint()
+        if ck:
+            self.sampling.set_checkpoint(str(ck), load=False)
+
+    def _on_run_started(self, run_dir: str) -> None:
+        self.watcher.watch(run_dir)
+        self.status_label.setText(f"run: {run_dir}")
+
+    def _on_run_ended(self, state: str, message: str) -> None:
+        self.watcher.poll()
+        self.status_label.setText(f"run {state}: {self.training.run_dir}" + (f" — {message}" if message else ""))
+
+    def _on_sample(self, path: str) -> None:
+        self.samples.set_path(path)
+        step = Path(path).stem.replace("step_", "")
+        self.sample_caption.setText(f"samples at step {int(step)}" if step.isdigit() else Path(path).name)
+
+    # ---- drag and drop anywhere ---------------------------------------------------------------
+    def dragEnterEvent(self, e):
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+
+    def dropEvent(self, e):
+        path = Path(e.mimeData().urls()[0].toLocalFile())
+        if path.suffix == ".safetensors":
+            self.tabs.setCurrentWidget(self.sampling)
+            self.sampling.set_checkpoint(str(path))
+        elif (path / "config.toml").exists() and (path / "status.json").exists():
+            self.open_run(str(path))
+        elif path.is_dir():
+            self.data_panel.set_folder(str(path))
+
+    def closeEvent(self, e):
+        if self.settings is not None:
+            self.settings.setValue("geometry", self.saveGeometry())
+        self.watcher.stop()
+        self.training.shutdown()
+        self.sampling.shutdown()
+        self.data_panel.job.kill()
+        if self.data_panel.job.proc is not None:
+            self.data_panel.job.proc.waitForFinished(2000)
+        super().closeEvent(e)

@@ -1,0 +1,88 @@
+"""Live loss plot: raw and smoothed curves, log-scale toggle. Data arriving only appends to numpy
+buffers; one timer redraws at ~20 Hz when something changed (pyqtgraph's scrolling-plot pattern)."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
+
+
+class Series:
+    def __init__(self, cap: int = 1024):
+        self.x = np.empty(cap)
+        self.y = np.empty(cap)
+        self.s = np.empty(cap)
+        self.n = 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.n == len(self.x):
+            for name in ("x", "y", "s"):
+                arr = getattr(self, name)
+                setattr(self, name, np.concatenate([arr, np.empty_like(arr)]))
+        prev = self.s[self.n - 1] if self.n else y
+        self.x[self.n], self.y[self.n] = x, y
+        self.s[self.n] = SMOOTHING * prev + (1 - SMOOTHING) * y if np.isfinite(prev) else y
+        self.n += 1
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+class LossPlot(QWidget):
+    def __init__(self, key: str = "loss", parent=None):
+        super().__init__(parent)
+        self.key = key
+        self.series = Series()
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", key)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setDownsampling(mode="peak")
+        self.plot.setClipToView(True)
+        self.plot.addLegend(offset=(-10, 10))
+        self.raw = self.plot.plot([], [], pen=pg.mkPen((120, 160, 220), width=1), name="raw")
+        self.smooth = self.plot.plot([], [], pen=pg.mkPen((20, 70, 160), width=2.5), name="smoothed")
+        self.log = QCheckBox("log scale")
+        self.log.toggled.connect(lambda on: self.plot.setLogMode(y=on))
+        self.log.setChecked(True)  # losses span decades; the log view shows progress late in a run
+        self.readout = QLabel("")
+        top = QHBoxLayout()
+        top.addWidget(QLabel(f"<b>{key}</b>"))
+        top.addWidget(self.readout, 1)
+        top.addWidget(self.log)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+        self._dirty = False
+        self.timer = QTimer(self, interval=50, timeout=self._redraw)
+        self.timer.start()
+
+    def add_rows(self, rows: list[dict]) -> None:
+        for r in rows:
+            v = r.get(self.key)
+            if v is not None and "step" in r:
+                self.series.append(float(r["step"]), float(v))
+                self._dirty = True
+
+    def clear(self) -> None:
+        self.series.clear()
+        self._dirty = True
+
+    def point_count(self) -> int:
+        return self.series.n
+
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        s = self.series
+        self.raw.setData(s.x[:s.n], s.y[:s.n])
+        self.smooth.setData(s.x[:s.n], s.s[:s.n])
+        if s.n:
+            self.readout.setText(f"step {int(s.x[s.n - 1])}: {s.y[s.n - 1]:.4f} (smoothed {s.s[s.n - 1]:.4f})")
+        else:
+            self.readout.setText("")

@@ -1,0 +1,189 @@
+"""Training panel: Start, Pause/Resume, Stop, Sample now, Save now; progress with step, images/s
+and ETA; the device. It owns the training process and survives its crash (showing the error and
+the tail of stderr, and offering to resume from the last checkpoint)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
+                               QVBoxLayout)
+
+from app.engine_client import TrainJob
+from app.qt_util import human_duration
+from engine.config import RunConfig
+from engine.rundir import RunDir, new_run_dir
+
+
+class TrainingPanel(QGroupBox):
+    run_started = Signal(str)     # run directory
+    run_ended = Signal(str, str)  # state, message
+    checkpoint_saved = Signal(str)
+
+    def __init__(self, runs_root: Path, config_provider: Callable[[], RunConfig | None], parent=None):
+        super().__init__("Training", parent)
+        self.runs_root = Path(runs_root)
+        self.config_provider = config_provider
+        self.job = TrainJob(self)
+        self.job.event.connect(self._on_event)
+        self.job.ended.connect(self._on_ended)
+        self.state = "idle"
+        self.run_dir: Path | None = None
+        self.last_event: dict = {}
+
+        self.start_btn = QPushButton("▶ Start")
+        self.pause_btn = QPushButton("Pause")
+        self.stop_btn = QPushButton("■ Stop")
+        self.sample_btn = QPushButton("Sample now")
+        self.save_btn = QPushButton("Save now")
+        self.start_btn.setToolTip("Start training the configured model in a background engine process")
+        self.sample_btn.setToolTip("Write a sample grid from the current (EMA) weights")
+        self.save_btn.setToolTip("Write a checkpoint now")
+        self.progress = QProgressBar()
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        self.stats = QLabel("–")
+        self.stats.setObjectName("train_stats")
+        self.device = QLabel("device: –")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color:#c0392b")
+        self.stderr = QPlainTextEdit()
+        self.stderr.setReadOnly(True)
+        self.stderr.setMaximumHeight(110)
+        self.resume_btn = QPushButton("Resume from last checkpoint")
+        for w in (self.error, self.stderr, self.resume_btn):
+            w.hide()
+
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.pause_btn, self.stop_btn, self.sample_btn, self.save_btn):
+            buttons.addWidget(b)
+        info = QHBoxLayout()
+        info.addWidget(self.stats, 1)
+        info.addWidget(self.device)
+        lay = QVBoxLayout(self)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addLayout(info)
+        lay.addWidget(self.error)
+        lay.addWidget(self.stderr)
+        lay.addWidget(self.resume_btn)
+
+        self.start_btn.clicked.connect(self.start)
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.stop_btn.clicked.connect(self.stop)
+        self.sample_btn.clicked.connect(lambda: self.job.command("sample-now"))
+        self.save_btn.clicked.connect(lambda: self.job.command("save-now"))
+        self.resume_btn.clicked.connect(self.resume)
+        self._sync_buttons()
+
+    # ---- actions ------------------------------------------------------------------------------
+    def start(self) -> bool:
+        cfg = self.config_provider()
+        if cfg is None:
+            return False
+        self._begin(new_run_dir(self.runs_root, cfg.name))
+        self.job.start_run(cfg, self.run_dir)
+        self.progress.setRange(0, cfg.training.steps)
+        return True
+
+    def resume(self) -> None:
+        if self.run_dir is None:
+            return
+        self._begin(self.run_dir)
+        self.job.start_run(None, self.run_dir, resume=True)
+
+    def _begin(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.state = "starting"
+        for w in (self.error, self.stderr, self.resume_btn):
+            w.hide()
+        self.progress.setFormat("starting the engine…")
+        self.stats.setText("–")
+        self._sync_buttons()
+        self.run_started.emit(str(self.run_dir))
+
+    def toggle_pause(self) -> None:
+        self.job.command("resume" if self.state == "paused" else "pause")
+
+    def stop(self) -> None:
+        self.job.stop()
+        self.progress.setFormat("stopping (saving a checkpoint)…")
+
+    def shutdown(self) -> None:
+        """Called when the window closes: stop cleanly, wait briefly, then kill."""
+        if self.job.is_running():
+            self.job.send("stop")
+            if not self.job.proc.waitForFinished(10000):
+                self.job.kill()
+
+    # ---- engine events ------------------------------------------------------------------------
+    def _on_event(self, ev: dict) -> None:
+        kind = ev.get("event")
+        self.last_event = ev
+        if kind == "started":
+            self.device.setText(f"device: {ev['device']} · {ev['precision']}")
+            self.progress.setRange(0, int(ev["total_steps"]))
+            self.progress.setValue(int(ev["step"]))
+        elif kind == "status":
+            self.state = ev["state"]
+            if self.state == "paused":
+                self.progress.setFormat("paused at step %v / %m")
+            elif self.state == "running":
+                self.progress.setFormat("step %v / %m")
+            self._sync_buttons()
+        elif kind == "metrics":
+            self.progress.setMaximum(int(ev["total_steps"]))
+            self.progress.setValue(int(ev["step"]))
+            self.stats.setText(f"loss {ev.get('loss', float('nan')):.4f} · {ev['img_per_s']:.0f} img/s · "
+                               f"ETA {human_duration(ev.get('eta_s'))}")
+        elif kind == "checkpoint":
+            self.checkpoint_saved.emit(ev["path"])
+        elif kind == "warning":
+            self.error.setStyleSheet("color:#b26b00")
+            self.error.setText(f"⚠ {ev['message']}")
+            self.error.show()
+        elif kind == "error":
+            self._show_error(ev["message"], "")
+
+    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
+        st = {}
+        if self.run_dir is not None and (self.run_dir / "status.json").exists():
+            import json
+            try:
+                st = json.loads((self.run_dir / "status.json").read_text())
+            except (OSError, ValueError):
+                st = {}
+        if code == 0 and not crashed and st.get("state") in ("finished", "stopped"):
+            self.state = st["state"]
+            self.progress.setFormat(f"{self.state} at step %v / %m")
+            self.run_ended.emit(self.state, st.get("message", ""))
+        else:
+            self.state = "failed"
+            msg = st.get("message") if st.get("state") == "failed" else ""
+            if not msg:
+                msg = (f"The engine process {'crashed' if crashed else f'exited with code {code}'} "
+                       f"at step {st.get('step', self.progress.value())}.")
+            self._show_error(msg, tail)
+            self.run_ended.emit("failed", msg)
+        self._sync_buttons()
+
+    def _show_error(self, message: str, tail: str) -> None:
+        self.error.setStyleSheet("color:#c0392b")
+        self.error.setText(f"✖ {message}")
+        self.error.show()
+        if tail.strip():
+            self.stderr.setPlainText(tail)
+            self.stderr.show()
+        self.progress.setFormat("failed at step %v / %m")
+        if self.run_dir is not None and RunDir(self.run_dir).latest_checkpoint():
+            self.resume_btn.show()
+
+    def _sync_buttons(self) -> None:
+        live = self.state in ("starting", "running", "paused")
+        self.start_btn.setEnabled(not live)
+        self.pause_btn.setEnabled(self.state in ("running", "paused"))
+        self.pause_btn.setText("Resume" if self.state == "paused" else "Pause")
+        for b in (self.stop_btn, self.sample_btn, self.save_btn):
+            b.setEnabled(self.state in ("running", "paused"))

@@ -1,0 +1,26 @@
+"""Small Qt helpers."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+@contextmanager
+def signals_blocked(obj):
+    prev = obj.blockSignals(True)
+    try:
+        yield obj
+    finally:
+        obj.blockSignals(prev)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m {s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m"

@@ -1,0 +1,92 @@
+"""Tails a run directory on a timer: new metrics lines, the newest sample grid, status changes.
+The plots and sample view read the run directory, so they work the same for runs started from the
+GUI, from a shell, or on another machine writing to a shared folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+
+class RunWatcher(QObject):
+    metrics = Signal(list)   # new rows (dicts) since the last poll
+    sample = Signal(str)     # path of a newer sample grid
+    status = Signal(dict)    # status.json when it changed
+    reset = Signal()         # a different run is now watched
+
+    def __init__(self, interval_ms: int = 250, parent=None):
+        super().__init__(parent)
+        self.run_dir: Path | None = None
+        self._offset = 0
+        self._partial = b""
+        self._last_sample = ""
+        self._last_status_mtime = 0.0
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.poll)
+
+    def watch(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._offset, self._partial, self._last_sample, self._last_status_mtime = 0, b"", "", 0.0
+        self.reset.emit()
+        self.poll()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def poll(self) -> None:
+        if self.run_dir is None:
+            return
+        self._poll_metrics()
+        self._poll_samples()
+        self._poll_status()
+
+    def _poll_metrics(self) -> None:
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if size < self._offset:  # truncated (a resume dropped lines): read again from the start
+            self._offset, self._partial = 0, b""
+            self.reset.emit()
+        if size == self._offset:
+            return
+        with open(path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read(size - self._offset)
+        self._offset = size
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        rows = []
+        for line in lines:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        if rows:
+            self.metrics.emit(rows)
+
+    def _poll_samples(self) -> None:
+        d = self.run_dir / "samples"
+        try:
+            newest = max((p for p in d.iterdir() if p.suffix == ".png" and not p.name.startswith(".")),
+                         key=lambda p: p.name, default=None)
+        except OSError:
+            return
+        if newest is not None and str(newest) != self._last_sample:
+            self._last_sample = str(newest)
+            self.sample.emit(str(newest))
+
+    def _poll_status(self) -> None:
+        p = self.run_dir / "status.json"
+        try:
+            m = p.stat().st_mtime
+            if m == self._last_status_mtime:
+                return
+            st = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        self._last_status_mtime = m
+        self.status.emit(st)

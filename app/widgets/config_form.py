@@ -1,0 +1,100 @@
+"""A form generated from a config section's dataclass: one editor per field, chosen by type and
+metadata (choices -> combo box, bool -> check box, int/float -> spin box with the allowed range,
+list -> comma-separated text), with the field's help as tooltip."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, get_type_hints
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
+                               QWidget)
+
+from app.qt_util import signals_blocked
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+class ConfigForm(QWidget):
+    changed = Signal()
+
+    def __init__(self, section_cls: type, exclude: tuple[str, ...] = (), parent=None):
+        super().__init__(parent)
+        self.section_cls = section_cls
+        self.editors: dict[str, QWidget] = {}
+        self._types = get_type_hints(section_cls)
+        layout = QFormLayout(self)
+        layout.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        for f in dataclasses.fields(section_cls):
+            if f.name in exclude:
+                continue
+            ed = self._make_editor(f, self._types[f.name])
+            ed.setToolTip(f.metadata.get("help", ""))
+            ed.setObjectName(f"field_{f.name}")
+            self.editors[f.name] = ed
+            layout.addRow(_label(f.name), ed)
+            layout.labelForField(ed).setToolTip(f.metadata.get("help", ""))
+
+    def _make_editor(self, f: dataclasses.Field, typ: Any) -> QWidget:
+        meta = f.metadata
+        if meta.get("choices"):
+            ed = QComboBox()
+            ed.addItems([str(c) for c in meta["choices"]])
+            ed.currentIndexChanged.connect(self.changed)
+        elif typ is bool:
+            ed = QCheckBox()
+            ed.toggled.connect(self.changed)
+        elif typ is int:
+            ed = QSpinBox()
+            ed.setRange(int(meta["min"]) if meta.get("min") is not None else -2**31 + 1,
+                        int(meta["max"]) if meta.get("max") is not None else 2**31 - 1)
+            ed.valueChanged.connect(self.changed)
+        elif typ is float:
+            ed = QDoubleSpinBox()
+            ed.setDecimals(6)
+            ed.setRange(meta["min"] if meta.get("min") is not None else -1e9,
+                        meta["max"] if meta.get("max") is not None else 1e9)
+            ed.setSingleStep(0.1 if (meta.get("max") or 10) > 1 else 0.001)
+            ed.valueChanged.connect(self.changed)
+        else:  # str or list
+            ed = QLineEdit()
+            if typ is list:
+                ed.setPlaceholderText("comma-separated, e.g. 1, 2, 2")
+            ed.textChanged.connect(self.changed)
+        return ed
+
+    def set_values(self, section: Any) -> None:
+        """View follows model: set every editor from a section object, without echoing signals."""
+        for name, ed in self.editors.items():
+            v = getattr(section, name)
+            with signals_blocked(ed):
+                if isinstance(ed, QComboBox):
+                    ed.setCurrentText(str(v))
+                elif isinstance(ed, QCheckBox):
+                    ed.setChecked(bool(v))
+                elif isinstance(ed, (QSpinBox, QDoubleSpinBox)):
+                    ed.setValue(v)
+                elif self._types[name] is list:
+                    ed.setText(", ".join(str(x) for x in v))
+                else:
+                    ed.setText(str(v))
+        self.changed.emit()
+
+    def values(self) -> dict:
+        out = {}
+        for name, ed in self.editors.items():
+            typ = self._types[name]
+            if isinstance(ed, QComboBox):
+                out[name] = ed.currentText()
+            elif isinstance(ed, QCheckBox):
+                out[name] = ed.isChecked()
+            elif isinstance(ed, (QSpinBox, QDoubleSpinBox)):
+                out[name] = typ(ed.value())
+            elif typ is list:
+                items = [s.strip() for s in ed.text().split(",") if s.strip()]
+                out[name] = [int(s) if s.lstrip("-").isdigit() else s for s in items]
+            else:
+                out[name] = ed.text()
+        return out

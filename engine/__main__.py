@@ -1,0 +1,214 @@
+"""genlab-engine: train | sample | presets | worker | data-preview | control
+
+Errors exit non-zero with one clear line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.config import ConfigError, RunConfig, list_presets, load_preset
+
+
+class CLIError(Exception):
+    pass
+
+
+def parse_set(pairs: list[str]) -> dict:
+    """--set section.field=value (value in TOML syntax, bare words taken as strings)."""
+    from engine.config import tomllib
+    out: dict = {}
+    for pair in pairs or []:
+        if "=" not in pair or "." not in pair.split("=", 1)[0]:
+            raise CLIError(f"--set {pair!r}: expected section.field=value, e.g. training.batch_size=32")
+        key, raw = pair.split("=", 1)
+        section, fld = key.strip().split(".", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out.setdefault(section, {})[fld] = value
+    return out
+
+
+def load_run_config(args) -> RunConfig:
+    if args.config and args.preset:
+        raise CLIError("give --preset or --config, not both")
+    cfg = RunConfig.load(args.config) if args.config else load_preset(args.preset or "ddpm-digits")
+    overrides = parse_set(args.set)
+    if args.steps is not None:
+        overrides.setdefault("training", {})["steps"] = args.steps
+    if args.device:
+        overrides.setdefault("training", {})["device"] = args.device
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def cmd_train(args) -> int:
+    from engine.training.loop import train
+    from engine.rundir import RunDir, new_run_dir
+    if args.resume:
+        if not args.run_dir:
+            raise CLIError("--resume needs --run-dir (the run to continue)")
+        rd = RunDir(args.run_dir)
+        if not rd.config_path.is_file():
+            raise CLIError(f"{rd.path}: not a run directory (no config.toml)")
+        cfg = RunConfig.load(rd.config_path)
+        overrides = {}
+        if args.steps is not None:
+            overrides["training"] = {"steps": args.steps}
+        if args.device:
+            overrides.setdefault("training", {})["device"] = args.device
+        if overrides:
+            cfg = cfg.replace(**overrides)
+            cfg.save(rd.config_path)  # the run is now this long: config.toml stays the truth
+        run_dir = rd.path
+    else:
+        cfg = load_run_config(args)
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(args.runs_root, cfg.name)
+        if (run_dir / "config.toml").exists():
+            raise CLIError(f"{run_dir}: already holds a run; use --resume to continue it or pick a new --run-dir")
+    result = train(cfg, run_dir, resume=args.resume, listen_stdin=not args.no_stdin)
+    if result.state == "failed":
+        print(f"genlab-engine: error: {result.message}", file=sys.stderr)
+        return 1
+    print(f"genlab-engine: {result.state} at step {result.step}; run directory {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from engine.training.checkpoint import family_from_checkpoint
+    from engine.training.grid import grid_columns, make_grid, save_png
+    fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
+    s = ckpt.config.sampling
+    k = len(fam.class_names)
+    if args.cls is not None and fam.is_conditional and not 0 <= args.cls < k:
+        raise CLIError(f"--class {args.cls}: this model has classes 0..{k - 1} ({', '.join(fam.class_names)})")
+    labels = None
+    if fam.is_conditional:
+        labels = [args.cls] * args.n if args.cls is not None else [i % k for i in range(args.n)]
+    imgs = fam.sample(args.n, seed=args.seed, labels=labels, sampler=args.sampler or s.sampler,
+                      steps=args.sample_steps or s.steps, eta=s.eta if args.eta is None else args.eta,
+                      guidance_scale=s.guidance_scale if args.guidance is None else args.guidance)
+    ncol = grid_columns(args.n, k if (fam.is_conditional and args.cls is None) else 0)
+    save_png(make_grid(imgs, ncol, scale=args.scale), Path(args.out))
+    print(json.dumps({"out": str(args.out), "n": args.n, "step": ckpt.step}))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name, desc in list_presets().items():
+        print(f"{name:16s} {desc}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from engine.worker import Worker
+    Worker(args.cache_dir, args.device or "auto").serve()
+    return 0
+
+
+def cmd_data_preview(args) -> int:
+    """Build a dataset and write a preview grid; prints one JSON line with what was found."""
+    import torch
+    from engine.config import DataConfig
+    from engine.data import build_dataset
+    from engine.data.folder import skipped_warning
+    from engine.training.grid import make_grid, save_png
+    fields = {"dataset": args.dataset, "path": args.path or ""}
+    if args.resolution:
+        fields["resolution"] = args.resolution
+    if args.config:
+        base = RunConfig.load(args.config).data
+        fields = {**base.__dict__, **{k: v for k, v in fields.items() if v}}
+    dcfg = RunConfig().replace(data=fields).data
+    data = build_dataset(dcfg)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(data), generator=g)[:args.n]
+    if args.out:
+        save_png(make_grid(data.float_batch(idx), scale=1), Path(args.out))
+    info = data.info()
+    if data.skipped:
+        info["warning"] = skipped_warning(data.name, data.skipped, data.scanned)
+    info["preview"] = args.out
+    print(json.dumps(info))
+    return 0
+
+
+def cmd_control(args) -> int:
+    from engine.rundir import send_control
+    if not (Path(args.run_dir) / "config.toml").exists():
+        raise CLIError(f"{args.run_dir}: not a run directory (no config.toml)")
+    send_control(args.run_dir, args.command)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genlab-engine", description="GenLab's engine: train and sample image generative models.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run directory")
+    t.add_argument("--preset", help="a preset name (see `genlab-engine presets`); default ddpm-digits")
+    t.add_argument("--config", help="a run config TOML file")
+    t.add_argument("--run-dir", help="run directory (default: RUNS_ROOT/<time>-<name>)")
+    t.add_argument("--runs-root", default="runs", help="where new run directories go (default ./runs)")
+    t.add_argument("--steps", type=int, help="train for this many steps in total (overrides the config)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override training.device")
+    t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
+    t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    t.add_argument("--no-stdin", action="store_true", help="do not read control commands from stdin")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="sample a grid of images from a checkpoint")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="grid.png")
+    s.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps (default: the run's)")
+    s.add_argument("--sampler", choices=["ddim", "ddpm"])
+    s.add_argument("--eta", type=float)
+    s.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    s.add_argument("--class", dest="cls", type=int, help="class index for every image (default: all classes)")
+    s.add_argument("--scale", type=int, default=1, help="upscale the grid by this factor (nearest)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    s.set_defaults(func=cmd_sample)
+
+    sub.add_parser("presets", help="list the presets").set_defaults(func=cmd_presets)
+
+    w = sub.add_parser("worker", help="serve canvas requests (JSON lines on stdin)")
+    w.add_argument("--cache-dir")
+    w.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    w.set_defaults(func=cmd_worker)
+
+    d = sub.add_parser("data-preview", help="load a dataset and write a preview grid")
+    d.add_argument("--dataset", default="digits")
+    d.add_argument("--path")
+    d.add_argument("--resolution", type=int)
+    d.add_argument("--config", help="take the [data] section of this config")
+    d.add_argument("--n", type=int, default=64)
+    d.add_argument("--out")
+    d.set_defaults(func=cmd_data_preview)
+
+    c = sub.add_parser("control", help="send pause/resume/stop/sample-now/save-now to a run")
+    c.add_argument("run_dir")
+    c.add_argument("command", choices=["pause", "resume", "stop", "sample-now", "save-now"])
+    c.set_defaults(func=cmd_control)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine.data.dataset import DataError
+    from engine.training.checkpoint import CheckpointError
+    try:
+        return args.func(args)
+    except (CLIError, ConfigError, DataError, CheckpointError) as e:
+        print(f"genlab-engine: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""An in-memory image dataset and a resumable, seeded batch order."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+class DataError(ValueError):
+    """A dataset cannot be built. The message names the source and the problem."""
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor          # N, C, H, W uint8 (kept as bytes: 4x smaller than float)
+    labels: torch.Tensor          # N int64
+    class_names: list[str]
+    name: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) for folders
+    scanned: int = 0              # files looked at (folders)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError("images must be a uint8 tensor N,C,H,W")
+        if len(self.labels) != len(self.images):
+            raise ValueError("one label per image")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def float_batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """Images at idx as float32 in [-1, 1]."""
+        return self.images[idx].float().div_(127.5).sub_(1.0)
+
+    def info(self) -> dict:
+        return {"name": self.name, "images": len(self), "channels": self.channels,
+                "resolution": self.resolution, "classes": self.class_names,
+                "skipped": len(self.skipped)}
+
+
+def to_uint8_nchw(arr: np.ndarray) -> torch.Tensor:
+    """N,H,W or N,H,W,C arrays in [0,1] float or uint8 -> uint8 N,C,H,W."""
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    else:
+        arr = arr.transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+class BatchOrder:
+    """Shuffled epochs of indices, derived from (seed, epoch): its whole state is two integers,
+    so resuming a run continues the exact same batch sequence."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, hflip: bool = False):
+        self.n, self.batch_size, self.seed, self.hflip = n, batch_size, seed, hflip
+        self.epoch, self.pos = 0, 0
+        self._perm = self._flips = None
+
+    def _make_epoch(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self._perm = torch.randperm(self.n, generator=g)
+        self._flips = torch.rand(self.n, generator=g) < 0.5 if self.hflip else None
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Indices of the next batch and, with hflip, which of them to mirror."""
+        idx, flips = [], []
+        need = self.batch_size
+        while need:
+            if self._perm is None:
+                self._make_epoch()
+            take = min(need, self.n - self.pos)
+            idx.append(self._perm[self.pos:self.pos + take])
+            if self._flips is not None:
+                flips.append(self._flips[self.pos:self.pos + take])
+            self.pos += take
+            need -= take
+            if self.pos == self.n:
+                self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
+        return torch.cat(idx), (torch.cat(flips) if flips else None)
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state(self, s: dict) -> None:
+        self.epoch, self.pos, self._perm = int(s["epoch"]), int(s["pos"]), None
+        if self.pos:
+            self._make_epoch()

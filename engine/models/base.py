@@ -1,0 +1,111 @@
+"""The interface every model family implements.
+
+A family owns its networks (and their EMA copies), creates its optimizers, says how one training
+step goes (calling ctx.optimize for each optimizer step: one for diffusion, two for a GAN), how to
+sample, and what it can do (capabilities). The training loop knows nothing else about it.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from engine.capabilities import Capabilities
+from engine.config import RunConfig
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor   # B, C, H, W float in [-1, 1] on the training device
+    labels: torch.Tensor   # B int64
+
+
+class StepContext:
+    """What a family's training_step may use: device, a seeded generator, autocast, optimize()."""
+
+    def __init__(self, device: torch.device, generator: torch.Generator, optimizers: dict,
+                 *, amp_dtype: torch.dtype | None = None, scaler: Any = None, grad_clip: float = 0.0):
+        self.device, self.generator, self.optimizers = device, generator, optimizers
+        self.amp_dtype, self.scaler, self.grad_clip = amp_dtype, scaler, grad_clip
+        self.grad_norms: dict[str, torch.Tensor] = {}
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast(device_type=self.device.type, enabled=False)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad, backward (scaled under fp16), clip, step the named optimizer."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.grad_clip > 0:
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            self.grad_norms[name] = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+
+
+class Family:
+    """Base class. Subclasses set `name`, build `self.networks` (an nn.ModuleDict) in __init__,
+    and implement make_optimizers, training_step, sample and capabilities."""
+
+    name: str = ""
+    ema_decay_warmup = True
+
+    def __init__(self, cfg: RunConfig, channels: int, resolution: int, class_names: list[str]):
+        self.cfg, self.channels, self.resolution = cfg, channels, resolution
+        self.class_names = list(class_names)
+        self.networks = nn.ModuleDict()
+        self.ema: nn.ModuleDict | None = None
+        self.device = torch.device("cpu")
+
+    def init_ema(self) -> None:
+        self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
+
+    def to(self, device: torch.device) -> "Family":
+        self.device = torch.device(device)
+        self.networks.to(self.device)
+        if self.ema is not None:
+            self.ema.to(self.device)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.networks.parameters())
+
+    # -- to implement ---------------------------------------------------------------------------
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One step: compute losses, call ctx.optimize(...), return scalar losses (tensors, detached
+        by the loop; "loss" is the headline one)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, *, seed: int = 0, labels: list[int] | None = None, use_ema: bool = True,
+               progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
+               **options: Any) -> torch.Tensor:
+        """n images in [-1, 1], (n, C, H, W), on the CPU. Same seed and options, same images."""
+        raise NotImplementedError
+
+    def capabilities(self) -> Capabilities:
+        raise NotImplementedError
+
+    def grid_labels(self, n: int) -> list[int] | None:
+        """Labels for a training sample grid: each column one class when conditional."""
+        k = len(self.class_names)
+        return [i % k for i in range(n)] if self.is_conditional else None
+
+    @property
+    def is_conditional(self) -> bool:
+        return False

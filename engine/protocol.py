@@ -1,0 +1,61 @@
+"""The JSON-lines messages the engine and the GUI speak.
+
+Events go out of an engine process on stdout, one JSON object per line, each with an "event" key:
+
+  started     run_dir, device, precision, step, total_steps, params, dataset, images
+  metrics     step, total_steps, loss (and other losses), lr, img_per_s, eta_s, elapsed_s
+  sample      step, path                     (a sample grid PNG was written)
+  checkpoint  step, path
+  status      state (running/paused/stopped/finished/failed), step, message
+  warning     message
+  error       message
+  progress    id, done, total                 (worker)
+  result      id, path(s)                     (worker)
+  cancelled   id                              (worker: superseded by a newer request)
+  ready       capabilities, checkpoint        (worker)
+
+Control commands come in on stdin (a plain word or {"cmd": ...}) and through the file `control`
+in the run directory (one command per line), so a run on another machine can be steered through a
+shared folder. Worker requests are JSON objects with "id" and "op".
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+COMMANDS = ("pause", "resume", "stop", "sample-now", "save-now")
+STATES = ("starting", "running", "paused", "stopped", "finished", "failed")
+CONTROL_FILE = "control"
+
+
+def encode(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str)
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"event": kind, **fields}
+
+
+def parse_line(line: str | bytes) -> dict[str, Any] | None:
+    """An event or request from one line, or None for blank or non-JSON lines (e.g. stray prints)."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_command(line: str) -> str | None:
+    """A control command from a line: 'pause' or {"cmd": "pause"}. Unknown input gives None."""
+    line = line.strip()
+    if not line:
+        return None
+    obj = parse_line(line)
+    word = obj.get("cmd") if obj is not None else line
+    word = str(word).strip().lower().replace("_", "-")
+    return word if word in COMMANDS else None

@@ -1,0 +1,1 @@
+"""Noise schedules and samplers (plain functions over a model callable)."""

@@ -1,0 +1,1 @@
+"""The family-agnostic training loop, checkpoints and the run directory."""

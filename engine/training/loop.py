@@ -1,0 +1,326 @@
+"""The training loop, the same for every family.
+
+It owns: device and precision, seeding, the batch order, LR warm-up and cosine decay, EMA, gradient
+clipping (through StepContext), logging to metrics.jsonl and stdout events, sample grids,
+checkpoints (atomic, resumable to the bit on CPU), control commands, and stopping on NaN/Inf.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from engine import protocol
+from engine.config import ConfigError, RunConfig
+from engine.data import BatchOrder, DataError, build_dataset
+from engine.data.folder import skipped_warning
+from engine.models import Batch, StepContext, build_family
+from engine.training import checkpoint as ck
+from engine.training.control import ControlChannel
+from engine.training.device import device_label, resolve_precision, select_device
+from engine.training.ema import ema_decay_at, update_ema
+from engine.training.grid import grid_columns, make_grid, save_png
+from engine.rundir import RunDir
+
+Emit = Callable[[dict], None]
+
+
+def stdout_emit(ev: dict) -> None:
+    sys.stdout.write(protocol.encode(ev) + "\n")
+    sys.stdout.flush()
+
+
+class TrainingFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class RunResult:
+    state: str           # finished / stopped / failed
+    step: int
+    run_dir: Path
+    message: str = ""
+    last_checkpoint: Path | None = None
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to min_ratio at `total`."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, emit: Emit = stdout_emit,
+                 listen_stdin: bool = False):
+        self.cfg, self.emit = cfg, emit
+        self.rd = RunDir(run_dir)
+        self.resume = resume
+        self.listen_stdin = listen_stdin
+        self.step = 0
+        self.state = "starting"
+        self.last_ckpt: Path | None = None
+        self.last_saved_step = -1
+        self.last_sampled_step = -1
+
+    # ---- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg, t = self.cfg, self.cfg.training
+        self.rd.create()
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        ckpt = None
+        if self.resume:
+            latest = self.rd.latest_checkpoint()
+            if latest is None:
+                raise TrainingFailed(f"{self.rd.path}: nothing to resume: no checkpoint in {self.rd.checkpoints_dir}")
+            ckpt = ck.load_checkpoint(latest)
+        torch.manual_seed(t.seed)
+        self.device = select_device(t.device)
+        self.precision, amp_dtype, needs_scaler = resolve_precision(t.precision, self.device)
+        self.data = build_dataset(cfg.data)
+        if self.data.skipped:
+            self.emit(protocol.event("warning", message=skipped_warning(self.data.name, self.data.skipped,
+                                                                         self.data.scanned)))
+        self.family = build_family(cfg, self.data.channels, self.data.resolution, self.data.class_names)
+        self.family.to(self.device)
+        self.optimizers = self.family.make_optimizers()
+        for opt in self.optimizers.values():
+            for g in opt.param_groups:
+                g.setdefault("base_lr", g["lr"])
+        self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
+        self.generator = torch.Generator(device=self.device).manual_seed(t.seed + 1)
+        self.ctx = StepContext(self.device, self.generator, self.optimizers, amp_dtype=amp_dtype,
+                               scaler=self.scaler, grad_clip=t.grad_clip)
+        self.order = BatchOrder(len(self.data), t.batch_size, t.seed, cfg.data.hflip)
+        # the whole (uint8) dataset lives on the device when it is small: no per-step copies
+        small = self.data.images.numel() < 2 ** 31
+        self.images = self.data.images.to(self.device) if small else self.data.images
+        self.labels = self.data.labels.to(self.device)
+        if ckpt is not None:
+            self._restore(ckpt)
+        else:
+            cfg.save(self.rd.config_path)
+        self.control = ControlChannel(self.rd, self.listen_stdin)
+
+    def _restore(self, ckpt: ck.Checkpoint) -> None:
+        ck.load_weights_into(self.family, ckpt)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(ck.optimizer_from_flat(name, ckpt.meta["optimizers"][name], ckpt))
+        if self.scaler is not None and ckpt.meta.get("scaler"):
+            self.scaler.load_state_dict(ckpt.meta["scaler"])
+        self.order.load_state(ckpt.meta["batch_order"])
+        ck.restore_rng(ckpt, self.generator, self.device)
+        self.step = ckpt.step
+        self.last_saved_step = self.last_sampled_step = self.step
+        self.last_ckpt = self.rd.latest_checkpoint()
+        self.rd.truncate_metrics_after(self.step)
+
+    # ---- pieces -------------------------------------------------------------------------------
+    def status(self, state: str, message: str = "", **extra) -> None:
+        self.write_status(state, message, **extra)
+        self.emit(protocol.event("status", state=state, step=self.step, message=message))
+
+    def write_status(self, state: str, message: str = "", **extra) -> None:
+        self.state = state
+        t = self.cfg.training
+        fields = dict(state=state, step=self.step, total_steps=t.steps, pid=os.getpid(),
+                      device=device_label(self.device) if hasattr(self, "device") else "",
+                      precision=getattr(self, "precision", ""), message=message,
+                      last_checkpoint=str(self.last_ckpt) if self.last_ckpt else None, **extra)
+        self.rd.write_status(**fields)
+
+    def save(self) -> Path:
+        tensors = {}
+        tensors.update({f"net.{k}": v for k, v in self.family.networks.state_dict().items()})
+        if self.family.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.family.ema.state_dict().items()})
+        opt_meta = {}
+        for name, opt in self.optimizers.items():
+            ts, js = ck.optimizer_to_flat(name, opt)
+            tensors.update(ts)
+            opt_meta[name] = js
+        tensors.update(ck.rng_tensors(self.generator, self.device))
+        meta = {"step": self.step, "family": self.family.name, "config": self.cfg.to_dict(),
+                "config_hash": self.cfg.hash(), "ema": self.family.ema is not None,
+                "optimizers": opt_meta, "scaler": self.scaler.state_dict() if self.scaler else None,
+                "batch_order": self.order.state(),
+                "data": {"channels": self.data.channels, "resolution": self.data.resolution,
+                         "class_names": self.data.class_names, "images": len(self.data)},
+                "capabilities": self.family.capabilities().to_dict(),
+                "metrics": getattr(self, "last_metrics", {}), "time": time.time()}
+        path = ck.save_checkpoint(self.rd.checkpoint_stem(self.step), tensors, meta)
+        self.last_ckpt, self.last_saved_step = path, self.step
+        self.rd.prune_checkpoints(self.cfg.training.keep_checkpoints)
+        self.emit(protocol.event("checkpoint", step=self.step, path=str(path)))
+        return path
+
+    def sample_grid(self) -> Path:
+        s = self.cfg.sampling
+        n = s.grid_size
+        imgs = self.family.sample(n, seed=s.seed, labels=self.family.grid_labels(n), use_ema=True,
+                                  sampler=s.sampler, steps=s.steps, eta=s.eta, guidance_scale=s.guidance_scale)
+        ncol = grid_columns(n, len(self.data.class_names) if self.family.is_conditional else 0)
+        path = self.rd.sample_path(self.step)
+        save_png(make_grid(imgs, ncol), path)
+        self.last_sampled_step = self.step
+        self.emit(protocol.event("sample", step=self.step, path=str(path)))
+        return path
+
+    def _handle(self, cmds: list[str]) -> bool:
+        """Act on control commands. Returns True when the run must stop."""
+        stop = False
+        for c in cmds:
+            if c == "pause" and self.state == "running":
+                self.status("paused")
+            elif c == "resume" and self.state == "paused":
+                self.status("running")
+            elif c == "stop":
+                stop = True
+            elif c == "sample-now":
+                self._check_finite()
+                self.sample_grid()
+            elif c == "save-now":
+                self._check_finite()
+                self.save()
+        return stop
+
+    def _check_finite(self) -> None:
+        if self.bad_flag.item():  # a CPU-GPU sync: done only at log/save/sample points
+            raise TrainingFailed(f"the loss became NaN or Inf before step {self.step}; training stopped. "
+                                 f"Try a lower training.lr or training.grad_clip.")
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(self, until_step: int | None = None) -> RunResult:
+        try:
+            self.setup()
+        except (ConfigError, DataError, ck.CheckpointError, TrainingFailed) as e:
+            return self._fail(str(e))
+        t = self.cfg.training
+        total = t.steps
+        self.emit(protocol.event("started", run_dir=str(self.rd.path), device=device_label(self.device),
+                                 precision=self.precision, step=self.step, total_steps=total,
+                                 params=self.family.num_parameters(), dataset=self.data.name,
+                                 images=len(self.data), classes=self.data.class_names,
+                                 capabilities=self.family.capabilities().to_dict()))
+        self.status("running")
+        self.bad_flag = torch.zeros((), dtype=torch.bool, device=self.device)
+        try:
+            if self.step == 0 and self.last_sampled_step < 0:
+                self.sample_grid()
+            sums: dict[str, torch.Tensor] = {}
+            n_in_window, window_start, overhead = 0, time.perf_counter(), 0.0
+            run_start = time.perf_counter()
+            stop_at = min(total, until_step) if until_step is not None else total
+            while self.step < stop_at:
+                cmds = self.control.poll()
+                if cmds and self._handle(cmds):
+                    return self._stop("stopped by request")
+                while self.state == "paused":
+                    time.sleep(0.05)
+                    pause_t0 = time.perf_counter()
+                    if self._handle(self.control.poll(force_file=True)):
+                        return self._stop("stopped by request")
+                    overhead += time.perf_counter() - pause_t0 + 0.05
+                losses = self._train_step()
+                for k, v in losses.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                n_in_window += 1
+                self.step += 1
+                if self.step % t.log_every == 0 or self.step == stop_at:
+                    self._check_finite()
+                    now = time.perf_counter()
+                    busy = max(1e-9, now - window_start - overhead)
+                    img_s = n_in_window * t.batch_size / busy
+                    row = {"step": self.step, "time": round(time.time(), 3),
+                           "elapsed_s": round(now - run_start, 3),
+                           **{k: float(v) / n_in_window for k, v in sums.items()},
+                           "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
+                           "img_per_s": round(img_s, 2),
+                           "eta_s": round((total - self.step) * t.batch_size / img_s, 1)}
+                    for name, gn in self.ctx.grad_norms.items():
+                        row[f"grad_norm_{name}"] = float(gn)
+                    self.last_metrics = row
+                    self.rd.append_metrics(row)
+                    self.write_status(self.state, img_per_s=row["img_per_s"], eta_s=row["eta_s"])
+                    self.emit(protocol.event("metrics", total_steps=total, **row))
+                    sums, n_in_window, window_start, overhead = {}, 0, time.perf_counter(), 0.0
+                extra_t0 = time.perf_counter()
+                if t.sample_every and self.step % t.sample_every == 0:
+                    self._check_finite()
+                    self.sample_grid()
+                if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+                    self._check_finite()
+                    self.save()
+                overhead += time.perf_counter() - extra_t0
+            self._check_finite()
+            if self.last_sampled_step != self.step:
+                self.sample_grid()
+            if self.last_saved_step != self.step:
+                self.save()
+            if self.step < total:
+                return self._stop(f"stopped at step {self.step}")
+            self.status("finished", f"finished {total} steps")
+            return RunResult("finished", self.step, self.rd.path, last_checkpoint=self.last_ckpt)
+        except TrainingFailed as e:
+            return self._fail(str(e))
+        except KeyboardInterrupt:
+            return self._stop("interrupted")
+        except Exception as e:  # OOM, a bug: the run fails cleanly, the last checkpoint stays
+            traceback.print_exc(file=sys.stderr)
+            return self._fail(f"{type(e).__name__}: {e}")
+
+    def _train_step(self) -> dict[str, torch.Tensor]:
+        t = self.cfg.training
+        factor = lr_factor(self.step, t.steps, t.warmup_steps, t.min_lr_ratio)
+        for opt in self.optimizers.values():
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * factor
+        idx, flips = self.order.next()
+        idx = idx.to(self.images.device)
+        x = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if flips is not None:
+            x = torch.where(flips.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        batch = Batch(x, self.labels[idx.to(self.labels.device)])
+        losses = self.family.training_step(batch, self.ctx)
+        losses = {k: v.detach().float() for k, v in losses.items()}
+        for v in losses.values():
+            self.bad_flag |= ~torch.isfinite(v)
+        decay = ema_decay_at(self.step, t.ema_decay)
+        if self.family.ema is not None:
+            update_ema(self.family.ema, self.family.networks, decay)
+        return losses
+
+    def _stop(self, message: str) -> RunResult:
+        try:
+            self._check_finite()
+            if self.last_saved_step != self.step:
+                self.save()
+        except TrainingFailed as e:
+            return self._fail(str(e))
+        self.status("stopped", message)
+        return RunResult("stopped", self.step, self.rd.path, message, self.last_ckpt)
+
+    def _fail(self, message: str) -> RunResult:
+        if self.last_ckpt:
+            message += f" The last good checkpoint is kept: {self.last_ckpt}"
+        try:
+            self.rd.create()
+            self.status("failed", message)
+        except OSError:
+            pass
+        self.emit(protocol.event("error", message=message))
+        return RunResult("failed", self.step, self.rd.path, message, self.last_ckpt)
+
+
+def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, until_step: int | None = None,
+          emit: Emit = stdout_emit, listen_stdin: bool = False) -> RunResult:
+    return Trainer(cfg, run_dir, resume=resume, emit=emit, listen_stdin=listen_stdin).run(until_step)

@@ -1,0 +1,30 @@
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from engine.config import RunConfig  # noqa: E402
+
+
+def tiny_config(**sections) -> RunConfig:
+    """A model small enough to train in seconds on 8x8 digits."""
+    cfg = RunConfig(name="tiny").replace(
+        data={"dataset": "digits", "resolution": 8},
+        model={"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4], "timesteps": 50,
+               "attention_heads": 2},
+        training={"steps": 30, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5, "log_every": 5,
+                  "sample_every": 0, "checkpoint_every": 10, "device": "cpu", "ema_decay": 0.9},
+        sampling={"steps": 5, "grid_size": 10},
+    )
+    return cfg.replace(**sections) if sections else cfg
+
+
+@pytest.fixture
+def tiny_cfg():
+    return tiny_config()

@@ -1,0 +1,83 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from engine.worker import Worker
+from engine.training.loop import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def engine(*args, input=None, timeout=120):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
+                          input=input, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_cli_presets_and_clear_errors(tmp_path):
+    r = engine("presets")
+    assert r.returncode == 0 and "ddpm-digits" in r.stdout
+    r = engine("train", "--preset", "nope", "--run-dir", str(tmp_path / "x"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["genlab-engine: error: unknown preset 'nope'; available: "
+                                             "ddpm-digits, ddpm-faces, ddpm-shapes, ddpm-textures"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nschedule = "quad"\n')
+    r = engine("train", "--config", str(bad))
+    assert r.returncode == 2 and "model.schedule = 'quad'" in r.stderr and "bad.toml" in r.stderr
+    r = engine("sample", "--checkpoint", str(tmp_path / "none.safetensors"))
+    assert r.returncode == 2 and "checkpoint not found" in r.stderr
+
+
+def test_cli_train_stdin_stop_then_resume_and_sample(tmp_path, tiny_cfg):
+    cfg_path = tmp_path / "tiny.toml"
+    tiny_cfg.replace(training={"steps": 40}).save(cfg_path)
+    run = tmp_path / "run"
+    r = engine("train", "--config", str(cfg_path), "--run-dir", str(run), "--steps", "20")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    assert events[0]["event"] == "started" and events[-1] == {**events[-1], "event": "status", "state": "finished"}
+    r = engine("train", "--run-dir", str(run), "--resume", "--steps", "30")
+    assert r.returncode == 0, r.stderr
+    st = json.loads((run / "status.json").read_text())
+    assert st["state"] == "finished" and st["step"] == 30
+    out = tmp_path / "grid.png"
+    r = engine("sample", "--checkpoint", str(run / "checkpoints" / "step_000030.safetensors"), "--n", "12",
+               "--seed", "3", "--out", str(out), "--steps", "4")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size[0] > 8
+    # a run fed "stop" on stdin stops cleanly with a checkpoint
+    run2 = tmp_path / "run2"
+    r = engine("train", "--config", str(cfg_path), "--run-dir", str(run2), "--steps", "100000", input="stop\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run2 / "status.json").read_text())["state"] == "stopped"
+    assert list((run2 / "checkpoints").glob("*.safetensors"))
+
+
+def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
+    res = train(tiny_cfg.replace(training={"steps": 5}), tmp_path / "run", emit=lambda e: None)
+    events = []
+    w = Worker(tmp_path / "cache", device="cpu", emit=events.append)
+    w.submit({"id": 1, "op": "load", "checkpoint": str(res.last_checkpoint)})
+    w.submit({"id": 2, "op": "sample", "n": 4, "seed": 0, "steps": 3})
+    w.submit({"id": 3, "op": "sample", "n": 6, "seed": 1, "steps": 3, "class": 2, "guidance_scale": 2.0})
+    w.submit({"id": 4, "op": "quit"})
+    w.serve = w.serve  # run the loop in this thread (no stdin reader)
+    while w._queue:
+        req = w._queue.pop(0)
+        if req["op"] == "quit":
+            break
+        w.handle(req)
+    kinds = [(e["event"], e.get("id")) for e in events]
+    assert ("cancelled", 2) in kinds and ("result", 2) not in kinds
+    assert ("ready", 1) in kinds and ("result", 3) in kinds
+    ready = next(e for e in events if e["event"] == "ready")
+    assert ready["capabilities"]["class_labels"] == [str(i) for i in range(10)]
+    path = next(e["path"] for e in events if e["event"] == "result")
+    assert Image.open(path).size[0] > 8
+    w.handle({"id": 9, "op": "sample", "n": 0})
+    assert events[-1]["event"] == "error" and "between 1 and 1024" in events[-1]["message"]

@@ -1,0 +1,138 @@
+import json
+import math
+
+import torch
+
+from engine.models.ddpm import DDPMFamily
+from engine.rundir import RunDir, send_control
+from engine.training import checkpoint as ck
+from engine.training.loop import Trainer, lr_factor, train
+from tests.conftest import tiny_config
+
+
+def _quiet(events):
+    return events.append
+
+
+def test_tiny_run_lowers_loss_and_writes_run_dir(tmp_path, tiny_cfg):
+    events = []
+    cfg = tiny_cfg.replace(training={"steps": 60, "checkpoint_every": 30, "sample_every": 30})
+    res = train(cfg, tmp_path / "run", emit=events.append)
+    assert res.state == "finished" and res.step == 60
+    rd = RunDir(tmp_path / "run")
+    rows = [json.loads(l) for l in rd.metrics_path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(5, 61, 5))
+    first, last = sum(r["loss"] for r in rows[:2]) / 2, sum(r["loss"] for r in rows[-3:]) / 3
+    assert last < 0.6 * first, (first, last)
+    assert all(r["img_per_s"] > 0 and r["lr"] > 0 for r in rows)
+    assert json.loads(rd.status_path.read_text())["state"] == "finished"
+    assert rd.config_path.exists()
+    assert sorted(p.name for p in rd.samples_dir.iterdir()) == ["step_000000.png", "step_000030.png", "step_000060.png"]
+    assert [s for s, _ in rd.checkpoints()] == [30, 60]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "started" and "metrics" in kinds and "checkpoint" in kinds and kinds[-1] == "status"
+
+
+def test_checkpoint_round_trip_is_bit_exact(tmp_path, tiny_cfg):
+    res = train(tiny_cfg.replace(training={"steps": 10}), tmp_path / "run", emit=lambda e: None)
+    ckpt = ck.load_checkpoint(res.last_checkpoint)
+    fam, _ = ck.family_from_checkpoint(res.last_checkpoint, "cpu")
+    for k, v in fam.networks.state_dict().items():
+        assert torch.equal(v, ckpt.tensors[f"net.{k}"])
+    for k, v in fam.ema.state_dict().items():
+        assert torch.equal(v, ckpt.tensors[f"ema.{k}"])
+    # saving again gives the same bytes for the same tensors
+    stem = tmp_path / "copy" / "step_000010"
+    ck.save_checkpoint(stem, ckpt.tensors, {k: v for k, v in ckpt.meta.items() if k not in ("format", "version")})
+    assert (tmp_path / "copy" / "step_000010.safetensors").read_bytes() == res.last_checkpoint.read_bytes()
+    again = ck.load_checkpoint(stem)
+    assert again.meta == ckpt.meta and all(torch.equal(again.tensors[k], v) for k, v in ckpt.tensors.items())
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(training={"steps": 20, "checkpoint_every": 0}, data={"hflip": True},
+                           model={"dropout": 0.1})
+    full = Trainer(cfg, tmp_path / "a", emit=lambda e: None)
+    assert full.run().state == "finished"
+    part = Trainer(cfg, tmp_path / "b", emit=lambda e: None)
+    r = part.run(until_step=11)
+    assert r.state == "stopped" and r.step == 11
+    resumed = Trainer(cfg, tmp_path / "b", resume=True, emit=lambda e: None)
+    assert resumed.run().state == "finished"
+    for name in ("networks", "ema"):
+        a, b = getattr(full.family, name).state_dict(), getattr(resumed.family, name).state_dict()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs after resume"
+    oa, ob = full.optimizers["unet"].state_dict(), resumed.optimizers["unet"].state_dict()
+    assert all(torch.equal(oa["state"][0][k], ob["state"][0][k]) for k in oa["state"][0])
+    # the curve of the resumed run has each step once
+    steps = [json.loads(l)["step"] for l in RunDir(tmp_path / "b").metrics_path.read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 20
+
+
+def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, tiny_cfg, monkeypatch):
+    original = DDPMFamily.training_step
+    calls = {"n": 0}
+
+    def exploding(self, batch, ctx):
+        calls["n"] += 1
+        if calls["n"] > 13:  # from step 14 on, the loss (and so the weights) become NaN
+            loss = self.networks["unet"](batch.images, torch.zeros(len(batch.images), dtype=torch.long)).mean() * math.nan
+            ctx.optimize("unet", loss)
+            return {"loss": loss}
+        return original(self, batch, ctx)
+
+    monkeypatch.setattr(DDPMFamily, "training_step", exploding)
+    events = []
+    res = train(tiny_cfg.replace(training={"steps": 40, "checkpoint_every": 5, "log_every": 5}),
+                tmp_path / "run", emit=events.append)
+    assert res.state == "failed"
+    assert "NaN" in res.message and "step_000010" in res.message
+    rd = RunDir(tmp_path / "run")
+    status = json.loads(rd.status_path.read_text())
+    assert status["state"] == "failed" and "NaN" in status["message"]
+    assert [s for s, _ in rd.checkpoints()] == [5, 10]  # nothing saved after the NaN
+    good = ck.load_checkpoint(rd.latest_checkpoint())
+    assert all(torch.isfinite(v).all() for k, v in good.tensors.items() if v.is_floating_point())
+    assert events[-1]["event"] == "error"
+
+
+def test_control_file_pause_resume_stop(tmp_path, tiny_cfg):
+    run = tmp_path / "run"
+    seen = []
+
+    def emit(ev):
+        seen.append(ev)
+        if ev["event"] == "metrics" and ev["step"] == 10:
+            send_control(run, "pause")
+        if ev["event"] == "status" and ev["state"] == "paused":
+            send_control(run, "sample-now")
+            send_control(run, "resume")
+        if ev["event"] == "status" and ev["state"] == "running" and any(
+                e["event"] == "status" and e["state"] == "paused" for e in seen):
+            send_control(run, "stop")
+
+    (run).mkdir()
+    (run / "config.toml").write_text("")  # send_control only needs the folder
+    res = train(tiny_cfg.replace(training={"steps": 100, "checkpoint_every": 0}), run, emit=emit)
+    states = [e["state"] for e in seen if e["event"] == "status"]
+    assert states[:3] == ["running", "paused", "running"] and states[-1] == "stopped"
+    assert res.state == "stopped" and 10 <= res.step < 100
+    assert RunDir(run).latest_checkpoint() is not None  # stopping saves
+    assert any(e["event"] == "sample" and e["step"] >= 10 for e in seen)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_factor(0, 100, 10, 0.1) == 0.1
+    assert lr_factor(9, 100, 10, 0.1) == 1.0
+    assert abs(lr_factor(10, 100, 10, 0.1) - 1.0) < 1e-9
+    assert abs(lr_factor(100, 100, 10, 0.1) - 0.1) < 1e-9
+    vals = [lr_factor(s, 100, 10, 0.1) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(vals, vals[1:]))
+
+
+def test_failed_config_device_is_reported(tmp_path, tiny_cfg):
+    if torch.cuda.is_available():
+        return
+    res = train(tiny_cfg.replace(training={"device": "cuda"}), tmp_path / "r", emit=lambda e: None)
+    assert res.state == "failed" and "no CUDA GPU" in res.message
