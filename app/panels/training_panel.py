@@ -80,6 +80,8 @@ class TrainingPanel(QGroupBox):
 
     # ---- actions ------------------------------------------------------------------------------
     def start(self) -> bool:
+        if self.job.is_running():
+            return False
         cfg = self.config_provider()
         if cfg is None:
             return False
@@ -127,6 +129,8 @@ class TrainingPanel(QGroupBox):
             self.progress.setRange(0, int(ev["total_steps"]))
             self.progress.setValue(int(ev["step"]))
         elif kind == "status":
+            if ev["state"] in ("stopped", "finished", "failed"):
+                return  # final only when the process has exited (_on_ended): Start stays off until then
             self.state = ev["state"]
             if self.state == "paused":
                 self.progress.setFormat("paused at step %v / %m")

@@ -1,0 +1,9 @@
+"""Run every benchmark in turn (each writes benchmarks/results/<name>.json)."""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+for script in ("train_throughput.py", "gui_overhead.py", "time_to_digits.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, script], cwd=HERE, check=True)

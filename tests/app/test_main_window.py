@@ -1,0 +1,106 @@
+"""The window driven as a person would: click Start, watch the plot and the samples, click Stop."""
+from PySide6.QtCore import Qt
+import json
+
+import pytest
+from PIL import Image
+
+from app.main_window import MainWindow
+from engine.rundir import RunDir
+from tests.conftest import tiny_config
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def _use(window, cfg):
+    window.model_panel.set_config(cfg)
+    window.data_panel.set_config(cfg.data)
+
+
+def test_opens_on_digits_and_default_preset(window, qtbot):
+    assert window.data_panel.combo.currentData() == "digits"
+    assert window.model_panel.preset.currentData() == "ddpm-digits"
+    cfg = window.build_config()
+    assert cfg is not None and cfg.name == "ddpm-digits" and cfg.data.resolution == 16
+    # the data preview comes from an engine process, and the panel shows the count
+    qtbot.waitUntil(lambda: "1,797 images" in window.data_panel.info.text(), timeout=60000)
+    assert window.data_panel.preview.has_image()
+
+
+def test_start_plots_loss_shows_samples_and_stop_ends_engine(window, qtbot):
+    _use(window, tiny_config(training={"steps": 100000, "log_every": 2, "sample_every": 10, "checkpoint_every": 0}))
+    qtbot.mouseClick(window.training.start_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.loss_plot.point_count() >= 3, timeout=90000)
+    qtbot.waitUntil(lambda: "step_000010" in window.samples.path, timeout=60000)
+    assert window.training.state == "running"
+    assert "device: cpu" in window.training.device.text()
+    assert "img/s" in window.training.stats.text()
+    assert not window.training.start_btn.isEnabled() and window.training.stop_btn.isEnabled()
+
+    qtbot.mouseClick(window.training.pause_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.training.state == "paused", timeout=20000)
+    assert window.training.pause_btn.text() == "Resume"
+    qtbot.mouseClick(window.training.pause_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.training.state == "running", timeout=20000)
+
+    qtbot.mouseClick(window.training.stop_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not window.training.job.is_running(), timeout=30000)
+    qtbot.waitUntil(lambda: window.training.state == "stopped", timeout=5000)
+    rd = RunDir(window.training.run_dir)
+    assert json.loads(rd.status_path.read_text())["state"] == "stopped"
+    assert rd.latest_checkpoint() is not None
+    assert window.training.start_btn.isEnabled()
+    assert window.sampling.ckpt.text().endswith(".safetensors")  # the canvas is offered the new checkpoint
+
+
+def test_engine_error_and_crash_leave_gui_running(window, qtbot, tmp_path):
+    # a dataset folder that does not exist: the engine exits with a clear message
+    cfg = tiny_config(data={"dataset": "folder", "path": str(tmp_path / "missing")})
+    _use(window, cfg)
+    assert window.training.start()
+    qtbot.waitUntil(lambda: window.training.state == "failed", timeout=60000)
+    assert "folder not found" in window.training.error.text()
+    assert window.training.start_btn.isEnabled()
+
+    # the engine process killed mid-run: the GUI shows it and offers to resume
+    _use(window, tiny_config(training={"steps": 100000, "checkpoint_every": 5, "log_every": 5}))
+    assert window.training.start()
+    qtbot.waitUntil(lambda: RunDir(window.training.run_dir).latest_checkpoint() is not None, timeout=90000)
+    window.training.job.proc.kill()
+    qtbot.waitUntil(lambda: window.training.state == "failed", timeout=20000)
+    assert "crashed" in window.training.error.text() or "exited" in window.training.error.text()
+    assert window.training.resume_btn.isVisibleTo(window)
+    qtbot.mouseClick(window.training.resume_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.training.state == "running", timeout=60000)
+    window.training.stop()
+    qtbot.waitUntil(lambda: not window.training.job.is_running(), timeout=30000)
+
+
+def test_bad_field_is_named_and_nothing_starts(window):
+    window.model_panel.model_form.editors["channel_mults"].setText("1, 2, 2, 2, 2, 2")
+    assert window.training.start() is False
+    assert "data.resolution = 16 must be divisible by 32" in window.model_panel.error.text()
+    assert not window.training.job.is_running()
+
+
+def test_data_panel_folder_with_bad_files(window, qtbot, tmp_path):
+    folder = tmp_path / "pics"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (50 * i, 0, 0)).save(folder / "a" / f"{i}.png")
+        Image.new("RGB", (20, 20), (0, 50 * i, 0)).save(folder / "b" / f"{i}.jpg")
+    (folder / "b" / "broken.png").write_bytes(b"nope")
+    window.data_panel.set_folder(str(folder))
+    qtbot.waitUntil(lambda: "6 images" in window.data_panel.info.text(), timeout=60000)
+    assert "2 classes" in window.data_panel.info.text()
+    assert "skipped 1 of 7" in window.data_panel.info.text() and "broken.png" in window.data_panel.info.text()
+    cfg = window.build_config()
+    assert cfg.data.dataset == "folder" and cfg.data.path == str(folder)

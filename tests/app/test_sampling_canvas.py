@@ -1,0 +1,30 @@
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from app.canvases.sampling import SamplingCanvas
+from engine.training.loop import train
+from tests.conftest import tiny_config
+
+
+def test_sampling_canvas_samples_from_checkpoint_and_saves(qtbot, tmp_path):
+    res = train(tiny_config(training={"steps": 10}), tmp_path / "run", emit=lambda e: None)
+    canvas = SamplingCanvas()
+    qtbot.addWidget(canvas)
+    canvas.show()
+    canvas.set_checkpoint(str(res.last_checkpoint))
+    qtbot.waitUntil(lambda: canvas.cls.count() == 11, timeout=60000)  # "all classes" + 10 digits
+    assert canvas.guidance.isEnabled()
+    canvas.n.setValue(8)
+    canvas.steps.setValue(4)
+    canvas.cls.setCurrentIndex(4)  # digit 3
+    qtbot.mouseClick(canvas.sample_btn, Qt.LeftButton)
+    qtbot.waitUntil(canvas.view.has_image, timeout=60000)
+    assert canvas.view.image_size().width() > 8
+    assert canvas.save_btn.isEnabled()
+    out = tmp_path / "saved.png"
+    canvas.save_to(str(out))
+    assert Image.open(out).size == (canvas.view.image_size().width(), canvas.view.image_size().height())
+    # a bad checkpoint path shows an error, the canvas stays usable
+    canvas.set_checkpoint(str(tmp_path / "nope.safetensors"))
+    qtbot.waitUntil(lambda: "checkpoint not found" in canvas.status.text(), timeout=30000)
+    canvas.shutdown()

@@ -1,0 +1,25 @@
+from app.widgets.config_form import ConfigForm
+from engine.config import DDPMConfig, TrainingConfig
+
+
+def test_config_form_round_trip_and_tooltips(qtbot):
+    form = ConfigForm(DDPMConfig, exclude=("family",))
+    qtbot.addWidget(form)
+    cfg = DDPMConfig(base_channels=48, channel_mults=[1, 2, 4], schedule="linear", class_conditional=False)
+    form.set_values(cfg)
+    v = form.values()
+    assert v["base_channels"] == 48 and v["channel_mults"] == [1, 2, 4]
+    assert v["schedule"] == "linear" and v["class_conditional"] is False
+    assert "Noise schedule" in form.editors["schedule"].toolTip()
+    assert "family" not in form.editors
+
+
+def test_config_form_ranges_follow_schema(qtbot):
+    form = ConfigForm(TrainingConfig)
+    qtbot.addWidget(form)
+    assert form.editors["batch_size"].minimum() == 1
+    assert form.editors["ema_decay"].maximum() == 1.0
+    changes = []
+    form.changed.connect(lambda: changes.append(1))
+    form.editors["steps"].setValue(123)
+    assert changes and form.values()["steps"] == 123
