@@ -209,3 +209,37 @@ class DataPreviewJob(EngineJob):
         elif not crashed:
             msg = [l for l in tail.splitlines() if l.strip()]
             self.failed.emit(msg[-1].replace("genlab-engine: error: ", "") if msg else f"exit code {code}")
+
+
+class EvalJob(EngineJob):
+    """`genlab-engine eval` for one checkpoint: progress and the scores as signals."""
+
+    progressed = Signal(str, int, int)  # stage, done, total
+    done = Signal(dict)
+    failed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.event.connect(self._on_event)
+        self.ended.connect(self._on_ended)
+        self._result = None
+
+    def evaluate(self, checkpoint: str, n: int, metrics: str = "fid,kid,pr,is", steps: int | None = None) -> None:
+        self._result = None
+        args = ["eval", "--checkpoint", checkpoint, "--n", str(n), "--metrics", metrics]
+        if steps:
+            args += ["--steps", str(steps)]
+        self.start(*args)
+
+    def _on_event(self, ev: dict) -> None:
+        if ev["event"] == "progress":
+            self.progressed.emit(ev["stage"], int(ev["done"]), int(ev["total"]))
+        elif ev["event"] == "result":
+            self._result = ev
+
+    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
+        if code == 0 and self._result is not None:
+            self.done.emit(self._result)
+        else:
+            lines = [l for l in tail.splitlines() if l.strip()]
+            self.failed.emit(lines[-1].replace("genlab-engine: error: ", "") if lines else f"exit code {code}")

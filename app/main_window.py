@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QLabel, QMainWindow, QSplitter, QTabWidget, QVBox
 from app.canvases.sampling import SamplingCanvas
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
-from app.panels.plots_panel import LossPlot
+from app.panels.plots_panel import LossPlot, MetricPlot
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
@@ -36,6 +36,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel()
         self.training = TrainingPanel(self.runs_root, self.build_config)
         self.loss_plot = LossPlot("loss")
+        self.quality_plot = MetricPlot()
         self.samples = ImageView("Sample grids appear here while training (fixed seed, every N steps).")
         self.sample_caption = QLabel("")
         self.sample_caption.setAlignment(Qt.AlignCenter)
@@ -52,8 +53,12 @@ class MainWindow(QMainWindow):
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.samples, 1)
         sl.addWidget(self.sample_caption)
+        plots = QSplitter(Qt.Vertical)
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.quality_plot)
+        plots.setSizes([500, 260])
         live = QSplitter(Qt.Horizontal)
-        live.addWidget(self.loss_plot)
+        live.addWidget(plots)
         live.addWidget(samples_box)
         live.setSizes([450, 450])
         train_tab = QWidget()
@@ -78,7 +83,11 @@ class MainWindow(QMainWindow):
         self.training.checkpoint_saved.connect(lambda p: self.sampling.set_checkpoint(p, load=False))
         self.training.run_ended.connect(self._on_run_ended)
         self.watcher.metrics.connect(self.loss_plot.add_rows)
+        self.watcher.metrics.connect(self.quality_plot.add_rows)
         self.watcher.reset.connect(self.loss_plot.clear)
+        self.watcher.reset.connect(self.quality_plot.clear)
+        self.training.job.event.connect(
+            lambda ev: self.quality_plot.show_progress(ev) if ev.get("event") == "eval_progress" else None)
         self.watcher.sample.connect(self._on_sample)
 
         self.model_panel.load_preset(preset)

@@ -97,6 +97,68 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    """Score a checkpoint's samples against its training data, or a folder of fakes against a
+    folder of reals. Progress and the result are JSON lines on stdout."""
+    import time
+    import torch
+    from engine import protocol
+    from engine.metrics.evaluate import Evaluator, parse_metrics
+
+    def emit(ev):
+        print(protocol.encode(ev), flush=True)
+
+    last = [0.0]
+
+    def progress(stage, done, total):
+        now = time.monotonic()
+        if now - last[0] > 0.2 or done == total:
+            last[0] = now
+            emit(protocol.event("progress", stage=stage, done=done, total=total))
+
+    try:
+        metrics = parse_metrics(args.metrics)
+    except ValueError as e:
+        raise CLIError(f"--metrics: {e}") from None
+    t0 = time.perf_counter()
+    if args.checkpoint:
+        if args.real or args.fake:
+            raise CLIError("give --checkpoint, or --real and --fake, not both")
+        from engine.data import build_dataset
+        from engine.training.checkpoint import family_from_checkpoint
+        fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
+        cfg = ckpt.config
+        data = build_dataset(cfg.data)
+        ev = Evaluator(data.images, data.labels, data.num_classes, metrics=metrics,
+                       inception_path=args.inception or cfg.metrics.inception_weights or None,
+                       device=fam.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
+        k = len(fam.class_names)
+        steps = args.sample_steps or cfg.metrics.sampling_steps
+
+        def sample(n, seed):
+            labels = [(seed + i) % k for i in range(n)] if fam.is_conditional else None
+            return fam.sample(n, seed=seed, labels=labels, sampler=cfg.sampling.sampler, steps=steps,
+                              eta=cfg.sampling.eta, guidance_scale=cfg.sampling.guidance_scale)
+        scores = ev.score_sampler(sample, args.n)
+        source = {"checkpoint": str(args.checkpoint), "step": ckpt.step}
+    else:
+        if not (args.real and args.fake):
+            raise CLIError("give --checkpoint, or both --real DIR and --fake DIR")
+        from engine.data.folder import load_folder
+        from engine.data.dataset import to_uint8_nchw
+        real, labels, names, _, _, _ = load_folder(args.real, args.resolution, args.n)
+        fake, _, _, _, _, _ = load_folder(args.fake, args.resolution, args.n)
+        real_t = to_uint8_nchw(real)
+        ev = Evaluator(real_t, torch.from_numpy(labels), len(names), metrics=metrics,
+                       inception_path=args.inception, device=args.device or "cpu", progress=progress)
+        fake_f = to_uint8_nchw(fake).float().div(127.5).sub(1.0)
+        scores = ev.score(fake_f, n_real=len(real_t))
+        source = {"real": args.real, "fake": args.fake, "real_images": len(real_t), "fake_images": len(fake_f)}
+    emit(protocol.event("result", **scores, **source, extractor=ev.kind, note=ev.note, n=args.n,
+                        seconds=round(time.perf_counter() - t0, 2)))
+    return 0
+
+
 def cmd_presets(args) -> int:
     for name, desc in list_presets().items():
         print(f"{name:16s} {desc}")
@@ -174,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     s.set_defaults(func=cmd_sample)
 
+    e = sub.add_parser("eval", help="score samples: FID (or FD-domain), KID, precision/recall, IS")
+    e.add_argument("--checkpoint", help="sample from this checkpoint and compare with its training data")
+    e.add_argument("--real", help="folder of real images (with --fake)")
+    e.add_argument("--fake", help="folder of generated images (with --real)")
+    e.add_argument("--metrics", default="fid,kid,pr,is", help="comma-separated: fid,kid,pr,is")
+    e.add_argument("--n", type=int, default=5000, help="images to generate / use from each folder")
+    e.add_argument("--resolution", type=int, default=64, help="folder mode: images are resized to this")
+    e.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps for the samples")
+    e.add_argument("--inception", help="path of the FID Inception weight file")
+    e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    e.set_defaults(func=cmd_eval)
+
     sub.add_parser("presets", help="list the presets").set_defaults(func=cmd_presets)
 
     w = sub.add_parser("worker", help="serve canvas requests (JSON lines on stdin)")
@@ -203,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.training.checkpoint import CheckpointError
     try:
         return args.func(args)
-    except (CLIError, ConfigError, DataError, CheckpointError) as e:
+    except (CLIError, ConfigError, DataError, CheckpointError, FileNotFoundError) as e:
         print(f"genlab-engine: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -106,6 +106,21 @@ class SamplingConfig:
     seed: int = opt(0, "Seed of the fixed-noise sample grids.", min=0)
 
 
+METRIC_NAMES = ("fid", "kid", "pr", "is")
+
+
+@dataclass
+class MetricsConfig:
+    every: int = opt(0, "Score sample quality every N steps during training (0 = off).", min=0)
+    samples: int = opt(1000, "Generated (and real) images per evaluation.", min=10, max=100_000)
+    metrics: list = opt(["fid", "kid", "pr"], "Which metrics: fid (Fréchet distance), kid, pr (precision/recall), is.")
+    sampling_steps: int = opt(25, "Denoising steps for the evaluation samples.", min=1, max=10000)
+    domain_steps: int = opt(300, "Training steps of GenLab's domain feature network (trained once per dataset, cached).",
+                            min=10, max=100000, advanced=True)
+    inception_weights: str = opt("", "Path of pt_inception-2015-12-05-6726825d.pth (empty: look in torch hub's "
+                                     "cache; without it GenLab's domain features are used, reported as FD-domain).")
+
+
 @dataclass
 class RunConfig:
     name: str = "run"
@@ -113,6 +128,7 @@ class RunConfig:
     model: Any = field(default_factory=DDPMConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     # ---- conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -122,7 +138,7 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         if not isinstance(d, dict):
             raise ConfigError("config must be a table of sections (data, model, training, sampling)")
-        known = {"name", "data", "model", "training", "sampling"}
+        known = {"name", "data", "model", "training", "sampling", "metrics"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown config section {unknown[0]!r}; known sections: {', '.join(sorted(known))}")
@@ -139,12 +155,13 @@ class RunConfig:
             model=_section_from_dict(MODEL_CONFIGS[family], model_d, "model"),
             training=_section_from_dict(TrainingConfig, d.get("training", {}), "training"),
             sampling=_section_from_dict(SamplingConfig, d.get("sampling", {}), "sampling"),
+            metrics=_section_from_dict(MetricsConfig, d.get("metrics", {}), "metrics"),
         )
         cfg.validate()
         return cfg
 
     def validate(self) -> "RunConfig":
-        for section in ("data", "model", "training", "sampling"):
+        for section in ("data", "model", "training", "sampling", "metrics"):
             _validate_section(getattr(self, section), section)
         if self.data.dataset == "folder" and not self.data.path:
             raise ConfigError("data.path is empty; dataset = 'folder' needs the folder of images")
@@ -156,6 +173,9 @@ class RunConfig:
             if self.data.resolution % (2 ** levels):
                 raise ConfigError(f"data.resolution = {self.data.resolution} must be divisible by {2 ** levels} "
                                   f"for a UNet with {len(mults)} levels (model.channel_mults)")
+        bad = [m for m in self.metrics.metrics if m not in METRIC_NAMES]
+        if bad:
+            raise ConfigError(f"metrics.metrics contains {bad[0]!r}; choose from: {', '.join(METRIC_NAMES)}")
         attn = getattr(self.model, "attention_resolutions", None)
         if attn is not None and not all(isinstance(a, int) and a >= 1 for a in attn):
             raise ConfigError(f"model.attention_resolutions = {attn!r} must be a list of positive integers")

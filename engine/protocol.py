@@ -7,7 +7,9 @@ Events go out of an engine process on stdout, one JSON object per line, each wit
   sample      step, path                     (a sample grid PNG was written)
   checkpoint  step, path
   status      state (running/paused/stopped/finished/failed), step, message
-  warning     message
+  eval        step, fd_domain or fid, kid…, precision…, recall…, is…, eval_s  (a metric pass ended)
+  eval_progress  step, stage, done, total
+  warning / info  message
   error       message
   progress    id, done, total                 (worker)
   result      id, path(s)                     (worker)

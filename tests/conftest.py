@@ -21,6 +21,7 @@ def tiny_config(**sections) -> RunConfig:
         training={"steps": 30, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5, "log_every": 5,
                   "sample_every": 0, "checkpoint_every": 10, "device": "cpu", "ema_decay": 0.9},
         sampling={"steps": 5, "grid_size": 10},
+        metrics={"domain_steps": 20},
     )
     return cfg.replace(**sections) if sections else cfg
 
@@ -28,3 +29,12 @@ def tiny_config(**sections) -> RunConfig:
 @pytest.fixture
 def tiny_cfg():
     return tiny_config()
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's caches (domain extractors, torch hub weights)."""
+    root = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("GENLAB_CACHE", str(root / "genlab-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch-home"))
+    monkeypatch.delenv("GENLAB_INCEPTION", raising=False)

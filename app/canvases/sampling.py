@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from app.engine_client import WorkerClient
+from app.engine_client import EvalJob, WorkerClient
 from app.widgets.image_view import ImageView
 
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
@@ -46,6 +46,22 @@ class SamplingCanvas(QWidget):
         self.save_btn = QPushButton("Save PNG…")
         self.progress = QProgressBar()
         self.progress.setFormat("")
+        self.eval_n = QSpinBox(minimum=50, maximum=50000, value=1000, singleStep=500)
+        self.eval_n.setToolTip("Generated images to score against the training data")
+        self.eval_btn = QPushButton("Evaluate")
+        self.eval_btn.setToolTip("FID (FD-domain without the Inception weights), KID, precision/recall, IS; "
+                                 "runs in an engine process")
+        self.eval_progress = QProgressBar()
+        self.eval_progress.setFormat("")
+        self.eval_result = QLabel("")
+        self.eval_result.setWordWrap(True)
+        self.eval_result.setTextInteractionFlags(self.eval_result.textInteractionFlags() | Qt.TextSelectableByMouse)
+        self.eval_job = EvalJob(self)
+        self.eval_job.progressed.connect(self._on_eval_progress)
+        self.eval_job.done.connect(self._on_eval_done)
+        self.eval_job.failed.connect(lambda m: (self.eval_progress.setFormat("failed"),
+                                                self.eval_result.setText(f"<span style='color:#c0392b'>✖ {m}</span>"),
+                                                self.eval_btn.setEnabled(True)))
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.view = ImageView("Samples appear here.")
@@ -71,6 +87,14 @@ class SamplingCanvas(QWidget):
         side.addWidget(self.save_btn)
         side.addWidget(self.progress)
         side.addWidget(self.status)
+        ev_row = QHBoxLayout()
+        ev_row.addWidget(QLabel("Score"))
+        ev_row.addWidget(self.eval_n)
+        ev_row.addWidget(self.eval_btn)
+        side.addSpacing(12)
+        side.addLayout(ev_row)
+        side.addWidget(self.eval_progress)
+        side.addWidget(self.eval_result)
         side.addStretch(1)
         body = QHBoxLayout()
         body.addLayout(side)
@@ -82,6 +106,7 @@ class SamplingCanvas(QWidget):
         self.open_btn.clicked.connect(self._open)
         self.sample_btn.clicked.connect(self.sample)
         self.save_btn.clicked.connect(self._save)
+        self.eval_btn.clicked.connect(self.evaluate)
         self.ckpt.editingFinished.connect(lambda: self.set_checkpoint(self.ckpt.text()))
         self.save_btn.setEnabled(False)
 
@@ -104,6 +129,31 @@ class SamplingCanvas(QWidget):
             sampler=self.sampler.currentText(), eta=self.eta.value(), guidance_scale=self.guidance.value(),
             **{"class": self.cls.currentData()})
         return self.pending_id
+
+    def evaluate(self) -> None:
+        path = self.ckpt.text().strip()
+        if not path:
+            self.eval_result.setText("Open a checkpoint first.")
+            return
+        self.eval_btn.setEnabled(False)
+        self.eval_result.setText("")
+        self.eval_progress.setFormat("starting…")
+        self.eval_job.evaluate(path, self.eval_n.value(), steps=self.steps.value())
+
+    def _on_eval_progress(self, stage: str, done: int, total: int) -> None:
+        self.eval_progress.setRange(0, total)
+        self.eval_progress.setValue(done)
+        self.eval_progress.setFormat(f"{stage} %v / %m")
+
+    def _on_eval_done(self, r: dict) -> None:
+        self.eval_btn.setEnabled(True)
+        self.eval_progress.setFormat(f"done in {r.get('seconds', 0):.0f}s")
+        names = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),
+                 ("precision", "precision"), ("precision_domain", "precision-domain"), ("recall", "recall"),
+                 ("recall_domain", "recall-domain"), ("is", "IS"), ("is_domain", "IS-domain")]
+        lines = [f"{label}: <b>{r[k]:.4g}</b>" for k, label in names if k in r]
+        note = "" if r.get("extractor") == "inception" else "<br><i>Inception weights not found: domain features</i>"
+        self.eval_result.setText(f"{r.get('n')} samples at step {r.get('step')}:<br>" + "<br>".join(lines) + note)
 
     def _on_ready(self, ev: dict) -> None:
         caps = ev.get("capabilities", {})
@@ -166,3 +216,4 @@ class SamplingCanvas(QWidget):
 
     def shutdown(self) -> None:
         self.worker.shutdown()
+        self.eval_job.kill()

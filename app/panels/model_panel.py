@@ -7,7 +7,8 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QScroll
 
 from app.qt_util import signals_blocked
 from app.widgets.config_form import ConfigForm
-from engine.config import MODEL_CONFIGS, ConfigError, RunConfig, SamplingConfig, TrainingConfig, list_presets, load_preset
+from engine.config import (MODEL_CONFIGS, ConfigError, MetricsConfig, RunConfig, SamplingConfig, TrainingConfig,
+                           list_presets, load_preset)
 
 
 def _scrolled(w):
@@ -33,10 +34,12 @@ class ModelPanel(QGroupBox):
         self.model_form = ConfigForm(MODEL_CONFIGS["ddpm"], exclude=("family",))
         self.training_form = ConfigForm(TrainingConfig)
         self.sampling_form = ConfigForm(SamplingConfig)
+        self.metrics_form = ConfigForm(MetricsConfig)
         tabs = QTabWidget()
         tabs.addTab(_scrolled(self.model_form), "Network")
         tabs.addTab(_scrolled(self.training_form), "Training")
         tabs.addTab(_scrolled(self.sampling_form), "Sampling")
+        tabs.addTab(_scrolled(self.metrics_form), "Metrics")
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color:#c0392b")
@@ -50,7 +53,7 @@ class ModelPanel(QGroupBox):
         lay.addWidget(self.error)
         self.name = "run"
         self.preset.currentIndexChanged.connect(lambda _: self.load_preset(self.preset.currentData()))
-        for f in (self.model_form, self.training_form, self.sampling_form):
+        for f in (self.model_form, self.training_form, self.sampling_form, self.metrics_form):
             f.changed.connect(self.changed)
 
     def load_preset(self, name: str) -> RunConfig:
@@ -68,6 +71,7 @@ class ModelPanel(QGroupBox):
         self.model_form.set_values(cfg.model)
         self.training_form.set_values(cfg.training)
         self.sampling_form.set_values(cfg.sampling)
+        self.metrics_form.set_values(cfg.metrics)
         self.error.hide()
 
     def build_config(self, data: dict) -> RunConfig | None:
@@ -76,7 +80,8 @@ class ModelPanel(QGroupBox):
             cfg = RunConfig.from_dict({"name": self.name, "data": data,
                                        "model": {"family": self.family.currentText(), **self.model_form.values()},
                                        "training": self.training_form.values(),
-                                       "sampling": self.sampling_form.values()})
+                                       "sampling": self.sampling_form.values(),
+                                       "metrics": self.metrics_form.values()})
         except ConfigError as e:
             self.error.setText(f"✖ {e}")
             self.error.show()

@@ -86,3 +86,67 @@ class LossPlot(QWidget):
             self.readout.setText(f"step {int(s.x[s.n - 1])}: {s.y[s.n - 1]:.4f} (smoothed {s.s[s.n - 1]:.4f})")
         else:
             self.readout.setText("")
+
+
+QUALITY_KEYS = ("fid", "fd_domain")
+
+
+class MetricPlot(QWidget):
+    """Sample-quality metric over steps (FID, or FD-domain without the Inception weights), with
+    points that show their value on hover, and a progress line while a metric pass runs."""
+
+    def __init__(self, keys=QUALITY_KEYS, parent=None):
+        super().__init__(parent)
+        self.keys = keys
+        self.key: str | None = None
+        self.series = Series(64)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "step")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.line = self.plot.plot([], [], pen=pg.mkPen((200, 90, 20), width=2))
+        self.points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(200, 90, 20), hoverable=True,
+                                         tip="step {x:.0f}: {y:.3f}".format)
+        self.plot.addItem(self.points)
+        self.title = QLabel("<b>sample quality</b>: off (set Metrics → every N steps, or Evaluate a checkpoint)")
+        self.title.setWordWrap(True)
+        self.status = QLabel("")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.status)
+
+    def add_rows(self, rows: list[dict]) -> None:
+        for r in rows:
+            key = next((k for k in self.keys if k in r), None)
+            if key is None:
+                continue
+            if self.key != key:
+                self.key = key
+                self.series.clear()
+                name = "FID" if key == "fid" else "FD-domain (GenLab's own features, not Inception FID)"
+                self.title.setText(f"<b>{name}</b> — lower is better")
+                self.plot.setLabel("left", "FID" if key == "fid" else "FD-domain")
+            self.series.append(float(r["step"]), float(r[key]))
+            extra = []
+            for k in ("precision", "recall", "kid", "is"):
+                v = next((r[kk] for kk in (k, f"{k}_domain") if kk in r), None)
+                if v is not None:
+                    extra.append(f"{k} {v:.3g}")
+            self.status.setText(f"step {r['step']}: {key} {r[key]:.3f}" + (" · " + ", ".join(extra) if extra else "")
+                                + (f" · {r['eval_s']:.0f}s" if "eval_s" in r else ""))
+        s = self.series
+        self.line.setData(s.x[:s.n], s.y[:s.n])
+        self.points.setData(s.x[:s.n], s.y[:s.n])
+
+    def show_progress(self, ev: dict) -> None:
+        self.status.setText(f"evaluating at step {ev['step']}: {ev['stage']} {ev['done']}/{ev['total']}")
+
+    def clear(self) -> None:
+        self.series.clear()
+        self.key = None
+        self.line.setData([], [])
+        self.points.setData([], [])
+
+    def point_count(self) -> int:
+        return self.series.n

@@ -70,6 +70,8 @@ class Trainer:
         self.last_ckpt: Path | None = None
         self.last_saved_step = -1
         self.last_sampled_step = -1
+        self.last_evaluated_step = -1
+        self.evaluator = None
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -175,6 +177,40 @@ class Trainer:
         self.emit(protocol.event("sample", step=self.step, path=str(path)))
         return path
 
+    def evaluate(self) -> dict:
+        """Score EMA samples against the real data (metrics section); logs a row and an event."""
+        from engine.metrics.evaluate import Evaluator
+        m, s = self.cfg.metrics, self.cfg.sampling
+        t0 = time.perf_counter()
+        last = [0.0]
+
+        def progress(stage, done, total):
+            now = time.monotonic()
+            if now - last[0] > 0.25 or done == total:
+                last[0] = now
+                self.emit(protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total))
+
+        if self.evaluator is None:
+            self.evaluator = Evaluator(self.data.images, self.data.labels, self.data.num_classes,
+                                       metrics=m.metrics, inception_path=m.inception_weights or None,
+                                       device=self.device, domain_steps=m.domain_steps, progress=progress)
+            self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
+                                     message=self.evaluator.note))
+        fam, k = self.family, len(self.data.class_names)
+
+        def sample(n, seed):
+            labels = [(seed + i) % k for i in range(n)] if fam.is_conditional else None
+            return fam.sample(n, seed=seed, labels=labels, use_ema=True, sampler=s.sampler,
+                              steps=m.sampling_steps, eta=s.eta, guidance_scale=s.guidance_scale)
+
+        scores = self.evaluator.score_sampler(sample, m.samples)
+        row = {"step": self.step, "time": round(time.time(), 3), **scores,
+               "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples}
+        self.rd.append_metrics(row)
+        self.emit(protocol.event("eval", **row))
+        self.last_evaluated_step = self.step
+        return row
+
     def _handle(self, cmds: list[str]) -> bool:
         """Act on control commands. Returns True when the run must stop."""
         stop = False
@@ -257,6 +293,9 @@ class Trainer:
                 if t.sample_every and self.step % t.sample_every == 0:
                     self._check_finite()
                     self.sample_grid()
+                if self.cfg.metrics.every and self.step % self.cfg.metrics.every == 0:
+                    self._check_finite()
+                    self.evaluate()
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0:
                     self._check_finite()
                     self.save()
@@ -264,6 +303,8 @@ class Trainer:
             self._check_finite()
             if self.last_sampled_step != self.step:
                 self.sample_grid()
+            if self.cfg.metrics.every and self.last_evaluated_step != self.step and self.step == total:
+                self.evaluate()
             if self.last_saved_step != self.step:
                 self.save()
             if self.step < total:

@@ -60,6 +60,17 @@ def test_start_plots_loss_shows_samples_and_stop_ends_engine(window, qtbot):
     assert window.sampling.ckpt.text().endswith(".safetensors")  # the canvas is offered the new checkpoint
 
 
+def test_quality_metric_point_appears_during_training(window, qtbot):
+    _use(window, tiny_config(training={"steps": 20, "log_every": 5, "checkpoint_every": 0},
+                             metrics={"every": 10, "samples": 40, "sampling_steps": 3, "domain_steps": 20}))
+    assert window.training.start()
+    qtbot.waitUntil(lambda: window.quality_plot.point_count() >= 1, timeout=120000)
+    assert "FD-domain" in window.quality_plot.title.text()
+    assert "fd_domain" in window.quality_plot.status.text()
+    qtbot.waitUntil(lambda: not window.training.job.is_running(), timeout=60000)
+    assert window.quality_plot.point_count() == 2
+
+
 def test_engine_error_and_crash_leave_gui_running(window, qtbot, tmp_path):
     # a dataset folder that does not exist: the engine exits with a clear message
     cfg = tiny_config(data={"dataset": "folder", "path": str(tmp_path / "missing")})

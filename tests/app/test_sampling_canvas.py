@@ -24,6 +24,11 @@ def test_sampling_canvas_samples_from_checkpoint_and_saves(qtbot, tmp_path):
     out = tmp_path / "saved.png"
     canvas.save_to(str(out))
     assert Image.open(out).size == (canvas.view.image_size().width(), canvas.view.image_size().height())
+    # Evaluate runs in an engine process and reports the scores
+    canvas.eval_n.setValue(60)
+    qtbot.mouseClick(canvas.eval_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "FD-domain" in canvas.eval_result.text(), timeout=180000)
+    assert "precision-domain" in canvas.eval_result.text() and canvas.eval_btn.isEnabled()
     # a bad checkpoint path shows an error, the canvas stays usable
     canvas.set_checkpoint(str(tmp_path / "nope.safetensors"))
     qtbot.waitUntil(lambda: "checkpoint not found" in canvas.status.text(), timeout=30000)

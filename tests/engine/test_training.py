@@ -136,3 +136,18 @@ def test_failed_config_device_is_reported(tmp_path, tiny_cfg):
         return
     res = train(tiny_cfg.replace(training={"device": "cuda"}), tmp_path / "r", emit=lambda e: None)
     assert res.state == "failed" and "no CUDA GPU" in res.message
+
+
+def test_metrics_during_training_are_logged(tmp_path, tiny_cfg):
+    events = []
+    cfg = tiny_cfg.replace(training={"steps": 20, "checkpoint_every": 0},
+                           metrics={"every": 10, "samples": 40, "sampling_steps": 3, "domain_steps": 20,
+                                    "metrics": ["fid", "kid", "pr", "is"]})
+    res = train(cfg, tmp_path / "run", emit=events.append)
+    assert res.state == "finished"
+    rows = [json.loads(l) for l in RunDir(tmp_path / "run").metrics_path.read_text().splitlines()]
+    evals = [r for r in rows if "fd_domain" in r]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert all(r["fd_domain"] >= 0 and 0 <= r["precision_domain"] <= 1 and r["is_domain"] >= 1 for r in evals)
+    assert any(e["event"] == "eval_progress" for e in events)
+    assert any(e["event"] == "warning" and "FD-domain" in e["message"] for e in events)

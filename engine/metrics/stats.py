@@ -1,0 +1,94 @@
+"""The metrics themselves, over feature matrices (N, D)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import linalg
+
+
+def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = np.asarray(feats, np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64. When the product is singular a
+    small eps is added to both diagonals; a negligible imaginary part of the square root is
+    dropped, a large one raises (as the reference implementation does)."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape:
+        raise ValueError("the two sets of statistics have different dimensions")
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(s1.shape[0]) * eps
+        covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Fréchet distance: imaginary component {np.max(np.abs(covmean.imag)):.3g} is too large")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                              seed: int = 0) -> tuple[float, float]:
+    """Unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over
+    random subsets: (mean, std)."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    d = real.shape[1]
+    m = min(subset_size, len(real), len(fake))
+    if m < 2:
+        raise ValueError("KID needs at least 2 images in each set")
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(subsets):
+        x = real[rng.choice(len(real), m, replace=False)]
+        y = fake[rng.choice(len(fake), m, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+        vals.append(mmd)
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def _kth_nn_radii(x: torch.Tensor, k: int, batch: int = 1024) -> torch.Tensor:
+    """Distance of each row of x to its k-th nearest other row."""
+    out = []
+    for i in range(0, len(x), batch):
+        d = torch.cdist(x[i:i + batch], x)
+        out.append(d.kthvalue(k + 1, dim=1).values)  # +1: the point itself is at distance 0
+    return torch.cat(out)
+
+
+def _covered(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """For each query row: does it fall inside any ref row's k-NN ball?"""
+    out = []
+    for i in range(0, len(query), batch):
+        d = torch.cdist(query[i:i + batch], ref)
+        out.append((d <= radii[None]).any(dim=1))
+    return torch.cat(out)
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Kynkäänniemi et al. 2019: precision = share of fakes inside the real k-NN manifold,
+    recall = share of reals inside the fake k-NN manifold."""
+    r = torch.as_tensor(np.asarray(real), dtype=torch.float64)
+    f = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
+    if len(r) <= k or len(f) <= k:
+        raise ValueError(f"precision/recall needs more than k={k} images in each set")
+    precision = _covered(f, r, _kth_nn_radii(r, k)).double().mean().item()
+    recall = _covered(r, f, _kth_nn_radii(f, k)).double().mean().item()
+    return precision, recall
+
+
+def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))), mean and std over splits."""
+    p = torch.softmax(torch.as_tensor(np.asarray(logits), dtype=torch.float64), dim=1).numpy()
+    scores = []
+    for part in np.array_split(p, min(splits, len(p))):
+        py = part.mean(0, keepdims=True)
+        kl = (part * (np.log(part + 1e-12) - np.log(py + 1e-12))).sum(1).mean()
+        scores.append(np.exp(kl))
+    return float(np.mean(scores)), float(np.std(scores))
