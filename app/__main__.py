@@ -36,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
             win.close()
             app.quit()
         QTimer.singleShot(args.screenshot_delay, shoot)
-    return app.exec()
+    rc = app.exec()
+    # delete the window (and its engine jobs) while Qt is still alive, not in interpreter
+    # finalisation, where PySide6 objects can be torn down in the wrong order
+    import shiboken6
+    win.close()
+    shiboken6.delete(win)
+    return rc
 
 
 if __name__ == "__main__":

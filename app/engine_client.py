@@ -68,9 +68,11 @@ class EngineJob(QObject):
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr)
 
-    def kill(self) -> None:
+    def kill(self, wait_ms: int = 0) -> None:
         if self.is_running():
             self.proc.kill()
+            if wait_ms:
+                self.proc.waitForFinished(wait_ms)
 
     def _read_stdout(self) -> None:
         self._buf += bytes(self.proc.readAllStandardOutput())
@@ -157,7 +159,7 @@ class WorkerClient(EngineJob):
         if self.is_running():
             self.send(protocol.encode({"id": 0, "op": "quit"}))
             if not self.proc.waitForFinished(3000):
-                self.proc.kill()
+                self.kill(wait_ms=3000)
 
     def _on_event(self, ev: dict) -> None:
         kind, rid = ev.get("event"), ev.get("id")

@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.quality_plot)
         plots.setSizes([500, 260])
+        self.quality_plot.plot.setXLink(self.loss_plot.plot)  # one step axis for loss and quality
         live = QSplitter(Qt.Horizontal)
         live.addWidget(plots)
         live.addWidget(samples_box)
@@ -140,7 +141,5 @@ class MainWindow(QMainWindow):
         self.watcher.stop()
         self.training.shutdown()
         self.sampling.shutdown()
-        self.data_panel.job.kill()
-        if self.data_panel.job.proc is not None:
-            self.data_panel.job.proc.waitForFinished(2000)
+        self.data_panel.job.kill(wait_ms=3000)
         super().closeEvent(e)

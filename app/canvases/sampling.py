@@ -216,4 +216,4 @@ class SamplingCanvas(QWidget):
 
     def shutdown(self) -> None:
         self.worker.shutdown()
-        self.eval_job.kill()
+        self.eval_job.kill(wait_ms=3000)

@@ -118,7 +118,7 @@ class TrainingPanel(QGroupBox):
         if self.job.is_running():
             self.job.send("stop")
             if not self.job.proc.waitForFinished(10000):
-                self.job.kill()
+                self.job.kill(wait_ms=3000)
 
     # ---- engine events ------------------------------------------------------------------------
     def _on_event(self, ev: dict) -> None:

@@ -89,7 +89,9 @@ class Evaluator:
             mu, sigma = feature_stats(feats)
             out["fid" if s == "" else "fd" + s] = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
         if "kid" in self.metrics:
-            m, sd = kernel_inception_distance(ref["features"], feats, subsets=50, subset_size=min(1000, len(feats)))
+            # subsets of at most half the set, so their spread says something about the uncertainty
+            m, sd = kernel_inception_distance(ref["features"], feats, subsets=50,
+                                              subset_size=min(1000, max(2, len(feats) // 2)))
             out["kid" + s], out["kid" + s + "_std"] = m, sd
         if "pr" in self.metrics:
             out["precision" + s], out["recall" + s] = precision_recall(ref["features"], feats, k=3)

@@ -81,3 +81,34 @@ def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
     assert Image.open(path).size[0] > 8
     w.handle({"id": 9, "op": "sample", "n": 0})
     assert events[-1]["event"] == "error" and "between 1 and 1024" in events[-1]["message"]
+
+
+def test_cli_eval_folder_vs_folder(tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for name, shift in (("real", 0), ("fake", 0), ("far", 120)):
+        for cls in ("a", "b"):
+            d = tmp_path / name / cls
+            d.mkdir(parents=True)
+            for i in range(30):
+                arr = np.zeros((16, 16, 3), np.uint8)
+                if cls == "a":
+                    arr[:, :8] = 200
+                else:
+                    arr[:8] = 200
+                arr = np.clip(arr.astype(int) + rng.integers(0, 40, arr.shape) + shift, 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(d / f"{i}.png")
+    env_cache = {"GENLAB_CACHE": str(tmp_path / "cache")}
+    results = {}
+    for fake in ("fake", "far"):
+        r = subprocess.run([sys.executable, "-m", "engine", "eval", "--real", str(tmp_path / "real"), "--fake",
+                            str(tmp_path / fake), "--resolution", "16", "--metrics", "fid,pr", "--n", "60"],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT), **env_cache})
+        assert r.returncode == 0, r.stderr
+        results[fake] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert results["fake"]["event"] == "result" and results["fake"]["extractor"] == "domain"
+    assert results["fake"]["fd_domain"] < results["far"]["fd_domain"]
+    assert results["fake"]["real_images"] == 60
+    r = engine("eval", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "far"), "--metrics", "lpips")
+    assert r.returncode == 2 and "unknown metric 'lpips'" in r.stderr
