@@ -185,8 +185,7 @@ class DataPreviewJob(EngineJob):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.event.connect(lambda ev: None)
-        self.output.connect(self._on_output)
+        self.output.connect(self._on_output)  # data-preview prints its result as one JSON line
         self.ended.connect(self._on_ended)
         self._info = None
 

@@ -129,7 +129,7 @@ class MetricPlot(QWidget):
                 self.plot.setLabel("left", "FID" if key == "fid" else "FD-domain")
             self.series.append(float(r["step"]), float(r[key]))
             extra = []
-            for k in ("precision", "recall", "kid", "is"):
+            for k in ("precision", "recall", "kid", "is", "bits_per_dim"):
                 v = next((r[kk] for kk in (k, f"{k}_domain") if kk in r), None)
                 if v is not None:
                     extra.append(f"{k} {v:.3g}")

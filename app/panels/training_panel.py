@@ -3,6 +3,7 @@ and ETA; the device. It owns the training process and survives its crash (showin
 the tail of stderr, and offering to resume from the last checkpoint)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -154,7 +155,6 @@ class TrainingPanel(QGroupBox):
     def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
         st = {}
         if self.run_dir is not None and (self.run_dir / "status.json").exists():
-            import json
             try:
                 st = json.loads((self.run_dir / "status.json").read_text())
             except (OSError, ValueError):

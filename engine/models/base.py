@@ -101,6 +101,12 @@ class Family:
     def capabilities(self) -> Capabilities:
         raise NotImplementedError
 
+    def bits_per_dim(self, images: torch.Tensor, labels: torch.Tensor) -> float | None:
+        """Negative log-likelihood of real images in bits per dimension, for families with a
+        likelihood (flows, PixelCNN, VAEs' bound; diffusion may report its ELBO later). None when
+        the family has none; the loop then logs nothing."""
+        return None
+
     def grid_labels(self, n: int) -> list[int] | None:
         """Labels for a training sample grid: each column one class when conditional."""
         k = len(self.class_names)

@@ -204,6 +204,13 @@ class Trainer:
                               steps=m.sampling_steps, eta=s.eta, guidance_scale=s.guidance_scale)
 
         scores = self.evaluator.score_sampler(sample, m.samples)
+        # likelihood, where the family has one: on a fixed held slice of the real data
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(self.data), generator=g)[:min(m.samples, len(self.data))]
+        with torch.no_grad():
+            bpd = fam.bits_per_dim(self.data.float_batch(idx).to(self.device), self.data.labels[idx].to(self.device))
+        if bpd is not None:
+            scores["bits_per_dim"] = float(bpd)
         row = {"step": self.step, "time": round(time.time(), 3), **scores,
                "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples}
         self.rd.append_metrics(row)

@@ -66,8 +66,7 @@ def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
     w.submit({"id": 2, "op": "sample", "n": 4, "seed": 0, "steps": 3})
     w.submit({"id": 3, "op": "sample", "n": 6, "seed": 1, "steps": 3, "class": 2, "guidance_scale": 2.0})
     w.submit({"id": 4, "op": "quit"})
-    w.serve = w.serve  # run the loop in this thread (no stdin reader)
-    while w._queue:
+    while w._queue:  # the serve loop's body, in this thread (no stdin reader)
         req = w._queue.pop(0)
         if req["op"] == "quit":
             break

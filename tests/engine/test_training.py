@@ -151,3 +151,19 @@ def test_metrics_during_training_are_logged(tmp_path, tiny_cfg):
     assert all(r["fd_domain"] >= 0 and 0 <= r["precision_domain"] <= 1 and r["is_domain"] >= 1 for r in evals)
     assert any(e["event"] == "eval_progress" for e in events)
     assert any(e["event"] == "warning" and "FD-domain" in e["message"] for e in events)
+
+
+def test_bits_per_dim_is_logged_when_the_family_has_a_likelihood(tmp_path, tiny_cfg, monkeypatch):
+    asked = []
+
+    def bpd(self, images, labels):
+        asked.append(images.shape)
+        return 1.25 + 0.0 * float(images.mean())
+    monkeypatch.setattr(DDPMFamily, "bits_per_dim", bpd)
+    cfg = tiny_cfg.replace(training={"steps": 10, "checkpoint_every": 0},
+                           metrics={"every": 10, "samples": 30, "sampling_steps": 2, "domain_steps": 10,
+                                    "metrics": ["fid"]})
+    assert train(cfg, tmp_path / "run", emit=lambda e: None).state == "finished"
+    rows = [json.loads(l) for l in RunDir(tmp_path / "run").metrics_path.read_text().splitlines()]
+    ev = [r for r in rows if "fd_domain" in r]
+    assert ev and ev[-1]["bits_per_dim"] == 1.25 and asked[0] == (30, 1, 8, 8)
