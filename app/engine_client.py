@@ -68,6 +68,12 @@ class EngineJob(QObject):
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr)
 
+    @staticmethod
+    def error_line(tail: str, code: int) -> str:
+        """The engine's one-line error (its last stderr line), without the program prefix."""
+        lines = [l for l in tail.splitlines() if l.strip()]
+        return lines[-1].replace("genlab-engine: error: ", "") if lines else f"exit code {code}"
+
     def kill(self, wait_ms: int = 0) -> None:
         if self.is_running():
             self.proc.kill()
@@ -208,8 +214,7 @@ class DataPreviewJob(EngineJob):
         if code == 0 and self._info is not None:
             self.done.emit(self._info)
         elif not crashed:
-            msg = [l for l in tail.splitlines() if l.strip()]
-            self.failed.emit(msg[-1].replace("genlab-engine: error: ", "") if msg else f"exit code {code}")
+            self.failed.emit(self.error_line(tail, code))
 
 
 class EvalJob(EngineJob):
@@ -242,5 +247,4 @@ class EvalJob(EngineJob):
         if code == 0 and self._result is not None:
             self.done.emit(self._result)
         else:
-            lines = [l for l in tail.splitlines() if l.strip()]
-            self.failed.emit(lines[-1].replace("genlab-engine: error: ", "") if lines else f"exit code {code}")
+            self.failed.emit(self.error_line(tail, code))

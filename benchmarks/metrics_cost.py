@@ -28,7 +28,7 @@ def main():
     from engine.config import load_preset
     from engine.data import build_dataset
     from engine.metrics import domain
-    from engine.metrics.evaluate import Evaluator
+    from engine.metrics.evaluate import Evaluator, family_sampler
     from engine.metrics.inception import FIDInceptionV3
     from engine.models import build_family
     p = argparse.ArgumentParser()
@@ -54,14 +54,14 @@ def main():
     ev = Evaluator(data.images, data.labels, data.num_classes, metrics=cfg.metrics.metrics, device=dev,
                    domain_steps=cfg.metrics.domain_steps, cache=__import__("pathlib").Path(cache))
     ev.reference(a.samples)  # cached once per dataset, like the extractor
-    s, m = cfg.sampling, cfg.metrics
+    m = cfg.metrics
     t0 = time.perf_counter()
     sample_s = [0.0]
+    draw = family_sampler(fam, cfg.sampling, m.sampling_steps)  # as the training loop samples
 
     def sample(n, seed):
         t = time.perf_counter()
-        out = fam.sample(n, seed=seed, labels=[(seed + i) % 10 for i in range(n)], sampler=s.sampler,
-                         steps=m.sampling_steps, eta=s.eta, guidance_scale=s.guidance_scale)
+        out = draw(n, seed)
         sample_s[0] += time.perf_counter() - t
         return out
     scores = ev.score_sampler(sample, a.samples)

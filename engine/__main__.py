@@ -79,20 +79,19 @@ def cmd_train(args) -> int:
 
 def cmd_sample(args) -> int:
     from engine.training.checkpoint import family_from_checkpoint
-    from engine.training.grid import grid_columns, make_grid, save_png
+    from engine.training.grid import sample_grid_image, save_png
     fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
     s = ckpt.config.sampling
-    k = len(fam.class_names)
-    if args.cls is not None and fam.is_conditional and not 0 <= args.cls < k:
-        raise CLIError(f"--class {args.cls}: this model has classes 0..{k - 1} ({', '.join(fam.class_names)})")
-    labels = None
-    if fam.is_conditional:
-        labels = [args.cls] * args.n if args.cls is not None else [i % k for i in range(args.n)]
-    imgs = fam.sample(args.n, seed=args.seed, labels=labels, sampler=args.sampler or s.sampler,
-                      steps=args.sample_steps or s.steps, eta=s.eta if args.eta is None else args.eta,
-                      guidance_scale=s.guidance_scale if args.guidance is None else args.guidance)
-    ncol = grid_columns(args.n, k if (fam.is_conditional and args.cls is None) else 0)
-    save_png(make_grid(imgs, ncol, scale=args.scale), Path(args.out))
+    if args.cls is not None:
+        try:
+            fam.labels_for(1, args.cls)
+        except ValueError as e:
+            raise CLIError(f"--class: {e}") from None
+    img = sample_grid_image(fam, args.n, seed=args.seed, cls=args.cls, scale=args.scale,
+                            sampler=args.sampler or s.sampler, steps=args.sample_steps or s.steps,
+                            eta=s.eta if args.eta is None else args.eta,
+                            guidance_scale=s.guidance_scale if args.guidance is None else args.guidance)
+    save_png(img, Path(args.out))
     print(json.dumps({"out": str(args.out), "n": args.n, "step": ckpt.step}))
     return 0
 
@@ -103,18 +102,14 @@ def cmd_eval(args) -> int:
     import time
     import torch
     from engine import protocol
-    from engine.metrics.evaluate import Evaluator, parse_metrics
+    from engine.metrics.evaluate import Evaluator, family_sampler, parse_metrics
+    from engine.util import throttled
 
     def emit(ev):
         print(protocol.encode(ev), flush=True)
 
-    last = [0.0]
-
-    def progress(stage, done, total):
-        now = time.monotonic()
-        if now - last[0] > 0.2 or done == total:
-            last[0] = now
-            emit(protocol.event("progress", stage=stage, done=done, total=total))
+    progress = throttled(lambda stage, done, total: emit(
+        protocol.event("progress", stage=stage, done=done, total=total)), 0.2)
 
     try:
         metrics = parse_metrics(args.metrics)
@@ -132,14 +127,8 @@ def cmd_eval(args) -> int:
         ev = Evaluator(data.images, data.labels, data.num_classes, metrics=metrics,
                        inception_path=args.inception or cfg.metrics.inception_weights or None,
                        device=fam.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
-        k = len(fam.class_names)
         steps = args.sample_steps or cfg.metrics.sampling_steps
-
-        def sample(n, seed):
-            labels = [(seed + i) % k for i in range(n)] if fam.is_conditional else None
-            return fam.sample(n, seed=seed, labels=labels, sampler=cfg.sampling.sampler, steps=steps,
-                              eta=cfg.sampling.eta, guidance_scale=cfg.sampling.guidance_scale)
-        scores = ev.score_sampler(sample, args.n)
+        scores = ev.score_sampler(family_sampler(fam, cfg.sampling, steps), args.n)
         source = {"checkpoint": str(args.checkpoint), "step": ckpt.step}
     else:
         if not (args.real and args.fake):

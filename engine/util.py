@@ -4,7 +4,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
+
+
+def throttled(fn: Callable, interval_s: float) -> Callable:
+    """Progress callback fn(..., done, total) passed on at most every interval_s, and always for
+    the last item, so a fast loop does not flood its listener with events."""
+    last = [float("-inf")]
+
+    def call(*args):
+        now = time.monotonic()
+        if now - last[0] >= interval_s or args[-2] == args[-1]:
+            last[0] = now
+            fn(*args)
+    return call
 
 
 def _fsync_dir(path: Path) -> None:

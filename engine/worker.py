@@ -20,6 +20,7 @@ from typing import Callable
 
 from engine import protocol
 from engine.sampling.samplers import Cancelled
+from engine.util import throttled
 
 
 class Worker:
@@ -105,33 +106,20 @@ class Worker:
             self.load(req["checkpoint"])
         if self.family is None:
             raise ValueError("no checkpoint loaded: send a 'load' request first")
-        from engine.training.grid import grid_columns, make_grid, save_png
+        from engine.training.grid import sample_grid_image, save_png
         n = int(req.get("n", 16))
         if not 1 <= n <= 1024:
             raise ValueError(f"n = {n} must be between 1 and 1024")
-        fam = self.family
-        cls = req.get("class")
-        k = len(fam.class_names)
-        if fam.is_conditional:
-            labels = [int(cls)] * n if cls is not None else [i % k for i in range(n)]
-        else:
-            labels = None
         rid = req.get("id")
-        last = [0.0]
-
-        def progress(done, total):
-            now = time.monotonic()
-            if now - last[0] > 0.1 or done == total:  # rate-limited: at most ~10 events/s
-                last[0] = now
-                self.emit(protocol.event("progress", id=rid, done=done, total=total))
-
+        progress = throttled(lambda done, total: self.emit(
+            protocol.event("progress", id=rid, done=done, total=total)), 0.1)
         t0 = time.perf_counter()
-        imgs = fam.sample(n, seed=int(req.get("seed", 0)), labels=labels, use_ema=bool(req.get("ema", True)),
-                          sampler=req.get("sampler", "ddim"), steps=int(req.get("steps", 50)),
-                          eta=float(req.get("eta", 0.0)), guidance_scale=float(req.get("guidance_scale", 1.0)),
-                          progress=progress, cancel=lambda: bool(req.get("_superseded")))
+        img = sample_grid_image(
+            self.family, n, seed=int(req.get("seed", 0)), cls=req.get("class"), use_ema=bool(req.get("ema", True)),
+            sampler=req.get("sampler", "ddim"), steps=int(req.get("steps", 50)), eta=float(req.get("eta", 0.0)),
+            guidance_scale=float(req.get("guidance_scale", 1.0)), progress=progress,
+            cancel=lambda: bool(req.get("_superseded")))
         dt = time.perf_counter() - t0
-        ncol = grid_columns(n, k if (fam.is_conditional and cls is None) else 0)
         out = Path(req["out"]) if req.get("out") else self.cache_dir / f"sample_{rid}.png"
-        save_png(make_grid(imgs, ncol), out)
+        save_png(img, out)
         return out, dt

@@ -27,6 +27,16 @@ def parse_metrics(spec) -> list[str]:
     return out
 
 
+def family_sampler(family, sampling, steps: int) -> Callable[[int, int], torch.Tensor]:
+    """sample(count, seed) from a family's EMA weights with a run's sampling settings, cycling
+    through the classes of a conditional model, for Evaluator.score_sampler."""
+    def sample(n: int, seed: int) -> torch.Tensor:
+        return family.sample(n, seed=seed, labels=family.labels_for(n, offset=seed), use_ema=True,
+                             sampler=sampling.sampler, steps=steps, eta=sampling.eta,
+                             guidance_scale=sampling.guidance_scale)
+    return sample
+
+
 class Evaluator:
     """Scores fakes against a fixed real set. `real` is uint8 (N, C, H, W) with labels."""
 

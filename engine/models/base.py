@@ -107,10 +107,18 @@ class Family:
         the family has none; the loop then logs nothing."""
         return None
 
-    def grid_labels(self, n: int) -> list[int] | None:
-        """Labels for a training sample grid: each column one class when conditional."""
+    def labels_for(self, n: int, cls: int | None = None, offset: int = 0) -> list[int] | None:
+        """Class labels for n samples: all `cls`, or cycling through the classes (so column k of a
+        grid is class k); None when the model is unconditional."""
+        if not self.is_conditional:
+            return None
         k = len(self.class_names)
-        return [i % k for i in range(n)] if self.is_conditional else None
+        if cls is not None:
+            if not 0 <= int(cls) < k:
+                raise ValueError(f"class {cls} is out of range: this model has classes 0..{k - 1} "
+                                 f"({', '.join(self.class_names)})")
+            return [int(cls)] * n
+        return [(offset + i) % k for i in range(n)]
 
     @property
     def is_conditional(self) -> bool:

@@ -44,3 +44,11 @@ def grid_columns(n: int, num_classes: int) -> int:
     if 1 < num_classes <= 16 and n >= num_classes:
         return num_classes
     return math.ceil(math.sqrt(n))
+
+
+def sample_grid_image(family, n: int, *, seed: int, cls: int | None = None, scale: int = 1,
+                      **options) -> Image.Image:
+    """Sample n images from a family (all of class `cls`, or one class per column) as a grid."""
+    imgs = family.sample(n, seed=seed, labels=family.labels_for(n, cls), **options)
+    classes = len(family.class_names) if (family.is_conditional and cls is None) else 0
+    return make_grid(imgs, grid_columns(n, classes), scale=scale)

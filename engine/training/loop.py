@@ -26,7 +26,8 @@ from engine.training import checkpoint as ck
 from engine.training.control import ControlChannel
 from engine.training.device import device_label, resolve_precision, select_device
 from engine.training.ema import ema_decay_at, update_ema
-from engine.training.grid import grid_columns, make_grid, save_png
+from engine.util import throttled
+from engine.training.grid import sample_grid_image, save_png
 from engine.rundir import RunDir
 
 Emit = Callable[[dict], None]
@@ -167,28 +168,20 @@ class Trainer:
 
     def sample_grid(self) -> Path:
         s = self.cfg.sampling
-        n = s.grid_size
-        imgs = self.family.sample(n, seed=s.seed, labels=self.family.grid_labels(n), use_ema=True,
-                                  sampler=s.sampler, steps=s.steps, eta=s.eta, guidance_scale=s.guidance_scale)
-        ncol = grid_columns(n, len(self.data.class_names) if self.family.is_conditional else 0)
         path = self.rd.sample_path(self.step)
-        save_png(make_grid(imgs, ncol), path)
+        save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, sampler=s.sampler,
+                                   steps=s.steps, eta=s.eta, guidance_scale=s.guidance_scale), path)
         self.last_sampled_step = self.step
         self.emit(protocol.event("sample", step=self.step, path=str(path)))
         return path
 
     def evaluate(self) -> dict:
         """Score EMA samples against the real data (metrics section); logs a row and an event."""
-        from engine.metrics.evaluate import Evaluator
-        m, s = self.cfg.metrics, self.cfg.sampling
+        from engine.metrics.evaluate import Evaluator, family_sampler
+        m = self.cfg.metrics
         t0 = time.perf_counter()
-        last = [0.0]
-
-        def progress(stage, done, total):
-            now = time.monotonic()
-            if now - last[0] > 0.25 or done == total:
-                last[0] = now
-                self.emit(protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total))
+        progress = throttled(lambda stage, done, total: self.emit(
+            protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total)), 0.25)
 
         if self.evaluator is None:
             self.evaluator = Evaluator(self.data.images, self.data.labels, self.data.num_classes,
@@ -196,14 +189,8 @@ class Trainer:
                                        device=self.device, domain_steps=m.domain_steps, progress=progress)
             self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
                                      message=self.evaluator.note))
-        fam, k = self.family, len(self.data.class_names)
-
-        def sample(n, seed):
-            labels = [(seed + i) % k for i in range(n)] if fam.is_conditional else None
-            return fam.sample(n, seed=seed, labels=labels, use_ema=True, sampler=s.sampler,
-                              steps=m.sampling_steps, eta=s.eta, guidance_scale=s.guidance_scale)
-
-        scores = self.evaluator.score_sampler(sample, m.samples)
+        fam = self.family
+        scores = self.evaluator.score_sampler(family_sampler(fam, self.cfg.sampling, m.sampling_steps), m.samples)
         # likelihood, where the family has one: on a fixed held slice of the real data
         g = torch.Generator().manual_seed(0)
         idx = torch.randperm(len(self.data), generator=g)[:min(m.samples, len(self.data))]
