@@ -145,7 +145,9 @@ class WorkerClient(EngineJob):
 
     ready = Signal(dict)              # the ready event (capabilities, checkpoint, step)
     result = Signal(int, str, float)  # id, PNG path, seconds
+    result_event = Signal(dict)       # the whole result event (op, path and what the op adds)
     progress = Signal(int, int, int)  # id, done, total
+    stage_progress = Signal(int, str, int, int)  # id, stage, done, total
     failed = Signal(int, str)         # id (or -1), message
 
     def __init__(self, parent=None):
@@ -173,8 +175,10 @@ class WorkerClient(EngineJob):
             self.ready.emit(ev)
         elif kind == "result":
             self.result.emit(int(rid), ev["path"], float(ev.get("elapsed_s", 0)))
+            self.result_event.emit(ev)
         elif kind == "progress":
             self.progress.emit(int(rid), int(ev["done"]), int(ev["total"]))
+            self.stage_progress.emit(int(rid), ev.get("stage", ""), int(ev["done"]), int(ev["total"]))
         elif kind == "error":
             self.failed.emit(int(rid) if rid is not None else -1, ev.get("message", "error"))
 

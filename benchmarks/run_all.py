@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script in ("train_throughput.py", "gui_overhead.py", "metrics_cost.py", "time_to_digits.py"):
+for script in ("train_throughput.py", "gui_overhead.py", "metrics_cost.py", "time_to_digits.py",
+               "gan_throughput.py", "style_mix_latency.py"):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, script], cwd=HERE, check=True)

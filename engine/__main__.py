@@ -1,4 +1,4 @@
-"""genlab-engine: train | sample | presets | worker | data-preview | control
+"""genlab-engine: train | sample | mix | interpolate | eval | presets | worker | data-preview | control
 
 Errors exit non-zero with one clear line on stderr.
 """
@@ -90,9 +90,99 @@ def cmd_sample(args) -> int:
     img = sample_grid_image(fam, args.n, seed=args.seed, cls=args.cls, scale=args.scale,
                             sampler=args.sampler or s.sampler, steps=args.sample_steps or s.steps,
                             eta=s.eta if args.eta is None else args.eta,
-                            guidance_scale=s.guidance_scale if args.guidance is None else args.guidance)
+                            guidance_scale=s.guidance_scale if args.guidance is None else args.guidance,
+                            truncation_psi=s.truncation_psi if args.psi is None else args.psi,
+                            noise_mode=s.noise_mode)
     save_png(img, Path(args.out))
     print(json.dumps({"out": str(args.out), "n": args.n, "step": ckpt.step}))
+    return 0
+
+
+def parse_layers(spec: str, num_ws: int, groups: dict[str, list[int]]) -> list[int]:
+    """'0-3', '0,2,5', 'coarse', 'middle,fine' or 'all' -> style indices."""
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if part == "all":
+            out += list(range(num_ws))
+        elif part in groups:
+            out += groups[part]
+        elif "-" in part and part.replace("-", "").isdigit():
+            a, b = part.split("-", 1)
+            out += list(range(int(a), int(b) + 1))
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            raise CLIError(f"--layers {spec!r}: {part!r} is not a layer number, a range like 0-3, "
+                           f"or one of: all, {', '.join(groups)}")
+    bad = [i for i in out if not 0 <= i < num_ws]
+    if bad:
+        raise CLIError(f"--layers {spec!r}: layer {bad[0]} is out of range; this model has layers 0..{num_ws - 1}")
+    return sorted(set(out))
+
+
+def _specs(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _progress_line(stage: str, done: int, total: int) -> None:
+    print(f"\r{stage}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def cmd_mix(args) -> int:
+    """The style-mixing grid: row seeds (or images) down the left, column seeds across the top;
+    cell (r, c) is row r with the chosen layers' styles from column c."""
+    import torch
+    from engine.sampling.interpolate import EndpointCache
+    from engine.training.checkpoint import family_from_checkpoint
+    from engine.training.grid import make_grid, save_png
+    fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
+    caps = fam.capabilities()
+    if not caps.style_mix:
+        raise CLIError(f"{args.checkpoint}: a {caps.family} model has no per-layer styles to mix "
+                       f"(style mixing needs a stylegan checkpoint)")
+    layers = parse_layers(args.layers, len(caps.style_layers), fam.style_groups())
+    cache = EndpointCache()
+    try:
+        rows = torch.cat([cache.latent(fam, s, encode_steps=args.project_steps, progress=lambda d, t, s=s: _progress_line(
+            f"projecting {s}", d, t)) for s in _specs(args.rows)])
+        cols = torch.cat([cache.latent(fam, s, encode_steps=args.project_steps, progress=lambda d, t, s=s: _progress_line(
+            f"projecting {s}", d, t)) for s in _specs(args.cols)])
+    except (ValueError, RuntimeError) as e:
+        raise CLIError(str(e)) from None
+    grid = fam.style_mix(rows, cols, layers, truncation_psi=args.psi, noise_mode=args.noise)
+    save_png(make_grid(grid, cols.shape[0] + 1, scale=args.scale), Path(args.out))
+    print(json.dumps({"out": str(args.out), "rows": rows.shape[0], "cols": cols.shape[0], "layers": layers,
+                      "step": ckpt.step}))
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    """Walk the latent space between seeds and/or images; write a strip PNG, a GIF or an MP4."""
+    from engine.sampling.interpolate import interpolate, save_animation
+    from engine.training.checkpoint import family_from_checkpoint
+    fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
+    caps = fam.capabilities()
+    if not caps.interpolate:
+        raise CLIError(f"{args.checkpoint}: a {caps.family} model offers no latent space to interpolate in")
+    if args.cls is not None:
+        try:
+            fam.labels_for(1, args.cls)
+        except ValueError as e:
+            raise CLIError(f"--class: {e}") from None
+    endpoints = [args.src] + _specs(args.via or "") + [args.dst]
+    s = ckpt.config.sampling
+    try:
+        frames = interpolate(fam, endpoints, args.frames, args.mode, cls=args.cls,
+                             encode_steps=args.encode_steps, progress=_progress_line,
+                             truncation_psi=args.psi, noise_mode=args.noise, steps=args.sample_steps or s.steps,
+                             guidance_scale=1.0 if args.guidance is None else args.guidance)
+        out = save_animation(frames, args.out, fps=args.fps, scale=args.scale, bounce=args.bounce)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(json.dumps({"out": str(out), "frames": len(frames), "space": caps.latent_space, "step": ckpt.step}))
     return 0
 
 
@@ -221,9 +311,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eta", type=float)
     s.add_argument("--guidance", type=float, help="classifier-free guidance scale")
     s.add_argument("--class", dest="cls", type=int, help="class index for every image (default: all classes)")
+    s.add_argument("--psi", type=float, help="GANs: truncation psi (default: the run's)")
     s.add_argument("--scale", type=int, default=1, help="upscale the grid by this factor (nearest)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     s.set_defaults(func=cmd_sample)
+
+    m = sub.add_parser("mix", help="style-mixing grid from a StyleGAN checkpoint")
+    m.add_argument("--checkpoint", required=True)
+    m.add_argument("--rows", required=True, help="row sources: seeds and/or image paths, comma-separated")
+    m.add_argument("--cols", required=True, help="column sources (they give the chosen layers' styles)")
+    m.add_argument("--layers", default="coarse", help="style layers taken from the columns: 0-3, 0,2,5, "
+                                                    "coarse, middle, fine or all (default coarse)")
+    m.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = off)")
+    m.add_argument("--noise", choices=["const", "random", "off"], default="const")
+    m.add_argument("--project-steps", type=int, default=200, help="optimisation steps to project an image")
+    m.add_argument("--scale", type=int, default=2, help="upscale the grid by this factor (nearest)")
+    m.add_argument("--out", default="mix.png")
+    m.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    m.set_defaults(func=cmd_mix)
+
+    i = sub.add_parser("interpolate", help="latent walk between seeds and/or images: strip PNG, GIF or MP4")
+    i.add_argument("--checkpoint", required=True)
+    i.add_argument("--from", dest="src", required=True, help="a seed or an image path")
+    i.add_argument("--to", dest="dst", required=True, help="a seed or an image path")
+    i.add_argument("--via", help="more endpoints in between, comma-separated")
+    i.add_argument("--steps", dest="frames", type=int, default=16, help="frames in the walk")
+    i.add_argument("--mode", choices=["lerp", "slerp"], default="slerp")
+    i.add_argument("--psi", type=float, default=1.0, help="GANs: truncation psi")
+    i.add_argument("--noise", choices=["const", "random", "off"], default="const")
+    i.add_argument("--class", dest="cls", type=int, help="class for a conditional model")
+    i.add_argument("--sample-steps", type=int, help="diffusion: DDIM steps per frame (default: the run's)")
+    i.add_argument("--guidance", type=float, help="diffusion: guidance scale (default 1)")
+    i.add_argument("--encode-steps", type=int, help="steps to encode image endpoints (projection or inversion)")
+    i.add_argument("--fps", type=float, default=12.0)
+    i.add_argument("--bounce", action="store_true", help="animations play forward then back")
+    i.add_argument("--scale", type=int, default=4, help="upscale frames by this factor (nearest)")
+    i.add_argument("--out", default="walk.gif", help=".png (strip), .gif or .mp4")
+    i.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    i.set_defaults(func=cmd_interpolate)
 
     e = sub.add_parser("eval", help="score samples: FID (or FD-domain), KID, precision/recall, IS")
     e.add_argument("--checkpoint", help="sample from this checkpoint and compare with its training data")

@@ -19,6 +19,12 @@ class Capabilities:
     inpaint: bool = False
     style_mix: bool = False
     interpolate: bool = False
+    truncation: bool = False  # GANs: the truncation psi applies
+    noise_modes: list[str] = field(default_factory=list)  # StyleGAN's per-layer noise: const/random/off
+    style_layers: list[int] = field(default_factory=list)  # resolution of each style (w) input, in order
+    style_groups: dict = field(default_factory=dict)       # coarse / middle / fine -> style indices
+    latent_space: str = ""    # what interpolation moves through: "z", "w+", "noise"
+    encode_method: str = ""   # how images enter that space: "projection", "ddim-inversion"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -72,8 +72,61 @@ class DDPMConfig:
     timesteps: int = opt(1000, "Number of diffusion steps T.", min=2, max=10000)
 
 
+GAN_LOSSES = ("ns", "wgan-gp", "hinge")
+GAN_AUGMENTS = ("none", "diffaug", "ada")
+DIFFAUG_POLICIES = ("color", "translation", "cutout")
+
+
+@dataclass
+class GANConfig:
+    family: str = opt("gan", "Model family.", choices=("gan",))
+    z_dim: int = opt(64, "Size of the latent vector z.", min=1, max=4096)
+    g_channels: int = opt(32, "Generator channels at full resolution; doubled at each coarser level.", min=4, max=1024)
+    d_channels: int = opt(32, "Discriminator channels at full resolution; doubled at each coarser level.", min=4, max=1024)
+    max_channels: int = opt(256, "Cap on the channels of any level.", min=4, max=2048, advanced=True)
+    loss: str = opt("ns", "ns = non-saturating, wgan-gp = Wasserstein with gradient penalty, hinge.", choices=GAN_LOSSES)
+    n_critic: int = opt(1, "Discriminator steps per generator step (5 is usual for WGAN-GP).", min=1, max=20)
+    gp_weight: float = opt(10.0, "Weight of WGAN-GP's gradient penalty.", min=0.0, max=1000.0, advanced=True)
+    r1_gamma: float = opt(0.0, "R1 penalty on real images (0 = off).", min=0.0, max=1000.0)
+    r1_every: int = opt(16, "Lazy regularization: apply R1 every N steps (scaled by N).", min=1, max=1000, advanced=True)
+    spectral_norm: bool = opt(False, "Spectral normalization on the discriminator's layers.")
+    minibatch_std: bool = opt(True, "Minibatch standard-deviation feature in the discriminator (fights mode collapse).")
+    class_conditional: bool = opt(False, "Condition on class labels (when the dataset has more than one class).")
+    conditioning: str = opt("projection", "How D uses labels: projection discriminator, or AC-GAN's auxiliary classifier.",
+                            choices=("projection", "acgan"))
+    acgan_weight: float = opt(1.0, "Weight of AC-GAN's classification loss.", min=0.0, max=100.0, advanced=True)
+    augment: str = opt("diffaug", "Small-data aid: DiffAugment (always on), ADA (adaptive probability p), or none.",
+                       choices=GAN_AUGMENTS)
+    diffaug_policy: str = opt("color,translation,cutout", "DiffAugment's transforms (comma-separated).", advanced=True)
+    ada_target: float = opt(0.6, "ADA raises p while E[sign D(real)] is above this.", min=0.0, max=1.0)
+    ada_interval: int = opt(4, "ADA adjusts p every N steps.", min=1, max=1000, advanced=True)
+    ada_kimg: float = opt(20.0, "ADA's speed: thousands of images for p to go from 0 to 1.", min=0.01, max=10000.0,
+                          advanced=True)
+    adam_beta1: float = opt(0.5, "Adam beta1 for both networks.", min=0.0, max=0.999, advanced=True)
+    adam_beta2: float = opt(0.999, "Adam beta2 for both networks.", min=0.0, max=0.9999, advanced=True)
+    d_lr_ratio: float = opt(1.0, "Discriminator learning rate = training.lr times this.", min=0.0, max=100.0,
+                            advanced=True)
+
+
+@dataclass
+class StyleGANConfig(GANConfig):
+    family: str = opt("stylegan", "Model family.", choices=("stylegan",))
+    minibatch_std: bool = opt(True, "Minibatch standard-deviation feature in the discriminator (fights mode collapse).")
+    w_dim: int = opt(128, "Size of the intermediate latent w.", min=4, max=2048)
+    mapping_layers: int = opt(4, "Depth of the mapping network z -> w.", min=1, max=16)
+    mapping_lr_mult: float = opt(0.01, "Learning-rate multiplier of the mapping network.", min=0.0, max=1.0,
+                                 advanced=True)
+    style_mixing_prob: float = opt(0.9, "Probability of mixing two w's at a random crossover layer while training.",
+                                   min=0.0, max=1.0)
+    w_avg_beta: float = opt(0.995, "Decay of the tracked average w (the centre of truncation).", min=0.0, max=1.0,
+                            advanced=True)
+    pl_weight: float = opt(0.0, "Path-length regularization weight (0 = off).", min=0.0, max=100.0)
+    pl_every: int = opt(4, "Apply path-length regularization every N generator steps.", min=1, max=1000,
+                        advanced=True)
+
+
 # Each family registers the dataclass of its [model] section here (light: no torch).
-MODEL_CONFIGS: dict[str, type] = {"ddpm": DDPMConfig}
+MODEL_CONFIGS: dict[str, type] = {"ddpm": DDPMConfig, "gan": GANConfig, "stylegan": StyleGANConfig}
 
 
 @dataclass
@@ -102,8 +155,20 @@ class SamplingConfig:
     steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000)
     eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0)
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).", min=0.0, max=50.0)
+    truncation_psi: float = opt(1.0, "GANs: truncation psi (1 = off; lower trades variety for typical images).",
+                                min=0.0, max=2.0)
+    noise_mode: str = opt("const", "StyleGAN noise inputs: const (fixed), random, or off.",
+                          choices=("const", "random", "off"))
     grid_size: int = opt(100, "Images in each training sample grid.", min=1, max=1024)
     seed: int = opt(0, "Seed of the fixed-noise sample grids.", min=0)
+
+
+def sampling_options(s: "SamplingConfig", **overrides) -> dict:
+    """The keyword options a family's sample() takes from the sampling section (every family
+    ignores the ones it has no use for)."""
+    d = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("grid_size", "seed")}
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    return d
 
 
 METRIC_NAMES = ("fid", "kid", "pr", "is")
@@ -176,6 +241,16 @@ class RunConfig:
         bad = [m for m in self.metrics.metrics if m not in METRIC_NAMES]
         if bad:
             raise ConfigError(f"metrics.metrics contains {bad[0]!r}; choose from: {', '.join(METRIC_NAMES)}")
+        if self.model.family in ("gan", "stylegan"):
+            r = self.data.resolution
+            if r < 8 or r & (r - 1):
+                raise ConfigError(f"data.resolution = {r} must be a power of two of at least 8 for a GAN "
+                                  f"(its networks double or halve the size at each level)")
+            if self.model.augment == "diffaug":
+                bad = [p for p in self.model.diffaug_policy.split(",") if p.strip() not in DIFFAUG_POLICIES]
+                if bad:
+                    raise ConfigError(f"model.diffaug_policy contains {bad[0]!r}; choose from: "
+                                      f"{', '.join(DIFFAUG_POLICIES)}")
         attn = getattr(self.model, "attention_resolutions", None)
         if attn is not None and not all(isinstance(a, int) and a >= 1 for a in attn):
             raise ConfigError(f"model.attention_resolutions = {attn!r} must be a list of positive integers")
@@ -184,6 +259,9 @@ class RunConfig:
     def replace(self, **sections: dict) -> "RunConfig":
         """A copy with some fields changed, e.g. cfg.replace(training={"steps": 10})."""
         d = self.to_dict()
+        new_family = (sections.get("model") or {}).get("family")
+        if new_family and new_family != d["model"].get("family"):
+            d["model"] = {}  # another family: its own fields, from its defaults
         for section, values in sections.items():
             if isinstance(values, dict):
                 d[section].update(values)

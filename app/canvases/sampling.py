@@ -19,16 +19,17 @@ CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
 class SamplingCanvas(QWidget):
     sampled = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, worker: WorkerClient | None = None):
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.worker = WorkerClient(self)
+        self.worker = worker or WorkerClient(self)
         self.worker.ready.connect(self._on_ready)
         self.worker.result.connect(self._on_result)
         self.worker.progress.connect(self._on_progress)
         self.worker.failed.connect(self._on_failed)
         self.pending_id = 0
         self.capabilities: dict = {}
+        self.loaded_checkpoint = ""  # what the worker has loaded (its last ready event)
 
         self.ckpt = QLineEdit()
         self.ckpt.setPlaceholderText("a checkpoint (.safetensors): open, drop, or train one")
@@ -40,6 +41,9 @@ class SamplingCanvas(QWidget):
         self.sampler.addItems(["ddim", "ddpm"])
         self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, value=0.0)
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=2.0)
+        self.psi = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=1.0)
+        self.psi.setToolTip("GANs: truncation psi (1 = off; lower = more typical, less varied)")
+        self.psi.setEnabled(False)
         self.cls = QComboBox()
         self.cls.addItem("all classes", None)
         self.sample_btn = QPushButton("Sample")
@@ -80,6 +84,7 @@ class SamplingCanvas(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Eta", self.eta)
         form.addRow("Guidance", self.guidance)
+        form.addRow("Truncation ψ", self.psi)
         form.addRow("Class", self.cls)
         side = QVBoxLayout()
         side.addLayout(form)
@@ -127,7 +132,7 @@ class SamplingCanvas(QWidget):
         self.pending_id = self.worker.request(
             "sample", checkpoint=path, n=self.n.value(), seed=self.seed.value(), steps=self.steps.value(),
             sampler=self.sampler.currentText(), eta=self.eta.value(), guidance_scale=self.guidance.value(),
-            **{"class": self.cls.currentData()})
+            psi=self.psi.value(), **{"class": self.cls.currentData()})
         return self.pending_id
 
     def evaluate(self) -> None:
@@ -156,6 +161,7 @@ class SamplingCanvas(QWidget):
         self.eval_result.setText(f"{r.get('n')} samples at step {r.get('step')}:<br>" + "<br>".join(lines) + note)
 
     def _on_ready(self, ev: dict) -> None:
+        self.loaded_checkpoint = ev.get("checkpoint", "")
         caps = ev.get("capabilities", {})
         self.capabilities = caps
         self.cls.clear()
@@ -163,6 +169,9 @@ class SamplingCanvas(QWidget):
         for i, name in enumerate(caps.get("class_labels", [])):
             self.cls.addItem(f"{i}: {name}", i)
         self.guidance.setEnabled(bool(caps.get("guidance")))
+        self.psi.setEnabled(bool(caps.get("truncation")))
+        for w in (self.steps, self.eta, self.sampler):
+            w.setEnabled(bool(caps.get("samplers")))  # a GAN samples in one pass: no steps
         samplers = caps.get("samplers") or ["ddim"]
         current = self.sampler.currentText()
         self.sampler.clear()
@@ -215,5 +224,6 @@ class SamplingCanvas(QWidget):
         self.set_checkpoint(e.mimeData().urls()[0].toLocalFile())
 
     def shutdown(self) -> None:
-        self.worker.shutdown()
+        if self.worker.parent() is self:
+            self.worker.shutdown()
         self.eval_job.kill(wait_ms=3000)

@@ -26,7 +26,7 @@ class ModelPanel(QGroupBox):
         super().__init__("Model", parent)
         self.family = QComboBox()
         self.family.addItems(list(MODEL_CONFIGS))
-        self.family.setToolTip("The model family. More families arrive with later versions.")
+        self.family.setToolTip("The model family: ddpm (diffusion), gan (DCGAN), stylegan (StyleGAN-lite).")
         self.preset = QComboBox()
         for name, desc in list_presets().items():
             self.preset.addItem(name, name)
@@ -36,6 +36,7 @@ class ModelPanel(QGroupBox):
         self.sampling_form = ConfigForm(SamplingConfig)
         self.metrics_form = ConfigForm(MetricsConfig)
         tabs = QTabWidget()
+        self.tabs = tabs
         tabs.addTab(_scrolled(self.model_form), "Network")
         tabs.addTab(_scrolled(self.training_form), "Training")
         tabs.addTab(_scrolled(self.sampling_form), "Sampling")
@@ -53,6 +54,7 @@ class ModelPanel(QGroupBox):
         lay.addWidget(self.error)
         self.name = "run"
         self.preset.currentIndexChanged.connect(lambda _: self.load_preset(self.preset.currentData()))
+        self.family.currentTextChanged.connect(self._family_changed)
         for f in (self.model_form, self.training_form, self.sampling_form, self.metrics_form):
             f.changed.connect(self.changed)
 
@@ -64,10 +66,28 @@ class ModelPanel(QGroupBox):
         self.preset_loaded.emit(cfg)
         return cfg
 
+    def _use_family_form(self, family: str) -> None:
+        """The Network tab shows the fields of the chosen family's [model] section."""
+        if self.model_form.section_cls is MODEL_CONFIGS[family]:
+            return
+        form = ConfigForm(MODEL_CONFIGS[family], exclude=("family",))
+        form.changed.connect(self.changed)
+        self.tabs.removeTab(0)
+        self.tabs.insertTab(0, _scrolled(form), "Network")
+        self.tabs.setCurrentIndex(0)
+        self.model_form = form
+
+    def _family_changed(self, family: str) -> None:
+        """A new family starts from its defaults (its presets set them better)."""
+        self._use_family_form(family)
+        self.model_form.set_values(MODEL_CONFIGS[family]())
+        self.changed.emit()
+
     def set_config(self, cfg: RunConfig) -> None:
         self.name = cfg.name
         with signals_blocked(self.family):
             self.family.setCurrentText(cfg.model.family)
+        self._use_family_form(cfg.model.family)
         self.model_form.set_values(cfg.model)
         self.training_form.set_values(cfg.training)
         self.sampling_form.set_values(cfg.sampling)

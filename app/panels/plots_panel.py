@@ -31,26 +31,32 @@ class Series:
         self.n = 0
 
 
+COLORS = [(20, 70, 160), (200, 60, 40), (30, 140, 60), (150, 70, 170), (200, 140, 20), (60, 60, 60)]
+
+
 class LossPlot(QWidget):
-    def __init__(self, key: str = "loss", parent=None):
+    """Curves over steps for the logged keys it wants (by name or prefix): the raw value, faint,
+    and a smoothed one. GANs log two losses plus D(real), D(fake) and ADA's p; each gets a curve."""
+
+    def __init__(self, keys: tuple[str, ...] = ("loss",), prefix: str | None = None, title: str = "loss",
+                 log: bool = True, parent=None):
         super().__init__(parent)
-        self.key = key
-        self.series = Series()
+        self.keys, self.prefix, self.title = tuple(keys), prefix, title
+        self.series: dict[str, Series] = {}
+        self.curves: dict[str, tuple] = {}
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", key)
+        self.plot.setLabel("left", title)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setDownsampling(mode="peak")
         self.plot.setClipToView(True)
-        self.plot.addLegend(offset=(-10, 10))
-        self.raw = self.plot.plot([], [], pen=pg.mkPen((120, 160, 220), width=1), name="raw")
-        self.smooth = self.plot.plot([], [], pen=pg.mkPen((20, 70, 160), width=2.5), name="smoothed")
+        self.legend = self.plot.addLegend(offset=(-10, 10))
         self.log = QCheckBox("log scale")
         self.log.toggled.connect(lambda on: self.plot.setLogMode(y=on))
-        self.log.setChecked(True)  # losses span decades; the log view shows progress late in a run
+        self.log.setChecked(log)  # losses span decades; the log view shows progress late in a run
         self.readout = QLabel("")
         top = QHBoxLayout()
-        top.addWidget(QLabel(f"<b>{key}</b>"))
+        top.addWidget(QLabel(f"<b>{title}</b>"))
         top.addWidget(self.readout, 1)
         top.addWidget(self.log)
         lay = QVBoxLayout(self)
@@ -61,31 +67,54 @@ class LossPlot(QWidget):
         self.timer = QTimer(self, interval=50, timeout=self._redraw)
         self.timer.start()
 
+    def wants(self, key: str) -> bool:
+        return key in self.keys or (self.prefix is not None and key.startswith(self.prefix))
+
+    def _curves_for(self, key: str):
+        if key not in self.curves:
+            color = COLORS[len(self.curves) % len(COLORS)]
+            single = len(self.keys) == 1 and self.prefix is None
+            raw = self.plot.plot([], [], pen=pg.mkPen((*color, 90), width=1), name="raw" if single else None)
+            smooth = self.plot.plot([], [], pen=pg.mkPen(color, width=2.5), name="smoothed" if single else key)
+            self.curves[key] = (raw, smooth)
+            self.series[key] = Series()
+        return self.series[key]
+
     def add_rows(self, rows: list[dict]) -> None:
         for r in rows:
-            v = r.get(self.key)
-            if v is not None and "step" in r:
-                self.series.append(float(r["step"]), float(v))
+            if "step" not in r:
+                continue
+            for k, v in r.items():
+                if v is None or not isinstance(v, (int, float)) or not self.wants(k):
+                    continue
+                if v <= 0 and self.log.isChecked():
+                    self.log.setChecked(False)  # WGAN and hinge losses go negative: no log axis for them
+                self._curves_for(k).append(float(r["step"]), float(v))
                 self._dirty = True
 
     def clear(self) -> None:
-        self.series.clear()
+        for s in self.series.values():
+            s.clear()
         self._dirty = True
 
-    def point_count(self) -> int:
-        return self.series.n
+    def point_count(self, key: str | None = None) -> int:
+        if key is not None:
+            return self.series[key].n if key in self.series else 0
+        return max((s.n for s in self.series.values()), default=0)
 
     def _redraw(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
-        s = self.series
-        self.raw.setData(s.x[:s.n], s.y[:s.n])
-        self.smooth.setData(s.x[:s.n], s.s[:s.n])
-        if s.n:
-            self.readout.setText(f"step {int(s.x[s.n - 1])}: {s.y[s.n - 1]:.4f} (smoothed {s.s[s.n - 1]:.4f})")
-        else:
-            self.readout.setText("")
+        parts = []
+        for k, s in self.series.items():
+            raw, smooth = self.curves[k]
+            raw.setData(s.x[:s.n], s.y[:s.n])
+            smooth.setData(s.x[:s.n], s.s[:s.n])
+            if s.n:
+                parts.append(f"{k} {s.y[s.n - 1]:.4f}" if len(self.series) > 1 else
+                             f"step {int(s.x[s.n - 1])}: {s.y[s.n - 1]:.4f} (smoothed {s.s[s.n - 1]:.4f})")
+        self.readout.setText(" · ".join(parts))
 
 
 QUALITY_KEYS = ("fid", "fd_domain")

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file as np_load, save as np_save
 
+from engine.config import sampling_options
 from engine.metrics import domain, inception
 from engine.metrics.stats import (feature_stats, frechet_distance, inception_score, kernel_inception_distance,
                                   precision_recall)
@@ -32,8 +33,7 @@ def family_sampler(family, sampling, steps: int) -> Callable[[int, int], torch.T
     through the classes of a conditional model, for Evaluator.score_sampler."""
     def sample(n: int, seed: int) -> torch.Tensor:
         return family.sample(n, seed=seed, labels=family.labels_for(n, offset=seed), use_ema=True,
-                             sampler=sampling.sampler, steps=steps, eta=sampling.eta,
-                             guidance_scale=sampling.guidance_scale)
+                             **sampling_options(sampling, steps=steps))
     return sample
 
 

@@ -8,6 +8,12 @@ def family_class(name: str) -> type[Family]:
     if name == "ddpm":
         from engine.models.ddpm import DDPMFamily
         return DDPMFamily
+    if name == "gan":
+        from engine.models.gan import GANFamily
+        return GANFamily
+    if name == "stylegan":
+        from engine.models.gan import StyleGANFamily
+        return StyleGANFamily
     raise ValueError(f"unknown model family {name!r}")
 
 

@@ -31,6 +31,7 @@ class StepContext:
         self.device, self.generator, self.optimizers = device, generator, optimizers
         self.amp_dtype, self.scaler, self.grad_clip = amp_dtype, scaler, grad_clip
         self.grad_norms: dict[str, torch.Tensor] = {}
+        self.step = 0  # the step being taken (0-based), set by the loop: for every-N-steps work
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -72,6 +73,12 @@ class Family:
 
     def init_ema(self) -> None:
         self.ema = copy.deepcopy(self.networks).requires_grad_(False).eval()
+
+    def update_ema(self, decay: float) -> None:
+        """Move each averaged network toward its live copy (a family may average only some)."""
+        from engine.training.ema import update_ema
+        for name, averaged in (self.ema or {}).items():
+            update_ema(averaged, self.networks[name], decay)
 
     def to(self, device: torch.device) -> "Family":
         self.device = torch.device(device)
@@ -119,6 +126,10 @@ class Family:
                                  f"({', '.join(self.class_names)})")
             return [int(cls)] * n
         return [(offset + i) % k for i in range(n)]
+
+    def latent_labels(self) -> list[int] | None:
+        """The class a latent walk uses when none is chosen (None: unconditional)."""
+        return None
 
     @property
     def is_conditional(self) -> bool:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from engine.capabilities import Capabilities
 from engine.models.base import Batch, Family, StepContext
 from engine.models.unet import UNet
-from engine.sampling.samplers import sample_loop
+from engine.sampling.samplers import ddim_invert, sample_loop
 from engine.sampling.schedules import make_schedule
 
 
@@ -105,8 +105,49 @@ class DDPMFamily(Family):
             net.train(was_training)
         return out.float().clamp(-1, 1).cpu()
 
+    # ---- the latent space of interpolation: the initial noise x_T of deterministic DDIM ---------
+    def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        from engine.models.gan import seed_noise
+        shape = (self.channels, self.resolution, self.resolution)
+        return seed_noise(seeds, self.channels * self.resolution ** 2).view(len(seeds), *shape)
+
+    def _label_tensor(self, labels, n: int) -> torch.Tensor | None:
+        if labels is None or not self.num_classes:
+            return None
+        lab = [self.num_classes if (l is None or l < 0) else int(l) for l in labels]
+        return torch.tensor((lab * n)[:n] if len(lab) != n else lab, dtype=torch.long, device=self.device)
+
+    def decode_latents(self, latents: torch.Tensor, labels=None, *, use_ema: bool = True, steps: int = 25,
+                       guidance_scale: float = 1.0, cancel=None, **unused: Any) -> torch.Tensor:
+        """DDIM with eta 0 from each x_T: the same noise always gives the same image."""
+        net = (self.ema if (use_ema and self.ema is not None) else self.networks)["unet"]
+        was = net.training
+        net.eval()
+        try:
+            out = sample_loop(self.eps_fn(net, self._label_tensor(labels, latents.shape[0]), float(guidance_scale)),
+                              latents.to(self.device), self.alphas_cumprod, sampler="ddim", steps=steps, eta=0.0,
+                              cancel=cancel)
+        finally:
+            net.train(was)
+        return out.float().clamp(-1, 1).cpu()
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int = 25, use_ema: bool = True,
+                      progress=None, cancel=None) -> torch.Tensor:
+        """DDIM inversion of images ((N, C, H, W) in [-1, 1]) to their x_T."""
+        net = (self.ema if (use_ema and self.ema is not None) else self.networks)["unet"]
+        was = net.training
+        net.eval()
+        try:
+            lab = self._label_tensor(labels, images.shape[0])
+            return ddim_invert(self.eps_fn(net, lab, 1.0), images.to(self.device).float(), self.alphas_cumprod,
+                               steps=steps, progress=progress, cancel=cancel).cpu()
+        finally:
+            net.train(was)
+
     def capabilities(self) -> Capabilities:
         return Capabilities(family=self.name, sample=True, samplers=["ddim", "ddpm"],
                             guidance=self.num_classes > 0,
                             class_labels=self.class_names if self.num_classes else [],
-                            resolution=self.resolution, channels=self.channels)
+                            resolution=self.resolution, channels=self.channels, invert=True, encode=True,
+                            interpolate=True, latent_space="noise", encode_method="ddim-inversion")

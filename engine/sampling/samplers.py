@@ -61,3 +61,26 @@ def sample_loop(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x_
         if progress is not None:
             progress(i + 1, len(ts))
     return x
+
+
+@torch.no_grad()
+def ddim_invert(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
+                alphas_cumprod: torch.Tensor, *, steps: int = 50,
+                progress: Callable[[int, int], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> torch.Tensor:
+    """DDIM inversion: run the deterministic DDIM update backwards, from an image up to x_T, over
+    the same respaced timesteps sample_loop uses, so DDIM (eta 0) from the result comes back close
+    to the image."""
+    ac = alphas_cumprod.to(device=x0.device, dtype=torch.float32)
+    ts = respaced_timesteps(len(ac), steps)[::-1]  # ascending
+    x = x0
+    for i in range(len(ts) - 1):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        t, t_next = ts[i], ts[i + 1]
+        eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).float()
+        pred_x0 = (x - (1 - ac[t]).sqrt() * eps) / ac[t].sqrt()
+        x = ac[t_next].sqrt() * pred_x0 + (1 - ac[t_next]).sqrt() * eps
+        if progress is not None:
+            progress(i + 1, len(ts) - 1)
+    return x

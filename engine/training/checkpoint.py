@@ -119,7 +119,11 @@ def load_weights_into(family: Any, ckpt: Checkpoint) -> None:
     family.networks.load_state_dict(ckpt.prefixed("net."))
     ema = ckpt.prefixed("ema.")
     if family.ema is not None:
-        family.ema.load_state_dict(ema if ema else ckpt.prefixed("net."))
+        if ema:
+            family.ema.load_state_dict(ema)
+        else:  # a checkpoint without averages: start them from the live weights
+            for name, averaged in family.ema.items():
+                averaged.load_state_dict(family.networks[name].state_dict())
 
 
 def family_from_checkpoint(path: str | Path, device: str = "auto"):

@@ -18,14 +18,14 @@ from typing import Callable
 import torch
 
 from engine import protocol
-from engine.config import ConfigError, RunConfig
+from engine.config import ConfigError, RunConfig, sampling_options
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
 from engine.models import Batch, StepContext, build_family
 from engine.training import checkpoint as ck
 from engine.training.control import ControlChannel
 from engine.training.device import device_label, resolve_precision, select_device
-from engine.training.ema import ema_decay_at, update_ema
+from engine.training.ema import ema_decay_at
 from engine.util import throttled
 from engine.training.grid import sample_grid_image, save_png
 from engine.rundir import RunDir
@@ -169,8 +169,8 @@ class Trainer:
     def sample_grid(self) -> Path:
         s = self.cfg.sampling
         path = self.rd.sample_path(self.step)
-        save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, sampler=s.sampler,
-                                   steps=s.steps, eta=s.eta, guidance_scale=s.guidance_scale), path)
+        save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, **sampling_options(s)),
+                 path)
         self.last_sampled_step = self.step
         self.emit(protocol.event("sample", step=self.step, path=str(path)))
         return path
@@ -247,6 +247,7 @@ class Trainer:
             if self.step == 0 and self.last_sampled_step < 0:
                 self.sample_grid()
             sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}
             n_in_window, window_start, overhead = 0, time.perf_counter(), 0.0
             run_start = time.perf_counter()
             stop_at = min(total, until_step) if until_step is not None else total
@@ -263,6 +264,7 @@ class Trainer:
                 losses = self._train_step()
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
+                    counts[k] = counts.get(k, 0) + 1
                 n_in_window += 1
                 self.step += 1
                 if self.step % t.log_every == 0 or self.step == stop_at:
@@ -272,7 +274,7 @@ class Trainer:
                     img_s = n_in_window * t.batch_size / busy
                     row = {"step": self.step, "time": round(time.time(), 3),
                            "elapsed_s": round(now - run_start, 3),
-                           **{k: float(v) / n_in_window for k, v in sums.items()},
+                           **{k: float(v) / counts[k] for k, v in sums.items()},
                            "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
                            "img_per_s": round(img_s, 2),
                            "eta_s": round((total - self.step) * t.batch_size / img_s, 1)}
@@ -282,7 +284,7 @@ class Trainer:
                     self.rd.append_metrics(row)
                     self.write_status(self.state, img_per_s=row["img_per_s"], eta_s=row["eta_s"])
                     self.emit(protocol.event("metrics", total_steps=total, **row))
-                    sums, n_in_window, window_start, overhead = {}, 0, time.perf_counter(), 0.0
+                    sums, counts, n_in_window, window_start, overhead = {}, {}, 0, time.perf_counter(), 0.0
                 extra_t0 = time.perf_counter()
                 if t.sample_every and self.step % t.sample_every == 0:
                     self._check_finite()
@@ -325,13 +327,13 @@ class Trainer:
         if flips is not None:
             x = torch.where(flips.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
         batch = Batch(x, self.labels[idx.to(self.labels.device)])
+        self.ctx.step = self.step
         losses = self.family.training_step(batch, self.ctx)
         losses = {k: v.detach().float() for k, v in losses.items()}
         for v in losses.values():
             self.bad_flag |= ~torch.isfinite(v)
-        decay = ema_decay_at(self.step, t.ema_decay)
         if self.family.ema is not None:
-            update_ema(self.family.ema, self.family.networks, decay)
+            self.family.update_ema(ema_decay_at(self.step, t.ema_decay))
         return losses
 
     def _stop(self, message: str) -> RunResult:

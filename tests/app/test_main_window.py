@@ -115,3 +115,24 @@ def test_data_panel_folder_with_bad_files(window, qtbot, tmp_path):
     assert "skipped 1 of 7" in window.data_panel.info.text() and "broken.png" in window.data_panel.info.text()
     cfg = window.build_config()
     assert cfg.data.dataset == "folder" and cfg.data.path == str(folder)
+
+
+def test_gan_run_plots_both_losses_and_d_scores_then_canvases_get_the_model(window, qtbot):
+    from tests.engine.test_gan import gan_config
+    window.model_panel.family.setCurrentText("stylegan")         # the Network form follows the family
+    assert "w_dim" in window.model_panel.model_form.editors
+    assert "channel_mults" not in window.model_panel.model_form.editors
+    _use(window, gan_config("stylegan", augment="ada").replace(training={"steps": 24, "log_every": 2,
+                                                                         "checkpoint_every": 0}))
+    assert window.build_config().model.family == "stylegan"
+    assert window.gan_plot.isHidden()
+    assert window.training.start()
+    qtbot.waitUntil(lambda: window.loss_plot.point_count("loss_g") >= 2, timeout=90000)
+    assert window.loss_plot.point_count("loss_d") >= 2
+    qtbot.waitUntil(lambda: window.gan_plot.point_count("ada_p") >= 2, timeout=30000)
+    assert not window.gan_plot.isHidden() and window.gan_plot.point_count("d_real") >= 2
+    qtbot.waitUntil(lambda: window.training.state == "finished", timeout=90000)
+    window.tabs.setCurrentWidget(window.style_mix)
+    qtbot.waitUntil(lambda: len(window.style_mix.layer_checks) == 6, timeout=60000)
+    with qtbot.waitSignal(window.style_mix.rendered, timeout=60000):
+        window.style_mix.render()

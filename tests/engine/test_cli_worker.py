@@ -23,8 +23,9 @@ def test_cli_presets_and_clear_errors(tmp_path):
     assert r.returncode == 0 and "ddpm-digits" in r.stdout
     r = engine("train", "--preset", "nope", "--run-dir", str(tmp_path / "x"))
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["genlab-engine: error: unknown preset 'nope'; available: "
-                                             "ddpm-digits, ddpm-faces, ddpm-shapes, ddpm-textures"]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genlab-engine: error: unknown preset 'nope'; available: ")
+    assert "ddpm-digits" in lines[0] and "dcgan-digits" in lines[0] and "stylegan-shapes" in lines[0]
     bad = tmp_path / "bad.toml"
     bad.write_text('[model]\nschedule = "quad"\n')
     r = engine("train", "--config", str(bad))

@@ -1,0 +1,253 @@
+"""Latent-interpolation canvas, for any family whose capabilities offer it: a list of endpoints
+(seeds, or dropped images that the family encodes — projection for GANs, DDIM inversion for
+diffusion), lerp or slerp, N frames; a strip and an animated preview; GIF and MP4 export (written by
+the engine)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
+                               QWidget)
+
+from app.canvases.common import IMAGE_SUFFIXES, dropped_images
+from app.engine_client import WorkerClient
+from app.widgets.image_view import ImageView
+
+SPACE_NAMES = {"z": "z (DCGAN latent)", "w+": "w+ (StyleGAN styles)", "noise": "x_T (DDIM noise)"}
+
+
+class InterpolationCanvas(QWidget):
+    rendered = Signal(str)
+    exported = Signal(str)
+
+    def __init__(self, worker: WorkerClient, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.worker = worker
+        self.checkpoint = ""
+        self.capabilities: dict = {}
+        self.pending_id = 0
+        self.export_id = 0
+        self.frames: list[QPixmap] = []
+        self.frame_index = 0
+
+        self.endpoints = QListWidget()
+        self.endpoints.setToolTip("Endpoints in order. Drop images here (they are encoded into the latent space).")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=1)
+        self.add_seed_btn = QPushButton("Add seed")
+        self.add_image_btn = QPushButton("Add image…")
+        self.remove_btn = QPushButton("Remove")
+        self.mode = QComboBox()
+        self.mode.addItems(["slerp", "lerp"])
+        self.mode.setToolTip("slerp follows the sphere Gaussian latents live on; lerp is a straight line "
+                             "(StyleGAN's w space is usually walked with lerp)")
+        self.frames_spin = QSpinBox(minimum=2, maximum=240, value=16)
+        self.frames_spin.setToolTip("Frames in the walk")
+        self.psi = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=1.0)
+        self.psi.setToolTip("GANs: truncation psi (1 = off)")
+        self.sample_steps = QSpinBox(minimum=1, maximum=1000, value=20)
+        self.sample_steps.setToolTip("Diffusion: DDIM steps per frame")
+        self.cls = QComboBox()
+        self.cls.addItem("unconditional", None)
+        self.fps = QDoubleSpinBox(minimum=1.0, maximum=60.0, value=12.0)
+        self.render_btn = QPushButton("Render")
+        self.gif_btn = QPushButton("Export GIF…")
+        self.mp4_btn = QPushButton("Export MP4…")
+        self.progress = QProgressBar()
+        self.progress.setFormat("")
+        self.status = QLabel("Open or train a checkpoint, then add two or more endpoints.")
+        self.status.setWordWrap(True)
+        self.strip = ImageView("The frames appear here as a strip.")
+        self.strip.setMinimumHeight(80)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumSize(256, 256)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._next_frame)
+
+        add_row = QHBoxLayout()
+        add_row.addWidget(self.seed)
+        add_row.addWidget(self.add_seed_btn)
+        form = QFormLayout()
+        form.addRow("Mode", self.mode)
+        form.addRow("Frames", self.frames_spin)
+        form.addRow("Truncation ψ", self.psi)
+        form.addRow("DDIM steps", self.sample_steps)
+        form.addRow("Class", self.cls)
+        form.addRow("Preview fps", self.fps)
+        exp = QHBoxLayout()
+        exp.addWidget(self.gif_btn)
+        exp.addWidget(self.mp4_btn)
+        side = QVBoxLayout()
+        side.addWidget(QLabel("<b>Endpoints</b>"))
+        side.addWidget(self.endpoints, 1)
+        side.addLayout(add_row)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.add_image_btn)
+        row2.addWidget(self.remove_btn)
+        side.addLayout(row2)
+        side.addLayout(form)
+        side.addWidget(self.render_btn)
+        side.addLayout(exp)
+        side.addWidget(self.progress)
+        side.addWidget(self.status)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setMaximumWidth(340)
+        right = QVBoxLayout()
+        right.addWidget(self.preview, 3)
+        right.addWidget(self.strip, 1)
+        lay = QHBoxLayout(self)
+        lay.addWidget(side_w)
+        lay.addLayout(right, 1)
+
+        self.add_seed_btn.clicked.connect(lambda: self.add_endpoint(self.seed.value()))
+        self.add_image_btn.clicked.connect(self._pick_image)
+        self.remove_btn.clicked.connect(self._remove)
+        self.render_btn.clicked.connect(self.render)
+        self.gif_btn.clicked.connect(lambda: self._export_dialog(".gif"))
+        self.mp4_btn.clicked.connect(lambda: self._export_dialog(".mp4"))
+        self.fps.valueChanged.connect(self._restart_animation)
+        worker.ready.connect(self.set_capabilities)
+        worker.result_event.connect(self._on_result)
+        worker.stage_progress.connect(self._on_progress)
+        worker.failed.connect(self._on_failed)
+        for seed in (1, 2):
+            self.add_endpoint(seed)
+        self._set_enabled(False)
+
+    # ---- model ---------------------------------------------------------------------------------
+    def set_checkpoint(self, path: str) -> None:
+        self.checkpoint = path
+
+    def set_capabilities(self, ev: dict) -> None:
+        caps = ev.get("capabilities", {})
+        self.capabilities = caps
+        self.checkpoint = ev.get("checkpoint", self.checkpoint)
+        if not caps.get("interpolate"):
+            self._set_enabled(False)
+            self.status.setText(f"A {caps.get('family', '?')} model offers no latent space to interpolate in.")
+            return
+        self._set_enabled(True)
+        self.psi.setEnabled(bool(caps.get("truncation")))
+        self.sample_steps.setEnabled(caps.get("latent_space") == "noise")
+        self.mode.setCurrentText("lerp" if caps.get("latent_space") == "w+" else "slerp")
+        self.cls.clear()
+        self.cls.addItem("unconditional" if caps.get("latent_space") == "noise" else "default", None)
+        for i, name in enumerate(caps.get("class_labels", [])):
+            self.cls.addItem(f"{i}: {name}", i)
+        self.cls.setEnabled(bool(caps.get("class_labels")))
+        self.status.setText(f"Walks through {SPACE_NAMES.get(caps.get('latent_space'), caps.get('latent_space'))}; "
+                            f"images enter by {caps.get('encode_method') or 'no encoder'}.")
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.render_btn, self.gif_btn, self.mp4_btn):
+            w.setEnabled(on)
+
+    # ---- endpoints -----------------------------------------------------------------------------
+    def add_endpoint(self, spec) -> None:
+        text = f"seed {spec}" if isinstance(spec, int) else f"image {Path(spec).name}"
+        item = QListWidgetItem(text)
+        item.setData(Qt.UserRole, spec)
+        item.setToolTip(str(spec))
+        self.endpoints.addItem(item)
+
+    def endpoint_specs(self) -> list:
+        return [self.endpoints.item(i).data(Qt.UserRole) for i in range(self.endpoints.count())]
+
+    def _remove(self) -> None:
+        for item in self.endpoints.selectedItems():
+            self.endpoints.takeItem(self.endpoints.row(item))
+
+    def _pick_image(self) -> None:
+        pats = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Add an image endpoint", "", f"Images ({pats})")
+        if path:
+            self.add_endpoint(path)
+
+    # ---- rendering -------------------------------------------------------------------------------
+    def _request(self, out: str | None = None) -> int:
+        specs = self.endpoint_specs()
+        if not self.checkpoint:
+            self.status.setText("Open a checkpoint first.")
+            return 0
+        if len(specs) < 2:
+            self.status.setText("Add at least two endpoints.")
+            return 0
+        fields = dict(checkpoint=self.checkpoint, endpoints=specs, frames=self.frames_spin.value(),
+                      mode=self.mode.currentText(), psi=self.psi.value(), steps=self.sample_steps.value(),
+                      fps=self.fps.value(), **{"class": self.cls.currentData()})
+        if out:
+            fields["out"] = out
+        self.progress.setFormat("starting…")
+        return self.worker.request("interpolate", **fields)
+
+    def render(self) -> int:
+        self.pending_id = self._request()
+        return self.pending_id
+
+    def export(self, path: str) -> int:
+        """Write a GIF or MP4 (by suffix) through the engine."""
+        self.export_id = self._request(out=path)
+        return self.export_id
+
+    def _export_dialog(self, suffix: str) -> None:
+        kind = "GIF (*.gif)" if suffix == ".gif" else "MP4 video (*.mp4)"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the walk", f"walk{suffix}", kind)
+        if path:
+            self.export(path if path.lower().endswith(suffix) else path + suffix)
+
+    def _on_result(self, ev: dict) -> None:
+        rid = ev.get("id")
+        if rid not in (self.pending_id, self.export_id) or ev.get("op") != "interpolate":
+            return
+        self._show_strip(ev["path"], int(ev["frames"]), int(ev["frame_size"]))
+        self.progress.setFormat(f"{ev['frames']} frames in {ev.get('elapsed_s', 0):.1f}s")
+        if rid == self.export_id and ev.get("out"):
+            self.status.setText(f"saved {ev['out']}")
+            self.exported.emit(ev["out"])
+        self.rendered.emit(ev["path"])
+
+    def _show_strip(self, path: str, n: int, size: int) -> None:
+        self.strip.set_path(path)
+        sheet = QPixmap(path)
+        # the strip is one row of frames with a 1-pixel border around each
+        self.frames = [sheet.copy(QRect(1 + i * (size + 1), 1, size, size)) for i in range(n)]
+        self.frame_index = 0
+        self._restart_animation()
+
+    def _restart_animation(self) -> None:
+        if self.frames:
+            self.timer.start(int(1000 / self.fps.value()))
+            self._next_frame()
+
+    def _next_frame(self) -> None:
+        if not self.frames:
+            return
+        pm = self.frames[self.frame_index % len(self.frames)]
+        side = max(64, min(self.preview.width(), self.preview.height()))
+        self.preview.setPixmap(pm.scaled(side, side, Qt.KeepAspectRatio, Qt.FastTransformation))
+        self.frame_index += 1
+
+    def _on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
+        if rid in (self.pending_id, self.export_id):
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"{stage} %v / %m")
+
+    def _on_failed(self, rid: int, message: str) -> None:
+        if rid in (self.pending_id, self.export_id):
+            self.progress.setFormat("failed")
+            self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
+
+    def dragEnterEvent(self, e):
+        if dropped_images(e.mimeData()):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e):
+        for path in dropped_images(e.mimeData()):
+            self.add_endpoint(path)
+

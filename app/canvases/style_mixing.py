@@ -1,0 +1,219 @@
+"""Style-mixing canvas, after the StyleGAN papers' figure and the stylegan3 visualizer: row sources
+down the left, column sources across the top; each cell is its row's image with the checked style
+layers taken from its column. Sources are seeds or dropped images (projected into w+ first).
+Every change re-renders through the engine worker; a newer request supersedes an older one, so
+dragging the psi slider stays fluid."""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
+
+from app.canvases.common import copy_result, dropped_images, parse_sources
+from app.engine_client import WorkerClient
+from app.widgets.image_view import ImageView
+
+
+class StyleMixCanvas(QWidget):
+    rendered = Signal(str)
+
+    def __init__(self, worker: WorkerClient, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.worker = worker
+        self.checkpoint = ""
+        self.capabilities: dict = {}
+        self.groups: dict[str, list[int]] = {}
+        self.pending_id = 0
+        self.project_ids: set[int] = set()
+        self._sent_at = 0.0
+
+        self.rows = QLineEdit("1-4")
+        self.cols = QLineEdit("5-8")
+        for ed, tip in ((self.rows, "Row sources (left): seeds, ranges like 1-4, or dropped images"),
+                        (self.cols, "Column sources (top): they give the checked layers' styles")):
+            ed.setToolTip(tip)
+            ed.editingFinished.connect(self.render)
+        self.layers_box = QGroupBox("Layers taken from the column")
+        self.layers_grid = QGridLayout(self.layers_box)
+        self.layer_checks: list[QCheckBox] = []
+        preset_row = QHBoxLayout()
+        self.preset_btns = {}
+        for name in ("coarse", "middle", "fine", "all", "none"):
+            b = QPushButton(name)
+            b.setToolTip({"coarse": "pose, shape (low resolutions)", "middle": "features (middle resolutions)",
+                          "fine": "colour, texture (high resolutions)"}.get(name, ""))
+            b.clicked.connect(lambda _=False, n=name: self.select_group(n))
+            preset_row.addWidget(b)
+            self.preset_btns[name] = b
+        self.psi = QSlider(Qt.Horizontal)
+        self.psi.setRange(0, 150)
+        self.psi.setValue(100)
+        self.psi_label = QLabel("ψ 1.00")
+        self.psi.valueChanged.connect(lambda v: (self.psi_label.setText(f"ψ {v / 100:.2f}"), self.render()))
+        self.psi.setToolTip("Truncation: 0 = the average image, 1 = off")
+        self.noise = QComboBox()
+        self.noise.addItems(["const", "random", "off"])
+        self.noise.setToolTip("Per-layer noise: fixed (const), fresh each render (random), or none")
+        self.noise.currentIndexChanged.connect(self.render)
+        self.drop_to = QComboBox()
+        self.drop_to.addItems(["columns", "rows"])
+        self.drop_to.setToolTip("Where dropped images go (they are projected into the model's w+ space first)")
+        self.export_btn = QPushButton("Export PNG…")
+        self.export_btn.setEnabled(False)
+        self.export_btn.clicked.connect(self._export)
+        self.progress = QProgressBar()
+        self.progress.setFormat("")
+        self.status = QLabel("Open or train a StyleGAN checkpoint (family 'stylegan') to mix styles.")
+        self.status.setWordWrap(True)
+        self.latency = QLabel("")
+        self.view = ImageView("The style-mixing grid appears here. Drop images to use them as sources.")
+
+        form = QFormLayout()
+        form.addRow("Rows", self.rows)
+        form.addRow("Columns", self.cols)
+        psi_row = QHBoxLayout()
+        psi_row.addWidget(self.psi, 1)
+        psi_row.addWidget(self.psi_label)
+        form.addRow("Truncation", psi_row)
+        form.addRow("Noise", self.noise)
+        form.addRow("Drop images into", self.drop_to)
+        side = QVBoxLayout()
+        side.addLayout(form)
+        side.addWidget(self.layers_box)
+        side.addLayout(preset_row)
+        side.addWidget(self.export_btn)
+        side.addWidget(self.progress)
+        side.addWidget(self.status)
+        side.addWidget(self.latency)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setMaximumWidth(360)
+        lay = QHBoxLayout(self)
+        lay.addWidget(side_w)
+        lay.addWidget(self.view, 1)
+
+        worker.ready.connect(self.set_capabilities)
+        worker.result_event.connect(self._on_result)
+        worker.stage_progress.connect(self._on_progress)
+        worker.failed.connect(self._on_failed)
+        self._set_enabled(False)
+
+    # ---- model ---------------------------------------------------------------------------------
+    def set_checkpoint(self, path: str) -> None:
+        self.checkpoint = path
+
+    def set_capabilities(self, ev: dict) -> None:
+        caps = ev.get("capabilities", {})
+        self.capabilities = caps
+        self.checkpoint = ev.get("checkpoint", self.checkpoint)
+        for c in self.layer_checks:
+            c.deleteLater()
+        self.layer_checks = []
+        if not caps.get("style_mix"):
+            self._set_enabled(False)
+            self.status.setText(f"A {caps.get('family', '?')} model has no per-layer styles: style mixing needs a "
+                                f"StyleGAN checkpoint (family 'stylegan').")
+            return
+        res = caps.get("style_layers", [])
+        for i, r in enumerate(res):
+            c = QCheckBox(f"{i}: {r}²")
+            c.setToolTip(f"style input {i}, driving the {r}×{r} layers")
+            c.toggled.connect(self.render)
+            self.layers_grid.addWidget(c, i // 4, i % 4)
+            self.layer_checks.append(c)
+        self.groups = caps.get("style_groups") or {"coarse": [], "middle": [], "fine": []}
+        self._set_enabled(True)
+        self.status.setText(f"{len(res)} style layers; coarse = {self.groups['coarse']}, "
+                            f"middle = {self.groups['middle']}, fine = {self.groups['fine']}")
+        self.select_group("coarse")
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.rows, self.cols, self.psi, self.noise, self.layers_box, *self.preset_btns.values()):
+            w.setEnabled(on)
+
+    def select_group(self, name: str) -> None:
+        chosen = set(range(len(self.layer_checks))) if name == "all" else set(self.groups.get(name, []))
+        for i, c in enumerate(self.layer_checks):
+            c.blockSignals(True)
+            c.setChecked(i in chosen)
+            c.blockSignals(False)
+        self.render()
+
+    def layers(self) -> list[int]:
+        return [i for i, c in enumerate(self.layer_checks) if c.isChecked()]
+
+    # ---- rendering -------------------------------------------------------------------------------
+    def render(self) -> int:
+        if not (self.checkpoint and self.capabilities.get("style_mix")):
+            return 0
+        try:
+            rows, cols = parse_sources(self.rows.text()), parse_sources(self.cols.text())
+        except ValueError as e:
+            self.status.setText(f"<span style='color:#c0392b'>✖ {e}</span>")
+            return 0
+        if not rows or not cols:
+            self.status.setText("Give at least one row and one column source.")
+            return 0
+        self._sent_at = time.perf_counter()
+        self.pending_id = self.worker.request("mix", checkpoint=self.checkpoint, rows=rows, cols=cols,
+                                              layers=self.layers(), psi=self.psi.value() / 100,
+                                              noise_mode=self.noise.currentText())
+        return self.pending_id
+
+    def add_image(self, path: str, to: str | None = None) -> None:
+        """Use an image as a source: project it now (with progress), then add it to rows or columns."""
+        target = self.rows if (to or self.drop_to.currentText()) == "rows" else self.cols
+        text = target.text().strip()
+        target.setText(f"{text}, {path}" if text else path)
+        self.progress.setFormat("projecting %v / %m")
+        rid = self.worker.request("project", checkpoint=self.checkpoint, image=path)
+        self.project_ids.add(rid)
+
+    def _on_result(self, ev: dict) -> None:
+        rid = ev.get("id")
+        if rid in self.project_ids:
+            self.project_ids.discard(rid)
+            self.progress.setFormat("projected")
+            self.render()
+        elif rid == self.pending_id and ev.get("op") == "mix":
+            self.view.set_path(ev["path"])
+            self.export_btn.setEnabled(True)
+            round_trip = (time.perf_counter() - self._sent_at) * 1000
+            self.latency.setText(f"{ev.get('rows')}×{ev.get('cols')} grid: {ev.get('elapsed_s', 0) * 1000:.0f} ms "
+                                 f"in the engine, {round_trip:.0f} ms round trip")
+            self.rendered.emit(ev["path"])
+
+    def _on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
+        if rid in self.project_ids or rid == self.pending_id:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"{stage} %v / %m" if stage else "%v / %m")
+
+    def _on_failed(self, rid: int, message: str) -> None:
+        if rid in self.project_ids or rid == self.pending_id:
+            self.project_ids.discard(rid)
+            self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
+
+    # ---- files ---------------------------------------------------------------------------------
+    def save_to(self, path: str) -> None:
+        copy_result(self.view.path, path)
+        self.status.setText(f"saved {path}")
+
+    def _export(self) -> None:
+        if self.view.path:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the style-mixing grid", "style_mix.png", "PNG (*.png)")
+            if path:
+                self.save_to(path)
+
+    def dragEnterEvent(self, e):
+        if dropped_images(e.mimeData()) and self.capabilities.get("style_mix"):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e):
+        for path in dropped_images(e.mimeData()):
+            self.add_image(path)
+
