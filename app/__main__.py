@@ -12,6 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="ddpm-digits")
     p.add_argument("--open-run", help="open an existing run directory")
     p.add_argument("--train", action="store_true", help="press Start right away")
+    p.add_argument("--tab", choices=["train", "sample", "style-mixing", "interpolate"], default="train",
+                   help="the tab to show first")
     p.add_argument("--screenshot", help="save a screenshot of the window to this PNG after --screenshot-delay ms, then quit")
     p.add_argument("--screenshot-delay", type=int, default=3000)
     args = p.parse_args(argv)
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     if args.open_run:
         win.open_run(args.open_run)
+    win.tabs.setCurrentIndex(["train", "sample", "style-mixing", "interpolate"].index(args.tab))
     if args.train:
         QTimer.singleShot(500, win.training.start)
     if args.screenshot:

@@ -18,7 +18,7 @@ from app.panels.plots_panel import LossPlot, MetricPlot
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig
 from engine.rundir import RunDir
 
 
@@ -137,7 +137,14 @@ class MainWindow(QMainWindow):
         return self.model_panel.build_config(self.data_panel.values())
 
     def open_run(self, run_dir: str) -> None:
-        """Watch an existing run directory (plots and samples come from it)."""
+        """Watch an existing run directory (plots and samples come from it); the panels show the
+        config it was trained with."""
+        try:
+            cfg = RunConfig.load(Path(run_dir) / "config.toml")
+            self.model_panel.set_config(cfg)
+            self.data_panel.set_config(cfg.data)
+        except (ConfigError, OSError):
+            pass  # a run from a newer or broken config: its plots and samples still show
         self.watcher.watch(run_dir)
         self.status_label.setText(f"run: {run_dir}")
         ck = RunDir(run_dir).latest_checkpoint()

@@ -12,23 +12,19 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from app.canvases.common import IMAGE_SUFFIXES, dropped_images
+from app.canvases.common import IMAGE_SUFFIXES, LatentCanvas, dropped_images
 from app.engine_client import WorkerClient
 from app.widgets.image_view import ImageView
 
 SPACE_NAMES = {"z": "z (DCGAN latent)", "w+": "w+ (StyleGAN styles)", "noise": "x_T (DDIM noise)"}
 
 
-class InterpolationCanvas(QWidget):
+class InterpolationCanvas(LatentCanvas):
     rendered = Signal(str)
     exported = Signal(str)
 
     def __init__(self, worker: WorkerClient, parent=None):
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.worker = worker
-        self.checkpoint = ""
-        self.capabilities: dict = {}
+        super().__init__(worker, parent)
         self.pending_id = 0
         self.export_id = 0
         self.frames: list[QPixmap] = []
@@ -111,22 +107,15 @@ class InterpolationCanvas(QWidget):
         self.gif_btn.clicked.connect(lambda: self._export_dialog(".gif"))
         self.mp4_btn.clicked.connect(lambda: self._export_dialog(".mp4"))
         self.fps.valueChanged.connect(self._restart_animation)
-        worker.ready.connect(self.set_capabilities)
-        worker.result_event.connect(self._on_result)
-        worker.stage_progress.connect(self._on_progress)
-        worker.failed.connect(self._on_failed)
         for seed in (1, 2):
             self.add_endpoint(seed)
         self._set_enabled(False)
 
     # ---- model ---------------------------------------------------------------------------------
-    def set_checkpoint(self, path: str) -> None:
-        self.checkpoint = path
+    def owns(self, rid: int) -> bool:
+        return rid in (self.pending_id, self.export_id)
 
-    def set_capabilities(self, ev: dict) -> None:
-        caps = ev.get("capabilities", {})
-        self.capabilities = caps
-        self.checkpoint = ev.get("checkpoint", self.checkpoint)
+    def apply_capabilities(self, caps: dict) -> None:
         if not caps.get("interpolate"):
             self._set_enabled(False)
             self.status.setText(f"A {caps.get('family', '?')} model offers no latent space to interpolate in.")
@@ -142,6 +131,8 @@ class InterpolationCanvas(QWidget):
         self.cls.setEnabled(bool(caps.get("class_labels")))
         self.status.setText(f"Walks through {SPACE_NAMES.get(caps.get('latent_space'), caps.get('latent_space'))}; "
                             f"images enter by {caps.get('encode_method') or 'no encoder'}.")
+        if caps.get("truncation") and self.isVisible():
+            self.render()  # a GAN renders a walk in milliseconds: show one straight away
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.render_btn, self.gif_btn, self.mp4_btn):
@@ -200,7 +191,7 @@ class InterpolationCanvas(QWidget):
         if path:
             self.export(path if path.lower().endswith(suffix) else path + suffix)
 
-    def _on_result(self, ev: dict) -> None:
+    def on_result(self, ev: dict) -> None:
         rid = ev.get("id")
         if rid not in (self.pending_id, self.export_id) or ev.get("op") != "interpolate":
             return
@@ -231,17 +222,6 @@ class InterpolationCanvas(QWidget):
         side = max(64, min(self.preview.width(), self.preview.height()))
         self.preview.setPixmap(pm.scaled(side, side, Qt.KeepAspectRatio, Qt.FastTransformation))
         self.frame_index += 1
-
-    def _on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
-        if rid in (self.pending_id, self.export_id):
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.progress.setFormat(f"{stage} %v / %m")
-
-    def _on_failed(self, rid: int, message: str) -> None:
-        if rid in (self.pending_id, self.export_id):
-            self.progress.setFormat("failed")
-            self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
 
     def dragEnterEvent(self, e):
         if dropped_images(e.mimeData()):

@@ -11,20 +11,16 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from app.canvases.common import copy_result, dropped_images, parse_sources
+from app.canvases.common import LatentCanvas, copy_result, dropped_images, parse_sources
 from app.engine_client import WorkerClient
 from app.widgets.image_view import ImageView
 
 
-class StyleMixCanvas(QWidget):
+class StyleMixCanvas(LatentCanvas):
     rendered = Signal(str)
 
     def __init__(self, worker: WorkerClient, parent=None):
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.worker = worker
-        self.checkpoint = ""
-        self.capabilities: dict = {}
+        super().__init__(worker, parent)
         self.groups: dict[str, list[int]] = {}
         self.pending_id = 0
         self.project_ids: set[int] = set()
@@ -96,20 +92,16 @@ class StyleMixCanvas(QWidget):
         lay.addWidget(side_w)
         lay.addWidget(self.view, 1)
 
-        worker.ready.connect(self.set_capabilities)
-        worker.result_event.connect(self._on_result)
-        worker.stage_progress.connect(self._on_progress)
-        worker.failed.connect(self._on_failed)
         self._set_enabled(False)
 
     # ---- model ---------------------------------------------------------------------------------
-    def set_checkpoint(self, path: str) -> None:
-        self.checkpoint = path
+    def owns(self, rid: int) -> bool:
+        return rid in self.project_ids or rid == self.pending_id
 
-    def set_capabilities(self, ev: dict) -> None:
-        caps = ev.get("capabilities", {})
-        self.capabilities = caps
-        self.checkpoint = ev.get("checkpoint", self.checkpoint)
+    def forget(self, rid: int) -> None:
+        self.project_ids.discard(rid)
+
+    def apply_capabilities(self, caps: dict) -> None:
         for c in self.layer_checks:
             c.deleteLater()
         self.layer_checks = []
@@ -173,7 +165,7 @@ class StyleMixCanvas(QWidget):
         rid = self.worker.request("project", checkpoint=self.checkpoint, image=path)
         self.project_ids.add(rid)
 
-    def _on_result(self, ev: dict) -> None:
+    def on_result(self, ev: dict) -> None:
         rid = ev.get("id")
         if rid in self.project_ids:
             self.project_ids.discard(rid)
@@ -186,17 +178,6 @@ class StyleMixCanvas(QWidget):
             self.latency.setText(f"{ev.get('rows')}×{ev.get('cols')} grid: {ev.get('elapsed_s', 0) * 1000:.0f} ms "
                                  f"in the engine, {round_trip:.0f} ms round trip")
             self.rendered.emit(ev["path"])
-
-    def _on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
-        if rid in self.project_ids or rid == self.pending_id:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.progress.setFormat(f"{stage} %v / %m" if stage else "%v / %m")
-
-    def _on_failed(self, rid: int, message: str) -> None:
-        if rid in self.project_ids or rid == self.pending_id:
-            self.project_ids.discard(rid)
-            self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
 
     # ---- files ---------------------------------------------------------------------------------
     def save_to(self, path: str) -> None:
