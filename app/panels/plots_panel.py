@@ -47,6 +47,7 @@ class LossPlot(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", title)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # plain values: 0.3, not "300 (x0.001)"
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setDownsampling(mode="peak")
         self.plot.setClipToView(True)

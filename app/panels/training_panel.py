@@ -141,7 +141,8 @@ class TrainingPanel(QGroupBox):
         elif kind == "metrics":
             self.progress.setMaximum(int(ev["total_steps"]))
             self.progress.setValue(int(ev["step"]))
-            self.stats.setText(f"loss {ev.get('loss', float('nan')):.4f} · {ev['img_per_s']:.0f} img/s · "
+            losses = " · ".join(f"{k.replace('_', ' ')} {ev[k]:.4f}" for k in ("loss", "loss_d", "loss_g") if k in ev)
+            self.stats.setText(f"{losses} · {ev['img_per_s']:.0f} img/s · "
                                f"ETA {human_duration(ev.get('eta_s'))}")
         elif kind == "checkpoint":
             self.checkpoint_saved.emit(ev["path"])
