@@ -111,7 +111,6 @@ class GANConfig:
 @dataclass
 class StyleGANConfig(GANConfig):
     family: str = opt("stylegan", "Model family.", choices=("stylegan",))
-    minibatch_std: bool = opt(True, "Minibatch standard-deviation feature in the discriminator (fights mode collapse).")
     w_dim: int = opt(128, "Size of the intermediate latent w.", min=4, max=2048)
     mapping_layers: int = opt(4, "Depth of the mapping network z -> w.", min=1, max=16)
     mapping_lr_mult: float = opt(0.01, "Learning-rate multiplier of the mapping network.", min=0.0, max=1.0,

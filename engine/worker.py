@@ -122,9 +122,8 @@ class Worker:
             raise ValueError("no checkpoint loaded: send a 'load' request first")
 
     def _progress(self, req: dict, stage: str = ""):
-        rid = req.get("id")
-        return throttled(lambda done, total: self.emit(
-            protocol.event("progress", id=rid, done=done, total=total, stage=stage)), 0.1)
+        staged = self._staged_progress(req)
+        return lambda done, total: staged(stage, done, total)
 
     def _staged_progress(self, req: dict):
         rid = req.get("id")

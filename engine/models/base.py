@@ -17,6 +17,11 @@ from engine.capabilities import Capabilities
 from engine.config import RunConfig
 
 
+def seed_noise(seeds: list[int], dim: int) -> torch.Tensor:
+    """One standard-normal vector per seed, each from its own CPU generator."""
+    return torch.stack([torch.randn(dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
 @dataclass
 class Batch:
     images: torch.Tensor   # B, C, H, W float in [-1, 1] on the training device

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.capabilities import Capabilities
-from engine.models.base import Batch, Family, StepContext
+from engine.models.base import Batch, Family, StepContext, seed_noise
 from engine.models.unet import UNet
 from engine.sampling.samplers import ddim_invert, sample_loop
 from engine.sampling.schedules import make_schedule
@@ -90,12 +90,7 @@ class DDPMFamily(Family):
         shape = (n, self.channels, self.resolution, self.resolution)
         if x_T is None:
             x_T = torch.randn(shape, generator=g)
-        lab = None
-        if labels is not None and self.num_classes:
-            lab = torch.tensor([self.num_classes if (l is None or l < 0) else int(l) for l in labels],
-                               dtype=torch.long, device=dev)
-            if (lab > self.num_classes).any():
-                raise ValueError(f"class label out of range: this model has {self.num_classes} classes")
+        lab = self._label_tensor(labels, n)
         dev_gen = torch.Generator(device=dev).manual_seed(int(seed) + 1)
         try:
             out = sample_loop(self.eps_fn(net, lab, float(guidance_scale)), x_T.to(dev), self.alphas_cumprod,
@@ -107,14 +102,16 @@ class DDPMFamily(Family):
 
     # ---- the latent space of interpolation: the initial noise x_T of deterministic DDIM ---------
     def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
-        from engine.models.gan import seed_noise
         shape = (self.channels, self.resolution, self.resolution)
         return seed_noise(seeds, self.channels * self.resolution ** 2).view(len(seeds), *shape)
 
     def _label_tensor(self, labels, n: int) -> torch.Tensor | None:
         if labels is None or not self.num_classes:
             return None
+        """Labels as a tensor of n (one label is repeated); None or a negative label = no label."""
         lab = [self.num_classes if (l is None or l < 0) else int(l) for l in labels]
+        if any(l > self.num_classes for l in lab):
+            raise ValueError(f"class label out of range: this model has {self.num_classes} classes")
         return torch.tensor((lab * n)[:n] if len(lab) != n else lab, dtype=torch.long, device=self.device)
 
     def decode_latents(self, latents: torch.Tensor, labels=None, *, use_ema: bool = True, steps: int = 25,

@@ -9,7 +9,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from engine.models.gan_layers import EqualConv2d, EqualLinear, MinibatchStd, channel_plan
@@ -90,6 +89,3 @@ def _levels(resolution: int) -> list[int]:
         r //= 2
     return out
 
-
-def acgan_loss(logits: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), labels) if logits is not None else logits.new_zeros(())

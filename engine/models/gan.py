@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from engine.capabilities import Capabilities
 from engine.models.augment import AdaptiveAugment, diff_augment
-from engine.models.base import Batch, Family, StepContext
+from engine.models.base import Batch, Family, StepContext, seed_noise
 from engine.models.dcgan import DCGenerator
 from engine.models.discriminator import Discriminator
 from engine.models.gan_losses import d_loss, g_loss, gradient_penalty, path_length_penalty, r1_penalty
@@ -25,11 +25,6 @@ from engine.models.stylegan import NOISE_MODES, StyleGenerator, mix_styles, trun
 from engine.sampling.samplers import Cancelled
 
 RENDER_BATCH = 256
-
-
-def seed_noise(seeds: list[int], dim: int) -> torch.Tensor:
-    """One standard-normal vector per seed, each from its own CPU generator."""
-    return torch.stack([torch.randn(dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
 class GANFamily(Family):
