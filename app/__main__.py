@@ -5,14 +5,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.canvases import TAB_KEYS
+from engine.families import DEFAULT_PRESET
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="genlab", description="GenLab: train and explore image generative models.")
     p.add_argument("--runs-root", help="where runs are written (default ~/GenLab/runs or $GENLAB_HOME/runs)")
-    p.add_argument("--preset", default="ddpm-digits")
+    p.add_argument("--preset", default=DEFAULT_PRESET)
     p.add_argument("--open-run", help="open an existing run directory")
     p.add_argument("--train", action="store_true", help="press Start right away")
-    p.add_argument("--tab", choices=["train", "sample", "style-mixing", "interpolate"], default="train",
+    p.add_argument("--tab", choices=TAB_KEYS, default="train",
                    help="the tab to show first")
     p.add_argument("--screenshot", help="save a screenshot of the window to this PNG after --screenshot-delay ms, then quit")
     p.add_argument("--screenshot-delay", type=int, default=3000)
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     if args.open_run:
         win.open_run(args.open_run)
-    win.tabs.setCurrentIndex(["train", "sample", "style-mixing", "interpolate"].index(args.tab))
+    win.show_tab(args.tab)
     if args.train:
         QTimer.singleShot(500, win.training.start)
     if args.screenshot:

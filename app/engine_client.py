@@ -140,21 +140,13 @@ class TrainJob(EngineJob):
 
 
 class WorkerClient(EngineJob):
-    """The long-lived `genlab-engine worker`. Requests get increasing ids; results come back as
-    signals. Started on first use."""
-
-    ready = Signal(dict)              # the ready event (capabilities, checkpoint, step)
-    result = Signal(int, str, float)  # id, PNG path, seconds
-    result_event = Signal(dict)       # the whole result event (op, path and what the op adds)
-    progress = Signal(int, int, int)  # id, done, total
-    stage_progress = Signal(int, str, int, int)  # id, stage, done, total
-    failed = Signal(int, str)         # id (or -1), message
+    """The long-lived `genlab-engine worker`, started on first use. Requests get increasing ids;
+    its events (ready, progress, result, cancelled, error) arrive on `event`, and
+    app/worker_session.py routes them to the canvas that asked."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._next_id = 0
-        self.event.connect(self._on_event)
-        self.ended.connect(self._on_ended)
 
     def request(self, op: str, **fields) -> int:
         if not self.is_running():
@@ -168,23 +160,6 @@ class WorkerClient(EngineJob):
             self.send(protocol.encode({"id": 0, "op": "quit"}))
             if not self.proc.waitForFinished(3000):
                 self.kill(wait_ms=3000)
-
-    def _on_event(self, ev: dict) -> None:
-        kind, rid = ev.get("event"), ev.get("id")
-        if kind == "ready":
-            self.ready.emit(ev)
-        elif kind == "result":
-            self.result.emit(int(rid), ev["path"], float(ev.get("elapsed_s", 0)))
-            self.result_event.emit(ev)
-        elif kind == "progress":
-            self.progress.emit(int(rid), int(ev["done"]), int(ev["total"]))
-            self.stage_progress.emit(int(rid), ev.get("stage", ""), int(ev["done"]), int(ev["total"]))
-        elif kind == "error":
-            self.failed.emit(int(rid) if rid is not None else -1, ev.get("message", "error"))
-
-    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
-        if code != 0 or crashed:
-            self.failed.emit(-1, f"the engine worker exited (code {code}).\n{tail}")
 
 
 class DataPreviewJob(EngineJob):

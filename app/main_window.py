@@ -1,5 +1,8 @@
-"""The main window: Data and Model panels on the left; Train and Sample tabs in the middle.
-Folders and checkpoints can be dropped anywhere on the window."""
+"""The main window: Data and Model panels on the left; the Train tab and the canvases (one tab per
+entry of app.canvases.CANVASES) in the middle. Folders and checkpoints can be dropped anywhere.
+
+The window knows no family: its plots come from the registry's plot groups, its tabs from the
+canvas list, and which tabs a checkpoint enables from the capability records the worker reports."""
 from __future__ import annotations
 
 import os
@@ -8,17 +11,17 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
-from app.canvases.interpolation import InterpolationCanvas
-from app.canvases.sampling import SamplingCanvas
-from app.canvases.style_mixing import StyleMixCanvas
-from app.engine_client import WorkerClient
+from app.canvases import CANVASES, TAB_KEYS
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
 from app.panels.plots_panel import LossPlot, MetricPlot
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
+from app.worker_session import WorkerSession
+from engine.capabilities import Capabilities
 from engine.config import ConfigError, RunConfig
+from engine.families import DEFAULT_PRESET, FAMILIES
 from engine.rundir import RunDir
 
 
@@ -27,8 +30,18 @@ def default_runs_root() -> Path:
     return Path(home) / "runs" if home else Path.home() / "GenLab" / "runs"
 
 
+def plot_groups() -> dict:
+    """Every plot group any registered family declares, by key (the loss plot first)."""
+    out = {}
+    for name in FAMILIES:
+        for g in FAMILIES.get(name).plots:
+            out.setdefault(g.key, g)
+    return out
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, runs_root: Path | None = None, preset: str = "ddpm-digits", settings: QSettings | None = None):
+    def __init__(self, runs_root: Path | None = None, preset: str = DEFAULT_PRESET,
+                 settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("GenLab")
         self.setAcceptDrops(True)
@@ -38,19 +51,19 @@ class MainWindow(QMainWindow):
         self.data_panel = DataPanel()
         self.model_panel = ModelPanel()
         self.training = TrainingPanel(self.runs_root, self.build_config)
-        self.loss_plot = LossPlot(prefix="loss", title="loss")
-        # GANs: how D scores reals and fakes, and ADA's augmentation probability
-        self.gan_plot = LossPlot(keys=("d_real", "d_fake", "ada_p"), title="D(real) / D(fake) / ADA p", log=False)
-        self.gan_plot.hide()
+        # one plot per plot group of the registry; a group shows once a run logs one of its values
+        self.plots = {key: LossPlot(keys=g.keys, title=g.title, log=g.log) for key, g in plot_groups().items()}
+        self.loss_plot = self.plots["loss"]
+        for key, plot in self.plots.items():
+            if key != "loss":
+                plot.hide()
         self.quality_plot = MetricPlot()
         self.samples = ImageView("Sample grids appear here while training (fixed seed, every N steps).")
         self.sample_caption = QLabel("")
         self.sample_caption.setAlignment(Qt.AlignCenter)
-        # one engine worker serves every canvas: a checkpoint is loaded once
-        self.worker = WorkerClient(self)
-        self.sampling = SamplingCanvas(worker=self.worker)
-        self.style_mix = StyleMixCanvas(self.worker)
-        self.interpolation = InterpolationCanvas(self.worker)
+        # one engine worker serves every canvas: the window's checkpoint is loaded once
+        self.session = WorkerSession(parent=self)
+        self.canvases = {spec.key: spec.canvas_class()(self.session) for spec in CANVASES}
         self.watcher = RunWatcher(parent=self)
 
         left = QSplitter(Qt.Vertical)
@@ -64,10 +77,10 @@ class MainWindow(QMainWindow):
         sl.addWidget(self.samples, 1)
         sl.addWidget(self.sample_caption)
         plots = QSplitter(Qt.Vertical)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(self.gan_plot)
+        for plot in self.plots.values():
+            plots.addWidget(plot)
         plots.addWidget(self.quality_plot)
-        plots.setSizes([400, 260, 220])
+        plots.setSizes([400] + [260] * (len(self.plots) - 1) + [220])
         self.quality_plot.plot.setXLink(self.loss_plot.plot)  # one step axis for loss and quality
         live = QSplitter(Qt.Horizontal)
         live.addWidget(plots)
@@ -80,9 +93,8 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(train_tab, "Train")
-        self.tabs.addTab(self.sampling, "Sample")
-        self.tabs.addTab(self.style_mix, "Style mixing")
-        self.tabs.addTab(self.interpolation, "Interpolate")
+        for spec in CANVASES:
+            self.tabs.addTab(self.canvases[spec.key], spec.title)
         main = QSplitter(Qt.Horizontal)
         main.addWidget(left)
         main.addWidget(self.tabs)
@@ -96,43 +108,49 @@ class MainWindow(QMainWindow):
         self.training.run_started.connect(self._on_run_started)
         self.training.checkpoint_saved.connect(lambda p: self.set_checkpoint(p, load=False))
         self.training.run_ended.connect(self._on_run_ended)
-        self.watcher.metrics.connect(self.loss_plot.add_rows)
-        self.watcher.metrics.connect(self.quality_plot.add_rows)
-        self.watcher.metrics.connect(self._gan_rows)
-        self.watcher.reset.connect(self.loss_plot.clear)
-        self.watcher.reset.connect(self.gan_plot.clear)
-        self.watcher.reset.connect(self.quality_plot.clear)
+        self.watcher.metrics.connect(self._on_rows)
+        self.watcher.reset.connect(self._clear_plots)
+        self.watcher.status.connect(self._on_watched_status)
         self.training.job.event.connect(
             lambda ev: self.quality_plot.show_progress(ev) if ev.get("event") == "eval_progress" else None)
         self.watcher.sample.connect(self._on_sample)
+        self.session.loaded.connect(self._enable_tabs)
+        self.session.load_failed.connect(lambda _m: self._enable_tabs(None))
+        self.session.reset.connect(lambda _m: self._enable_tabs(None))
         self.tabs.currentChanged.connect(self._on_tab)
-        self.checkpoint = ""
 
         self.model_panel.load_preset(preset)
         self.resize(1360, 860)
         if settings is not None and settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
 
+    # ---- checkpoint and tabs -------------------------------------------------------------------
+    @property
+    def checkpoint(self) -> str:
+        return self.session.checkpoint
+
     def set_checkpoint(self, path: str, load: bool = True) -> None:
         """Every canvas works on this checkpoint (the shared worker loads it once). While a run
         trains, new checkpoints are only noted (load=False): the worker loads one when a canvas
-        is opened or the run ends, so it never competes with training for the CPU."""
-        self.checkpoint = path
-        self.style_mix.set_checkpoint(path)
-        self.interpolation.set_checkpoint(path)
-        self.sampling.set_checkpoint(path, load=load)
+        is shown or the run ends, so it never competes with training for the CPU."""
+        self.session.set_checkpoint(path, load=load)
 
-    def _on_tab(self, _index: int) -> None:
-        canvas = self.tabs.currentWidget()
-        if canvas in (self.style_mix, self.interpolation) and self.checkpoint and \
-                self.sampling.loaded_checkpoint != self.checkpoint:
-            self.set_checkpoint(self.checkpoint, load=True)
+    def show_tab(self, key: str) -> None:
+        self.tabs.setCurrentIndex(TAB_KEYS.index(key))
 
-    def _gan_rows(self, rows: list[dict]) -> None:
-        self.gan_plot.add_rows(rows)
-        if self.gan_plot.point_count() and self.gan_plot.isHidden():
-            self.gan_plot.show()
+    def _on_tab(self, index: int) -> None:
+        if index > 0:
+            self.session.ensure_loaded()
 
+    def _enable_tabs(self, caps: Capabilities | None) -> None:
+        """A tab whose canvas needs a capability the loaded model lacks is disabled, with the
+        reason as its tooltip (with no model loaded, every canvas stays reachable)."""
+        for i, spec in enumerate(CANVASES, start=1):
+            ok = caps is None or not spec.needs or caps.has(spec.needs)
+            self.tabs.setTabEnabled(i, ok)
+            self.tabs.setTabToolTip(i, "" if ok else f"A {caps.family} model cannot be used here: this canvas {spec.why}.")
+
+    # ---- runs ----------------------------------------------------------------------------------
     def build_config(self) -> RunConfig | None:
         return self.model_panel.build_config(self.data_panel.values())
 
@@ -143,13 +161,14 @@ class MainWindow(QMainWindow):
             cfg = RunConfig.load(Path(run_dir) / "config.toml")
             self.model_panel.set_config(cfg)
             self.data_panel.set_config(cfg.data)
+            self.training.set_family(cfg.model.family)
         except (ConfigError, OSError):
             pass  # a run from a newer or broken config: its plots and samples still show
         self.watcher.watch(run_dir)
         self.status_label.setText(f"run: {run_dir}")
         ck = RunDir(run_dir).latest_checkpoint()
         if ck:
-            self.set_checkpoint(str(ck), load=self.tabs.currentWidget() is not self.tabs.widget(0))
+            self.set_checkpoint(str(ck), load=self.tabs.currentIndex() != 0)
 
     def _on_run_started(self, run_dir: str) -> None:
         self.watcher.watch(run_dir)
@@ -160,6 +179,26 @@ class MainWindow(QMainWindow):
         if self.checkpoint:  # training no longer needs the CPU: the canvases get the final model
             self.set_checkpoint(self.checkpoint, load=True)
         self.status_label.setText(f"run {state}: {self.training.run_dir}" + (f" — {message}" if message else ""))
+
+    def _on_watched_status(self, st: dict) -> None:
+        """status.json of the watched run changed. For a run this window does not drive (started
+        from a shell, another machine, or an earlier session) that is the only news of its state."""
+        if self.training.job.is_running():
+            return  # our own run: the engine's events say it first
+        self.training.show_status(st)
+        self.status_label.setText(f"run {st.get('state', '?')} at step {st.get('step', '?')}: {self.watcher.run_dir}")
+
+    def _on_rows(self, rows: list[dict]) -> None:
+        for plot in self.plots.values():
+            plot.add_rows(rows)
+            if plot.isHidden() and plot.point_count():
+                plot.show()
+        self.quality_plot.add_rows(rows)
+
+    def _clear_plots(self) -> None:
+        for plot in self.plots.values():
+            plot.clear()
+        self.quality_plot.clear()
 
     def _on_sample(self, path: str) -> None:
         self.samples.set_path(path)
@@ -174,7 +213,7 @@ class MainWindow(QMainWindow):
     def dropEvent(self, e):
         path = Path(e.mimeData().urls()[0].toLocalFile())
         if path.suffix == ".safetensors":
-            self.tabs.setCurrentWidget(self.sampling)
+            self.show_tab("sample")
             self.set_checkpoint(str(path))
         elif (path / "config.toml").exists() and (path / "status.json").exists():
             self.open_run(str(path))
@@ -186,7 +225,9 @@ class MainWindow(QMainWindow):
             self.settings.setValue("geometry", self.saveGeometry())
         self.watcher.stop()
         self.training.shutdown()
-        self.sampling.shutdown()
-        self.worker.shutdown()
+        for canvas in self.canvases.values():
+            if hasattr(canvas, "shutdown"):
+                canvas.shutdown()
+        self.session.shutdown()
         self.data_panel.job.kill(wait_ms=3000)
         super().closeEvent(e)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from engine.logkeys import normalize_row
+
 
 class RunWatcher(QObject):
-    metrics = Signal(list)   # new rows (dicts) since the last poll
+    metrics = Signal(list)   # new rows (dicts, namespaced names: engine/logkeys.py) since the last poll
     sample = Signal(str)     # path of a newer sample grid
     status = Signal(dict)    # status.json when it changed
     reset = Signal()         # a different run is now watched
@@ -62,9 +64,11 @@ class RunWatcher(QObject):
         rows = []
         for line in lines:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(row, dict):
+                rows.append(normalize_row(row))  # runs from before the namespaces too
         if rows:
             self.metrics.emit(rows)
 

@@ -57,7 +57,7 @@ def main():
     m = cfg.metrics
     t0 = time.perf_counter()
     sample_s = [0.0]
-    draw = family_sampler(fam, cfg.sampling, m.sampling_steps)  # as the training loop samples
+    draw = family_sampler(fam, m.sampling_steps)  # as the training loop samples
 
     def sample(n, seed):
         t = time.perf_counter()

@@ -60,7 +60,7 @@ def main() -> None:
         psi = 0.5 + 0.5 * (i % 10) / 10  # a slider drag: every render differs
         t0 = time.perf_counter()
         ev = send({"id": i, "op": "mix", "rows": [1, 2, 3, 4, 5], "cols": [6, 7, 8, 9, 10], "layers": [0, 1, 2, 3],
-                   "psi": psi, "noise_mode": "const"})
+                   "options": {"truncation_psi": psi, "noise_mode": "const"}})
         if i > 3:  # the first renders warm up
             trip_ms.append((time.perf_counter() - t0) * 1000)
             engine_ms.append(ev["elapsed_s"] * 1000)

@@ -10,33 +10,39 @@ import sys
 from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, list_presets, load_preset
+from engine.families import DEFAULT_PRESET
+from engine.solvers import solver_names
 
 
 class CLIError(Exception):
     pass
 
 
+def toml_value(raw: str):
+    """A command-line value in TOML syntax (3, 0.5, true, [1, 2], "x"); bare words are strings."""
+    from engine.schema import tomllib
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
 def parse_set(pairs: list[str]) -> dict:
     """--set section.field=value (value in TOML syntax, bare words taken as strings)."""
-    from engine.config import tomllib
     out: dict = {}
     for pair in pairs or []:
         if "=" not in pair or "." not in pair.split("=", 1)[0]:
             raise CLIError(f"--set {pair!r}: expected section.field=value, e.g. training.batch_size=32")
         key, raw = pair.split("=", 1)
         section, fld = key.strip().split(".", 1)
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        out.setdefault(section, {})[fld] = value
+        out.setdefault(section, {})[fld] = toml_value(raw)
     return out
 
 
 def load_run_config(args) -> RunConfig:
     if args.config and args.preset:
         raise CLIError("give --preset or --config, not both")
-    cfg = RunConfig.load(args.config) if args.config else load_preset(args.preset or "ddpm-digits")
+    cfg = RunConfig.load(args.config) if args.config else load_preset(args.preset or DEFAULT_PRESET)
     overrides = parse_set(args.set)
     if args.steps is not None:
         overrides.setdefault("training", {})["steps"] = args.steps
@@ -77,112 +83,90 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
-    from engine.training.checkpoint import family_from_checkpoint
-    from engine.training.grid import sample_grid_image, save_png
-    fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
-    s = ckpt.config.sampling
-    if args.cls is not None:
-        try:
-            fam.labels_for(1, args.cls)
-        except ValueError as e:
-            raise CLIError(f"--class: {e}") from None
-    img = sample_grid_image(fam, args.n, seed=args.seed, cls=args.cls, scale=args.scale,
-                            sampler=args.sampler or s.sampler, steps=args.sample_steps or s.steps,
-                            eta=s.eta if args.eta is None else args.eta,
-                            guidance_scale=s.guidance_scale if args.guidance is None else args.guidance,
-                            truncation_psi=s.truncation_psi if args.psi is None else args.psi,
-                            noise_mode=s.noise_mode)
-    save_png(img, Path(args.out))
-    print(json.dumps({"out": str(args.out), "n": args.n, "step": ckpt.step}))
-    return 0
+def parse_options(pairs: list[str] | None) -> dict:
+    """Sample options from --option NAME=VALUE pairs (TOML values). Which options exist is the
+    checkpoint's family's business: one it lacks is an error naming it."""
+    out: dict = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise CLIError(f"--option {pair!r}: expected NAME=VALUE, e.g. steps=50")
+        key, raw = pair.split("=", 1)
+        out[key.strip()] = toml_value(raw)
+    return out
 
 
-def parse_layers(spec: str, num_ws: int, groups: dict[str, list[int]]) -> list[int]:
-    """'0-3', '0,2,5', 'coarse', 'middle,fine' or 'all' -> style indices."""
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip().lower()
-        if not part:
-            continue
-        if part == "all":
-            out += list(range(num_ws))
-        elif part in groups:
-            out += groups[part]
-        elif "-" in part and part.replace("-", "").isdigit():
-            a, b = part.split("-", 1)
-            out += list(range(int(a), int(b) + 1))
-        elif part.isdigit():
-            out.append(int(part))
-        else:
-            raise CLIError(f"--layers {spec!r}: {part!r} is not a layer number, a range like 0-3, "
-                           f"or one of: all, {', '.join(groups)}")
-    bad = [i for i in out if not 0 <= i < num_ws]
-    if bad:
-        raise CLIError(f"--layers {spec!r}: layer {bad[0]} is out of range; this model has layers 0..{num_ws - 1}")
-    return sorted(set(out))
-
-
-def _specs(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+def _specs(text: str) -> list:
+    return [int(s) if s.strip().lstrip("-").isdigit() else s.strip() for s in text.split(",") if s.strip()]
 
 
 def _progress_line(stage: str, done: int, total: int) -> None:
     print(f"\r{stage}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
+def run_op(name: str, args, fields: dict, progress=None, flags: dict | None = None) -> dict:
+    """Load the checkpoint and run the operation the worker would run; its result fields.
+    `flags` are sample options from named flags ({option: (flag, value)}): one that the model's
+    family does not have is ignored with a warning (--sample-steps means nothing to a GAN), while
+    --option NAME=VALUE (in fields["options"]) is strict."""
+    from engine.ops import OPS
+    from engine.ops.base import ModelSession, never, no_progress, parse_request, result_fields
+    from engine.sections.common import option_fields
+    op = OPS[name]
+    session = ModelSession.load(args.checkpoint, args.device or "auto")
+    known = {f.name for f in option_fields(type(session.family.cfg.sampling))}
+    for option, (flag, value) in (flags or {}).items():
+        if value is None:
+            continue
+        if option in known:
+            fields.setdefault("options", {}).setdefault(option, value)
+        else:
+            print(f"genlab-engine: warning: {flag} does not apply to a {session.family.name} model; ignored",
+                  file=sys.stderr)
+    try:
+        request = parse_request(op.request, fields, name)
+        result = result_fields(op.run(session, request, progress or no_progress, never))
+    except ValueError as e:  # a bad option, layer, class or endpoint: one line
+        raise CLIError(str(e)) from None
+    result["step"] = session.step
+    return result
+
+
+def cmd_sample(args) -> int:
+    flags = {"sampler": ("--sampler", args.sampler), "steps": ("--steps", args.sample_steps),
+             "eta": ("--eta", args.eta), "guidance_scale": ("--guidance", args.guidance),
+             "truncation_psi": ("--psi", args.psi)}
+    r = run_op("sample", args, {"out": args.out, "n": args.n, "seed": args.seed, "cls": args.cls,
+                                "scale": args.scale, "options": parse_options(args.option)}, flags=flags)
+    print(json.dumps({"out": r["path"], "n": r["n"], "step": r["step"]}))
+    return 0
+
+
 def cmd_mix(args) -> int:
     """The style-mixing grid: row seeds (or images) down the left, column seeds across the top;
     cell (r, c) is row r with the chosen layers' styles from column c."""
-    import torch
-    from engine.sampling.interpolate import EndpointCache
-    from engine.training.checkpoint import family_from_checkpoint
-    from engine.training.grid import make_grid, save_png
-    fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
-    caps = fam.capabilities()
-    if not caps.style_mix:
-        raise CLIError(f"{args.checkpoint}: a {caps.family} model has no per-layer styles to mix "
-                       f"(style mixing needs a stylegan checkpoint)")
-    layers = parse_layers(args.layers, len(caps.style_layers), fam.style_groups())
-    cache = EndpointCache()
-    try:
-        rows = torch.cat([cache.latent(fam, s, encode_steps=args.project_steps, progress=lambda d, t, s=s: _progress_line(
-            f"projecting {s}", d, t)) for s in _specs(args.rows)])
-        cols = torch.cat([cache.latent(fam, s, encode_steps=args.project_steps, progress=lambda d, t, s=s: _progress_line(
-            f"projecting {s}", d, t)) for s in _specs(args.cols)])
-    except (ValueError, RuntimeError) as e:
-        raise CLIError(str(e)) from None
-    grid = fam.style_mix(rows, cols, layers, truncation_psi=args.psi, noise_mode=args.noise)
-    save_png(make_grid(grid, cols.shape[0] + 1, scale=args.scale), Path(args.out))
-    print(json.dumps({"out": str(args.out), "rows": rows.shape[0], "cols": cols.shape[0], "layers": layers,
-                      "step": ckpt.step}))
+    flags = {"truncation_psi": ("--psi", args.psi), "noise_mode": ("--noise", args.noise)}
+    r = run_op("mix", args, {"rows": _specs(args.rows), "cols": _specs(args.cols), "out": args.out,
+                             "layers": [args.layers], "options": parse_options(args.option),
+                             "encode_steps": args.project_steps, "scale": args.scale},
+               progress=_progress_line, flags=flags)
+    print(json.dumps({"out": r["path"], "rows": r["rows"], "cols": r["cols"], "layers": r["layers"],
+                      "step": r["step"]}))
     return 0
 
 
 def cmd_interpolate(args) -> int:
     """Walk the latent space between seeds and/or images; write a strip PNG, a GIF or an MP4."""
-    from engine.sampling.interpolate import interpolate, save_animation
-    from engine.training.checkpoint import family_from_checkpoint
-    fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
-    caps = fam.capabilities()
-    if not caps.interpolate:
-        raise CLIError(f"{args.checkpoint}: a {caps.family} model offers no latent space to interpolate in")
-    if args.cls is not None:
-        try:
-            fam.labels_for(1, args.cls)
-        except ValueError as e:
-            raise CLIError(f"--class: {e}") from None
-    endpoints = [args.src] + _specs(args.via or "") + [args.dst]
-    s = ckpt.config.sampling
-    try:
-        frames = interpolate(fam, endpoints, args.frames, args.mode, cls=args.cls,
-                             encode_steps=args.encode_steps, progress=_progress_line,
-                             truncation_psi=args.psi, noise_mode=args.noise, steps=args.sample_steps or s.steps,
-                             guidance_scale=1.0 if args.guidance is None else args.guidance)
-        out = save_animation(frames, args.out, fps=args.fps, scale=args.scale, bounce=args.bounce)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-    print(json.dumps({"out": str(out), "frames": len(frames), "space": caps.latent_space, "step": ckpt.step}))
+    if args.old_steps is not None:
+        print("genlab-engine: warning: interpolate --steps is deprecated, use --frames", file=sys.stderr)
+    flags = {"truncation_psi": ("--psi", args.psi), "noise_mode": ("--noise", args.noise),
+             "steps": ("--sample-steps", args.sample_steps), "guidance_scale": ("--guidance", args.guidance)}
+    endpoints = _specs(args.src) + _specs(args.via or "") + _specs(args.dst)
+    r = run_op("interpolate", args, {"endpoints": endpoints, "out": args.out, "cls": args.cls,
+                                     "frames": args.old_steps or args.frames, "mode": args.mode or "",
+                                     "options": parse_options(args.option), "encode_steps": args.encode_steps or 0,
+                                     "fps": args.fps, "bounce": args.bounce, "scale": args.scale},
+               progress=_progress_line, flags=flags)
+    print(json.dumps({"out": r["out"], "frames": r["frames"], "space": r["space"], "step": r["step"]}))
     return 0
 
 
@@ -190,9 +174,8 @@ def cmd_eval(args) -> int:
     """Score a checkpoint's samples against its training data, or a folder of fakes against a
     folder of reals. Progress and the result are JSON lines on stdout."""
     import time
-    import torch
     from engine import protocol
-    from engine.metrics.evaluate import Evaluator, family_sampler, parse_metrics
+    from engine.metrics.evaluate import parse_metrics
     from engine.util import throttled
 
     def emit(ev):
@@ -209,31 +192,26 @@ def cmd_eval(args) -> int:
     if args.checkpoint:
         if args.real or args.fake:
             raise CLIError("give --checkpoint, or --real and --fake, not both")
-        from engine.data import build_dataset
-        from engine.training.checkpoint import family_from_checkpoint
-        fam, ckpt = family_from_checkpoint(args.checkpoint, args.device or "auto")
-        cfg = ckpt.config
-        data = build_dataset(cfg.data)
-        ev = Evaluator(data.images, data.labels, data.num_classes, metrics=metrics,
-                       inception_path=args.inception or cfg.metrics.inception_weights or None,
-                       device=fam.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
-        steps = args.sample_steps or cfg.metrics.sampling_steps
-        scores = ev.score_sampler(family_sampler(fam, cfg.sampling, steps), args.n)
-        source = {"checkpoint": str(args.checkpoint), "step": ckpt.step}
+        r = run_op("evaluate", args, {"n": args.n, "metrics": ",".join(metrics), "steps": args.sample_steps or 0,
+                                      "inception": args.inception or ""}, progress=progress)
+        scores, kind, note = r["scores"], r["extractor"], r["note"]
+        source = {"checkpoint": str(args.checkpoint), "step": r["step"]}
     else:
+        import torch
+        from engine.data.dataset import to_uint8_nchw
+        from engine.data.folder import load_folder
+        from engine.metrics.evaluate import Evaluator
         if not (args.real and args.fake):
             raise CLIError("give --checkpoint, or both --real DIR and --fake DIR")
-        from engine.data.folder import load_folder
-        from engine.data.dataset import to_uint8_nchw
         real, labels, names, _, _, _ = load_folder(args.real, args.resolution, args.n)
         fake, _, _, _, _, _ = load_folder(args.fake, args.resolution, args.n)
         real_t = to_uint8_nchw(real)
         ev = Evaluator(real_t, torch.from_numpy(labels), len(names), metrics=metrics,
                        inception_path=args.inception, device=args.device or "cpu", progress=progress)
         fake_f = to_uint8_nchw(fake).float().div(127.5).sub(1.0)
-        scores = ev.score(fake_f, n_real=len(real_t))
+        scores, kind, note = ev.score(fake_f, n_real=len(real_t)), ev.kind, ev.note
         source = {"real": args.real, "fake": args.fake, "real_images": len(real_t), "fake_images": len(fake_f)}
-    emit(protocol.event("result", **scores, **source, extractor=ev.kind, note=ev.note, n=args.n,
+    emit(protocol.event("result", **scores, **source, extractor=kind, note=note, n=args.n,
                         seconds=round(time.perf_counter() - t0, 2)))
     return 0
 
@@ -253,7 +231,6 @@ def cmd_worker(args) -> int:
 def cmd_data_preview(args) -> int:
     """Build a dataset and write a preview grid; prints one JSON line with what was found."""
     import torch
-    from engine.config import DataConfig
     from engine.data import build_dataset
     from engine.data.folder import skipped_warning
     from engine.training.grid import make_grid, save_png
@@ -290,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model into a run directory")
-    t.add_argument("--preset", help="a preset name (see `genlab-engine presets`); default ddpm-digits")
+    t.add_argument("--preset", help="a preset name (see `genlab-engine presets`); default: the built-in default")
     t.add_argument("--config", help="a run config TOML file")
     t.add_argument("--run-dir", help="run directory (default: RUNS_ROOT/<time>-<name>)")
     t.add_argument("--runs-root", default="runs", help="where new run directories go (default ./runs)")
@@ -307,23 +284,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="grid.png")
     s.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps (default: the run's)")
-    s.add_argument("--sampler", choices=["ddim", "ddpm"])
+    s.add_argument("--sampler", choices=solver_names(), help="diffusion solver (default: the run's)")
     s.add_argument("--eta", type=float)
     s.add_argument("--guidance", type=float, help="classifier-free guidance scale")
     s.add_argument("--class", dest="cls", type=int, help="class index for every image (default: all classes)")
     s.add_argument("--psi", type=float, help="GANs: truncation psi (default: the run's)")
+    s.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="any sample option of the checkpoint's family, e.g. spacing=trailing (repeatable)")
     s.add_argument("--scale", type=int, default=1, help="upscale the grid by this factor (nearest)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     s.set_defaults(func=cmd_sample)
 
-    m = sub.add_parser("mix", help="style-mixing grid from a StyleGAN checkpoint")
+    m = sub.add_parser("mix", help="style-mixing grid from a checkpoint with per-layer styles")
     m.add_argument("--checkpoint", required=True)
     m.add_argument("--rows", required=True, help="row sources: seeds and/or image paths, comma-separated")
     m.add_argument("--cols", required=True, help="column sources (they give the chosen layers' styles)")
     m.add_argument("--layers", default="coarse", help="style layers taken from the columns: 0-3, 0,2,5, "
                                                     "coarse, middle, fine or all (default coarse)")
-    m.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = off)")
-    m.add_argument("--noise", choices=["const", "random", "off"], default="const")
+    m.add_argument("--psi", type=float, help="truncation psi (1 = off; default: the run's)")
+    m.add_argument("--noise", help="per-layer noise: const, random or off (default: the run's)")
+    m.add_argument("--option", action="append", metavar="NAME=VALUE", help="any other sample option")
     m.add_argument("--project-steps", type=int, default=200, help="optimisation steps to project an image")
     m.add_argument("--scale", type=int, default=2, help="upscale the grid by this factor (nearest)")
     m.add_argument("--out", default="mix.png")
@@ -335,13 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--from", dest="src", required=True, help="a seed or an image path")
     i.add_argument("--to", dest="dst", required=True, help="a seed or an image path")
     i.add_argument("--via", help="more endpoints in between, comma-separated")
-    i.add_argument("--steps", dest="frames", type=int, default=16, help="frames in the walk")
-    i.add_argument("--mode", choices=["lerp", "slerp"], default="slerp")
-    i.add_argument("--psi", type=float, default=1.0, help="GANs: truncation psi")
-    i.add_argument("--noise", choices=["const", "random", "off"], default="const")
+    i.add_argument("--frames", type=int, default=16, help="frames in the walk")
+    i.add_argument("--steps", dest="old_steps", type=int, help=argparse.SUPPRESS)  # deprecated alias of --frames
+    i.add_argument("--mode", choices=["lerp", "slerp"], help="default: what suits the latent space")
+    i.add_argument("--psi", type=float, help="GANs: truncation psi (default: the run's)")
+    i.add_argument("--noise", help="per-layer noise: const, random or off (default: the run's)")
+    i.add_argument("--option", action="append", metavar="NAME=VALUE", help="any other sample option")
     i.add_argument("--class", dest="cls", type=int, help="class for a conditional model")
-    i.add_argument("--sample-steps", type=int, help="diffusion: DDIM steps per frame (default: the run's)")
-    i.add_argument("--guidance", type=float, help="diffusion: guidance scale (default 1)")
+    i.add_argument("--sample-steps", type=int, help="iterative samplers (diffusion): steps per frame (default: the run's)")
+    i.add_argument("--guidance", type=float, help="diffusion: guidance scale (default: the run's)")
     i.add_argument("--encode-steps", type=int, help="steps to encode image endpoints (projection or inversion)")
     i.add_argument("--fps", type=float, default=12.0)
     i.add_argument("--bounce", action="store_true", help="animations play forward then back")

@@ -3,18 +3,25 @@
 Events go out of an engine process on stdout, one JSON object per line, each with an "event" key:
 
   started     run_dir, device, precision, step, total_steps, params, dataset, images
-  metrics     step, total_steps, loss (and other losses), lr, img_per_s, eta_s, elapsed_s
+  metrics     step, total_steps, lr, img_per_s, eta_s, elapsed_s, and the family's values under
+              their namespaces (loss/…, gan/…, reg/…, grad/…: engine/logkeys.py)
   sample      step, path                     (a sample grid PNG was written)
   checkpoint  step, path
   status      state (running/paused/stopped/finished/failed), step, message
-  eval        step, fd_domain or fid, kid…, precision…, recall…, is…, eval_s  (a metric pass ended)
+  eval        step, quality/fid or quality/fd_domain, quality/kid…, …, eval_s  (a metric pass ended)
   eval_progress  step, stage, done, total
   warning / info  message
   error       message
-  progress    id, done, total                 (worker)
-  result      id, path(s)                     (worker)
-  cancelled   id                              (worker: superseded by a newer request)
-  ready       capabilities, checkpoint        (worker)
+
+Worker events (the one vocabulary of operations; every reply carries the request's id and op):
+  worker      state, cache_dir                 the worker started
+  ready       id, checkpoint, step, capabilities, options   a checkpoint is loaded (capabilities: one record
+                                               per interface, engine/capabilities.py; options: the
+                                               run's sample options)
+  progress    id, op, stage, done, total       throttled to ~10 per second, always the last one
+  result      id, op, elapsed_s, and the op's Result fields (paths of written images, counts, …)
+  cancelled   id, op                           superseded by a newer request of the same op
+  error       id, op, message                  the request failed; the worker keeps serving
 
 Control commands come in on stdin (a plain word or {"cmd": ...}) and through the file `control`
 in the run directory (one command per line), so a run on another machine can be steered through a

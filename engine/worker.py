@@ -1,20 +1,21 @@
 """`genlab-engine worker`: a long-lived process that loads checkpoints and answers canvas requests.
 
-Requests are JSON lines on stdin, each with "id" and "op":
+Requests are JSON lines on stdin, each with "id" and "op". "load" and "quit" are the worker's own;
+every other op is an operation of engine/ops (OPS), whose Request dataclass gives its fields:
   {"id": 1, "op": "load", "checkpoint": "runs/.../step_001500.safetensors"}
-  {"id": 2, "op": "sample", "n": 16, "seed": 0, "steps": 50, "sampler": "ddim", "eta": 0.0,
-   "guidance_scale": 2.0, "class": 3}          (class: an index, or null for a mix / unconditional)
-  {"id": 3, "op": "project", "image": "face.png"}   (GANs: projection; diffusion: DDIM inversion;
-                                                  the latent is cached for later mix/interpolate)
-  {"id": 4, "op": "mix", "rows": [1, 2, "face.png"], "cols": [4, 5], "layers": [0, 1, 2], "psi": 0.7,
-   "noise_mode": "const"}
-  {"id": 5, "op": "interpolate", "endpoints": [1, "face.png", 7], "frames": 16, "mode": "slerp", "psi": 1.0,
-   "out": "walk.gif"}           (the strip PNG always comes back; out adds a GIF/MP4; "steps" are
-                                 diffusion's DDIM steps per frame)
-  {"id": 6, "op": "quit"}
-Replies are events on stdout: ready, progress, result (with the PNG path), cancelled, error.
+  {"id": 2, "op": "sample", "n": 16, "seed": 0, "cls": 3, "options": {"steps": 50, "sampler": "ddim"}}
+  {"id": 3, "op": "project", "image": "face.png"}           (the latent is cached for mix/interpolate)
+  {"id": 4, "op": "mix", "rows": [1, 2, "face.png"], "cols": [4, 5], "layers": [0, 1, 2],
+   "options": {"truncation_psi": 0.7, "noise_mode": "const"}}
+  {"id": 5, "op": "interpolate", "endpoints": [1, "face.png", 7], "frames": 16, "out": "walk.gif"}
+  {"id": 6, "op": "evaluate", "n": 1000}
+  {"id": 7, "op": "quit"}
+"options" are the loaded family's sample options (engine/sections/); one it does not have is an
+error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one). An op
+that writes an image and names no "out" writes it into the worker's cache folder.
+Replies are the events of engine/protocol.py: ready, progress, result, cancelled, error.
 A newer request of the same op supersedes an older one: a queued one is dropped and a running one
-is cancelled between denoising steps, so dragging a slider never queues stale work.
+is cancelled between steps, so dragging a slider never queues stale work.
 """
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ from pathlib import Path
 from typing import Callable
 
 from engine import protocol
-from engine.sampling.samplers import Cancelled
+from engine.ops import OPS
+from engine.ops.base import ModelSession, parse_request, result_fields
+from engine.sampling.denoise import Cancelled
+from engine.sections.common import option_values
 from engine.util import throttled
+
+OWN_OPS = ("load", "quit")
 
 
 class Worker:
@@ -37,13 +43,14 @@ class Worker:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.emit = emit or (lambda ev: (sys.stdout.write(protocol.encode(ev) + "\n"), sys.stdout.flush()))
-        self.family = None
-        self.checkpoint = None
+        self.session: ModelSession | None = None
         self._queue: list[dict] = []
         self._running: dict | None = None
         self._cond = threading.Condition()
-        from engine.sampling.interpolate import EndpointCache
-        self.endpoints = EndpointCache()
+
+    @property
+    def family(self):
+        return self.session.family if self.session else None
 
     # ---- requests in --------------------------------------------------------------------------
     def submit(self, req: dict) -> None:
@@ -89,126 +96,52 @@ class Worker:
         rid, op = req.get("id"), req.get("op")
         try:
             if op == "load":
-                self.load(req["checkpoint"])
-                self.emit(protocol.event("ready", id=rid, checkpoint=str(self.checkpoint),
-                                         capabilities=self.family.capabilities().to_dict(),
-                                         step=self._ckpt_step))
-            elif op in ("sample", "mix", "interpolate", "project"):
+                if not req.get("checkpoint"):
+                    raise ValueError("load: the request is missing 'checkpoint'")
+                self.load(req["checkpoint"], rid)
+            elif op in OPS:
                 self._ensure_loaded(req)
                 t0 = time.perf_counter()
-                info = getattr(self, op)(req)
+                result = self.run_op(req)
                 self.emit(protocol.event("result", id=rid, op=op, elapsed_s=round(time.perf_counter() - t0, 3),
-                                         **info))
+                                         **result_fields(result)))
             else:
-                raise ValueError(f"unknown op {op!r}; known: load, sample, project, mix, interpolate, quit")
+                raise ValueError(f"unknown op {op!r}; known: {', '.join((*OWN_OPS, *OPS))}")
         except Cancelled:
             self.emit(protocol.event("cancelled", id=rid, op=op))
-        except KeyError as e:
-            self.emit(protocol.event("error", id=rid, op=op, message=f"request is missing {e.args[0]!r}"))
         except Exception as e:  # the worker keeps serving after a bad request
             self.emit(protocol.event("error", id=rid, op=op, message=str(e) or type(e).__name__))
 
-    def load(self, checkpoint: str) -> None:
-        from engine.sampling.interpolate import EndpointCache
-        self.endpoints = EndpointCache()  # latents belong to the model they were encoded for
-        from engine.training.checkpoint import family_from_checkpoint
-        self.family, ckpt = family_from_checkpoint(checkpoint, self.device)
-        self.checkpoint, self._ckpt_step = Path(checkpoint), ckpt.step
+    def run_op(self, req: dict):
+        op = OPS[req["op"]]
+        fields = {k: v for k, v in req.items() if k not in ("id", "op", "checkpoint") and not k.startswith("_")}
+        # images go to the cache folder unless the request names a file
+        fields = self._default_outputs(req, op, fields)
+        request = parse_request(op.request, fields, req["op"])
+        progress = throttled(lambda stage, done, total: self.emit(
+            protocol.event("progress", id=req.get("id"), op=req["op"], stage=stage, done=done, total=total)), 0.1)
+        return op.run(self.session, request, progress, lambda: bool(req.get("_superseded")))
+
+    def _default_outputs(self, req: dict, op, fields: dict) -> dict:
+        import dataclasses
+        names = {f.name for f in dataclasses.fields(op.request)}
+        cache_png = str(self.cache_dir / f"{op.cache_name}_{req.get('id')}.png")
+        if "strip" in names:      # a walk: the canvas always reads a scale-1 strip
+            fields.setdefault("strip", cache_png)
+        elif "out" in names:
+            fields.setdefault("out", cache_png)
+        return fields
+
+    def load(self, checkpoint: str, rid=None) -> None:
+        """Load a checkpoint and say so (ready: what it can do, and the run's sample options)."""
+        self.session = None  # a failed load leaves nothing half-loaded behind
+        self.session = ModelSession.load(checkpoint, self.device)
+        self.emit(protocol.event("ready", id=rid, checkpoint=str(self.session.checkpoint), step=self.session.step,
+                                 capabilities=self.family.capabilities().to_dict(),
+                                 options=option_values(self.session.config.sampling)))
 
     def _ensure_loaded(self, req: dict) -> None:
-        if req.get("checkpoint") and Path(req["checkpoint"]) != self.checkpoint:
-            self.load(req["checkpoint"])
-        if self.family is None:
+        if req.get("checkpoint") and (self.session is None or Path(req["checkpoint"]) != self.session.checkpoint):
+            self.load(req["checkpoint"])  # a request for another checkpoint: load it, and say so
+        if self.session is None:
             raise ValueError("no checkpoint loaded: send a 'load' request first")
-
-    def _progress(self, req: dict, stage: str = ""):
-        staged = self._staged_progress(req)
-        return lambda done, total: staged(stage, done, total)
-
-    def _staged_progress(self, req: dict):
-        rid = req.get("id")
-        return throttled(lambda stage, done, total: self.emit(
-            protocol.event("progress", id=rid, done=done, total=total, stage=stage)), 0.1)
-
-    @staticmethod
-    def _cancel(req: dict):
-        return lambda: bool(req.get("_superseded"))
-
-    def _out(self, req: dict, name: str) -> Path:
-        return Path(req["out"]) if req.get("out") else self.cache_dir / f"{name}_{req.get('id')}.png"
-
-    def sample(self, req: dict) -> dict:
-        from engine.training.grid import sample_grid_image, save_png
-        n = int(req.get("n", 16))
-        if not 1 <= n <= 1024:
-            raise ValueError(f"n = {n} must be between 1 and 1024")
-        img = sample_grid_image(
-            self.family, n, seed=int(req.get("seed", 0)), cls=req.get("class"), use_ema=bool(req.get("ema", True)),
-            sampler=req.get("sampler", "ddim"), steps=int(req.get("steps", 50)), eta=float(req.get("eta", 0.0)),
-            guidance_scale=float(req.get("guidance_scale", 1.0)), truncation_psi=float(req.get("psi", 1.0)),
-            noise_mode=req.get("noise_mode", "const"), progress=self._progress(req, "sampling"),
-            cancel=self._cancel(req))
-        out = self._out(req, "sample")
-        save_png(img, out)
-        return {"path": str(out)}
-
-    def _labels(self, req: dict):
-        cls = req.get("class")
-        return self.family.labels_for(1, cls) if cls is not None else self.family.latent_labels()
-
-    def _latent(self, req: dict, spec):
-        from engine.sampling.interpolate import default_encode_steps
-        labels = self._labels(req)
-        steps = int(req.get("encode_steps") or default_encode_steps(self.family, {"steps": req.get("steps", 25)}))
-        return self.endpoints.latent(self.family, spec, labels, encode_steps=steps,
-                                     progress=self._progress(req, f"encoding {Path(str(spec)).name}"),
-                                     cancel=self._cancel(req))
-
-    def project(self, req: dict) -> dict:
-        """Encode an image into the model's latent space (cached), and return its reconstruction."""
-        from engine.training.grid import make_grid, save_png
-        lat = self._latent(req, req["image"])
-        img = self.family.decode_latents(lat, self._labels(req), **decode_options(req))
-        out = self._out(req, "project")
-        save_png(make_grid(img, 1), out)
-        return {"path": str(out), "image": req["image"]}
-
-    def mix(self, req: dict) -> dict:
-        from engine.training.grid import make_grid, save_png
-        if not self.family.capabilities().style_mix:
-            raise ValueError(f"a {self.family.name} model has no per-layer styles to mix")
-        rows = [self._latent(req, s) for s in req["rows"]]
-        cols = [self._latent(req, s) for s in req["cols"]]
-        if not rows or not cols:
-            raise ValueError("style mixing needs at least one row and one column source")
-        import torch
-        grid = self.family.style_mix(torch.cat(rows), torch.cat(cols), [int(i) for i in req.get("layers", [])],
-                                     truncation_psi=float(req.get("psi", 1.0)),
-                                     noise_mode=req.get("noise_mode", "const"))
-        out = self._out(req, "mix")
-        save_png(make_grid(grid, len(cols) + 1), out)
-        return {"path": str(out), "rows": len(rows), "cols": len(cols)}
-
-    def interpolate(self, req: dict) -> dict:
-        from engine.sampling.interpolate import interpolate, save_animation
-        specs = req["endpoints"]
-        for s in specs:  # encode images first, with their own progress
-            self._latent(req, s)
-        cls = req.get("class")
-        frames = interpolate(self.family, specs, int(req.get("frames", 16)), req.get("mode", "slerp"), cls=cls,
-                             cache=self.endpoints, encode_steps=int(req.get("encode_steps") or 0) or None,
-                             progress=self._staged_progress(req), cancel=self._cancel(req), **decode_options(req))
-        strip = self.cache_dir / f"interp_{req.get('id')}.png"
-        save_animation(frames, strip, scale=1)
-        info = {"path": str(strip), "frames": len(frames), "frame_size": self.family.resolution}
-        if req.get("out"):
-            info["out"] = str(save_animation(frames, req["out"], fps=float(req.get("fps", 12)),
-                                             bounce=bool(req.get("bounce", False))))
-        return info
-
-
-def decode_options(req: dict) -> dict:
-    """Rendering settings of a request, for any family's decode_latents (each ignores the rest)."""
-    return {"truncation_psi": float(req.get("psi", 1.0)), "noise_mode": req.get("noise_mode", "const"),
-            "steps": int(req.get("steps", 25)), "guidance_scale": float(req.get("guidance_scale", 1.0)),
-            "use_ema": bool(req.get("ema", True))}

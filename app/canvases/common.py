@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6.QtWidgets import QWidget
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+from engine.imageformats import IMAGE_SUFFIXES
 
 
 def parse_sources(text: str) -> list:
@@ -39,52 +37,3 @@ def dropped_images(mime) -> list[str]:
 
 def copy_result(src: str, dst: str) -> None:
     shutil.copyfile(src, dst)
-
-
-class LatentCanvas(QWidget):
-    """A canvas on the shared engine worker: it remembers the checkpoint and capabilities the worker
-    last reported, and shows progress and errors of its own requests (those `owns` accepts) in
-    `self.progress` and `self.status`, which subclasses create."""
-
-    def __init__(self, worker, parent=None):
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.worker = worker
-        self.checkpoint = ""
-        self.capabilities: dict = {}
-        worker.ready.connect(self._on_ready)
-        worker.result_event.connect(self.on_result)
-        worker.stage_progress.connect(self._on_progress)
-        worker.failed.connect(self._on_failed)
-
-    def set_checkpoint(self, path: str) -> None:
-        self.checkpoint = path
-
-    def owns(self, rid: int) -> bool:
-        raise NotImplementedError
-
-    def apply_capabilities(self, caps: dict) -> None:
-        raise NotImplementedError
-
-    def on_result(self, ev: dict) -> None:
-        raise NotImplementedError
-
-    def forget(self, rid: int) -> None:
-        """A request of this canvas ended in an error."""
-
-    def _on_ready(self, ev: dict) -> None:
-        self.capabilities = ev.get("capabilities", {})
-        self.checkpoint = ev.get("checkpoint", self.checkpoint)
-        self.apply_capabilities(self.capabilities)
-
-    def _on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
-        if self.owns(rid):
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.progress.setFormat(f"{stage} %v / %m" if stage else "%v / %m")
-
-    def _on_failed(self, rid: int, message: str) -> None:
-        if self.owns(rid):
-            self.forget(rid)
-            self.progress.setFormat("failed")
-            self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")

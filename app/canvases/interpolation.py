@@ -1,7 +1,7 @@
-"""Latent-interpolation canvas, for any family whose capabilities offer it: a list of endpoints
-(seeds, or dropped images that the family encodes — projection for GANs, DDIM inversion for
-diffusion), lerp or slerp, N frames; a strip and an animated preview; GIF and MP4 export (written by
-the engine)."""
+"""Latent-interpolation canvas, for any model with a latent record: a list of endpoints (seeds, or
+dropped images that the model encodes — projection, inversion, …), lerp or slerp, N frames, the
+model's own rendering options; a strip and an animated preview; GIF and MP4 export (written by the
+engine)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,22 +9,20 @@ from pathlib import Path
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+                               QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from app.canvases.common import IMAGE_SUFFIXES, LatentCanvas, dropped_images
-from app.engine_client import WorkerClient
+from app.canvases.base import Canvas
+from app.canvases.common import IMAGE_SUFFIXES, dropped_images
 from app.widgets.image_view import ImageView
+from engine.capabilities import Capabilities
 
-SPACE_NAMES = {"z": "z (DCGAN latent)", "w+": "w+ (StyleGAN styles)", "noise": "x_T (DDIM noise)"}
 
-
-class InterpolationCanvas(LatentCanvas):
+class InterpolationCanvas(Canvas):
     rendered = Signal(str)
     exported = Signal(str)
 
-    def __init__(self, worker: WorkerClient, parent=None):
-        super().__init__(worker, parent)
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
         self.pending_id = 0
         self.export_id = 0
         self.frames: list[QPixmap] = []
@@ -42,20 +40,13 @@ class InterpolationCanvas(LatentCanvas):
                              "(StyleGAN's w space is usually walked with lerp)")
         self.frames_spin = QSpinBox(minimum=2, maximum=240, value=16)
         self.frames_spin.setToolTip("Frames in the walk")
-        self.psi = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=1.0)
-        self.psi.setToolTip("GANs: truncation psi (1 = off)")
-        self.sample_steps = QSpinBox(minimum=1, maximum=1000, value=20)
-        self.sample_steps.setToolTip("Diffusion: DDIM steps per frame")
         self.cls = QComboBox()
         self.cls.addItem("unconditional", None)
         self.fps = QDoubleSpinBox(minimum=1.0, maximum=60.0, value=12.0)
         self.render_btn = QPushButton("Render")
         self.gif_btn = QPushButton("Export GIF…")
         self.mp4_btn = QPushButton("Export MP4…")
-        self.progress = QProgressBar()
-        self.progress.setFormat("")
-        self.status = QLabel("Open or train a checkpoint, then add two or more endpoints.")
-        self.status.setWordWrap(True)
+        self.status.setText("Open or train a checkpoint, then add two or more endpoints.")
         self.strip = ImageView("The frames appear here as a strip.")
         self.strip.setMinimumHeight(80)
         self.preview = QLabel()
@@ -70,8 +61,6 @@ class InterpolationCanvas(LatentCanvas):
         form = QFormLayout()
         form.addRow("Mode", self.mode)
         form.addRow("Frames", self.frames_spin)
-        form.addRow("Truncation ψ", self.psi)
-        form.addRow("DDIM steps", self.sample_steps)
         form.addRow("Class", self.cls)
         form.addRow("Preview fps", self.fps)
         exp = QHBoxLayout()
@@ -86,6 +75,7 @@ class InterpolationCanvas(LatentCanvas):
         row2.addWidget(self.remove_btn)
         side.addLayout(row2)
         side.addLayout(form)
+        side.addLayout(self.options_box)
         side.addWidget(self.render_btn)
         side.addLayout(exp)
         side.addWidget(self.progress)
@@ -112,31 +102,33 @@ class InterpolationCanvas(LatentCanvas):
         self._set_enabled(False)
 
     # ---- model ---------------------------------------------------------------------------------
-    def owns(self, rid: int) -> bool:
-        return rid in (self.pending_id, self.export_id)
+    def clear_pending(self) -> None:
+        self.pending_id = self.export_id = 0
 
-    def apply_capabilities(self, caps: dict) -> None:
-        if not caps.get("interpolate"):
+    def apply_capabilities(self, caps: Capabilities) -> None:
+        lat = caps.latent
+        if lat is None:
             self._set_enabled(False)
-            self.status.setText(f"A {caps.get('family', '?')} model offers no latent space to interpolate in.")
+            self.status.setText(f"A {caps.family} model offers no latent space to interpolate in.")
             return
         self._set_enabled(True)
-        self.psi.setEnabled(bool(caps.get("truncation")))
-        self.sample_steps.setEnabled(caps.get("latent_space") == "noise")
-        self.mode.setCurrentText("lerp" if caps.get("latent_space") == "w+" else "slerp")
+        self.build_options(caps, decode_only=True)
+        self.mode.setCurrentText(lat.default_mode)
+        cond = caps.conditional
         self.cls.clear()
-        self.cls.addItem("unconditional" if caps.get("latent_space") == "noise" else "default", None)
-        for i, name in enumerate(caps.get("class_labels", [])):
+        self.cls.addItem("unconditional" if (cond is None or cond.unconditional) else "default", None)
+        for i, name in enumerate(caps.class_labels):
             self.cls.addItem(f"{i}: {name}", i)
-        self.cls.setEnabled(bool(caps.get("class_labels")))
-        self.status.setText(f"Walks through {SPACE_NAMES.get(caps.get('latent_space'), caps.get('latent_space'))}; "
-                            f"images enter by {caps.get('encode_method') or 'no encoder'}.")
-        if caps.get("truncation") and self.isVisible():
-            self.render()  # a GAN renders a walk in milliseconds: show one straight away
+        self.cls.setEnabled(bool(caps.class_labels))
+        self.status.setText(f"Walks through {lat.title or lat.space}; images enter by {lat.encode_method or 'no encoder'}.")
+        if lat.one_pass and self.isVisible():
+            self.render()  # one generator pass per frame: a walk renders in milliseconds, show one now
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.render_btn, self.gif_btn, self.mp4_btn):
             w.setEnabled(on)
+        if self.options is not None:
+            self.options.setEnabled(on)
 
     # ---- endpoints -----------------------------------------------------------------------------
     def add_endpoint(self, spec) -> None:
@@ -168,13 +160,13 @@ class InterpolationCanvas(LatentCanvas):
         if len(specs) < 2:
             self.status.setText("Add at least two endpoints.")
             return 0
-        fields = dict(checkpoint=self.checkpoint, endpoints=specs, frames=self.frames_spin.value(),
-                      mode=self.mode.currentText(), psi=self.psi.value(), steps=self.sample_steps.value(),
-                      fps=self.fps.value(), **{"class": self.cls.currentData()})
+        fields = dict(endpoints=specs, frames=self.frames_spin.value(), mode=self.mode.currentText(),
+                      fps=self.fps.value(), cls=self.cls.currentData(),
+                      options=self.option_values())
         if out:
             fields["out"] = out
         self.progress.setFormat("starting…")
-        return self.worker.request("interpolate", **fields)
+        return self.request("interpolate", **fields)
 
     def render(self) -> int:
         self.pending_id = self._request()

@@ -1,55 +1,48 @@
-"""Sampling canvas: open (or drop) a checkpoint, sample a grid with seed, steps, sampler, eta,
-guidance and class, save the PNG. Requests go to the engine worker; a newer one supersedes an
-older one, so clicking again never queues stale work."""
+"""Sampling canvas: open (or drop) a checkpoint, sample a grid with a seed, a class and the
+family's own sample options (drawn from its options dataclass: steps, solver, eta and guidance for
+diffusion, psi for a GAN, …), save the PNG, evaluate. Requests go to the shared engine worker; a
+newer one supersedes an older one, so clicking again never queues stale work."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
-from app.engine_client import EvalJob, WorkerClient
+from app.canvases.base import Canvas
+from app.engine_client import EvalJob
 from app.widgets.image_view import ImageView
+from engine.capabilities import Capabilities
 
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
+EVAL_NAMES = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),
+              ("precision", "precision"), ("precision_domain", "precision-domain"), ("recall", "recall"),
+              ("recall_domain", "recall-domain"), ("is", "IS"), ("is_domain", "IS-domain")]
 
 
-class SamplingCanvas(QWidget):
+class SamplingCanvas(Canvas):
     sampled = Signal(str)
 
-    def __init__(self, parent=None, worker: WorkerClient | None = None):
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.worker = worker or WorkerClient(self)
-        self.worker.ready.connect(self._on_ready)
-        self.worker.result.connect(self._on_result)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.failed.connect(self._on_failed)
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
         self.pending_id = 0
-        self.capabilities: dict = {}
-        self.loaded_checkpoint = ""  # what the worker has loaded (its last ready event)
 
         self.ckpt = QLineEdit()
         self.ckpt.setPlaceholderText("a checkpoint (.safetensors): open, drop, or train one")
         self.open_btn = QPushButton("Open…")
         self.n = QSpinBox(minimum=1, maximum=1024, value=50)
+        self.n.setToolTip("How many images")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.steps = QSpinBox(minimum=1, maximum=1000, value=25)
-        self.sampler = QComboBox()
-        self.sampler.addItems(["ddim", "ddpm"])
-        self.eta = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, value=0.0)
-        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=2.0)
-        self.psi = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=1.0)
-        self.psi.setToolTip("GANs: truncation psi (1 = off; lower = more typical, less varied)")
-        self.psi.setEnabled(False)
+        self.seed.setToolTip("Same seed, same images")
         self.cls = QComboBox()
         self.cls.addItem("all classes", None)
+        self.options_hint = QLabel("<i>The model's sample options appear here once a checkpoint is loaded.</i>")
+        self.options_hint.setWordWrap(True)
+        self.options_box.addWidget(self.options_hint)
         self.sample_btn = QPushButton("Sample")
         self.save_btn = QPushButton("Save PNG…")
-        self.progress = QProgressBar()
-        self.progress.setFormat("")
         self.eval_n = QSpinBox(minimum=50, maximum=50000, value=1000, singleStep=500)
         self.eval_n.setToolTip("Generated images to score against the training data")
         self.eval_btn = QPushButton("Evaluate")
@@ -66,13 +59,7 @@ class SamplingCanvas(QWidget):
         self.eval_job.failed.connect(lambda m: (self.eval_progress.setFormat("failed"),
                                                 self.eval_result.setText(f"<span style='color:#c0392b'>✖ {m}</span>"),
                                                 self.eval_btn.setEnabled(True)))
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         self.view = ImageView("Samples appear here.")
-        for w, tip in ((self.n, "How many images"), (self.seed, "Same seed, same images"),
-                       (self.steps, "Denoising steps"), (self.eta, "DDIM noise (0 = deterministic)"),
-                       (self.guidance, "Classifier-free guidance scale (1 = off)")):
-            w.setToolTip(tip)
 
         row = QHBoxLayout()
         row.addWidget(self.ckpt, 1)
@@ -80,14 +67,10 @@ class SamplingCanvas(QWidget):
         form = QFormLayout()
         form.addRow("Images", self.n)
         form.addRow("Seed", self.seed)
-        form.addRow("Sampler", self.sampler)
-        form.addRow("Steps", self.steps)
-        form.addRow("Eta", self.eta)
-        form.addRow("Guidance", self.guidance)
-        form.addRow("Truncation ψ", self.psi)
         form.addRow("Class", self.cls)
         side = QVBoxLayout()
         side.addLayout(form)
+        side.addLayout(self.options_box)
         side.addWidget(self.sample_btn)
         side.addWidget(self.save_btn)
         side.addWidget(self.progress)
@@ -115,35 +98,62 @@ class SamplingCanvas(QWidget):
         self.ckpt.editingFinished.connect(lambda: self.set_checkpoint(self.ckpt.text()))
         self.save_btn.setEnabled(False)
 
+    # ---- checkpoint ----------------------------------------------------------------------------
     def set_checkpoint(self, path: str, load: bool = True) -> None:
-        self.ckpt.setText(path)
-        if load and path:
-            self.status.setText("loading checkpoint…")
-            self.worker.request("load", checkpoint=path)
+        """Open a checkpoint for the whole window (every canvas works on it)."""
+        path = path.strip()
+        if path:
+            self.session.set_checkpoint(path, load=load)
 
+    def on_checkpoint_changed(self, path: str) -> None:
+        self.ckpt.setText(path)
+
+    def apply_capabilities(self, caps: Capabilities) -> None:
+        labels = caps.class_labels
+        self.cls.clear()
+        self.cls.addItem("all classes" if labels else "unconditional", None)
+        for i, name in enumerate(labels):
+            self.cls.addItem(f"{i}: {name}", i)
+        if self.build_options(caps):
+            self.options_hint.hide()
+        self.status.setText(f"loaded {Path(self.session.loaded_checkpoint).name} (step {self.session.step}): "
+                            f"{caps.family}, {caps.resolution}×{caps.resolution}")
+
+    # ---- sampling ------------------------------------------------------------------------------
     def sample(self) -> int:
-        path = self.ckpt.text().strip()
-        if not path:
+        if not self.checkpoint:
             self.status.setText("Open a checkpoint first.")
             return 0
-        self.progress.setRange(0, self.steps.value())
-        self.progress.setValue(0)
-        self.progress.setFormat("sampling %v / %m")
-        self.pending_id = self.worker.request(
-            "sample", checkpoint=path, n=self.n.value(), seed=self.seed.value(), steps=self.steps.value(),
-            sampler=self.sampler.currentText(), eta=self.eta.value(), guidance_scale=self.guidance.value(),
-            psi=self.psi.value(), **{"class": self.cls.currentData()})
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("sampling…")
+        self.pending_id = self.request("sample", n=self.n.value(), seed=self.seed.value(), cls=self.cls.currentData(),
+                                       options=self.option_values())
         return self.pending_id
 
+    def clear_pending(self) -> None:
+        self.pending_id = 0
+
+    def on_result(self, ev: dict) -> None:
+        if ev.get("id") != self.pending_id:
+            return
+        self.view.set_path(ev["path"])
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress.setFormat("done")
+        self.status.setText(f"{ev.get('n')} images in {ev.get('elapsed_s', 0):.1f}s")
+        self.save_btn.setEnabled(True)
+        self.sampled.emit(ev["path"])
+
+    # ---- evaluation (its own engine process: it may take minutes) ------------------------------
     def evaluate(self) -> None:
-        path = self.ckpt.text().strip()
-        if not path:
+        if not self.checkpoint:
             self.eval_result.setText("Open a checkpoint first.")
             return
         self.eval_btn.setEnabled(False)
         self.eval_result.setText("")
         self.eval_progress.setFormat("starting…")
-        self.eval_job.evaluate(path, self.eval_n.value(), steps=self.steps.value())
+        steps = self.option_values().get("steps")
+        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps)
 
     def _on_eval_progress(self, stage: str, done: int, total: int) -> None:
         self.eval_progress.setRange(0, total)
@@ -153,53 +163,11 @@ class SamplingCanvas(QWidget):
     def _on_eval_done(self, r: dict) -> None:
         self.eval_btn.setEnabled(True)
         self.eval_progress.setFormat(f"done in {r.get('seconds', 0):.0f}s")
-        names = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),
-                 ("precision", "precision"), ("precision_domain", "precision-domain"), ("recall", "recall"),
-                 ("recall_domain", "recall-domain"), ("is", "IS"), ("is_domain", "IS-domain")]
-        lines = [f"{label}: <b>{r[k]:.4g}</b>" for k, label in names if k in r]
+        lines = [f"{label}: <b>{r[k]:.4g}</b>" for k, label in EVAL_NAMES if k in r]
         note = "" if r.get("extractor") == "inception" else "<br><i>Inception weights not found: domain features</i>"
         self.eval_result.setText(f"{r.get('n')} samples at step {r.get('step')}:<br>" + "<br>".join(lines) + note)
 
-    def _on_ready(self, ev: dict) -> None:
-        self.loaded_checkpoint = ev.get("checkpoint", "")
-        caps = ev.get("capabilities", {})
-        self.capabilities = caps
-        self.cls.clear()
-        self.cls.addItem("all classes" if caps.get("class_labels") else "unconditional", None)
-        for i, name in enumerate(caps.get("class_labels", [])):
-            self.cls.addItem(f"{i}: {name}", i)
-        self.guidance.setEnabled(bool(caps.get("guidance")))
-        self.psi.setEnabled(bool(caps.get("truncation")))
-        for w in (self.steps, self.eta, self.sampler):
-            w.setEnabled(bool(caps.get("samplers")))  # a GAN samples in one pass: no steps
-        samplers = caps.get("samplers") or ["ddim"]
-        current = self.sampler.currentText()
-        self.sampler.clear()
-        self.sampler.addItems(samplers)
-        if current in samplers:
-            self.sampler.setCurrentText(current)
-        self.status.setText(f"loaded {Path(ev['checkpoint']).name} (step {ev.get('step')}): {caps.get('family')}, "
-                            f"{caps.get('resolution')}×{caps.get('resolution')}")
-
-    def _on_progress(self, rid: int, done: int, total: int) -> None:
-        if rid == self.pending_id:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-
-    def _on_result(self, rid: int, path: str, seconds: float) -> None:
-        if rid != self.pending_id:
-            return
-        self.view.set_path(path)
-        self.progress.setFormat("done")
-        self.progress.setValue(self.progress.maximum())
-        self.status.setText(f"{self.n.value()} images in {seconds:.1f}s")
-        self.save_btn.setEnabled(True)
-        self.sampled.emit(path)
-
-    def _on_failed(self, rid: int, message: str) -> None:
-        self.progress.setFormat("failed")
-        self.status.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
-
+    # ---- files ---------------------------------------------------------------------------------
     def _open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", self.ckpt.text(), CKPT_FILTER)
         if path:
@@ -224,6 +192,4 @@ class SamplingCanvas(QWidget):
         self.set_checkpoint(e.mimeData().urls()[0].toLocalFile())
 
     def shutdown(self) -> None:
-        if self.worker.parent() is self:
-            self.worker.shutdown()
         self.eval_job.kill(wait_ms=3000)

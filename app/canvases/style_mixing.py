@@ -1,26 +1,27 @@
 """Style-mixing canvas, after the StyleGAN papers' figure and the stylegan3 visualizer: row sources
 down the left, column sources across the top; each cell is its row's image with the checked style
 layers taken from its column. Sources are seeds or dropped images (projected into w+ first).
-Every change re-renders through the engine worker; a newer request supersedes an older one, so
-dragging the psi slider stays fluid."""
+The rendering options are the model's own sample options (psi, noise, …). Every change re-renders
+through the engine worker; a newer request supersedes an older one, so dragging a slider stays fluid."""
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
-from app.canvases.common import LatentCanvas, copy_result, dropped_images, parse_sources
-from app.engine_client import WorkerClient
+from app.canvases.base import Canvas
+from app.canvases.common import copy_result, dropped_images, parse_sources
 from app.widgets.image_view import ImageView
+from engine.capabilities import Capabilities
 
 
-class StyleMixCanvas(LatentCanvas):
+class StyleMixCanvas(Canvas):
     rendered = Signal(str)
 
-    def __init__(self, worker: WorkerClient, parent=None):
-        super().__init__(worker, parent)
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
         self.groups: dict[str, list[int]] = {}
         self.pending_id = 0
         self.project_ids: set[int] = set()
@@ -44,40 +45,23 @@ class StyleMixCanvas(LatentCanvas):
             b.clicked.connect(lambda _=False, n=name: self.select_group(n))
             preset_row.addWidget(b)
             self.preset_btns[name] = b
-        self.psi = QSlider(Qt.Horizontal)
-        self.psi.setRange(0, 150)
-        self.psi.setValue(100)
-        self.psi_label = QLabel("ψ 1.00")
-        self.psi.valueChanged.connect(lambda v: (self.psi_label.setText(f"ψ {v / 100:.2f}"), self.render()))
-        self.psi.setToolTip("Truncation: 0 = the average image, 1 = off")
-        self.noise = QComboBox()
-        self.noise.addItems(["const", "random", "off"])
-        self.noise.setToolTip("Per-layer noise: fixed (const), fresh each render (random), or none")
-        self.noise.currentIndexChanged.connect(self.render)
         self.drop_to = QComboBox()
         self.drop_to.addItems(["columns", "rows"])
         self.drop_to.setToolTip("Where dropped images go (they are projected into the model's w+ space first)")
         self.export_btn = QPushButton("Export PNG…")
         self.export_btn.setEnabled(False)
         self.export_btn.clicked.connect(self._export)
-        self.progress = QProgressBar()
-        self.progress.setFormat("")
-        self.status = QLabel("Open or train a StyleGAN checkpoint (family 'stylegan') to mix styles.")
-        self.status.setWordWrap(True)
+        self.status.setText("Open or train a model with per-layer styles (a style-based generator) to mix styles.")
         self.latency = QLabel("")
         self.view = ImageView("The style-mixing grid appears here. Drop images to use them as sources.")
 
         form = QFormLayout()
         form.addRow("Rows", self.rows)
         form.addRow("Columns", self.cols)
-        psi_row = QHBoxLayout()
-        psi_row.addWidget(self.psi, 1)
-        psi_row.addWidget(self.psi_label)
-        form.addRow("Truncation", psi_row)
-        form.addRow("Noise", self.noise)
         form.addRow("Drop images into", self.drop_to)
         side = QVBoxLayout()
         side.addLayout(form)
+        side.addLayout(self.options_box)
         side.addWidget(self.layers_box)
         side.addLayout(preset_row)
         side.addWidget(self.export_btn)
@@ -95,37 +79,42 @@ class StyleMixCanvas(LatentCanvas):
         self._set_enabled(False)
 
     # ---- model ---------------------------------------------------------------------------------
-    def owns(self, rid: int) -> bool:
-        return rid in self.project_ids or rid == self.pending_id
-
-    def forget(self, rid: int) -> None:
+    def on_failed(self, rid: int, message: str) -> None:
         self.project_ids.discard(rid)
+        super().on_failed(rid, message)
 
-    def apply_capabilities(self, caps: dict) -> None:
+    def clear_pending(self) -> None:
+        self.pending_id = 0
+        self.project_ids.clear()
+
+    def apply_capabilities(self, caps: Capabilities) -> None:
         for c in self.layer_checks:
             c.deleteLater()
         self.layer_checks = []
-        if not caps.get("style_mix"):
+        if caps.style_mix is None:
             self._set_enabled(False)
-            self.status.setText(f"A {caps.get('family', '?')} model has no per-layer styles: style mixing needs a "
-                                f"StyleGAN checkpoint (family 'stylegan').")
+            self.status.setText(f"A {caps.family} model has no per-layer styles to mix: style mixing needs a "
+                                f"style-based generator.")
             return
-        res = caps.get("style_layers", [])
+        self.build_options(caps, decode_only=True, on_change=self.render)
+        res = caps.style_mix.layers
         for i, r in enumerate(res):
             c = QCheckBox(f"{i}: {r}²")
             c.setToolTip(f"style input {i}, driving the {r}×{r} layers")
             c.toggled.connect(self.render)
             self.layers_grid.addWidget(c, i // 4, i % 4)
             self.layer_checks.append(c)
-        self.groups = caps.get("style_groups") or {"coarse": [], "middle": [], "fine": []}
+        self.groups = caps.style_mix.groups or {"coarse": [], "middle": [], "fine": []}
         self._set_enabled(True)
         self.status.setText(f"{len(res)} style layers; coarse = {self.groups['coarse']}, "
                             f"middle = {self.groups['middle']}, fine = {self.groups['fine']}")
         self.select_group("coarse")
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.rows, self.cols, self.psi, self.noise, self.layers_box, *self.preset_btns.values()):
+        for w in (self.rows, self.cols, self.layers_box, *self.preset_btns.values()):
             w.setEnabled(on)
+        if self.options is not None:
+            self.options.setEnabled(on)
 
     def select_group(self, name: str) -> None:
         chosen = set(range(len(self.layer_checks))) if name == "all" else set(self.groups.get(name, []))
@@ -140,7 +129,7 @@ class StyleMixCanvas(LatentCanvas):
 
     # ---- rendering -------------------------------------------------------------------------------
     def render(self) -> int:
-        if not (self.checkpoint and self.capabilities.get("style_mix")):
+        if not (self.checkpoint and self.capabilities is not None and self.capabilities.style_mix is not None):
             return 0
         try:
             rows, cols = parse_sources(self.rows.text()), parse_sources(self.cols.text())
@@ -151,9 +140,8 @@ class StyleMixCanvas(LatentCanvas):
             self.status.setText("Give at least one row and one column source.")
             return 0
         self._sent_at = time.perf_counter()
-        self.pending_id = self.worker.request("mix", checkpoint=self.checkpoint, rows=rows, cols=cols,
-                                              layers=self.layers(), psi=self.psi.value() / 100,
-                                              noise_mode=self.noise.currentText())
+        self.pending_id = self.request("mix", rows=rows, cols=cols, layers=self.layers(),
+                                       options=self.option_values())
         return self.pending_id
 
     def add_image(self, path: str, to: str | None = None) -> None:
@@ -162,7 +150,7 @@ class StyleMixCanvas(LatentCanvas):
         text = target.text().strip()
         target.setText(f"{text}, {path}" if text else path)
         self.progress.setFormat("projecting %v / %m")
-        rid = self.worker.request("project", checkpoint=self.checkpoint, image=path)
+        rid = self.request("project", image=path)
         self.project_ids.add(rid)
 
     def on_result(self, ev: dict) -> None:
@@ -191,7 +179,7 @@ class StyleMixCanvas(LatentCanvas):
                 self.save_to(path)
 
     def dragEnterEvent(self, e):
-        if dropped_images(e.mimeData()) and self.capabilities.get("style_mix"):
+        if dropped_images(e.mimeData()) and self.capabilities is not None and self.capabilities.style_mix:
             e.acceptProposedAction()
 
     def dropEvent(self, e):

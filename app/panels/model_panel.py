@@ -1,5 +1,6 @@
-"""Model panel: family, preset, and forms generated from the config schema (model, training,
-sampling), with the fields' help as tooltips. Validation errors name the field."""
+"""Model panel: family, preset, and forms generated from the config schema (the family's model and
+sampling sections, training, metrics), with the fields' help as tooltips. Validation errors name
+the field. The families and their sections come from the registry (engine/families.py)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
@@ -7,8 +8,9 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QScroll
 
 from app.qt_util import signals_blocked
 from app.widgets.config_form import ConfigForm
-from engine.config import (MODEL_CONFIGS, ConfigError, MetricsConfig, RunConfig, SamplingConfig, TrainingConfig,
-                           list_presets, load_preset)
+from engine.config import ConfigError, MetricsConfig, RunConfig, TrainingConfig, list_presets, load_preset
+from engine.families import DEFAULT_FAMILY, FAMILIES, family_spec
+from engine.sections.common import GRID_FIELDS
 
 
 def _scrolled(w):
@@ -25,15 +27,18 @@ class ModelPanel(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Model", parent)
         self.family = QComboBox()
-        self.family.addItems(list(MODEL_CONFIGS))
-        self.family.setToolTip("The model family: ddpm (diffusion), gan (DCGAN), stylegan (StyleGAN-lite).")
+        for name in FAMILIES:
+            self.family.addItem(name, name)
+            self.family.setItemData(self.family.count() - 1, family_spec(name).title, 3)  # 3 = Qt.ToolTipRole
+        self.family.setToolTip("The model family: " + ", ".join(f"{n} ({family_spec(n).title})" for n in FAMILIES))
         self.preset = QComboBox()
         for name, desc in list_presets().items():
             self.preset.addItem(name, name)
             self.preset.setItemData(self.preset.count() - 1, desc, 3)  # 3 = Qt.ToolTipRole
-        self.model_form = ConfigForm(MODEL_CONFIGS["ddpm"], exclude=("family",))
+        spec = family_spec(DEFAULT_FAMILY)
+        self.model_form = ConfigForm(spec.config, exclude=("family",))
         self.training_form = ConfigForm(TrainingConfig)
-        self.sampling_form = ConfigForm(SamplingConfig)
+        self.sampling_form = ConfigForm(spec.sample_options)
         self.metrics_form = ConfigForm(MetricsConfig)
         tabs = QTabWidget()
         self.tabs = tabs
@@ -67,20 +72,29 @@ class ModelPanel(QGroupBox):
         return cfg
 
     def _use_family_form(self, family: str) -> None:
-        """The Network tab shows the fields of the chosen family's [model] section."""
-        if self.model_form.section_cls is MODEL_CONFIGS[family]:
-            return
-        form = ConfigForm(MODEL_CONFIGS[family], exclude=("family",))
+        """The Network and Sampling tabs show the fields of the chosen family's sections."""
+        spec = family_spec(family)
+        if self.model_form.section_cls is not spec.config:
+            self.model_form = self._replace_tab(0, ConfigForm(spec.config, exclude=("family",)), "Network")
+        if self.sampling_form.section_cls is not spec.sample_options:
+            self.sampling_form = self._replace_tab(2, ConfigForm(spec.sample_options), "Sampling")
+
+    def _replace_tab(self, index: int, form: ConfigForm, title: str) -> ConfigForm:
         form.changed.connect(self.changed)
-        self.tabs.removeTab(0)
-        self.tabs.insertTab(0, _scrolled(form), "Network")
-        self.tabs.setCurrentIndex(0)
-        self.model_form = form
+        current = self.tabs.currentIndex()
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, _scrolled(form), title)
+        self.tabs.setCurrentIndex(current)
+        return form
 
     def _family_changed(self, family: str) -> None:
-        """A new family starts from its defaults (its presets set them better)."""
+        """A new family starts from its defaults (its presets set them better); the sample grid's
+        size and seed carry over."""
+        grid = {k: v for k, v in self.sampling_form.values().items() if k in GRID_FIELDS}
         self._use_family_form(family)
-        self.model_form.set_values(MODEL_CONFIGS[family]())
+        spec = family_spec(family)
+        self.model_form.set_values(spec.config())
+        self.sampling_form.set_values({**vars(spec.sample_options()), **grid})
         self.changed.emit()
 
     def set_config(self, cfg: RunConfig) -> None:

@@ -7,6 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from engine.logkeys import QUALITY, short
+
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
 
 
@@ -35,13 +37,12 @@ COLORS = [(20, 70, 160), (200, 60, 40), (30, 140, 60), (150, 70, 170), (200, 140
 
 
 class LossPlot(QWidget):
-    """Curves over steps for the logged keys it wants (by name or prefix): the raw value, faint,
-    and a smoothed one. GANs log two losses plus D(real), D(fake) and ADA's p; each gets a curve."""
+    """Curves over steps for the logged values it wants (a plot group of the family registry: exact
+    names, or namespaces ending in '/'): the raw value, faint, and a smoothed one, per value."""
 
-    def __init__(self, keys: tuple[str, ...] = ("loss",), prefix: str | None = None, title: str = "loss",
-                 log: bool = True, parent=None):
+    def __init__(self, keys: tuple[str, ...] = ("loss/",), title: str = "loss", log: bool = True, parent=None):
         super().__init__(parent)
-        self.keys, self.prefix, self.title = tuple(keys), prefix, title
+        self.keys, self.title = tuple(keys), title
         self.series: dict[str, Series] = {}
         self.curves: dict[str, tuple] = {}
         self.plot = pg.PlotWidget(background="w")
@@ -69,14 +70,14 @@ class LossPlot(QWidget):
         self.timer.start()
 
     def wants(self, key: str) -> bool:
-        return key in self.keys or (self.prefix is not None and key.startswith(self.prefix))
+        return any(key == k or (k.endswith("/") and key.startswith(k)) for k in self.keys)
 
     def _curves_for(self, key: str):
         if key not in self.curves:
             color = COLORS[len(self.curves) % len(COLORS)]
-            single = len(self.keys) == 1 and self.prefix is None
+            single = len(self.keys) == 1 and not self.keys[0].endswith("/")
             raw = self.plot.plot([], [], pen=pg.mkPen((*color, 90), width=1), name="raw" if single else None)
-            smooth = self.plot.plot([], [], pen=pg.mkPen(color, width=2.5), name="smoothed" if single else key)
+            smooth = self.plot.plot([], [], pen=pg.mkPen(color, width=2.5), name="smoothed" if single else short(key))
             self.curves[key] = (raw, smooth)
             self.series[key] = Series()
         return self.series[key]
@@ -113,12 +114,12 @@ class LossPlot(QWidget):
             raw.setData(s.x[:s.n], s.y[:s.n])
             smooth.setData(s.x[:s.n], s.s[:s.n])
             if s.n:
-                parts.append(f"{k} {s.y[s.n - 1]:.4f}" if len(self.series) > 1 else
+                parts.append(f"{short(k)} {s.y[s.n - 1]:.4f}" if len(self.series) > 1 else
                              f"step {int(s.x[s.n - 1])}: {s.y[s.n - 1]:.4f} (smoothed {s.s[s.n - 1]:.4f})")
         self.readout.setText(" · ".join(parts))
 
 
-QUALITY_KEYS = ("fid", "fd_domain")
+QUALITY_KEYS = (QUALITY + "fid", QUALITY + "fd_domain")
 
 
 class MetricPlot(QWidget):
@@ -154,16 +155,18 @@ class MetricPlot(QWidget):
             if self.key != key:
                 self.key = key
                 self.series.clear()
-                name = "FID" if key == "fid" else "FD-domain (GenLab's own features, not Inception FID)"
+                fid = key == QUALITY + "fid"
+                name = "FID" if fid else "FD-domain (GenLab's own features, not Inception FID)"
                 self.title.setText(f"<b>{name}</b> — lower is better")
-                self.plot.setLabel("left", "FID" if key == "fid" else "FD-domain")
+                self.plot.setLabel("left", "FID" if fid else "FD-domain")
             self.series.append(float(r["step"]), float(r[key]))
             extra = []
             for k in ("precision", "recall", "kid", "is", "bits_per_dim"):
-                v = next((r[kk] for kk in (k, f"{k}_domain") if kk in r), None)
+                v = next((r[kk] for kk in (QUALITY + k, f"{QUALITY}{k}_domain") if kk in r), None)
                 if v is not None:
                     extra.append(f"{k} {v:.3g}")
-            self.status.setText(f"step {r['step']}: {key} {r[key]:.3f}" + (" · " + ", ".join(extra) if extra else "")
+            self.status.setText(f"step {r['step']}: {short(key)} {r[key]:.3f}"
+                                + (" · " + ", ".join(extra) if extra else "")
                                 + (f" · {r['eval_s']:.0f}s" if "eval_s" in r else ""))
         s = self.series
         self.line.setData(s.x[:s.n], s.y[:s.n])

@@ -13,7 +13,9 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, Q
 
 from app.engine_client import TrainJob
 from app.qt_util import human_duration
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig
+from engine.families import FAMILIES, family_spec
+from engine.logkeys import short
 from engine.rundir import RunDir, new_run_dir
 
 
@@ -32,6 +34,7 @@ class TrainingPanel(QGroupBox):
         self.state = "idle"
         self.run_dir: Path | None = None
         self.last_event: dict = {}
+        self.headline: tuple[str, ...] = ()   # the losses shown beside the step (the family's headline)
 
         self.start_btn = QPushButton("▶ Start")
         self.pause_btn = QPushButton("Pause")
@@ -86,14 +89,23 @@ class TrainingPanel(QGroupBox):
         cfg = self.config_provider()
         if cfg is None:
             return False
+        self.set_family(cfg.model.family)
         self._begin(new_run_dir(self.runs_root, cfg.name))
         self.job.start_run(cfg, self.run_dir)
         self.progress.setRange(0, cfg.training.steps)
         return True
 
+    def set_family(self, name: str) -> None:
+        """Show this family's headline losses (from the registry) beside the step."""
+        self.headline = family_spec(name).headline if name in FAMILIES else ()
+
     def resume(self) -> None:
         if self.run_dir is None:
             return
+        try:
+            self.set_family(RunConfig.load(self.run_dir / "config.toml").model.family)
+        except (ConfigError, OSError):
+            self.headline = ()
         self._begin(self.run_dir)
         self.job.start_run(None, self.run_dir, resume=True)
 
@@ -141,7 +153,8 @@ class TrainingPanel(QGroupBox):
         elif kind == "metrics":
             self.progress.setMaximum(int(ev["total_steps"]))
             self.progress.setValue(int(ev["step"]))
-            losses = " · ".join(f"{k.replace('_', ' ')} {ev[k]:.4f}" for k in ("loss", "loss_d", "loss_g") if k in ev)
+            keys = self.headline or tuple(k for k in ev if k.startswith("loss/"))
+            losses = " · ".join(f"loss {short(k)} {ev[k]:.4f}" for k in keys if k in ev)
             self.stats.setText(f"{losses} · {ev['img_per_s']:.0f} img/s · "
                                f"ETA {human_duration(ev.get('eta_s'))}")
         elif kind == "checkpoint":
@@ -184,6 +197,22 @@ class TrainingPanel(QGroupBox):
         self.progress.setFormat("failed at step %v / %m")
         if self.run_dir is not None and RunDir(self.run_dir).latest_checkpoint():
             self.resume_btn.show()
+
+    def show_status(self, st: dict) -> None:
+        """The state of a run this panel does not drive (read from its status.json): progress and
+        state only; the buttons stay for runs started here."""
+        total, step = int(st.get("total_steps") or 0), int(st.get("step") or 0)
+        if total:
+            self.progress.setRange(0, total)
+        self.progress.setValue(step)
+        state = st.get("state", "?")
+        self.progress.setFormat(f"{state} (run started elsewhere) at step %v / %m")
+        if st.get("device"):
+            self.device.setText(f"device: {st['device']}" + (f" · {st['precision']}" if st.get("precision") else ""))
+        if state in ("running", "paused") and st.get("img_per_s"):
+            self.stats.setText(f"{st['img_per_s']:.0f} img/s · ETA {human_duration(st.get('eta_s'))}")
+        elif state == "failed" and st.get("message"):
+            self.stats.setText(f"failed: {st['message']}")
 
     def _sync_buttons(self) -> None:
         live = self.state in ("starting", "running", "paused")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, get_type_hints
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
-                               QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QSlider, QSpinBox, QWidget)
 
 from app.qt_util import signals_blocked
 
@@ -17,10 +17,46 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+class FloatSlider(QWidget):
+    """A slider over a float field's [min, max] with its value beside it, for options that are
+    dragged while watching the result (slider=True in the field's metadata, e.g. truncation psi)."""
+
+    valueChanged = Signal(float)
+    STEPS = 200
+
+    def __init__(self, lo: float, hi: float, parent=None):
+        super().__init__(parent)
+        self.lo, self.hi = lo, hi
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(0, self.STEPS)
+        self.label = QLabel()
+        self.label.setMinimumWidth(36)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.label)
+        self.slider.valueChanged.connect(self._moved)
+        self._moved(self.slider.value())
+
+    def value(self) -> float:
+        return round(self.lo + (self.hi - self.lo) * self.slider.value() / self.STEPS, 4)
+
+    def setValue(self, v: float) -> None:
+        self.slider.setValue(round((float(v) - self.lo) / (self.hi - self.lo) * self.STEPS))
+        self.label.setText(f"{self.value():.2f}")
+
+    def _moved(self, _pos: int) -> None:
+        self.label.setText(f"{self.value():.2f}")
+        self.valueChanged.emit(self.value())
+
+
 class ConfigForm(QWidget):
     changed = Signal()
 
-    def __init__(self, section_cls: type, exclude: tuple[str, ...] = (), parent=None):
+    def __init__(self, section_cls: type, exclude: tuple[str, ...] = (), parent=None,
+                 include: list[str] | None = None):
+        """One editor per field of section_cls; `include` picks and orders the fields, else all
+        but `exclude`."""
         super().__init__(parent)
         self.section_cls = section_cls
         self.editors: dict[str, QWidget] = {}
@@ -28,7 +64,7 @@ class ConfigForm(QWidget):
         layout = QFormLayout(self)
         layout.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         for f in dataclasses.fields(section_cls):
-            if f.name in exclude:
+            if f.name in exclude or (include is not None and f.name not in include):
                 continue
             ed = self._make_editor(f, self._types[f.name])
             ed.setToolTip(f.metadata.get("help", ""))
@@ -51,6 +87,9 @@ class ConfigForm(QWidget):
             ed.setRange(int(meta["min"]) if meta.get("min") is not None else -2**31 + 1,
                         int(meta["max"]) if meta.get("max") is not None else 2**31 - 1)
             ed.valueChanged.connect(self.changed)
+        elif typ is float and meta.get("slider") and meta.get("min") is not None and meta.get("max") is not None:
+            ed = FloatSlider(meta["min"], meta["max"])
+            ed.valueChanged.connect(self.changed)
         elif typ is float:
             ed = QDoubleSpinBox()
             ed.setDecimals(6)
@@ -66,15 +105,21 @@ class ConfigForm(QWidget):
         return ed
 
     def set_values(self, section: Any) -> None:
-        """View follows model: set every editor from a section object, without echoing signals."""
+        """View follows model: set every editor from a section object (or a dict of some of its
+        values), without echoing signals."""
         for name, ed in self.editors.items():
-            v = getattr(section, name)
-            with signals_blocked(ed):
+            if isinstance(section, dict):
+                if name not in section:
+                    continue
+                v = section[name]
+            else:
+                v = getattr(section, name)
+            with signals_blocked(ed), signals_blocked(getattr(ed, "slider", ed)):
                 if isinstance(ed, QComboBox):
                     ed.setCurrentText(str(v))
                 elif isinstance(ed, QCheckBox):
                     ed.setChecked(bool(v))
-                elif isinstance(ed, (QSpinBox, QDoubleSpinBox)):
+                elif isinstance(ed, (QSpinBox, QDoubleSpinBox, FloatSlider)):
                     ed.setValue(v)
                 elif self._types[name] is list:
                     ed.setText(", ".join(str(x) for x in v))
@@ -90,7 +135,7 @@ class ConfigForm(QWidget):
                 out[name] = ed.currentText()
             elif isinstance(ed, QCheckBox):
                 out[name] = ed.isChecked()
-            elif isinstance(ed, (QSpinBox, QDoubleSpinBox)):
+            elif isinstance(ed, (QSpinBox, QDoubleSpinBox, FloatSlider)):
                 out[name] = typ(ed.value())
             elif typ is list:
                 items = [s.strip() for s in ed.text().split(",") if s.strip()]

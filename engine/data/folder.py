@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from engine.data.dataset import DataError
+from engine.imageformats import IMAGE_SUFFIXES, is_image_path
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = int(os.environ.get("GENLAB_MAX_IMAGE_PIXELS", 64_000_000))  # e.g. 8000 x 8000
 
 
@@ -28,7 +28,7 @@ def scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str
             if fn.startswith("."):
                 continue
             p = Path(dirpath) / fn
-            if p.suffix.lower() in IMAGE_EXTS:
+            if is_image_path(p):
                 files.append((p, label))
             else:
                 skipped.append((str(p.relative_to(root)), "not an image file"))
@@ -108,7 +108,7 @@ def load_folder(path: str, resolution: int, max_images: int = 0):
     if not files and not skipped:
         raise DataError(f"{root}: the folder is empty")
     if not files:
-        raise DataError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTS))}); "
+        raise DataError(f"{root}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)}); "
                         f"{len(skipped)} other file(s) ignored")
     if max_images:
         files = files[:max_images]

@@ -70,7 +70,10 @@ class DomainNet(nn.Module):
         return f, (self.head(f) if self.is_classifier else None)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x in [-1, 1] -> (standardised features, logits or None)."""
+        """x in [-1, 1] -> (standardised features, logits or None). Unlike the FID Inception, the
+        logits keep the head's bias: it is part of the classifier GenLab trained (cross-entropy with
+        the bias), so it belongs to p(y|x); leaving out the bias in Inception only reproduces the
+        reference IS code, and IS-domain is never compared with published numbers."""
         f, logits = self.raw(self.prepare(x))
         return (f - self.feat_mean) / self.feat_std, logits
 

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file as np_load, save as np_save
 
-from engine.config import sampling_options
 from engine.metrics import domain, inception
 from engine.metrics.stats import (feature_stats, frechet_distance, inception_score, kernel_inception_distance,
                                   precision_recall)
@@ -28,12 +27,15 @@ def parse_metrics(spec) -> list[str]:
     return out
 
 
-def family_sampler(family, sampling, steps: int) -> Callable[[int, int], torch.Tensor]:
-    """sample(count, seed) from a family's EMA weights with a run's sampling settings, cycling
-    through the classes of a conditional model, for Evaluator.score_sampler."""
+def family_sampler(family, steps: int) -> Callable[[int, int], torch.Tensor]:
+    """sample(count, seed) from a family's EMA weights with the run's sample options (an iterative
+    sampler with `steps` steps), cycling through the classes of a conditional model, for
+    Evaluator.score_sampler."""
+    from engine.models.interfaces import IterativeSampler
+    options = family.sample_options(steps=steps) if isinstance(family, IterativeSampler) else family.sample_options()
+
     def sample(n: int, seed: int) -> torch.Tensor:
-        return family.sample(n, seed=seed, labels=family.labels_for(n, offset=seed), use_ema=True,
-                             **sampling_options(sampling, steps=steps))
+        return family.sample(n, seed=seed, labels=family.labels_for(n, offset=seed), use_ema=True, options=options)
     return sample
 
 
@@ -109,10 +111,14 @@ class Evaluator:
             out["is" + s], out["is" + s + "_std"] = inception_score(logits)
         return out
 
-    def score_sampler(self, sample: Callable[[int, int], torch.Tensor], n: int) -> dict[str, float]:
+    def score_sampler(self, sample: Callable[[int, int], torch.Tensor], n: int,
+                      cancel: Callable[[], bool] | None = None) -> dict[str, float]:
         """sample(count, seed) -> images in [-1, 1]; drawn in batches with progress."""
+        from engine.sampling.denoise import Cancelled
         parts, done = [], 0
         while done < n:
+            if cancel is not None and cancel():
+                raise Cancelled()
             k = min(self.batch, n - done)
             parts.append(sample(k, 10_000 + done).cpu())
             done += k

@@ -149,7 +149,8 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(FEATURE_DIM, NUM_LOGITS)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, C, H, W) in [-1, 1], C = 1 or 3 -> (2048-d pool features, 1008 logits)."""
+        """x: (B, C, H, W) in [-1, 1], C = 1 or 3 -> (2048-d pool features, 1008 logits without
+        fc's bias, as the Inception Score expects)."""
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)  # grayscale: channel repeat, as the reference tools do
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
@@ -160,7 +161,11 @@ class FIDInceptionV3(nn.Module):
                      "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
             x = getattr(self, name)(x)
         feats = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return feats, self.fc(feats)
+        # The logits for the Inception Score leave fc's bias out: the original TF IS code multiplies
+        # pool3 by the softmax weights only, and torch-fidelity (unbiased logits) and StyleGAN2-ADA
+        # (no_output_bias) match it. With the bias the scores would not compare with published ones.
+        # fc.bias stays a parameter so the standard weight file still loads by name.
+        return feats, F.linear(feats, self.fc.weight)
 
 
 def candidate_paths(user_path: str | None = None) -> list[Path]:

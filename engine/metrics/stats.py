@@ -20,7 +20,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if mu1.shape != mu2.shape or s1.shape != s2.shape:
         raise ValueError("the two sets of statistics have different dimensions")
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    # no disp=False (deprecated in SciPy 1.16, gone in 1.18): its error estimate was never used, and
+    # the root itself is the same either way
+    covmean = linalg.sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         offset = np.eye(s1.shape[0]) * eps
         covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))

@@ -1,20 +1,15 @@
-"""Model families, registered by name."""
+"""Model families: each registered by name in engine/families.py, its class imported on first use."""
 from __future__ import annotations
 
+from engine.families import family_spec
 from engine.models.base import Batch, Family, StepContext
 
 
 def family_class(name: str) -> type[Family]:
-    if name == "ddpm":
-        from engine.models.ddpm import DDPMFamily
-        return DDPMFamily
-    if name == "gan":
-        from engine.models.gan import GANFamily
-        return GANFamily
-    if name == "stylegan":
-        from engine.models.gan import StyleGANFamily
-        return StyleGANFamily
-    raise ValueError(f"unknown model family {name!r}")
+    try:
+        return family_spec(name).family_class()
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
 
 
 def build_family(cfg, channels: int, resolution: int, class_names: list[str]) -> Family:

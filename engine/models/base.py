@@ -2,7 +2,9 @@
 
 A family owns its networks (and their EMA copies), creates its optimizers, says how one training
 step goes (calling ctx.optimize for each optimizer step: one for diffusion, two for a GAN), how to
-sample, and what it can do (capabilities). The training loop knows nothing else about it.
+sample (`generate`, with its typed sample options), and which capability interfaces it implements
+(engine/models/interfaces.py), from which its Capabilities are built. The training loop knows
+nothing else about it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import torch.nn as nn
 
 from engine.capabilities import Capabilities
 from engine.config import RunConfig
+from engine.schema import ConfigError
+from engine.sections.common import option_fields
 
 
 def seed_noise(seeds: list[int], dim: int) -> torch.Tensor:
@@ -64,10 +68,9 @@ class StepContext:
 
 class Family:
     """Base class. Subclasses set `name`, build `self.networks` (an nn.ModuleDict) in __init__,
-    and implement make_optimizers, training_step, sample and capabilities."""
+    and implement make_optimizers, training_step and generate."""
 
     name: str = ""
-    ema_decay_warmup = True
 
     def __init__(self, cfg: RunConfig, channels: int, resolution: int, class_names: list[str]):
         self.cfg, self.channels, self.resolution = cfg, channels, resolution
@@ -95,29 +98,54 @@ class Family:
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.networks.parameters())
 
+    def nets(self, use_ema: bool = True) -> nn.ModuleDict:
+        """The averaged networks when asked for and kept, else the live ones."""
+        return self.ema if (use_ema and self.ema is not None) else self.networks
+
     # -- to implement ---------------------------------------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """One step: compute losses, call ctx.optimize(...), return scalar losses (tensors, detached
-        by the loop; "loss" is the headline one)."""
+        """One step: compute losses, call ctx.optimize(...), return scalar values to log under
+        their namespaced names (engine/logkeys.py: "loss/mse", "gan/d_real", …), tensors that the
+        loop detaches."""
         raise NotImplementedError
 
+    def generate(self, n: int, *, seed: int, labels: list[int] | None, use_ema: bool, options,
+                 progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None) -> torch.Tensor:
+        """n images in [-1, 1], (n, C, H, W), on the CPU, drawn with `options` (this family's
+        sample options dataclass). Same seed and options, same images."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------
     def sample(self, n: int, *, seed: int = 0, labels: list[int] | None = None, use_ema: bool = True,
                progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
-               **options: Any) -> torch.Tensor:
-        """n images in [-1, 1], (n, C, H, W), on the CPU. Same seed and options, same images."""
-        raise NotImplementedError
+               options: Any = None, **overrides: Any) -> torch.Tensor:
+        """generate() with the run's sample options, or `options`, changed by keyword overrides
+        (e.g. steps=10). An option this family does not have is an error naming it."""
+        opts = self.sample_options(options, **overrides)
+        return self.generate(n, seed=seed, labels=labels, use_ema=use_ema, options=opts, progress=progress,
+                             cancel=cancel)
 
-    def capabilities(self) -> Capabilities:
-        raise NotImplementedError
-
-    def bits_per_dim(self, images: torch.Tensor, labels: torch.Tensor) -> float | None:
-        """Negative log-likelihood of real images in bits per dimension, for families with a
-        likelihood (flows, PixelCNN, VAEs' bound; diffusion may report its ELBO later). None when
-        the family has none; the loop then logs nothing."""
-        return None
+    def sample_options(self, base: Any = None, **overrides: Any):
+        """This family's sample options: `base` (an options object, a dict of option values, or
+        None for the run's [sampling] section) with `overrides` applied; None values are ignored.
+        Values are checked against the fields' metadata (choices, ranges)."""
+        from engine.schema import replace_fields
+        opts = self.cfg.sampling
+        values = {}
+        if isinstance(base, dict):
+            values.update(base)
+        elif base is not None:
+            opts = base
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = [f.name for f in option_fields(type(opts))]
+        unknown = sorted(k for k in values if k not in known)
+        if unknown:
+            raise ConfigError(f"unknown sampling option {unknown[0]!r} for a {self.name} model; "
+                              f"its options are: {', '.join(known) or 'none'}")
+        return replace_fields(opts, values, "sampling") if values else opts
 
     def labels_for(self, n: int, cls: int | None = None, offset: int = 0) -> list[int] | None:
         """Class labels for n samples: all `cls`, or cycling through the classes (so column k of a
@@ -132,10 +160,11 @@ class Family:
             return [int(cls)] * n
         return [(offset + i) % k for i in range(n)]
 
-    def latent_labels(self) -> list[int] | None:
-        """The class a latent walk uses when none is chosen (None: unconditional)."""
-        return None
-
     @property
     def is_conditional(self) -> bool:
-        return False
+        return getattr(self, "num_classes", 0) > 0
+
+    def capabilities(self) -> Capabilities:
+        """Built from the interfaces this family implements (never by hand)."""
+        from engine.models.interfaces import capabilities_of
+        return capabilities_of(self)

@@ -8,29 +8,31 @@ grid, on the style-mixing canvas and in an interpolation."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.capabilities import Capabilities
 from engine.models.augment import AdaptiveAugment, diff_augment
 from engine.models.base import Batch, Family, StepContext, seed_noise
+from engine.models.interfaces import Conditional, LatentModel, StyleMixer
 from engine.models.dcgan import DCGenerator
 from engine.models.discriminator import Discriminator
 from engine.models.gan_losses import d_loss, g_loss, gradient_penalty, path_length_penalty, r1_penalty
-from engine.models.stylegan import NOISE_MODES, StyleGenerator, mix_styles, truncate
-from engine.sampling.samplers import Cancelled
+from engine.models.stylegan import StyleGenerator, mix_styles, truncate
+from engine.sampling.denoise import Cancelled
+from engine.sections.gan import NOISE_MODES
 
 RENDER_BATCH = 256
 
 
-class GANFamily(Family):
+class GANFamily(Family, Conditional, LatentModel):
     name = "gan"
     d_kind = "dcgan"
-    latent_space = "z"
+    latent_space, latent_title, encode_method = "z", "z (DCGAN latent)", "projection"
+    one_pass = True  # a latent renders in one generator pass: canvases re-render as controls move
 
     def __init__(self, cfg, channels, resolution, class_names):
         super().__init__(cfg, channels, resolution, class_names)
@@ -52,13 +54,6 @@ class GANFamily(Family):
     def build_generator(self) -> nn.Module:
         m = self.cfg.model
         return DCGenerator(m.z_dim, self.channels, self.resolution, m.g_channels, m.max_channels, self.num_classes)
-
-    @property
-    def is_conditional(self) -> bool:
-        return self.num_classes > 0
-
-    def latent_labels(self) -> list[int] | None:
-        return [0] if self.num_classes else None  # a GAN has no unconditional mode: class 0
 
     def make_optimizers(self):
         t, m = self.cfg.training, self.cfg.model
@@ -90,7 +85,7 @@ class GANFamily(Family):
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         m = self.cfg.model
-        G, D = self.networks["G"], self.networks["D"]
+        D = self.networks["D"]
         g, x = ctx.generator, batch.images
         b = x.shape[0]
         labels = batch.labels if self.num_classes else None
@@ -111,23 +106,23 @@ class GANFamily(Family):
         if m.loss == "wgan-gp":
             gp = gradient_penalty(lambda v: D(v, labels)[0], real_in, fake_in, g)
             loss_d = loss_d + m.gp_weight * gp
-            out["gp"] = gp
+            out["reg/gp"] = gp
         if acgan:
             loss_d = loss_d + m.acgan_weight * (F.cross_entropy(cls_real.float(), labels)
                                                 + F.cross_entropy(cls_fake.float(), labels))
         if r1_now:
             r1 = r1_penalty(d_real, real_in)
             loss_d = loss_d + (m.r1_gamma / 2) * r1 * m.r1_every  # lazy: scaled by the interval
-            out["r1"] = r1
+            out["reg/r1"] = r1
         ctx.optimize("D", loss_d)
-        out.update(loss_d=loss_d, d_real=d_real.mean(), d_fake=d_fake.mean())
+        out.update({"loss/D": loss_d, "gan/d_real": d_real.mean(), "gan/d_fake": d_fake.mean()})
         if "ada" in self.networks:
             ada = self.networks["ada"]
             ada.observe(d_real)
             if (ctx.step + 1) % m.ada_interval == 0:
-                out["ada_rt"] = ada.rt()
+                out["gan/ada_rt"] = ada.rt()
                 ada.adjust(b)
-            out["ada_p"] = ada.p.clone()
+            out["gan/ada_p"] = ada.p.clone()
 
         # generator, every n_critic steps
         if ctx.step % m.n_critic == 0:
@@ -145,64 +140,54 @@ class GANFamily(Family):
                 ctx.optimize("G", loss_g)
             finally:
                 D.requires_grad_(True)
-            out["loss_g"] = loss_g
+            out["loss/G"] = loss_g
         return out
 
     # ---- latents and rendering ---------------------------------------------------------------
     def _generator(self, use_ema: bool) -> nn.Module:
-        return self.ema["G"] if (use_ema and self.ema is not None) else self.networks["G"]
-
-    def _label_tensor(self, labels, n: int) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None
-        if labels is None:
-            labels = self.labels_for(n)
-        lab = torch.tensor([0 if (l is None or l < 0) else int(l) for l in labels], dtype=torch.long)
-        if len(lab) != n:
-            lab = lab[:1].repeat(n)
-        if (lab >= self.num_classes).any():
-            raise ValueError(f"class label out of range: this model has {self.num_classes} classes")
-        return lab.to(self.device)
+        return self.nets(use_ema)["G"]
 
     def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
         """The latent each seed stands for, in this family's interpolation space."""
         return seed_noise(seeds, self.cfg.model.z_dim).to(self.device)
 
-    def decode_latents(self, latents: torch.Tensor, labels=None, *, use_ema: bool = True,
-                       truncation_psi: float = 1.0, noise_mode: str = "const", differentiable: bool = False,
-                       **unused: Any) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, labels=None, *, options=None, use_ema: bool = True,
+                       cancel=None, differentiable: bool = False) -> torch.Tensor:
         """Images in [-1, 1] for latents (on the device; CPU copies unless differentiable)."""
+        opts = self.sample_options(options)
         G = self._generator(use_ema)
-        lab = self._label_tensor(labels, latents.shape[0])
+        lab = self.label_tensor(labels, latents.shape[0])
         was = G.training
         G.eval()
         try:
             with torch.set_grad_enabled(differentiable):
-                img = self.render(G, latents.to(self.device), lab, truncation_psi, noise_mode)
+                img = self.render(G, latents.to(self.device), lab, opts)
         finally:
             G.train(was)
         return img if differentiable else img.float().clamp(-1, 1).cpu()
 
-    def render(self, G, latents, labels, psi: float, noise_mode: str) -> torch.Tensor:
-        return G(latents * psi, labels)  # DCGAN's truncation: pull z toward its mean
+    def render(self, G, latents, labels, options) -> torch.Tensor:
+        return G(latents * options.truncation_psi, labels)  # DCGAN's truncation: pull z toward its mean
+
+    def projection_options(self):
+        """Projection fits the untruncated generator (with fixed noise, where there is noise)."""
+        return self.sample_options(truncation_psi=1.0)
 
     def start_latents(self, labels=None) -> torch.Tensor:
         """Candidate starting points for projection (it starts from the one closest to the target):
         a few dozen seeds' latents."""
         return self.seed_latents(list(range(32)), labels)
 
-    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int = 200,
+    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       cancel: Callable[[], bool] | None = None) -> torch.Tensor:
         from engine.models.projection import project
-        return torch.cat([project(self, img, labels=None if labels is None else [labels[i]], steps=steps,
-                                  progress=progress, cancel=cancel).latent
+        return torch.cat([project(self, img, labels=None if labels is None else [labels[i % len(labels)]],
+                                  steps=steps or self.default_encode_steps(), progress=progress, cancel=cancel).latent
                           for i, img in enumerate(images)])
 
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int = 0, labels: list[int] | None = None, use_ema: bool = True,
-               progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
-               truncation_psi: float = 1.0, noise_mode: str = "const", **unused: Any) -> torch.Tensor:
+    def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
         lab = labels if labels is not None else self.labels_for(n)
         parts = []
         for i in range(0, n, RENDER_BATCH):
@@ -211,22 +196,16 @@ class GANFamily(Family):
             k = min(RENDER_BATCH, n - i)
             sub = None if lab is None else lab[i:i + k]
             lat = self.seed_latents(list(range(seed + i, seed + i + k)), sub, use_ema)
-            parts.append(self.decode_latents(lat, sub, use_ema=use_ema, truncation_psi=truncation_psi,
-                                             noise_mode=noise_mode))
+            parts.append(self.decode_latents(lat, sub, use_ema=use_ema, options=options))
             if progress is not None:
                 progress(i + k, n)
         return torch.cat(parts)
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(family=self.name, sample=True, class_labels=self.class_names if self.num_classes else [],
-                            resolution=self.resolution, channels=self.channels, encode=True, interpolate=True,
-                            truncation=True, latent_space=self.latent_space, encode_method="projection")
 
-
-class StyleGANFamily(GANFamily):
+class StyleGANFamily(GANFamily, StyleMixer):
     name = "stylegan"
     d_kind = "residual"
-    latent_space = "w+"
+    latent_space, latent_title, default_mode = "w+", "w+ (StyleGAN styles)", "lerp"
 
     def build_generator(self) -> nn.Module:
         m = self.cfg.model
@@ -264,26 +243,35 @@ class StyleGANFamily(GANFamily):
         sub = labels[:n] if labels is not None else None
         img, ws = self.generate_for_training(n, sub, ctx.generator, need_latents=True)
         pl = path_length_penalty(ws, img, G.pl_mean, ctx.generator)
-        return {"pl": pl * m.pl_weight * m.pl_every}
+        return {"reg/pl": pl * m.pl_weight * m.pl_every}
 
     def seed_latents(self, seeds, labels=None, use_ema: bool = True) -> torch.Tensor:
         """w+ (N, num_ws, w_dim): each seed's mapped w, repeated for every style input."""
         G = self._generator(use_ema)
         z = seed_noise(seeds, self.cfg.model.z_dim).to(self.device)
         with torch.no_grad():
-            w = G.mapping(z, self._label_tensor(labels, len(seeds)))
+            w = G.mapping(z, self.label_tensor(labels, len(seeds)))
         return w.unsqueeze(1).repeat(1, G.num_ws, 1)
 
-    def render(self, G, latents, labels, psi, noise_mode):
+    def render(self, G, latents, labels, options):
         if latents.dim() == 2:
             latents = latents.unsqueeze(1).expand(-1, G.num_ws, -1)
-        return G.synthesis(truncate(latents, G.mapping.w_avg, psi), noise_mode)
+        return G.synthesis(truncate(latents, G.mapping.w_avg, options.truncation_psi), options.noise_mode)
+
+    def projection_options(self):
+        return self.sample_options(truncation_psi=1.0, noise_mode="const")
 
     def start_latents(self, labels=None) -> torch.Tensor:
         """The average w (the usual start) and some seeds' w."""
         G = self.ema["G"]
         avg = G.mapping.w_avg.view(1, 1, -1).repeat(1, G.num_ws, 1)
         return torch.cat([avg, self.seed_latents(list(range(15)), labels)])
+
+    def style_layers(self) -> list[int]:
+        return list(self.ema["G"].synthesis.style_resolutions)
+
+    def noise_modes(self) -> list[str]:
+        return list(NOISE_MODES)
 
     def style_groups(self) -> dict[str, list[int]]:
         """Style indices by scale: coarse / middle / fine thirds of the resolution levels."""
@@ -294,7 +282,7 @@ class StyleGANFamily(GANFamily):
 
     @torch.no_grad()
     def style_mix(self, row_latents: torch.Tensor, col_latents: torch.Tensor, layers: list[int], *,
-                  truncation_psi: float = 1.0, noise_mode: str = "const", use_ema: bool = True) -> torch.Tensor:
+                  options=None, use_ema: bool = True) -> torch.Tensor:
         """The style-mixing figure: (R+1) x (C+1) images, row-major. The top row shows the column
         sources, the left column the row sources (the corner is blank, white); cell (r, c) is row
         r's styles with the chosen layers taken from column c."""
@@ -309,19 +297,10 @@ class StyleGANFamily(GANFamily):
         cols = col_latents.to(self.device).unsqueeze(0).expand(R, -1, -1, -1)
         cells = torch.where(chosen.view(1, 1, -1, 1), cols, rows).reshape(R * C, G.num_ws, -1)
         everything = torch.cat([col_latents.to(self.device), row_latents.to(self.device), cells])
-        imgs = self.decode_latents(everything, None, use_ema=use_ema, truncation_psi=truncation_psi,
-                                   noise_mode=noise_mode)
+        imgs = self.decode_latents(everything, None, use_ema=use_ema, options=options)
         top, left, body = imgs[:C], imgs[C:C + R], imgs[C + R:].view(R, C, *imgs.shape[1:])
         blank = torch.ones_like(imgs[:1])
         grid = [torch.cat([blank, top])]
         for r in range(R):
             grid.append(torch.cat([left[r:r + 1], body[r]]))
         return torch.cat(grid)
-
-    def capabilities(self) -> Capabilities:
-        caps = super().capabilities()
-        caps.style_mix = True
-        caps.noise_modes = list(NOISE_MODES)
-        caps.style_layers = list(self.ema["G"].synthesis.style_resolutions)
-        caps.style_groups = self.style_groups()
-        return caps

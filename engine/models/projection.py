@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from engine.sampling.samplers import Cancelled
+from engine.sampling.denoise import Cancelled
 
 
 @dataclass
@@ -27,6 +27,7 @@ def project(family, target: torch.Tensor, *, labels=None, steps: int = 200, lr: 
     dev = family.device
     target = target.to(dev).float().unsqueeze(0)
     D = family.networks["D"]
+    opts = family.projection_options()
     was = D.training
     D.eval()
     try:
@@ -44,7 +45,7 @@ def project(family, target: torch.Tensor, *, labels=None, steps: int = 200, lr: 
         with torch.no_grad():
             starts = family.start_latents(labels)
             lab = None if labels is None else list(labels) * len(starts)
-            best = int(loss_of(family.decode_latents(starts, lab, differentiable=True, noise_mode="const")).argmin())
+            best = int(loss_of(family.decode_latents(starts, lab, options=opts, differentiable=True)).argmin())
         latent = starts[best:best + 1].detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([latent], lr=lr, betas=(0.9, 0.999))
         losses = []
@@ -53,14 +54,14 @@ def project(family, target: torch.Tensor, *, labels=None, steps: int = 200, lr: 
                 raise Cancelled()
             for group in opt.param_groups:
                 group["lr"] = lr * min(1.0, 0.5 * (1 + math.cos(math.pi * i / steps)) + 0.05)
-            loss = loss_of(family.decode_latents(latent, labels, differentiable=True, noise_mode="const"))[0]
+            loss = loss_of(family.decode_latents(latent, labels, options=opts, differentiable=True))[0]
             (grad,) = torch.autograd.grad(loss, [latent])  # only the latent moves: no parameter grads
             latent.grad = grad
             opt.step()
             losses.append(float(loss.detach()))
             if progress is not None:
                 progress(i + 1, steps)
-        final = family.decode_latents(latent.detach(), labels, noise_mode="const")
+        final = family.decode_latents(latent.detach(), labels, options=opts)
     finally:
         D.train(was)
     return Projection(latent.detach(), losses, final)

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from engine.models.gan_layers import EqualLinear, ModulatedConv2d, channel_plan, lrelu, normalize_2nd_moment
 
-NOISE_MODES = ("const", "random", "off")
 
 
 class MappingNetwork(nn.Module):

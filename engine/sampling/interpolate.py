@@ -1,7 +1,7 @@
-"""Latent interpolation, generic over families: each family says what its latent space is
-(capabilities.latent_space), what latent a seed stands for (seed_latents), how images enter the
-space (encode_images: projection for GANs, DDIM inversion for diffusion) and how latents become
-images (decode_latents). This module walks between endpoints and writes strips and animations."""
+"""Latent interpolation, generic over families implementing LatentModel
+(engine/models/interfaces.py): each says what latent a seed stands for (seed_latents), how images
+enter the space (encode_images: projection for GANs, DDIM inversion for diffusion) and how latents
+become images (decode_latents). This module walks between endpoints and writes strips and animations."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.sampling.samplers import Cancelled
+from engine.sampling.denoise import Cancelled
 
 MODES = ("lerp", "slerp")
 
@@ -97,22 +97,15 @@ class EndpointCache:
         return self._images[key]
 
 
-def default_encode_steps(family, decode_options: dict) -> int:
-    """DDIM inversion should retrace the sampler's own steps; projection needs a few hundred."""
-    if family.capabilities().encode_method == "ddim-inversion":
-        return int(decode_options.get("steps", 25))
-    return 200
-
-
-def interpolate(family, endpoints: list, frames: int = 16, mode: str = "slerp", *, cls: int | None = None,
-                cache: EndpointCache | None = None, encode_steps: int | None = None,
-                progress: Callable[[str, int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None, **decode_options) -> torch.Tensor:
+def interpolate(family, endpoints: list, frames: int = 16, mode: str = "slerp", *, labels=None,
+                cache: EndpointCache | None = None, encode_steps: int | None = None, options=None,
+                batch: int = 16, progress: Callable[[str, int, int], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> torch.Tensor:
     """`frames` images (frames, C, H, W) in [-1, 1] walking through the endpoints (seeds or image
-    paths). decode_options go to the family's decode_latents (for diffusion, `steps` are DDIM steps)."""
+    paths), rendered with `options` (the family's sample options; for diffusion, `steps` are DDIM
+    steps). `labels`: a one-item list for a conditional model, or None."""
     cache = cache or EndpointCache()
-    encode_steps = encode_steps or default_encode_steps(family, decode_options)
-    labels = family.labels_for(1, cls) if cls is not None else family.latent_labels()
+    encode_steps = encode_steps or family.default_encode_steps(options)
     report = progress or (lambda stage, done, total: None)
     lats = []
     for i, spec in enumerate(endpoints):
@@ -120,13 +113,12 @@ def interpolate(family, endpoints: list, frames: int = 16, mode: str = "slerp", 
                                  progress=lambda d, t, i=i: report(f"encoding endpoint {i + 1}", d, t)))
     walk = path(torch.cat(lats), frames, mode)
     out = []
-    batch = decode_options.pop("batch", 16)
     for i in range(0, frames, batch):
         if cancel is not None and cancel():
             raise Cancelled()
         sub = walk[i:i + batch]
-        out.append(family.decode_latents(sub, None if labels is None else labels * len(sub), cancel=cancel,
-                                         **decode_options))
+        out.append(family.decode_latents(sub, None if labels is None else labels * len(sub), options=options,
+                                         cancel=cancel))
         report("rendering", min(frames, i + batch), frames)
     return torch.cat(out)
 

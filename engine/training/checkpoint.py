@@ -33,7 +33,7 @@ class Checkpoint:
 
     @property
     def config(self) -> RunConfig:
-        return RunConfig.from_dict(self.meta["config"])
+        return RunConfig.from_dict(self.meta["config"], stored=True)
 
     def prefixed(self, prefix: str) -> dict[str, torch.Tensor]:
         n = len(prefix)

@@ -30,9 +30,6 @@ class ControlChannel:
         except (OSError, ValueError):
             pass  # stdin closed: the file channel still works
 
-    def push(self, cmd: str) -> None:
-        self._q.put(cmd)
-
     def poll(self, force_file: bool = False) -> list[str]:
         out = []
         while True:

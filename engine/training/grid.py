@@ -47,8 +47,9 @@ def grid_columns(n: int, num_classes: int) -> int:
 
 
 def sample_grid_image(family, n: int, *, seed: int, cls: int | None = None, scale: int = 1,
-                      **options) -> Image.Image:
-    """Sample n images from a family (all of class `cls`, or one class per column) as a grid."""
-    imgs = family.sample(n, seed=seed, labels=family.labels_for(n, cls), **options)
+                      **sample_kwargs) -> Image.Image:
+    """Sample n images from a family (all of class `cls`, or one class per column) as a grid;
+    sample_kwargs go to family.sample (options, use_ema, progress, cancel)."""
+    imgs = family.sample(n, seed=seed, labels=family.labels_for(n, cls), **sample_kwargs)
     classes = len(family.class_names) if (family.is_conditional and cls is None) else 0
     return make_grid(imgs, grid_columns(n, classes), scale=scale)

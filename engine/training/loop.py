@@ -18,10 +18,12 @@ from typing import Callable
 import torch
 
 from engine import protocol
-from engine.config import ConfigError, RunConfig, sampling_options
+from engine import logkeys
+from engine.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
 from engine.models import Batch, StepContext, build_family
+from engine.models.interfaces import Likelihood
 from engine.training import checkpoint as ck
 from engine.training.control import ControlChannel
 from engine.training.device import device_label, resolve_precision, select_device
@@ -169,8 +171,7 @@ class Trainer:
     def sample_grid(self) -> Path:
         s = self.cfg.sampling
         path = self.rd.sample_path(self.step)
-        save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, **sampling_options(s)),
-                 path)
+        save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, options=s), path)
         self.last_sampled_step = self.step
         self.emit(protocol.event("sample", step=self.step, path=str(path)))
         return path
@@ -190,15 +191,14 @@ class Trainer:
             self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
                                      message=self.evaluator.note))
         fam = self.family
-        scores = self.evaluator.score_sampler(family_sampler(fam, self.cfg.sampling, m.sampling_steps), m.samples)
-        # likelihood, where the family has one: on a fixed held slice of the real data
-        g = torch.Generator().manual_seed(0)
-        idx = torch.randperm(len(self.data), generator=g)[:min(m.samples, len(self.data))]
-        with torch.no_grad():
-            bpd = fam.bits_per_dim(self.data.float_batch(idx).to(self.device), self.data.labels[idx].to(self.device))
-        if bpd is not None:
-            scores["bits_per_dim"] = float(bpd)
-        row = {"step": self.step, "time": round(time.time(), 3), **scores,
+        scores = self.evaluator.score_sampler(family_sampler(fam, m.sampling_steps), m.samples)
+        if isinstance(fam, Likelihood):  # on a fixed slice of the real data
+            g = torch.Generator().manual_seed(0)
+            idx = torch.randperm(len(self.data), generator=g)[:min(m.samples, len(self.data))]
+            with torch.no_grad():
+                scores["bits_per_dim"] = float(fam.bits_per_dim(self.data.float_batch(idx).to(self.device),
+                                                                self.data.labels[idx].to(self.device)))
+        row = {"step": self.step, "time": round(time.time(), 3), **logkeys.quality(scores),
                "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples}
         self.rd.append_metrics(row)
         self.emit(protocol.event("eval", **row))
@@ -279,7 +279,7 @@ class Trainer:
                            "img_per_s": round(img_s, 2),
                            "eta_s": round((total - self.step) * t.batch_size / img_s, 1)}
                     for name, gn in self.ctx.grad_norms.items():
-                        row[f"grad_norm_{name}"] = float(gn)
+                        row[f"grad/{name}"] = float(gn)
                     self.last_metrics = row
                     self.rd.append_metrics(row)
                     self.write_status(self.state, img_per_s=row["img_per_s"], eta_s=row["eta_s"])

@@ -1,6 +1,5 @@
 """The style-mixing and interpolation canvases, driven as a person would, on a tiny StyleGAN (and
 the interpolation canvas also on a DDPM: it works by capability, not by family)."""
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -8,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from app.canvases.interpolation import InterpolationCanvas
 from app.canvases.style_mixing import StyleMixCanvas
-from app.engine_client import WorkerClient
+from app.worker_session import WorkerSession
 from engine.training.loop import train
 from tests.conftest import tiny_config
 from tests.engine.test_gan import gan_config
@@ -24,19 +23,20 @@ def stylegan_ckpt(tmp_path_factory):
 
 
 @pytest.fixture
-def worker(qtbot):
-    w = WorkerClient()
-    yield w
-    w.shutdown()
+def session(qtbot):
+    s = WorkerSession()
+    yield s
+    s.shutdown()
 
 
-def test_style_mixing_canvas_renders_grid_rerenders_on_change_and_exports(qtbot, tmp_path, stylegan_ckpt, worker):
-    canvas = StyleMixCanvas(worker)
+def test_style_mixing_canvas_renders_grid_rerenders_on_change_and_exports(qtbot, tmp_path, stylegan_ckpt, session):
+    canvas = StyleMixCanvas(session)
     qtbot.addWidget(canvas)
     canvas.show()
-    worker.request("load", checkpoint=stylegan_ckpt)
+    session.set_checkpoint(stylegan_ckpt)
     qtbot.waitUntil(lambda: len(canvas.layer_checks) == 6, timeout=60000)   # 16x16: 3 levels, 6 styles
-    assert canvas.psi.isEnabled()
+    psi = canvas.options.editors["truncation_psi"]                        # the model's own options
+    assert psi.isEnabled() and "noise_mode" in canvas.options.editors
     assert [c.isChecked() for c in canvas.layer_checks] == [i in canvas.groups["coarse"] for i in range(6)]
     canvas.rows.setText("1-3")
     canvas.cols.setText("4, 5")
@@ -49,8 +49,8 @@ def test_style_mixing_canvas_renders_grid_rerenders_on_change_and_exports(qtbot,
     qtbot.mouseClick(canvas.preset_btns["fine"], Qt.LeftButton)
     assert [i for i, c in enumerate(canvas.layer_checks) if c.isChecked()] == canvas.groups["fine"]
     with qtbot.waitSignal(canvas.rendered, timeout=60000):
-        for v in (90, 70, 50):
-            canvas.psi.setValue(v)
+        for v in (0.9, 0.7, 0.5):
+            psi.setValue(v)
     assert canvas.latency.text().endswith("round trip")
     assert Image.open(canvas.view.path).tobytes() != first.tobytes()
     out = tmp_path / "mix.png"
@@ -67,13 +67,13 @@ def test_style_mixing_canvas_renders_grid_rerenders_on_change_and_exports(qtbot,
     assert canvas.render() == 0 and "nope.txt" in canvas.status.text()
 
 
-def test_interpolation_canvas_strip_animation_and_exports(qtbot, tmp_path, stylegan_ckpt, worker):
-    canvas = InterpolationCanvas(worker)
+def test_interpolation_canvas_strip_animation_and_exports(qtbot, tmp_path, stylegan_ckpt, session):
+    canvas = InterpolationCanvas(session)
     qtbot.addWidget(canvas)
     canvas.show()
-    worker.request("load", checkpoint=stylegan_ckpt)
+    session.set_checkpoint(stylegan_ckpt)
     qtbot.waitUntil(canvas.render_btn.isEnabled, timeout=60000)
-    assert canvas.mode.currentText() == "lerp" and canvas.psi.isEnabled()
+    assert canvas.mode.currentText() == "lerp" and canvas.options.editors["truncation_psi"].isEnabled()
     canvas.frames_spin.setValue(6)
     canvas.seed.setValue(9)
     qtbot.mouseClick(canvas.add_seed_btn, Qt.LeftButton)              # three endpoints: 1, 2, 9
@@ -91,17 +91,18 @@ def test_interpolation_canvas_strip_animation_and_exports(qtbot, tmp_path, style
     assert Image.open(tmp_path / "walk.gif").n_frames == 6
 
 
-def test_interpolation_canvas_works_on_ddpm_and_style_mixing_says_why_not(qtbot, tmp_path, worker):
+def test_interpolation_canvas_works_on_ddpm_and_style_mixing_says_why_not(qtbot, tmp_path, session):
     r = train(tiny_config(training={"steps": 4}), tmp_path / "run", emit=lambda e: None)
-    mix, walk = StyleMixCanvas(worker), InterpolationCanvas(worker)
+    mix, walk = StyleMixCanvas(session), InterpolationCanvas(session)
     for c in (mix, walk):
         qtbot.addWidget(c)
-    worker.request("load", checkpoint=str(r.last_checkpoint))
+    session.set_checkpoint(str(r.last_checkpoint))
     qtbot.waitUntil(walk.render_btn.isEnabled, timeout=60000)
-    assert "StyleGAN" in mix.status.text() and not mix.psi.isEnabled()
-    assert walk.mode.currentText() == "slerp" and walk.sample_steps.isEnabled() and not walk.psi.isEnabled()
+    assert "no per-layer styles" in mix.status.text() and not mix.rows.isEnabled()
+    # decoding options only: steps and guidance, not the sampler or eta (a walk decodes with DDIM, eta 0)
+    assert walk.mode.currentText() == "slerp" and set(walk.options.editors) == {"steps", "guidance_scale", "spacing"}
     walk.frames_spin.setValue(4)
-    walk.sample_steps.setValue(3)
+    walk.options.editors["steps"].setValue(3)
     with qtbot.waitSignal(walk.rendered, timeout=60000):
         walk.render()
     assert len(walk.frames) == 4

@@ -57,7 +57,7 @@ def test_start_plots_loss_shows_samples_and_stop_ends_engine(window, qtbot):
     assert json.loads(rd.status_path.read_text())["state"] == "stopped"
     assert rd.latest_checkpoint() is not None
     assert window.training.start_btn.isEnabled()
-    assert window.sampling.ckpt.text().endswith(".safetensors")  # the canvas is offered the new checkpoint
+    assert window.canvases["sample"].ckpt.text().endswith(".safetensors")  # the canvas is offered the new checkpoint
 
 
 def test_quality_metric_point_appears_during_training(window, qtbot):
@@ -125,14 +125,17 @@ def test_gan_run_plots_both_losses_and_d_scores_then_canvases_get_the_model(wind
     _use(window, gan_config("stylegan", augment="ada").replace(training={"steps": 24, "log_every": 2,
                                                                          "checkpoint_every": 0}))
     assert window.build_config().model.family == "stylegan"
-    assert window.gan_plot.isHidden()
+    gan_plot, mix = window.plots["gan"], window.canvases["style-mixing"]
+    assert gan_plot.isHidden()
     assert window.training.start()
-    qtbot.waitUntil(lambda: window.loss_plot.point_count("loss_g") >= 2, timeout=90000)
-    assert window.loss_plot.point_count("loss_d") >= 2
-    qtbot.waitUntil(lambda: window.gan_plot.point_count("ada_p") >= 2, timeout=30000)
-    assert not window.gan_plot.isHidden() and window.gan_plot.point_count("d_real") >= 2
+    qtbot.waitUntil(lambda: window.loss_plot.point_count("loss/G") >= 2, timeout=90000)
+    assert window.loss_plot.point_count("loss/D") >= 2
+    assert "loss D" in window.training.stats.text() and "loss G" in window.training.stats.text()
+    qtbot.waitUntil(lambda: gan_plot.point_count("gan/ada_p") >= 2, timeout=30000)
+    assert not gan_plot.isHidden() and gan_plot.point_count("gan/d_real") >= 2
     qtbot.waitUntil(lambda: window.training.state == "finished", timeout=90000)
-    window.tabs.setCurrentWidget(window.style_mix)
-    qtbot.waitUntil(lambda: len(window.style_mix.layer_checks) == 6, timeout=60000)
-    with qtbot.waitSignal(window.style_mix.rendered, timeout=60000):
-        window.style_mix.render()
+    window.show_tab("style-mixing")
+    qtbot.waitUntil(lambda: len(mix.layer_checks) == 6, timeout=60000)
+    assert all(window.tabs.isTabEnabled(i) for i in range(window.tabs.count()))
+    with qtbot.waitSignal(mix.rendered, timeout=60000):
+        mix.render()

@@ -1,5 +1,6 @@
 from app.widgets.config_form import ConfigForm
-from engine.config import DDPMConfig, TrainingConfig
+from engine.config import TrainingConfig
+from engine.sections.ddpm import DDPMConfig
 
 
 def test_config_form_round_trip_and_tooltips(qtbot):

@@ -64,8 +64,8 @@ def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
     events = []
     w = Worker(tmp_path / "cache", device="cpu", emit=events.append)
     w.submit({"id": 1, "op": "load", "checkpoint": str(res.last_checkpoint)})
-    w.submit({"id": 2, "op": "sample", "n": 4, "seed": 0, "steps": 3})
-    w.submit({"id": 3, "op": "sample", "n": 6, "seed": 1, "steps": 3, "class": 2, "guidance_scale": 2.0})
+    w.submit({"id": 2, "op": "sample", "n": 4, "seed": 0, "options": {"steps": 3}})
+    w.submit({"id": 3, "op": "sample", "n": 6, "seed": 1, "cls": 2, "options": {"steps": 3, "guidance_scale": 2.0}})
     w.submit({"id": 4, "op": "quit"})
     while w._queue:  # the serve loop's body, in this thread (no stdin reader)
         req = w._queue.pop(0)
@@ -76,7 +76,8 @@ def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
     assert ("cancelled", 2) in kinds and ("result", 2) not in kinds
     assert ("ready", 1) in kinds and ("result", 3) in kinds
     ready = next(e for e in events if e["event"] == "ready")
-    assert ready["capabilities"]["class_labels"] == [str(i) for i in range(10)]
+    assert ready["capabilities"]["conditional"]["class_labels"] == [str(i) for i in range(10)]
+    assert ready["options"]["steps"] == tiny_cfg.sampling.steps  # the run's sample options, for the canvas
     path = next(e["path"] for e in events if e["event"] == "result")
     assert Image.open(path).size[0] > 8
     w.handle({"id": 9, "op": "sample", "n": 0})

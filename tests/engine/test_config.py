@@ -50,3 +50,82 @@ def test_presets_all_load_and_default_exists():
         assert load_preset(n).name == n
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         load_preset("nope")
+
+
+# ---- the plug-in seam: registry, sections, legacy runs ----------------------------------------
+import dataclasses  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from engine.families import FAMILIES, family_spec, preset_families  # noqa: E402
+from engine.logkeys import normalize_row  # noqa: E402
+from engine.schema import dumps_toml  # noqa: E402
+from engine.sections.common import SamplingSection, option_fields  # noqa: E402
+
+
+def test_the_light_seam_imports_no_torch():
+    """The GUI imports the config, the registries and the capability records: none may pull in torch."""
+    code = ("import sys; import engine.config, engine.families, engine.capabilities, engine.solvers, "
+            "engine.logkeys, engine.protocol; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", FAMILIES.names())
+def test_every_registered_family_has_sections_a_preset_and_a_class(name):
+    spec = family_spec(name)
+    assert dataclasses.is_dataclass(spec.config) and spec.config().family == name
+    assert issubclass(spec.sample_options, SamplingSection)
+    assert spec.presets(), f"family {name} has no preset file"
+    assert spec.family_class().name == name
+    assert spec.headline and all(any(g.wants(k) for g in spec.plots) for k in spec.headline)
+    cfg = RunConfig().replace(model={"family": name})
+    assert type(cfg.sampling) is spec.sample_options
+
+
+def test_presets_name_registered_families():
+    assert set(preset_families().values()) <= set(FAMILIES.names())
+
+
+def test_a_run_written_before_per_family_sampling_still_loads(tmp_path):
+    """GenLab 0.1 wrote one [sampling] section with every family's fields; a GAN run kept the
+    diffusion ones. They are dropped on reading; a new misspelling is still an error."""
+    old = load_preset("dcgan-digits").to_dict()
+    old["sampling"].update(sampler="ddim", steps=50, eta=0.0, guidance_scale=2.0, noise_mode="const")
+    path = tmp_path / "config.toml"
+    path.write_text(dumps_toml(old))
+    cfg = RunConfig.load(path)
+    assert set(f.name for f in option_fields(type(cfg.sampling))) == {"truncation_psi"}
+    with pytest.raises(ConfigError, match="unknown field sampling.eta"):  # new input is strict
+        RunConfig.from_dict(old)
+    old["sampling"]["temprature"] = 0.7
+    path.write_text(dumps_toml(old))
+    with pytest.raises(ConfigError, match="unknown field sampling.temprature"):
+        RunConfig.load(path)
+
+
+def test_family_sections_validate_themselves():
+    with pytest.raises(ConfigError, match="power of two"):
+        RunConfig().replace(model={"family": "gan"}, data={"resolution": 12})
+    with pytest.raises(ConfigError, match="model.diffaug_policy contains 'blur'"):
+        RunConfig().replace(model={"family": "gan", "diffaug_policy": "color,blur"})
+    with pytest.raises(ConfigError, match="model.channel_mults"):
+        RunConfig().replace(model={"channel_mults": []})
+
+
+def test_switching_family_keeps_the_grid_and_drops_foreign_options():
+    cfg = RunConfig().replace(sampling={"grid_size": 12, "steps": 7})
+    gan = cfg.replace(model={"family": "stylegan"})
+    assert gan.sampling.grid_size == 12 and not hasattr(gan.sampling, "steps")
+    with pytest.raises(ConfigError, match="unknown field sampling.steps"):
+        gan.replace(sampling={"steps": 3})
+
+
+def test_old_metric_names_map_to_namespaces():
+    row = {"step": 10, "loss": 0.5, "loss_d": 1.0, "d_real": 0.3, "ada_p": 0.1, "grad_norm_G": 2.0,
+           "fd_domain": 3.0, "kid_domain_std": 0.1, "bits_per_dim": 4.0, "lr": 0.01, "eval_s": 2.0}
+    assert normalize_row(row) == {"step": 10, "loss/mse": 0.5, "loss/D": 1.0, "gan/d_real": 0.3, "gan/ada_p": 0.1,
+                                  "grad/G": 2.0, "quality/fd_domain": 3.0, "quality/kid_domain_std": 0.1,
+                                  "quality/bits_per_dim": 4.0, "lr": 0.01, "eval_s": 2.0}
+    new = {"step": 1, "loss/mse": 0.2}
+    assert normalize_row(new) is new

@@ -102,6 +102,21 @@ def test_missing_folder(tmp_path):
         build_dataset(DataConfig(dataset="folder", path=str(tmp_path / "nope"), resolution=8))
 
 
+def test_folder_loader_and_gui_share_one_suffix_list_and_ignore_case(tmp_path):
+    from app.canvases import common as app_common
+    from engine import imageformats
+
+    assert app_common.IMAGE_SUFFIXES is imageformats.IMAGE_SUFFIXES is folder_mod.IMAGE_SUFFIXES
+    assert all(s == s.lower() and s.startswith(".") for s in imageformats.IMAGE_SUFFIXES)
+    assert imageformats.is_image_path("a/B.TIFF") and not imageformats.is_image_path("notes.txt")
+    _png(tmp_path / "upper.PNG", Image.new("L", (10, 10), 7))
+    _png(tmp_path / "lower.png", Image.new("L", (10, 10), 9))
+    Image.new("RGB", (10, 10)).save(tmp_path / "photo.JPeG", format="JPEG")
+    d = build_dataset(DataConfig(dataset="folder", path=str(tmp_path), resolution=8))
+    assert len(d) == 3 and not d.skipped
+    assert sorted(d.images[:, 0, 4, 4].tolist()) == [0, 7, 9]
+
+
 def test_batch_order_resumes_exactly():
     a = BatchOrder(10, 4, seed=1, hflip=True)
     seq = [a.next() for _ in range(7)]

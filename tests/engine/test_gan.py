@@ -183,16 +183,18 @@ def test_gan_trains_logs_its_diagnostics_and_samples(tmp_path, family, model):
     r = train(cfg, tmp_path / "run", emit=events.append)
     assert r.state == "finished", r.message
     rows = [e for e in events if e["event"] == "metrics"]
-    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+    for key in ("loss/D", "loss/G", "gan/d_real", "gan/d_fake"):
         assert all(math.isfinite(row[key]) for row in rows), key
     if model.get("augment") == "ada":
-        assert all(0.0 <= row["ada_p"] <= 1.0 for row in rows)
+        assert all(0.0 <= row["gan/ada_p"] <= 1.0 for row in rows)
     if model.get("loss") == "wgan-gp":
-        assert "gp" in rows[-1]
+        assert "reg/gp" in rows[-1]
     fam, c = ck.family_from_checkpoint(r.last_checkpoint, "cpu")
     assert c.step == 12
     caps = fam.capabilities()
-    assert caps.interpolate and caps.truncation and caps.style_mix == (family == "stylegan")
+    assert caps.latent.space == ("w+" if family == "stylegan" else "z") and caps.latent.one_pass
+    assert "truncation_psi" in caps.sampling.options and caps.has("style_mix") == (family == "stylegan")
+    assert caps.has("conditional") == model.get("class_conditional", False)
     a, b = fam.sample(4, seed=3), fam.sample(4, seed=3)
     assert torch.equal(a, b) and a.shape == (4, 1, 16, 16) and a.abs().max() <= 1
 

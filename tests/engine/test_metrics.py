@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,47 @@ def test_inception_accepts_standard_state_dict_and_gives_2048_features(tmp_path)
     bad["fc.weight"] = torch.zeros(1000, 2048)
     with pytest.raises(ValueError, match="fc.weight has shape"):
         inception.build_inception(bad)
+
+
+def _closed_form_is(logits: np.ndarray) -> float:
+    """exp(mean_x KL(p(y|x) || p(y))) over all rows, written out independently of stats.py."""
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    p = np.exp(log_p)
+    log_py = np.log(p.mean(0, keepdims=True))
+    return float(np.exp((p * (log_p - log_py)).sum(1).mean()))
+
+
+def test_inception_logits_for_is_leave_out_the_fc_bias():
+    # Random weights that keep activations alive (He-scaled convs, identity batch norm), so different
+    # images give different features, and a clearly non-zero fc bias.
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for k, v in inception.FIDInceptionV3().state_dict().items():
+        if k.endswith("conv.weight"):
+            sd[k] = torch.randn(v.shape, generator=g) * math.sqrt(2 / v[0].numel())
+        elif k.endswith(("bn.weight", "running_var")):
+            sd[k] = torch.ones(v.shape)
+        elif k.endswith(("bn.bias", "running_mean")):
+            sd[k] = torch.zeros(v.shape)
+    sd["fc.weight"] = torch.randn(1008, 2048, generator=g) * 0.5
+    sd["fc.bias"] = torch.randn(1008, generator=g) * 4
+    net = inception.build_inception(sd)
+    ramp = torch.linspace(-1, 1, 16)
+    x = torch.stack([torch.full((3, 16, 16), -1.0), torch.full((3, 16, 16), 1.0),
+                     torch.rand(3, 16, 16, generator=g) * 2 - 1, ramp.expand(3, 16, 16), ramp[:, None].expand(3, 16, 16)])
+    feats, logits = net(x)
+    w, b = sd["fc.weight"], sd["fc.bias"]
+    assert torch.allclose(logits, feats @ w.T, rtol=1e-5, atol=1e-4)  # W f, no bias
+    assert not torch.allclose(logits, feats @ w.T + b, atol=1e-1)
+    unbiased = logits.double().numpy()
+    biased = (feats.double() @ w.double().T + b.double()).numpy()
+    assert unbiased.std(0).mean() > 0.5  # the images really do get different class distributions
+    is_unbiased, _ = inception_score(unbiased, splits=1)
+    assert is_unbiased == pytest.approx(_closed_form_is(unbiased), rel=1e-9)
+    assert is_unbiased > 1.01
+    # the bias changes the score: this is what the reference implementations leave out
+    assert abs(inception_score(biased, splits=1)[0] - is_unbiased) > 0.01
 
 
 def test_missing_inception_weights_fall_back_to_domain(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 import torch
 
 from engine.models import build_family
-from engine.sampling.samplers import Cancelled, respaced_timesteps, sample_loop
+from engine.sampling.denoise import Cancelled, Denoiser, denoise
+from engine.sampling.solvers import build_solver, spaced_timesteps
 from engine.sampling.schedules import make_schedule
 from tests.conftest import tiny_config
 
@@ -31,10 +32,13 @@ def test_ddim_eta0_uses_no_fresh_noise():
     sched = make_schedule("cosine", 50)["alphas_cumprod"]
     eps = lambda x, t: 0.3 * x + 0.01 * t.view(-1, 1, 1, 1)
     x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    a = sample_loop(eps, x_T, sched, sampler="ddim", steps=10, eta=0.0, generator=torch.Generator().manual_seed(1))
-    b = sample_loop(eps, x_T, sched, sampler="ddim", steps=10, eta=0.0, generator=torch.Generator().manual_seed(2))
+    den = Denoiser(eps, sched)
+
+    def run(eta, seed):
+        return denoise(den, build_solver("ddim", sched, eta=eta), x_T, 10, generator=torch.Generator().manual_seed(seed))
+    a, b = run(0.0, 1), run(0.0, 2)
     assert torch.equal(a, b)
-    c = sample_loop(eps, x_T, sched, sampler="ddim", steps=10, eta=1.0, generator=torch.Generator().manual_seed(2))
+    c = run(1.0, 2)
     assert not torch.equal(a, c)
 
 
@@ -51,8 +55,8 @@ def test_ddpm_sampler_and_progress_and_cancel():
 
 
 def test_respacing_and_schedules():
-    assert respaced_timesteps(1000, 1000) == list(range(999, -1, -1))
-    ts = respaced_timesteps(1000, 50)
+    assert spaced_timesteps(1000, 1000) == list(range(999, -1, -1))
+    ts = spaced_timesteps(1000, 50)
     assert ts[0] == 999 and ts[-1] == 0 and len(ts) == 50
     for kind in ("linear", "cosine"):
         ab = make_schedule(kind, 1000)["alphas_cumprod"]

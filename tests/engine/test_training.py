@@ -1,13 +1,15 @@
+import dataclasses
 import json
 import math
 
 import torch
 
+from engine.families import FAMILIES
 from engine.models.ddpm import DDPMFamily
+from engine.models.interfaces import Likelihood
 from engine.rundir import RunDir, send_control
 from engine.training import checkpoint as ck
 from engine.training.loop import Trainer, lr_factor, train
-from tests.conftest import tiny_config
 
 
 def _quiet(events):
@@ -22,7 +24,7 @@ def test_tiny_run_lowers_loss_and_writes_run_dir(tmp_path, tiny_cfg):
     rd = RunDir(tmp_path / "run")
     rows = [json.loads(l) for l in rd.metrics_path.read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(5, 61, 5))
-    first, last = sum(r["loss"] for r in rows[:2]) / 2, sum(r["loss"] for r in rows[-3:]) / 3
+    first, last = sum(r["loss/mse"] for r in rows[:2]) / 2, sum(r["loss/mse"] for r in rows[-3:]) / 3
     assert last < 0.6 * first, (first, last)
     assert all(r["img_per_s"] > 0 and r["lr"] > 0 for r in rows)
     assert json.loads(rd.status_path.read_text())["state"] == "finished"
@@ -146,24 +148,31 @@ def test_metrics_during_training_are_logged(tmp_path, tiny_cfg):
     res = train(cfg, tmp_path / "run", emit=events.append)
     assert res.state == "finished"
     rows = [json.loads(l) for l in RunDir(tmp_path / "run").metrics_path.read_text().splitlines()]
-    evals = [r for r in rows if "fd_domain" in r]
+    evals = [r for r in rows if "quality/fd_domain" in r]
     assert [r["step"] for r in evals] == [10, 20]
-    assert all(r["fd_domain"] >= 0 and 0 <= r["precision_domain"] <= 1 and r["is_domain"] >= 1 for r in evals)
+    assert all(r["quality/fd_domain"] >= 0 and 0 <= r["quality/precision_domain"] <= 1 and r["quality/is_domain"] >= 1
+               for r in evals)
     assert any(e["event"] == "eval_progress" for e in events)
     assert any(e["event"] == "warning" and "FD-domain" in e["message"] for e in events)
 
 
-def test_bits_per_dim_is_logged_when_the_family_has_a_likelihood(tmp_path, tiny_cfg, monkeypatch):
-    asked = []
+class LikelihoodDDPM(DDPMFamily, Likelihood):
+    """A DDPM that claims a likelihood: what the loop does with any family implementing Likelihood.
+    Its "bits/dim" is the number of images it was given, so the test can see what was asked."""
 
-    def bpd(self, images, labels):
-        asked.append(images.shape)
-        return 1.25 + 0.0 * float(images.mean())
-    monkeypatch.setattr(DDPMFamily, "bits_per_dim", bpd)
+    def bits_per_dim(self, images, labels):
+        assert images.shape[1:] == (1, 8, 8) and len(labels) == len(images)
+        return float(images.shape[0])
+
+
+def test_bits_per_dim_is_logged_when_the_family_has_a_likelihood(tmp_path, tiny_cfg, monkeypatch):
+    spec = FAMILIES.get("ddpm")
+    monkeypatch.setitem(FAMILIES._specs, "ddpm",
+                        dataclasses.replace(spec, impl="tests.engine.test_training:LikelihoodDDPM"))
     cfg = tiny_cfg.replace(training={"steps": 10, "checkpoint_every": 0},
                            metrics={"every": 10, "samples": 30, "sampling_steps": 2, "domain_steps": 10,
                                     "metrics": ["fid"]})
     assert train(cfg, tmp_path / "run", emit=lambda e: None).state == "finished"
     rows = [json.loads(l) for l in RunDir(tmp_path / "run").metrics_path.read_text().splitlines()]
-    ev = [r for r in rows if "fd_domain" in r]
-    assert ev and ev[-1]["bits_per_dim"] == 1.25 and asked[0] == (30, 1, 8, 8)
+    ev = [r for r in rows if "quality/fd_domain" in r]
+    assert ev and ev[-1]["quality/bits_per_dim"] == 30

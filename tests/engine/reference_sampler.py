@@ -1,4 +1,7 @@
-"""Samplers for epsilon-prediction diffusion models: ancestral DDPM and DDIM (Song et al. 2021),
+"""The sampling loop GenLab 0.1 shipped (engine/sampling/samplers.py), frozen here as the reference
+the solver objects must match bit for bit (tests/engine/test_solvers.py). Not used by the engine.
+
+Samplers for epsilon-prediction diffusion models: ancestral DDPM and DDIM (Song et al. 2021),
 both over a respaced subset of the T training timesteps.
 
 `eps_fn(x, t)` predicts the noise in x at integer timesteps t (B,). Classifier-free guidance is
@@ -12,8 +15,7 @@ import numpy as np
 import torch
 
 
-class Cancelled(Exception):
-    """A newer request superseded this one."""
+from engine.sampling.denoise import Cancelled
 
 
 def respaced_timesteps(T: int, steps: int) -> list[int]:

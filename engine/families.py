@@ -1,0 +1,96 @@
+"""The family registry (light: no torch, so the GUI imports it): each model family is one line
+here naming its config section, its sampling options, where its class lives (imported lazily),
+the losses the Training panel shows and how its logged values group into plots.
+
+Adding a family: one model module (engine/models/x.py, a Family subclass that also implements the
+capability interfaces it supports, engine/models/interfaces.py), one config section
+(engine/sections/x.py: the [model] dataclass with a TINY test size, and the sample options), a
+preset file (resources/presets/x-….toml) and one `register_family` line below. The conformance
+suite (tests/engine/test_family_conformance.py) then checks it like every other family."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.registry import Registry, load_object
+from engine.sections.common import SamplingSection
+from engine.sections.ddpm import DDPMConfig, DDPMSampleOptions
+from engine.sections.gan import GANConfig, GANSampleOptions, StyleGANConfig, StyleGANSampleOptions
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+
+
+@dataclass(frozen=True)
+class PlotGroup:
+    """One plot of logged values: keys are exact names or namespaces ending in '/'."""
+    key: str
+    title: str
+    keys: tuple[str, ...]
+    log: bool = True   # log y-axis by default (turned off by itself when a value is <= 0)
+
+    def wants(self, name: str) -> bool:
+        return any(name == k or (k.endswith("/") and name.startswith(k)) for k in self.keys)
+
+
+LOSS_PLOT = PlotGroup("loss", "loss", ("loss/",))
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    title: str                          # for the family picker
+    config: type                        # the [model] section dataclass
+    sample_options: type                # the [sampling] section dataclass (a SamplingSection)
+    impl: str                           # "engine.models.ddpm:DDPMFamily", imported on first use
+    headline: tuple[str, ...]           # logged losses the Training panel shows beside the step
+    plots: tuple[PlotGroup, ...] = (LOSS_PLOT,)
+
+    def family_class(self) -> type:
+        return load_object(self.impl)
+
+    def presets(self) -> list[str]:
+        """Names of the preset files whose [model] family is this one."""
+        return [name for name, fam in preset_families().items() if fam == self.name]
+
+
+FAMILIES: Registry[FamilySpec] = Registry("model family")
+
+
+def register_family(spec: FamilySpec) -> FamilySpec:
+    if not issubclass(spec.sample_options, SamplingSection):
+        raise TypeError(f"{spec.name}: sample_options must subclass SamplingSection")
+    return FAMILIES.register(spec.name, spec)
+
+
+DEFAULT_FAMILY = "ddpm"
+DEFAULT_PRESET = "ddpm-digits"   # what the app opens on and `genlab-engine train` uses without --preset
+_GAN_PLOTS = (LOSS_PLOT, PlotGroup("gan", "D(real) / D(fake) / ADA p", ("gan/d_real", "gan/d_fake", "gan/ada_p"),
+                                   log=False))
+
+register_family(FamilySpec("ddpm", "DDPM (diffusion)", DDPMConfig, DDPMSampleOptions,
+                           "engine.models.ddpm:DDPMFamily", headline=("loss/mse",)))
+register_family(FamilySpec("gan", "GAN (DCGAN generator)", GANConfig, GANSampleOptions,
+                           "engine.models.gan:GANFamily", headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
+register_family(FamilySpec("stylegan", "StyleGAN-lite", StyleGANConfig, StyleGANSampleOptions,
+                           "engine.models.gan:StyleGANFamily", headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
+
+
+def family_spec(name: str) -> FamilySpec:
+    return FAMILIES.get(name)
+
+
+def preset_families() -> dict[str, str]:
+    """Preset name -> the family its [model] section names (files that do not parse are left out)."""
+    out = {}
+    for p in sorted(PRESET_DIR.glob("*.toml")):
+        try:
+            out[p.stem] = tomllib.loads(p.read_text(encoding="utf-8")).get("model", {}).get("family", DEFAULT_FAMILY)
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    return out

@@ -1,0 +1,46 @@
+"""Names of the values a run logs to metrics.jsonl, grouped by namespace so the GUI can plot them
+without knowing any family:
+
+  loss/…     what the optimizers minimise (loss/mse, loss/D, loss/G, …): the loss plot
+  reg/…      regularizers (reg/gp, reg/r1, reg/pl)
+  gan/…      a GAN's discriminator readings and ADA (gan/d_real, gan/d_fake, gan/ada_p)
+  grad/…     gradient norms before clipping, per optimizer (grad/unet, grad/G)
+  quality/…  sample-quality passes (quality/fid or quality/fd_domain, quality/kid…, quality/bits_per_dim)
+
+The loop's own bookkeeping stays unprefixed: step, time, elapsed_s, lr, img_per_s, eta_s, eval_s,
+eval_samples. Runs written before the namespaces used bare names; `normalize_row` maps them, so old
+run directories still plot."""
+from __future__ import annotations
+
+QUALITY = "quality/"
+
+_LEGACY = {"loss": "loss/mse", "loss_d": "loss/D", "loss_g": "loss/G", "gp": "reg/gp", "r1": "reg/r1",
+           "pl": "reg/pl", "d_real": "gan/d_real", "d_fake": "gan/d_fake", "ada_p": "gan/ada_p",
+           "ada_rt": "gan/ada_rt"}
+_LEGACY_QUALITY = {f"{m}{s}{std}" for m in ("fid", "kid", "precision", "recall", "is") for s in ("", "_domain")
+                   for std in ("", "_std")} | {"fd_domain", "bits_per_dim"}
+
+
+def _legacy_name(key: str) -> str:
+    if key in _LEGACY:
+        return _LEGACY[key]
+    if key.startswith("grad_norm_"):
+        return "grad/" + key[len("grad_norm_"):]
+    return QUALITY + key if key in _LEGACY_QUALITY else key
+
+
+def normalize_row(row: dict) -> dict:
+    """A metrics.jsonl row with today's namespaced names (rows already namespaced pass unchanged)."""
+    if not any(k in _LEGACY or k in _LEGACY_QUALITY or k.startswith("grad_norm_") for k in row):
+        return row
+    return {_legacy_name(k): v for k, v in row.items()}
+
+
+def quality(scores: dict) -> dict:
+    """Evaluator scores (fid, kid_domain, …) under the quality/ namespace, for metrics.jsonl."""
+    return {QUALITY + k: v for k, v in scores.items()}
+
+
+def short(key: str) -> str:
+    """'loss/D' -> 'D', for legends and readouts."""
+    return key.split("/", 1)[1] if "/" in key else key

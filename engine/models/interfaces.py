@@ -1,0 +1,183 @@
+"""Capability interfaces: what a family can do beyond training and sampling. A family class lists
+the ones it implements (class StyleGANFamily(GANFamily, StyleMixer)); the Capabilities the GUI
+receives are built from them (`capabilities_of`), one record per interface, so a flag can never
+disagree with a method. Each interface has a contract checked for every implementer by
+tests/engine/test_family_conformance.py."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from engine.capabilities import (Capabilities, ConditionalCaps, InpaintCaps, LatentCaps, LikelihoodCaps,
+                                 SamplingCaps, StyleMixCaps)
+from engine.sections.common import option_fields
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+
+
+class Conditional:
+    """Class labels choose what is drawn. `num_classes` is 0 when this instance was trained without
+    labels (then it offers no conditional record). A label of None or below 0 asks for no label:
+    the null label where the model has one (classifier-free guidance's), otherwise an error."""
+
+    num_classes: int = 0
+    class_names: list[str]
+    guidance = False        # classifier-free guidance applies (trained with label dropout)
+
+    def null_label(self) -> int | None:
+        """The label that means "no class", or None when the model has no unconditional mode."""
+        return None
+
+    def unlabelled(self, n: int) -> list[int] | None:
+        """What labels=None means when sampling n images: by default one class per image, cycling."""
+        return [i % self.num_classes for i in range(n)]
+
+    def label_tensor(self, labels, n: int) -> torch.Tensor | None:
+        """n labels on the model's device (a shorter list repeats), or None for an unconditional model."""
+        if not self.num_classes:
+            return None
+        if labels is None:
+            labels = self.unlabelled(n)
+            if labels is None:
+                return None
+        null = self.null_label()
+        lab = []
+        for l in labels:
+            if l is None or int(l) < 0:
+                if null is None:
+                    raise ValueError(f"this model has no unconditional mode; choose a class 0..{self.num_classes - 1}")
+                lab.append(null)
+            elif int(l) >= self.num_classes:
+                raise ValueError(f"class label {int(l)} is out of range: this model has {self.num_classes} classes")
+            else:
+                lab.append(int(l))
+        if not lab:
+            raise ValueError("no labels given")
+        if len(lab) != n:
+            lab = (lab * n)[:n]
+        return torch.tensor(lab, dtype=torch.long, device=self.device)
+
+    def latent_labels(self) -> list[int] | None:
+        """The label a latent walk uses when none is chosen: no label where the model has one."""
+        if not self.num_classes or self.null_label() is not None:
+            return None
+        return [0]
+
+    def conditional_record(self) -> ConditionalCaps | None:
+        if not self.num_classes:
+            return None
+        return ConditionalCaps(class_labels=list(self.class_names), guidance=self.guidance,
+                               unconditional=self.null_label() is not None)
+
+
+class IterativeSampler:
+    """Sampling runs `steps` network evaluations with a choice of solver: the sample options have
+    `steps` and `sampler` fields (and evaluation may lower the steps, metrics.sampling_steps)."""
+
+    def sampling_record(self) -> SamplingCaps:
+        opts = type(self.cfg.sampling)
+        solvers = next((list(f.metadata["choices"]) for f in option_fields(opts) if f.name == "sampler"), [])
+        return SamplingCaps(options=[f.name for f in option_fields(opts)], steps=True, solvers=solvers)
+
+
+class LatentModel:
+    """A latent space that seeds map into, images encode into and latents decode from: what the
+    interpolation canvas walks through. Contract: decode(encode(x)) is close to x."""
+
+    latent_space = ""
+    latent_title = ""
+    encode_method = ""
+    one_pass = False
+    default_mode = "slerp"
+
+    def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_latents(self, latents: torch.Tensor, labels=None, *, options=None, use_ema: bool = True,
+                       cancel: Cancel | None = None, differentiable: bool = False) -> torch.Tensor:
+        """Images in [-1, 1] (CPU, unless differentiable) for latents, rendered with `options`
+        (the family's sample options; None = the run's)."""
+        raise NotImplementedError
+
+    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int | None = None,
+                      progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
+        """Latents for images (N, C, H, W) in [-1, 1]."""
+        raise NotImplementedError
+
+    def default_encode_steps(self, options=None) -> int:
+        return 200
+
+    def latent_record(self) -> LatentCaps:
+        return LatentCaps(space=self.latent_space, title=self.latent_title, encode_method=self.encode_method,
+                          one_pass=self.one_pass, default_mode=self.default_mode)
+
+
+class Likelihood:
+    """A likelihood, or a bound on it. Contract: bits/dim of real images is finite and positive."""
+
+    exact_likelihood = True
+
+    def bits_per_dim(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Negative log-likelihood of real images ((N, C, H, W) in [-1, 1], 8-bit data) in bits per
+        sub-pixel, dequantization accounted for."""
+        raise NotImplementedError
+
+    def likelihood_record(self) -> LikelihoodCaps:
+        return LikelihoodCaps(exact=self.exact_likelihood)
+
+
+class StyleMixer:
+    """Per-layer styles that can be taken from different sources."""
+
+    def style_layers(self) -> list[int]:
+        raise NotImplementedError
+
+    def style_groups(self) -> dict[str, list[int]]:
+        raise NotImplementedError
+
+    def noise_modes(self) -> list[str]:
+        return []
+
+    def style_mix(self, row_latents: torch.Tensor, col_latents: torch.Tensor, layers: list[int], *,
+                  options=None, use_ema: bool = True) -> torch.Tensor:
+        raise NotImplementedError
+
+    def style_mix_record(self) -> StyleMixCaps:
+        return StyleMixCaps(layers=self.style_layers(), groups=self.style_groups(), noise_modes=self.noise_modes())
+
+
+class Inpainter:
+    """Fills the masked part of images. Contract: unmasked pixels come back unchanged."""
+
+    inpaint_methods: tuple[str, ...] = ()
+
+    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, labels=None, options=None,
+                method: str | None = None, progress: Progress | None = None,
+                cancel: Cancel | None = None) -> torch.Tensor:
+        """images (N, C, H, W) in [-1, 1]; mask (N, 1, H, W) in [0, 1], 1 = regenerate."""
+        raise NotImplementedError
+
+    def inpaint_record(self) -> InpaintCaps:
+        return InpaintCaps(methods=list(self.inpaint_methods))
+
+
+# interface -> (its Capabilities field, the method that builds its record)
+INTERFACES = {Conditional: ("conditional", "conditional_record"), LatentModel: ("latent", "latent_record"),
+              Likelihood: ("likelihood", "likelihood_record"), StyleMixer: ("style_mix", "style_mix_record"),
+              Inpainter: ("inpaint", "inpaint_record")}
+
+
+def capabilities_of(family) -> Capabilities:
+    """The record of every interface the family implements (None for the others)."""
+    if isinstance(family, IterativeSampler):
+        sampling = family.sampling_record()
+    else:
+        sampling = SamplingCaps(options=[f.name for f in option_fields(type(family.cfg.sampling))])
+    caps = Capabilities(family=family.name, resolution=family.resolution, channels=family.channels,
+                        sampling=sampling)
+    for iface, (attr, method) in INTERFACES.items():
+        if isinstance(family, iface):
+            setattr(caps, attr, getattr(family, method)())
+    return caps

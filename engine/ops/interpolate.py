@@ -1,0 +1,52 @@
+"""A latent walk through seeds and/or images: a strip PNG, a GIF or an MP4."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.models.interfaces import LatentModel
+from engine.ops.base import Cancel, ModelSession, Progress
+
+
+@dataclass
+class InterpolateRequest:
+    endpoints: list
+    out: str = ""                     # .png (a strip), .gif or .mp4, by suffix
+    frames: int = 16
+    mode: str = ""                    # lerp or slerp; empty: what suits the family's space
+    cls: int | None = None
+    options: dict = field(default_factory=dict)
+    encode_steps: int = 0
+    fps: float = 12.0
+    bounce: bool = False
+    scale: int = 4                    # upscale of the written frames (nearest)
+    strip: str = ""                   # also write the frames as a one-row PNG at scale 1 (the canvas reads it)
+
+    def check(self) -> None:
+        if not 2 <= self.frames <= 1000:
+            raise ValueError(f"frames = {self.frames} must be between 2 and 1000")
+        if len(self.endpoints) < 2:
+            raise ValueError("interpolation needs at least two endpoints")
+        if not (self.out or self.strip):
+            raise ValueError("give out (a .png, .gif or .mp4 file), strip, or both")
+
+
+@dataclass
+class InterpolateResult:
+    out: str
+    frames: int
+    frame_size: int
+    space: str
+    path: str = ""                    # the scale-1 strip, when asked for
+
+
+def run(session: ModelSession, req: InterpolateRequest, progress: Progress, cancel: Cancel) -> InterpolateResult:
+    from engine.sampling.interpolate import interpolate, save_animation
+    session.require(LatentModel, "offers no latent space to interpolate in")
+    fam = session.family
+    frames = interpolate(fam, req.endpoints, req.frames, req.mode or fam.default_mode, labels=session.labels(req.cls),
+                         cache=session.endpoints, encode_steps=req.encode_steps or None,
+                         options=fam.sample_options(req.options), progress=progress, cancel=cancel)
+    if req.strip:
+        save_animation(frames, req.strip, scale=1)
+    out = save_animation(frames, req.out, fps=req.fps, scale=req.scale, bounce=req.bounce) if req.out else ""
+    return InterpolateResult(str(out), len(frames), fam.resolution, fam.latent_space, req.strip)

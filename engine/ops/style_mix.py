@@ -1,0 +1,76 @@
+"""The style-mixing figure: row sources down the left, column sources across the top; cell (r, c)
+is row r with the chosen layers' styles taken from column c. Sources are seeds or images."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from engine.models.interfaces import StyleMixer
+from engine.ops.base import Cancel, ModelSession, Progress
+from engine.ops.project import encode_source
+
+
+@dataclass
+class StyleMixRequest:
+    rows: list
+    cols: list
+    out: str
+    layers: list = field(default_factory=lambda: ["coarse"])  # indices, ranges "0-3", or group names
+    options: dict = field(default_factory=dict)
+    encode_steps: int = 0
+    scale: int = 1
+
+
+@dataclass
+class StyleMixResult:
+    path: str
+    rows: int
+    cols: int
+    layers: list
+
+
+def parse_layers(spec, num_ws: int, groups: dict[str, list[int]]) -> list[int]:
+    """[0, 2], '0-3', '0,2,5', 'coarse', 'middle,fine' or 'all' -> sorted style indices."""
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[int] = []
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out.append(part)
+            continue
+        text = str(part).strip().lower()
+        if not text:
+            continue
+        if text == "all":
+            out += list(range(num_ws))
+        elif text in groups:
+            out += groups[text]
+        elif "-" in text and text.replace("-", "").isdigit():
+            a, b = text.split("-", 1)
+            out += list(range(int(a), int(b) + 1))
+        elif text.isdigit():
+            out.append(int(text))
+        else:
+            raise ValueError(f"layers: {text!r} is not a layer number, a range like 0-3, "
+                             f"or one of: all, {', '.join(groups)}")
+    bad = [i for i in out if not 0 <= i < num_ws]
+    if bad:
+        raise ValueError(f"layers: layer {bad[0]} is out of range; this model has layers 0..{num_ws - 1}")
+    return sorted(set(out))
+
+
+def run(session: ModelSession, req: StyleMixRequest, progress: Progress, cancel: Cancel) -> StyleMixResult:
+    from engine.training.grid import make_grid, save_png
+    session.require(StyleMixer, "has no per-layer styles to mix (style mixing needs a style-based generator)")
+    fam = session.family
+    if not req.rows or not req.cols:
+        raise ValueError("style mixing needs at least one row and one column source")
+    options = fam.sample_options(req.options)
+    layers = parse_layers(req.layers, len(fam.style_layers()), fam.style_groups())
+    labels = session.labels(None)
+    rows = torch.cat([encode_source(session, s, labels, options, req.encode_steps, progress, cancel) for s in req.rows])
+    cols = torch.cat([encode_source(session, s, labels, options, req.encode_steps, progress, cancel) for s in req.cols])
+    grid = fam.style_mix(rows, cols, layers, options=options)
+    save_png(make_grid(grid, len(req.cols) + 1, scale=req.scale), Path(req.out))
+    return StyleMixResult(req.out, len(req.rows), len(req.cols), layers)

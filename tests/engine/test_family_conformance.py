@@ -1,0 +1,186 @@
+"""The family conformance suite: every family in the registry, trained two steps on 8x8 digits
+(its config section's TINY overrides), must sample the right shape and range, give the same images
+for the same seed, round-trip its checkpoint bit-exactly, advertise exactly the capabilities of the
+interfaces it implements, and pass the contract of each of them. A new family gets all of this by
+registering (engine/families.py); nothing here names a family."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.capabilities import Capabilities
+from engine.config import RunConfig
+from engine.families import FAMILIES, family_spec
+from engine.models.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
+                                      StyleMixer)
+from engine.sampling.denoise import Cancelled
+from engine.schema import ConfigError
+from engine.sections.common import option_fields
+from engine.training import checkpoint as ck
+from engine.training.loop import train
+
+RES = 8
+
+
+def tiny_family_config(name: str, **training) -> RunConfig:
+    tiny = family_spec(name).config.TINY
+    return RunConfig(name=f"conf-{name}").replace(
+        data={"dataset": "digits", "resolution": RES},
+        model={"family": name, **tiny.get("model", {})},
+        training={"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1, "sample_every": 0,
+                  "checkpoint_every": 0, "device": "cpu", "ema_decay": 0.5, **training},
+        sampling={"grid_size": 4, **tiny.get("sampling", {})})
+
+
+@pytest.fixture(scope="module", params=FAMILIES.names())
+def trained(request, tmp_path_factory):
+    """(family loaded from its checkpoint, the run's result, its metrics rows)."""
+    name = request.param
+    root = tmp_path_factory.mktemp(f"conf-{name}")
+    res = train(tiny_family_config(name), root / "run", emit=lambda e: None)
+    assert res.state == "finished", res.message
+    fam, _ = ck.family_from_checkpoint(res.last_checkpoint, "cpu")
+    import json
+    rows = [json.loads(l) for l in (root / "run" / "metrics.jsonl").read_text().splitlines()]
+    return fam, res, rows
+
+
+def implements(fam, iface) -> bool:
+    return isinstance(fam, iface)
+
+
+# ---- every family ----------------------------------------------------------------------------
+def test_trains_and_logs_its_headline_losses_under_namespaces(trained):
+    fam, res, rows = trained
+    assert res.step == 2 and [r["step"] for r in rows] == [1, 2]
+    spec = family_spec(fam.name)
+    for key in spec.headline:
+        assert all(key in r and torch.isfinite(torch.tensor(r[key])) for r in rows), key
+    loop_keys = {"step", "time", "elapsed_s", "lr", "img_per_s", "eta_s"}
+    assert all("/" in k for r in rows for k in r if k not in loop_keys), "family values need a namespace"
+
+
+def test_samples_right_shape_and_range_and_same_seed_same_images(trained):
+    fam, _, _ = trained
+    a, b = fam.sample(3, seed=4), fam.sample(3, seed=4)
+    assert a.shape == (3, fam.channels, RES, RES) and a.dtype == torch.float32
+    assert torch.isfinite(a).all() and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b)
+    assert not torch.equal(a, fam.sample(3, seed=5))
+
+
+def test_checkpoint_round_trip_is_bit_exact(trained):
+    fam, res, _ = trained
+    ckpt = ck.load_checkpoint(res.last_checkpoint)
+    for prefix, nets in (("net.", fam.networks), ("ema.", fam.ema)):
+        saved = ckpt.prefixed(prefix)
+        for k, v in (nets.state_dict().items() if nets is not None else []):
+            assert torch.equal(saved[k], v.cpu()), f"{prefix}{k}"
+    again, _ = ck.family_from_checkpoint(res.last_checkpoint, "cpu")
+    assert torch.equal(again.sample(2, seed=1), fam.sample(2, seed=1))
+
+
+def test_capabilities_are_the_interfaces_it_implements(trained):
+    fam, _, _ = trained
+    caps = fam.capabilities()
+    assert caps.family == fam.name and caps.resolution == RES and caps.channels == fam.channels
+    for iface, (attr, _) in INTERFACES.items():
+        record = getattr(caps, attr)
+        if iface is Conditional:  # implemented by the class; offered when this instance has labels
+            assert (record is not None) == (implements(fam, Conditional) and fam.is_conditional)
+        else:
+            assert (record is not None) == implements(fam, iface), attr
+    assert caps.sampling.steps == implements(fam, IterativeSampler)
+    assert caps.sampling.options == [f.name for f in option_fields(type(fam.cfg.sampling))]
+    assert Capabilities.from_dict(caps.to_dict()) == caps  # what the GUI receives is the same record
+
+
+def test_sample_options_are_typed_and_a_foreign_one_is_named(trained):
+    fam, _, _ = trained
+    with pytest.raises(ConfigError, match="unknown sampling option 'no_such_option'"):
+        fam.sample(1, seed=0, no_such_option=1)
+    opts = fam.sample_options()
+    assert type(opts) is family_spec(fam.name).sample_options
+
+
+# ---- interface contracts ---------------------------------------------------------------------
+def test_latent_model_encode_then_decode_returns_close_to_the_input(trained):
+    fam, _, _ = trained
+    if not implements(fam, LatentModel):
+        pytest.skip(f"{fam.name} has no latent space")
+    lat = fam.seed_latents([3, 9])
+    assert torch.equal(lat, fam.seed_latents([3, 9]))
+    x = fam.decode_latents(lat)                       # images the model can make
+    assert x.shape == (2, fam.channels, RES, RES)
+    back = fam.decode_latents(fam.encode_images(x, steps=30))
+    other = fam.decode_latents(fam.seed_latents([21, 40]))
+    assert (back - x).abs().mean() < (other - x).abs().mean()
+
+
+def test_likelihood_bits_per_dim_is_finite_and_positive(trained):
+    fam, _, _ = trained
+    if not implements(fam, Likelihood):
+        pytest.skip(f"{fam.name} has no likelihood")
+    from engine.data import build_dataset
+    data = build_dataset(fam.cfg.data)
+    bpd = fam.bits_per_dim(data.float_batch(torch.arange(16)), data.labels[:16])
+    assert 0 < bpd < 64 and bpd == bpd
+
+
+def test_inpainter_keeps_unmasked_pixels(trained):
+    fam, _, _ = trained
+    if not implements(fam, Inpainter):
+        pytest.skip(f"{fam.name} does not inpaint")
+    x = fam.sample(2, seed=1)
+    mask = torch.zeros(2, 1, RES, RES)
+    mask[..., : RES // 2, :] = 1
+    out = fam.inpaint(x, mask, seed=0)
+    keep = (mask == 0).expand_as(x)
+    assert out.shape == x.shape and torch.allclose(out[keep], x[keep], atol=1e-5)
+
+
+def test_style_mixer_takes_the_chosen_layers_from_the_columns(trained):
+    fam, _, _ = trained
+    if not implements(fam, StyleMixer):
+        pytest.skip(f"{fam.name} has no per-layer styles")
+    n = len(fam.style_layers())
+    groups = fam.style_groups()
+    assert sorted(i for g in groups.values() for i in g) == list(range(n))
+    rows, cols = fam.seed_latents([1, 2]), fam.seed_latents([3, 4, 5])
+    none = fam.style_mix(rows, cols, [])
+    every = fam.style_mix(rows, cols, list(range(n)))
+    assert none.shape == (3 * 4, fam.channels, RES, RES)
+    body = lambda g: g.view(3, 4, *g.shape[1:])[1:, 1:]  # noqa: E731 (rows x cols cells)
+    assert torch.allclose(body(none), body(none)[:, :1].expand(-1, 3, -1, -1, -1), atol=1e-5)  # the row's own image
+    assert torch.allclose(body(every), body(every)[:1].expand(2, -1, -1, -1, -1), atol=1e-5)  # the column's image
+
+
+def test_conditional_labels_are_checked_and_cycled(trained):
+    fam, _, _ = trained
+    if not (implements(fam, Conditional) and fam.is_conditional):
+        pytest.skip(f"this {fam.name} model is unconditional")
+    k = fam.num_classes
+    assert fam.labels_for(k + 2) == list(range(k)) + [0, 1]
+    with pytest.raises(ValueError, match="out of range"):
+        fam.sample(1, seed=0, labels=[k])
+    a, b = fam.sample(2, seed=0, labels=[0, 0]), fam.sample(2, seed=0, labels=[1, 1])
+    assert not torch.equal(a, b)
+    if fam.null_label() is None:
+        with pytest.raises(ValueError, match="no unconditional mode"):
+            fam.sample(1, seed=0, labels=[-1])
+    else:
+        assert fam.sample(1, seed=0, labels=[-1]).shape[0] == 1
+
+
+def test_iterative_sampler_steps_progress_and_cancel(trained):
+    fam, _, _ = trained
+    if not implements(fam, IterativeSampler):
+        pytest.skip(f"{fam.name} samples in one pass")
+    seen = []
+    fam.sample(2, seed=0, steps=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (2, 2)
+    with pytest.raises(Cancelled):
+        fam.sample(2, seed=0, cancel=lambda: True)
+    assert fam.capabilities().sampling.solvers
+    for solver in fam.capabilities().sampling.solvers:
+        assert torch.isfinite(fam.sample(1, seed=0, sampler=solver)).all()
