@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         """Watch an existing run directory (plots and samples come from it); the panels show the
         config it was trained with."""
         try:
-            cfg = RunConfig.load(Path(run_dir) / "config.toml")
+            cfg = RunConfig.load(Path(run_dir) / "config.toml", stored=True)
             self.model_panel.set_config(cfg)
             self.data_panel.set_config(cfg.data)
             self.training.set_family(cfg.model.family)
@@ -183,8 +183,8 @@ class MainWindow(QMainWindow):
     def _on_watched_status(self, st: dict) -> None:
         """status.json of the watched run changed. For a run this window does not drive (started
         from a shell, another machine, or an earlier session) that is the only news of its state."""
-        if self.training.job.is_running():
-            return  # our own run: the engine's events say it first
+        if self.training.run_dir is not None and Path(self.training.run_dir) == Path(self.watcher.run_dir):
+            return  # a run this panel started: the engine's events and its exit say it first
         self.training.show_status(st)
         self.status_label.setText(f"run {st.get('state', '?')} at step {st.get('step', '?')}: {self.watcher.run_dir}")
 

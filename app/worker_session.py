@@ -36,8 +36,9 @@ class WorkerSession(QObject):
         self.capabilities: Capabilities | None = None
         self.step: int | None = None
         self.options: dict = {}         # the run's sample options of the loaded checkpoint
-        self._owners: dict[int, RequestOwner] = {}
+        self._owners: dict[int, RequestOwner | None] = {}
         self._load_id = 0
+        self._loading = ""              # the checkpoint of the load in flight
         self.client.event.connect(self._on_event)
         self.client.ended.connect(self._on_ended)
 
@@ -53,15 +54,19 @@ class WorkerSession(QObject):
             self.ensure_loaded()
 
     def ensure_loaded(self) -> None:
-        if self.checkpoint and (self.checkpoint != self.loaded_checkpoint or self.capabilities is None):
-            if self._load_id and self._load_id in self._owners:
+        if self.checkpoint and not self.is_loaded():
+            if self._load_id in self._owners and self._loading == self.checkpoint:
                 return  # that load is on its way
+            # a load of another checkpoint may still be running: this one follows it (and a queued
+            # older load is superseded by the worker)
             self._load_id = self.client.request("load", checkpoint=self.checkpoint)
+            self._loading = self.checkpoint
             self._owners[self._load_id] = None
             self.loading.emit(self.checkpoint)
 
     def is_loaded(self) -> bool:
-        return bool(self.checkpoint) and self.checkpoint == self.loaded_checkpoint and self.capabilities is not None
+        return bool(self.checkpoint) and same_path(self.checkpoint, self.loaded_checkpoint) \
+            and self.capabilities is not None
 
     # ---- requests ------------------------------------------------------------------------------
     def request(self, owner: RequestOwner, op: str, **fields) -> int:
@@ -71,9 +76,6 @@ class WorkerSession(QObject):
         rid = self.client.request(op, **fields)
         self._owners[rid] = owner
         return rid
-
-    def pending(self, owner: RequestOwner) -> list[int]:
-        return [rid for rid, o in self._owners.items() if o is owner]
 
     def shutdown(self) -> None:
         self.client.shutdown()
@@ -87,7 +89,10 @@ class WorkerSession(QObject):
             self.capabilities = Capabilities.from_dict(ev.get("capabilities", {}))
             self.step = ev.get("step")
             self.options = ev.get("options", {})
-            self.loaded.emit(self.capabilities)
+            if self.is_loaded():
+                self.loaded.emit(self.capabilities)
+            else:  # an older checkpoint finished loading after the window moved on: load the new one
+                self.ensure_loaded()
             return
         if rid is None or rid not in self._owners:
             return  # a reply to a request nobody waits for (e.g. superseded long ago)
@@ -97,9 +102,10 @@ class WorkerSession(QObject):
                 owner.on_progress(rid, ev.get("stage", ""), int(ev["done"]), int(ev["total"]))
             return
         self._owners.pop(rid, None)
-        if kind == "error" and rid == self._load_id:
+        if kind == "error" and owner is None:  # a load failed: nothing usable is loaded now
             self.loaded_checkpoint, self.capabilities = "", None
-            self.load_failed.emit(ev.get("message", "error"))
+            if rid == self._load_id:
+                self.load_failed.emit(ev.get("message", "error"))
             return
         if owner is None:
             return
@@ -112,7 +118,7 @@ class WorkerSession(QObject):
 
     def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
         self._owners.clear()
-        self.loaded_checkpoint, self.capabilities = "", None
+        self.loaded_checkpoint, self.capabilities, self.step, self.options = "", None, None, {}
         if code != 0 or crashed:
             message = f"the engine worker stopped (exit code {code})" + (f": {tail.strip().splitlines()[-1]}"
                                                                          if tail.strip() else "")
@@ -120,5 +126,6 @@ class WorkerSession(QObject):
             message = "the engine worker exited"
         self.reset.emit(message)
 
-    def checkpoint_name(self) -> str:
-        return Path(self.checkpoint).name if self.checkpoint else ""
+
+def same_path(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and Path(a) == Path(b)

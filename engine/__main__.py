@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, list_presets, load_preset
 from engine.families import DEFAULT_PRESET
-from engine.solvers import solver_names
+from engine.solvers import solver_names, solvers_help
 
 
 class CLIError(Exception):
@@ -60,7 +60,7 @@ def cmd_train(args) -> int:
         rd = RunDir(args.run_dir)
         if not rd.config_path.is_file():
             raise CLIError(f"{rd.path}: not a run directory (no config.toml)")
-        cfg = RunConfig.load(rd.config_path)
+        cfg = RunConfig.load(rd.config_path, stored=True)
         overrides = {}
         if args.steps is not None:
             overrides["training"] = {"steps": args.steps}
@@ -95,8 +95,14 @@ def parse_options(pairs: list[str] | None) -> dict:
     return out
 
 
+def _spec(text: str):
+    """A seed (an integer) or an image path, taken whole (a path may hold a comma)."""
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def _specs(text: str) -> list:
-    return [int(s) if s.strip().lstrip("-").isdigit() else s.strip() for s in text.split(",") if s.strip()]
+    return [_spec(s) for s in text.split(",") if s.strip()]
 
 
 def _progress_line(stage: str, done: int, total: int) -> None:
@@ -160,7 +166,7 @@ def cmd_interpolate(args) -> int:
         print("genlab-engine: warning: interpolate --steps is deprecated, use --frames", file=sys.stderr)
     flags = {"truncation_psi": ("--psi", args.psi), "noise_mode": ("--noise", args.noise),
              "steps": ("--sample-steps", args.sample_steps), "guidance_scale": ("--guidance", args.guidance)}
-    endpoints = _specs(args.src) + _specs(args.via or "") + _specs(args.dst)
+    endpoints = [_spec(args.src)] + _specs(args.via or "") + [_spec(args.dst)]
     r = run_op("interpolate", args, {"endpoints": endpoints, "out": args.out, "cls": args.cls,
                                      "frames": args.old_steps or args.frames, "mode": args.mode or "",
                                      "options": parse_options(args.option), "encode_steps": args.encode_steps or 0,
@@ -284,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="grid.png")
     s.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps (default: the run's)")
-    s.add_argument("--sampler", choices=solver_names(), help="diffusion solver (default: the run's)")
+    s.add_argument("--sampler", choices=solver_names(), help=f"diffusion solver (default: the run's): {solvers_help()}")
     s.add_argument("--eta", type=float)
     s.add_argument("--guidance", type=float, help="classifier-free guidance scale")
     s.add_argument("--class", dest="cls", type=int, help="class index for every image (default: all classes)")

@@ -174,12 +174,13 @@ class RunConfig:
         atomic_write_text(Path(path), self.to_toml())
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path, *, stored: bool = False) -> "RunConfig":
+        """A config file; `stored` for one GenLab wrote (a run's config.toml), see from_dict."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            return cls.from_toml(path.read_text(encoding="utf-8"), source=str(path), stored=True)
+            return cls.from_toml(path.read_text(encoding="utf-8"), source=str(path), stored=stored)
         except ConfigError as e:
             msg = str(e)
             raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.registry import Registry, load_object
-from engine.sections.common import SamplingSection
-from engine.sections.ddpm import DDPMConfig, DDPMSampleOptions
-from engine.sections.gan import GANConfig, GANSampleOptions, StyleGANConfig, StyleGANSampleOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,13 +40,23 @@ LOSS_PLOT = PlotGroup("loss", "loss", ("loss/",))
 
 @dataclass(frozen=True)
 class FamilySpec:
+    """Where a family's parts live, as "module:Attribute" strings resolved on first use: the
+    sections are light (the GUI imports them), the class is not (only engine processes do)."""
     name: str
     title: str                          # for the family picker
-    config: type                        # the [model] section dataclass
-    sample_options: type                # the [sampling] section dataclass (a SamplingSection)
-    impl: str                           # "engine.models.ddpm:DDPMFamily", imported on first use
+    config_section: str                 # its [model] section dataclass, "engine.sections.ddpm:DDPMConfig"
+    options_section: str                # its [sampling] dataclass (a SamplingSection subclass)
+    impl: str                           # "engine.models.ddpm:DDPMFamily"
     headline: tuple[str, ...]           # logged losses the Training panel shows beside the step
     plots: tuple[PlotGroup, ...] = (LOSS_PLOT,)
+
+    @property
+    def config(self) -> type:
+        return load_object(self.config_section)
+
+    @property
+    def sample_options(self) -> type:
+        return load_object(self.options_section)
 
     def family_class(self) -> type:
         return load_object(self.impl)
@@ -63,8 +70,6 @@ FAMILIES: Registry[FamilySpec] = Registry("model family")
 
 
 def register_family(spec: FamilySpec) -> FamilySpec:
-    if not issubclass(spec.sample_options, SamplingSection):
-        raise TypeError(f"{spec.name}: sample_options must subclass SamplingSection")
     return FAMILIES.register(spec.name, spec)
 
 
@@ -73,12 +78,15 @@ DEFAULT_PRESET = "ddpm-digits"   # what the app opens on and `genlab-engine trai
 _GAN_PLOTS = (LOSS_PLOT, PlotGroup("gan", "D(real) / D(fake) / ADA p", ("gan/d_real", "gan/d_fake", "gan/ada_p"),
                                    log=False))
 
-register_family(FamilySpec("ddpm", "DDPM (diffusion)", DDPMConfig, DDPMSampleOptions,
-                           "engine.models.ddpm:DDPMFamily", headline=("loss/mse",)))
-register_family(FamilySpec("gan", "GAN (DCGAN generator)", GANConfig, GANSampleOptions,
-                           "engine.models.gan:GANFamily", headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
-register_family(FamilySpec("stylegan", "StyleGAN-lite", StyleGANConfig, StyleGANSampleOptions,
-                           "engine.models.gan:StyleGANFamily", headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
+register_family(FamilySpec("ddpm", "DDPM (diffusion)", "engine.sections.ddpm:DDPMConfig",
+                           "engine.sections.ddpm:DDPMSampleOptions", "engine.models.ddpm:DDPMFamily",
+                           headline=("loss/mse",)))
+register_family(FamilySpec("gan", "GAN (DCGAN generator)", "engine.sections.gan:GANConfig",
+                           "engine.sections.gan:GANSampleOptions", "engine.models.gan:GANFamily",
+                           headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
+register_family(FamilySpec("stylegan", "StyleGAN-lite", "engine.sections.gan:StyleGANConfig",
+                           "engine.sections.gan:StyleGANSampleOptions", "engine.models.gan:StyleGANFamily",
+                           headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
 
 
 def family_spec(name: str) -> FamilySpec:

@@ -8,6 +8,8 @@ import dataclasses
 import json
 import math
 import sys
+import types
+import typing
 from dataclasses import field
 from typing import Any, get_type_hints
 
@@ -53,10 +55,18 @@ def section_from_dict(section_cls: type, d: Any, where: str):
     return section_cls(**values)
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
+               dict: "a table of values"}
 
 
 def coerce(value: Any, typ: Any, where: str) -> Any:
+    """value as typ (an int is a valid float; `X | None` accepts None), or an error naming `where`."""
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        typ = next(a for a in args if a is not type(None))
+    typ = typing.get_origin(typ) or typ
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if typ in _TYPE_NAMES:

@@ -19,11 +19,11 @@ SPACINGS = ("linspace", "leading", "trailing")
 
 @dataclass(frozen=True)
 class SolverSpec:
+    """A solver's name, where its class lives, and one line for `--help`. What it can do
+    (stochastic, invertible) is the class's to say, not the registry's."""
     name: str
     impl: str            # "engine.sampling.solvers:DDIMSolver"
-    help: str            # one line for tooltips and `--help`
-    stochastic: bool     # draws fresh noise at each step (eta > 0 for DDIM)
-    invertible: bool = False  # can run backwards (image -> noise), e.g. DDIM inversion
+    help: str
 
 
 SOLVERS: Registry[SolverSpec] = Registry("solver")
@@ -34,10 +34,13 @@ def register_solver(spec: SolverSpec) -> SolverSpec:
 
 
 register_solver(SolverSpec("ddim", "engine.sampling.solvers:DDIMSolver",
-                           "DDIM (Song et al. 2021): deterministic at eta 0, like DDPM at eta 1.",
-                           stochastic=False, invertible=True))
+                           "DDIM (Song et al. 2021): deterministic at eta 0, like DDPM at eta 1"))
 register_solver(SolverSpec("ddpm", "engine.sampling.solvers:DDPMSolver",
-                           "Ancestral DDPM (Ho et al. 2020) over the respaced chain.", stochastic=True))
+                           "ancestral DDPM (Ho et al. 2020) over the respaced chain"))
+
+
+def solvers_help() -> str:
+    return "; ".join(f"{name}: {SOLVERS.get(name).help}" for name in SOLVERS)
 
 
 def solver_names() -> tuple[str, ...]:

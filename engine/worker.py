@@ -19,6 +19,7 @@ is cancelled between steps, so dragging a slider never queues stale work.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import threading
@@ -46,6 +47,7 @@ class Worker:
         self.session: ModelSession | None = None
         self._queue: list[dict] = []
         self._running: dict | None = None
+        self._running_cancel = threading.Event()  # set when a newer request of the running op arrives
         self._cond = threading.Condition()
 
     @property
@@ -60,7 +62,7 @@ class Worker:
                 self._queue.remove(old)
                 self.emit(protocol.event("cancelled", id=old.get("id"), op=op))
             if self._running is not None and self._running.get("op") == op:
-                self._running["_superseded"] = True
+                self._running_cancel.set()  # the running one stops at its next step
             self._queue.append(req)
             self._cond.notify()
 
@@ -84,15 +86,18 @@ class Worker:
                     self._cond.wait()
                 req = self._queue.pop(0)
                 self._running = req
+                cancel = self._running_cancel = threading.Event()
             try:
                 if req.get("op") == "quit":
                     return
-                self.handle(req)
+                self.handle(req, cancel)
             finally:
                 with self._cond:
                     self._running = None
 
-    def handle(self, req: dict) -> None:
+    def handle(self, req: dict, cancel: threading.Event | None = None) -> None:
+        """Answer one request (on the serving thread; the stdin thread only ever touches the queue
+        and the cancel event, never the request)."""
         rid, op = req.get("id"), req.get("op")
         try:
             if op == "load":
@@ -102,7 +107,7 @@ class Worker:
             elif op in OPS:
                 self._ensure_loaded(req)
                 t0 = time.perf_counter()
-                result = self.run_op(req)
+                result = self.run_op(req, cancel or threading.Event())
                 self.emit(protocol.event("result", id=rid, op=op, elapsed_s=round(time.perf_counter() - t0, 3),
                                          **result_fields(result)))
             else:
@@ -112,18 +117,17 @@ class Worker:
         except Exception as e:  # the worker keeps serving after a bad request
             self.emit(protocol.event("error", id=rid, op=op, message=str(e) or type(e).__name__))
 
-    def run_op(self, req: dict):
+    def run_op(self, req: dict, cancel: threading.Event):
         op = OPS[req["op"]]
-        fields = {k: v for k, v in req.items() if k not in ("id", "op", "checkpoint") and not k.startswith("_")}
+        fields = {k: v for k, v in req.items() if k not in ("id", "op", "checkpoint")}
         # images go to the cache folder unless the request names a file
         fields = self._default_outputs(req, op, fields)
         request = parse_request(op.request, fields, req["op"])
         progress = throttled(lambda stage, done, total: self.emit(
             protocol.event("progress", id=req.get("id"), op=req["op"], stage=stage, done=done, total=total)), 0.1)
-        return op.run(self.session, request, progress, lambda: bool(req.get("_superseded")))
+        return op.run(self.session, request, progress, cancel.is_set)
 
     def _default_outputs(self, req: dict, op, fields: dict) -> dict:
-        import dataclasses
         names = {f.name for f in dataclasses.fields(op.request)}
         cache_png = str(self.cache_dir / f"{op.cache_name}_{req.get('id')}.png")
         if "strip" in names:      # a walk: the canvas always reads a scale-1 strip

@@ -5,6 +5,7 @@ worker dies. Subclasses build their controls and implement apply_capabilities an
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
@@ -25,12 +26,23 @@ def options_class(caps: Capabilities | None):
     return family_spec(caps.family).sample_options
 
 
+def has_capability(caps: Capabilities, path: str) -> bool:
+    """'conditional.guidance' -> caps.conditional.guidance, False where a record is missing."""
+    value = caps
+    for part in path.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return False
+    return bool(value)
+
+
 def enable_by_capability(form, caps: Capabilities) -> None:
-    """Disable option editors whose field `requires` something the model lacks (e.g. guidance)."""
+    """Disable the option editors whose field `requires` a capability the model lacks (its
+    metadata names it as a path into the records, e.g. requires="conditional.guidance")."""
     for f in dataclasses.fields(form.section_cls):
         need = f.metadata.get("requires")
-        if need == "guidance" and f.name in form.editors:
-            form.editors[f.name].setEnabled(bool(caps.conditional and caps.conditional.guidance))
+        if need and f.name in form.editors:
+            form.editors[f.name].setEnabled(has_capability(caps, need))
 
 
 class Canvas(QWidget):
@@ -45,6 +57,7 @@ class Canvas(QWidget):
         self.status.setWordWrap(True)
         self.options: ConfigForm | None = None   # the loaded family's sample options (build_options)
         self.options_box = QVBoxLayout()           # where a subclass wants that form
+        self._options_run = ""                     # the run whose values the form was last set to
         session.loaded.connect(self._on_loaded)
         session.loading.connect(self._on_loading)
         session.load_failed.connect(self._on_load_failed)
@@ -72,15 +85,19 @@ class Canvas(QWidget):
         cls = options_class(caps)
         if cls is None:
             return False
-        if self.options is None or self.options.section_cls is not cls:
+        run = str(Path(self.session.loaded_checkpoint).parent)  # checkpoints of one run share a folder
+        new = self.options is None or self.options.section_cls is not cls
+        if new:
             if self.options is not None:
                 self.options.deleteLater()
             self.options = ConfigForm(cls, include=[f.name for f in option_fields(cls, decode_only=decode_only)])
             if on_change is not None:
                 self.options.changed.connect(on_change)
             self.options_box.addWidget(self.options)
-        with signals_blocked(self.options):  # showing the run's values is not a change to act on
-            self.options.set_values(self.session.options)
+        if new or run != self._options_run:  # a newer checkpoint of the same run keeps what was set
+            with signals_blocked(self.options):  # showing the run's values is not a change to act on
+                self.options.set_values(self.session.options)
+            self._options_run = run
         enable_by_capability(self.options, caps)
         return True
 
@@ -101,6 +118,8 @@ class Canvas(QWidget):
         self.progress.setFormat(f"{stage} %v / %m" if stage else "%v / %m")
 
     def on_failed(self, rid: int, message: str) -> None:
+        self.progress.setRange(0, 1)  # stop a busy indicator
+        self.progress.setValue(0)
         self.progress.setFormat("failed")
         self.status.setText(ERROR_STYLE.format(message))
 

@@ -152,7 +152,8 @@ class SamplingCanvas(Canvas):
         self.eval_btn.setEnabled(False)
         self.eval_result.setText("")
         self.eval_progress.setFormat("starting…")
-        steps = self.option_values().get("steps")
+        iterative = self.capabilities is not None and self.capabilities.sampling.steps
+        steps = self.option_values().get("steps") if iterative else None  # IterativeSampler's option
         self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps)
 
     def _on_eval_progress(self, stage: str, done: int, total: int) -> None:

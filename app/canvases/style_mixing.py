@@ -17,6 +17,10 @@ from app.widgets.image_view import ImageView
 from engine.capabilities import Capabilities
 
 
+GROUP_TIPS = {"coarse": "pose, shape (low resolutions)", "middle": "features (middle resolutions)",
+              "fine": "colour, texture (high resolutions)", "all": "every style layer", "none": "no layer"}
+
+
 class StyleMixCanvas(Canvas):
     rendered = Signal(str)
 
@@ -36,15 +40,9 @@ class StyleMixCanvas(Canvas):
         self.layers_box = QGroupBox("Layers taken from the column")
         self.layers_grid = QGridLayout(self.layers_box)
         self.layer_checks: list[QCheckBox] = []
-        preset_row = QHBoxLayout()
-        self.preset_btns = {}
-        for name in ("coarse", "middle", "fine", "all", "none"):
-            b = QPushButton(name)
-            b.setToolTip({"coarse": "pose, shape (low resolutions)", "middle": "features (middle resolutions)",
-                          "fine": "colour, texture (high resolutions)"}.get(name, ""))
-            b.clicked.connect(lambda _=False, n=name: self.select_group(n))
-            preset_row.addWidget(b)
-            self.preset_btns[name] = b
+        self.preset_row = QHBoxLayout()
+        self.preset_btns: dict[str, QPushButton] = {}
+        self._group_buttons([])
         self.drop_to = QComboBox()
         self.drop_to.addItems(["columns", "rows"])
         self.drop_to.setToolTip("Where dropped images go (they are projected into the model's w+ space first)")
@@ -63,7 +61,7 @@ class StyleMixCanvas(Canvas):
         side.addLayout(form)
         side.addLayout(self.options_box)
         side.addWidget(self.layers_box)
-        side.addLayout(preset_row)
+        side.addLayout(self.preset_row)
         side.addWidget(self.export_btn)
         side.addWidget(self.progress)
         side.addWidget(self.status)
@@ -104,11 +102,23 @@ class StyleMixCanvas(Canvas):
             c.toggled.connect(self.render)
             self.layers_grid.addWidget(c, i // 4, i % 4)
             self.layer_checks.append(c)
-        self.groups = caps.style_mix.groups or {"coarse": [], "middle": [], "fine": []}
+        self.groups = dict(caps.style_mix.groups)
+        self._group_buttons(list(self.groups))
         self._set_enabled(True)
-        self.status.setText(f"{len(res)} style layers; coarse = {self.groups['coarse']}, "
-                            f"middle = {self.groups['middle']}, fine = {self.groups['fine']}")
-        self.select_group("coarse")
+        self.status.setText(f"{len(res)} style layers; " + ", ".join(f"{k} = {v}" for k, v in self.groups.items()))
+        self.select_group(next(iter(self.groups), "all"))  # the first group (coarse: pose and shape)
+
+    def _group_buttons(self, names: list[str]) -> None:
+        """One button per style group the model reports, plus all and none."""
+        for b in self.preset_btns.values():
+            b.deleteLater()
+        self.preset_btns = {}
+        for name in [*names, "all", "none"]:
+            b = QPushButton(name)
+            b.setToolTip(GROUP_TIPS.get(name, f"style layers {self.groups.get(name, [])}"))
+            b.clicked.connect(lambda _=False, n=name: self.select_group(n))
+            self.preset_row.addWidget(b)
+            self.preset_btns[name] = b
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.rows, self.cols, self.layers_box, *self.preset_btns.values()):

@@ -82,6 +82,7 @@ class ModelPanel(QGroupBox):
     def _replace_tab(self, index: int, form: ConfigForm, title: str) -> ConfigForm:
         form.changed.connect(self.changed)
         current = self.tabs.currentIndex()
+        self.tabs.widget(index).deleteLater()  # the old form's scroll area: removeTab keeps it alive
         self.tabs.removeTab(index)
         self.tabs.insertTab(index, _scrolled(form), title)
         self.tabs.setCurrentIndex(current)

@@ -103,7 +103,7 @@ class TrainingPanel(QGroupBox):
         if self.run_dir is None:
             return
         try:
-            self.set_family(RunConfig.load(self.run_dir / "config.toml").model.family)
+            self.set_family(RunConfig.load(self.run_dir / "config.toml", stored=True).model.family)
         except (ConfigError, OSError):
             self.headline = ()
         self._begin(self.run_dir)
@@ -206,7 +206,7 @@ class TrainingPanel(QGroupBox):
             self.progress.setRange(0, total)
         self.progress.setValue(step)
         state = st.get("state", "?")
-        self.progress.setFormat(f"{state} (run started elsewhere) at step %v / %m")
+        self.progress.setFormat(f"{state} (opened run) at step %v / %m")
         if st.get("device"):
             self.device.setText(f"device: {st['device']}" + (f" · {st['precision']}" if st.get("precision") else ""))
         if state in ("running", "paused") and st.get("img_per_s"):

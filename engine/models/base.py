@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from engine.capabilities import Capabilities
 from engine.config import RunConfig
-from engine.schema import ConfigError
+from engine.schema import ConfigError, replace_fields
 from engine.sections.common import option_fields
 
 
@@ -132,7 +132,6 @@ class Family:
         """This family's sample options: `base` (an options object, a dict of option values, or
         None for the run's [sampling] section) with `overrides` applied; None values are ignored.
         Values are checked against the fields' metadata (choices, ranges)."""
-        from engine.schema import replace_fields
         opts = self.cfg.sampling
         values = {}
         if isinstance(base, dict):
@@ -149,10 +148,15 @@ class Family:
 
     def labels_for(self, n: int, cls: int | None = None, offset: int = 0) -> list[int] | None:
         """Class labels for n samples: all `cls`, or cycling through the classes (so column k of a
-        grid is class k); None when the model is unconditional."""
+        grid is class k); None when the model is unconditional. A negative `cls` asks for no class,
+        as in Conditional.label_tensor: the model's null label, or an error if it has none."""
         if not self.is_conditional:
             return None
         k = len(self.class_names)
+        if cls is not None and int(cls) < 0:
+            if self.null_label() is None:
+                raise ValueError(f"this model has no unconditional mode; choose a class 0..{k - 1}")
+            return [-1] * n
         if cls is not None:
             if not 0 <= int(cls) < k:
                 raise ValueError(f"class {cls} is out of range: this model has classes 0..{k - 1} "

@@ -95,8 +95,8 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel):
         net.eval()
         try:
             lab = self.label_tensor(labels, x_T.shape[0])
-            solver = build_solver(sampler, self.alphas_cumprod, spacing=options.spacing,
-                                  **({"eta": eta} if sampler == "ddim" else {}))
+            # lenient: eta reaches the solvers that take it (DDIM), the others ignore it
+            solver = build_solver(sampler, self.alphas_cumprod, spacing=options.spacing, lenient=True, eta=eta)
             out = denoise(self.denoiser(net, lab, float(options.guidance_scale)), solver, x_T.to(self.device),
                           options.steps, generator=generator, progress=progress, cancel=cancel)
         finally:
@@ -125,18 +125,24 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel):
     def default_encode_steps(self, options=None) -> int:
         return int(self.sample_options(options).steps)  # inversion retraces the sampler's own steps
 
+    def encoding_key(self, options=None) -> tuple:
+        # an inverted x_T decodes back to its image only with the same steps, spacing and guidance
+        opts = self.sample_options(options)
+        return int(opts.steps), opts.spacing, float(opts.guidance_scale)
+
     @torch.no_grad()
-    def encode_images(self, images, labels=None, *, steps: int | None = None,
+    def encode_images(self, images, labels=None, *, steps: int | None = None, options=None,
                       progress: Callable[[int, int], None] | None = None, cancel=None) -> torch.Tensor:
-        """DDIM inversion of images ((N, C, H, W) in [-1, 1]) to their x_T: DDIM run backwards."""
+        """DDIM inversion of images ((N, C, H, W) in [-1, 1]) to their x_T: DDIM run backwards,
+        with the spacing and guidance that decode_latents will use with the same options."""
+        opts = self.sample_options(options)
         net = self.nets(True)["unet"]
         was = net.training
         net.eval()
         try:
             lab = self.label_tensor(labels, images.shape[0])
-            opts = self.cfg.sampling
             solver = build_solver("ddim", self.alphas_cumprod, spacing=opts.spacing)
-            return invert(self.denoiser(net, lab, 1.0), solver, images.to(self.device).float(),
-                          steps or self.default_encode_steps(), progress=progress, cancel=cancel).cpu()
+            return invert(self.denoiser(net, lab, float(opts.guidance_scale)), solver, images.to(self.device).float(),
+                          steps or self.default_encode_steps(opts), progress=progress, cancel=cancel).cpu()
         finally:
             net.train(was)

@@ -178,7 +178,7 @@ class GANFamily(Family, Conditional, LatentModel):
         a few dozen seeds' latents."""
         return self.seed_latents(list(range(32)), labels)
 
-    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int | None = None,
+    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int | None = None, options=None,
                       progress: Callable[[int, int], None] | None = None,
                       cancel: Callable[[], bool] | None = None) -> torch.Tensor:
         from engine.models.projection import project

@@ -101,13 +101,18 @@ class LatentModel:
         (the family's sample options; None = the run's)."""
         raise NotImplementedError
 
-    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int | None = None,
+    def encode_images(self, images: torch.Tensor, labels=None, *, steps: int | None = None, options=None,
                       progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
-        """Latents for images (N, C, H, W) in [-1, 1]."""
+        """Latents for images (N, C, H, W) in [-1, 1], for decoding with `options`."""
         raise NotImplementedError
 
     def default_encode_steps(self, options=None) -> int:
         return 200
+
+    def encoding_key(self, options=None) -> tuple:
+        """The option values an encoding depends on (a cached latent is reused only for the same
+        ones): none by default, e.g. a GAN projects with its own fixed settings."""
+        return ()
 
     def latent_record(self) -> LatentCaps:
         return LatentCaps(space=self.latent_space, title=self.latent_title, encode_method=self.encode_method,

@@ -8,13 +8,14 @@ and the CLI are thin adapters over the same functions."""
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-Progress = Callable[[str, int, int], None]   # stage, done, total
+from engine.schema import coerce
+
+StageProgress = Callable[[str, int, int], None]   # stage, done, total (a family's progress has no stage)
 Cancel = Callable[[], bool]                  # True: stop (raise Cancelled between steps)
 
 
@@ -26,28 +27,9 @@ def never() -> bool:
     return False
 
 
-def stage(progress: Progress, name: str) -> Callable[[int, int], None]:
+def stage(progress: StageProgress, name: str) -> Callable[[int, int], None]:
     """A family-level progress(done, total) reporting under one stage name."""
     return lambda done, total: progress(name, done, total)
-
-
-_TYPES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
-          dict: "a table of values"}
-
-
-def _check(value: Any, typ: Any, where: str) -> Any:
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(typ):
-            return None
-        typ = next(a for a in typing.get_args(typ) if a is not type(None))
-        origin = typing.get_origin(typ)
-    base = origin or typ
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if base in _TYPES and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
-        raise ValueError(f"{where} = {value!r} must be {_TYPES[base]}")
-    return value
 
 
 def parse_request(cls: type, d: dict, op: str):
@@ -57,7 +39,7 @@ def parse_request(cls: type, d: dict, op: str):
     unknown = sorted(set(d) - set(names))
     if unknown:
         raise ValueError(f"{op}: unknown field {unknown[0]!r}; its fields are: {', '.join(names)}")
-    values = {k: _check(v, hints[k], f"{op}.{k}") for k, v in d.items()}
+    values = {k: coerce(v, hints[k], f"{op}.{k}") for k, v in d.items()}
     missing = [f.name for f in dataclasses.fields(cls)
                if f.name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

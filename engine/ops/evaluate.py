@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.ops.base import Cancel, ModelSession, Progress
+from engine.ops.base import Cancel, ModelSession, StageProgress
 
 
 @dataclass
@@ -28,7 +28,7 @@ class EvaluateResult:
     step: int
 
 
-def run(session: ModelSession, req: EvaluateRequest, progress: Progress, cancel: Cancel) -> EvaluateResult:
+def run(session: ModelSession, req: EvaluateRequest, progress: StageProgress, cancel: Cancel) -> EvaluateResult:
     from engine.data import build_dataset
     from engine.metrics.evaluate import Evaluator, family_sampler, parse_metrics
     metrics = parse_metrics(req.metrics)

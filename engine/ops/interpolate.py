@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.models.interfaces import LatentModel
-from engine.ops.base import Cancel, ModelSession, Progress
+from engine.ops.base import Cancel, ModelSession, StageProgress
 
 
 @dataclass
@@ -39,7 +39,7 @@ class InterpolateResult:
     path: str = ""                    # the scale-1 strip, when asked for
 
 
-def run(session: ModelSession, req: InterpolateRequest, progress: Progress, cancel: Cancel) -> InterpolateResult:
+def run(session: ModelSession, req: InterpolateRequest, progress: StageProgress, cancel: Cancel) -> InterpolateResult:
     from engine.sampling.interpolate import interpolate, save_animation
     session.require(LatentModel, "offers no latent space to interpolate in")
     fam = session.family

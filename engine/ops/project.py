@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.models.interfaces import LatentModel
-from engine.ops.base import Cancel, ModelSession, Progress, stage
+from engine.ops.base import Cancel, ModelSession, StageProgress, stage
 
 
 @dataclass
@@ -24,16 +24,16 @@ class ProjectResult:
     image: str
 
 
-def encode_source(session: ModelSession, spec, labels, options, encode_steps: int, progress: Progress,
+def encode_source(session: ModelSession, spec, labels, options, encode_steps: int, progress: StageProgress,
                   cancel: Cancel):
     """The latent of a seed or an image file (cached per session)."""
     fam = session.family
     steps = encode_steps or fam.default_encode_steps(options)
-    return session.endpoints.latent(fam, spec, labels, encode_steps=steps,
+    return session.endpoints.latent(fam, spec, labels, encode_steps=steps, options=options,
                                     progress=stage(progress, f"encoding {Path(str(spec)).name}"), cancel=cancel)
 
 
-def run(session: ModelSession, req: ProjectRequest, progress: Progress, cancel: Cancel) -> ProjectResult:
+def run(session: ModelSession, req: ProjectRequest, progress: StageProgress, cancel: Cancel) -> ProjectResult:
     from engine.training.grid import make_grid, save_png
     session.require(LatentModel, "has no latent space to project images into")
     fam = session.family

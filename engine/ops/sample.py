@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.ops.base import Cancel, ModelSession, Progress, stage
+from engine.ops.base import Cancel, ModelSession, StageProgress, stage
 
 MAX_IMAGES = 1024
 
@@ -32,7 +32,7 @@ class SampleResult:
     n: int
 
 
-def run(session: ModelSession, req: SampleRequest, progress: Progress, cancel: Cancel) -> SampleResult:
+def run(session: ModelSession, req: SampleRequest, progress: StageProgress, cancel: Cancel) -> SampleResult:
     from engine.training.grid import sample_grid_image, save_png
     fam = session.family
     options = fam.sample_options(req.options)

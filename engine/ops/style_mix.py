@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from engine.models.interfaces import StyleMixer
-from engine.ops.base import Cancel, ModelSession, Progress
+from engine.ops.base import Cancel, ModelSession, StageProgress
 from engine.ops.project import encode_source
 
 
@@ -32,8 +32,10 @@ class StyleMixResult:
 
 
 def parse_layers(spec, num_ws: int, groups: dict[str, list[int]]) -> list[int]:
-    """[0, 2], '0-3', '0,2,5', 'coarse', 'middle,fine' or 'all' -> sorted style indices."""
-    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    """[0, 2], '0-3', '0,2,5', 'coarse', ['middle,fine'] or 'all' -> sorted style indices."""
+    parts: list = []
+    for item in ([spec] if isinstance(spec, str) else list(spec)):
+        parts += item.split(",") if isinstance(item, str) else [item]
     out: list[int] = []
     for part in parts:
         if isinstance(part, int) and not isinstance(part, bool):
@@ -60,7 +62,7 @@ def parse_layers(spec, num_ws: int, groups: dict[str, list[int]]) -> list[int]:
     return sorted(set(out))
 
 
-def run(session: ModelSession, req: StyleMixRequest, progress: Progress, cancel: Cancel) -> StyleMixResult:
+def run(session: ModelSession, req: StyleMixRequest, progress: StageProgress, cancel: Cancel) -> StyleMixResult:
     from engine.training.grid import make_grid, save_png
     session.require(StyleMixer, "has no per-layer styles to mix (style mixing needs a style-based generator)")
     fam = session.family

@@ -77,22 +77,23 @@ def load_endpoint_image(family, path: Path) -> torch.Tensor:
 
 class EndpointCache:
     """Latents of endpoints: seeds are cheap; images are encoded once per model (projection or
-    inversion takes seconds) and remembered by path, modification time and class, so a later
-    request reuses the encoding whatever step count it names."""
+    inversion takes seconds) and remembered by path, modification time, class and the option
+    values the family's encoding depends on (`encoding_key`: none for a GAN's projection, the
+    steps, spacing and guidance for DDIM inversion), so a later request reuses it when it can."""
 
     def __init__(self):
         self._images: dict[tuple, torch.Tensor] = {}
 
-    def latent(self, family, spec, labels=None, *, encode_steps: int = 200, use_ema: bool = True,
+    def latent(self, family, spec, labels=None, *, encode_steps: int = 200, options=None, use_ema: bool = True,
                progress: Callable[[int, int], None] | None = None,
                cancel: Callable[[], bool] | None = None) -> torch.Tensor:
         ep = parse_endpoint(spec)
         if isinstance(ep, int):
             return family.seed_latents([ep], labels, use_ema)
-        key = (id(family), str(ep.resolve()), ep.stat().st_mtime_ns, str(labels))
+        key = (id(family), str(ep.resolve()), ep.stat().st_mtime_ns, str(labels), family.encoding_key(options))
         if key not in self._images:
             img = load_endpoint_image(family, ep)
-            self._images[key] = family.encode_images(img.unsqueeze(0), labels, steps=encode_steps,
+            self._images[key] = family.encode_images(img.unsqueeze(0), labels, steps=encode_steps, options=options,
                                                      progress=progress, cancel=cancel)
         return self._images[key]
 
@@ -109,7 +110,7 @@ def interpolate(family, endpoints: list, frames: int = 16, mode: str = "slerp", 
     report = progress or (lambda stage, done, total: None)
     lats = []
     for i, spec in enumerate(endpoints):
-        lats.append(cache.latent(family, spec, labels, encode_steps=encode_steps, cancel=cancel,
+        lats.append(cache.latent(family, spec, labels, encode_steps=encode_steps, options=options, cancel=cancel,
                                  progress=lambda d, t, i=i: report(f"encoding endpoint {i + 1}", d, t)))
     walk = path(torch.cat(lats), frames, mode)
     out = []

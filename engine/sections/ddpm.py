@@ -46,7 +46,7 @@ class DDPMSampleOptions(SamplingSection):
     steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000)
     eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False)
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
-                                min=0.0, max=50.0, requires="guidance")
+                                min=0.0, max=50.0, requires="conditional.guidance")
     spacing: str = opt("linspace", "Which of the T steps the sampler visits: linspace (evenly, both ends), "
                                    "leading (0, k, 2k, …) or trailing (from T-1 down), as in diffusers.",
                        choices=SPACINGS, advanced=True)

@@ -44,7 +44,8 @@ class GANConfig(Section):
                             advanced=True)
 
     # the smallest sensible model, for the conformance suite: a few steps on 8x8 images in a second
-    TINY: ClassVar[dict] = {"model": {"z_dim": 8, "g_channels": 8, "d_channels": 8, "max_channels": 16}}
+    TINY: ClassVar[dict] = {"model": {"z_dim": 8, "g_channels": 8, "d_channels": 8, "max_channels": 16,
+                                      "class_conditional": True}}
 
     def check(self, where: str, run) -> None:
         r = run.data.resolution if run is not None else None

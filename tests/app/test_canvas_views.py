@@ -155,11 +155,13 @@ def test_window_enables_tabs_by_capability_and_shows_a_shell_started_run(qtbot, 
     client = w.session.client
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert titles == ["Train", "Sample", "Style mixing", "Interpolate"]
+    w.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(DDPM, {})
     mix_tab = titles.index("Style mixing")
     assert not w.tabs.isTabEnabled(mix_tab) and "per-layer styles" in w.tabs.tabToolTip(mix_tab)
     assert w.tabs.isTabEnabled(titles.index("Interpolate"))
-    client.ready(STYLE, {})
+    w.set_checkpoint("/runs/b/step_000010.safetensors")
+    client.ready(STYLE, {}, checkpoint="/runs/b/step_000010.safetensors")
     assert all(w.tabs.isTabEnabled(i) for i in range(w.tabs.count()))
 
     # a run written by a shell (an older GenLab: bare metric names) opened in the window
@@ -173,8 +175,29 @@ def test_window_enables_tabs_by_capability_and_shows_a_shell_started_run(qtbot, 
     w.open_run(str(run))
     qtbot.waitUntil(lambda: w.loss_plot.point_count("loss/D") == 3, timeout=5000)
     assert w.plots["gan"].point_count("gan/d_real") == 3 and not w.plots["gan"].isHidden()
-    assert "running" in w.training.progress.format() and w.training.progress.value() == 6
+    assert "running (opened run)" in w.training.progress.format() and w.training.progress.value() == 6
     (run / "status.json").write_text(json.dumps({"state": "finished", "step": 12, "total_steps": 12}))
     qtbot.waitUntil(lambda: "finished" in w.training.progress.format(), timeout=5000)
     assert w.training.progress.value() == 12
     w.close()
+
+
+def test_a_checkpoint_opened_while_another_loads_wins_and_edited_options_survive_a_reload(qtbot, fake):
+    client, session = fake
+    sample, _, _ = _canvases(qtbot, session)
+    session.set_checkpoint("/runs/a/step_000010.safetensors")
+    session.set_checkpoint("/runs/b/step_000020.safetensors")        # before A's ready came back
+    assert [r["checkpoint"] for r in client.sent if r["op"] == "load"] == [
+        "/runs/a/step_000010.safetensors", "/runs/b/step_000020.safetensors"]
+    client.ready(DDPM, {"steps": 7}, checkpoint="/runs/a/step_000010.safetensors")  # stale: not shown
+    assert sample.options is None and sample.capabilities is None
+    client.ready(STYLE, {"truncation_psi": 0.8, "noise_mode": "const"}, checkpoint="/runs/b/step_000020.safetensors")
+    assert sample.capabilities.family == "stylegan" and "truncation_psi" in sample.options.editors
+    # a person's edit survives a newer checkpoint of the same run, not a switch to another run
+    sample.options.editors["truncation_psi"].setValue(0.5)
+    session.set_checkpoint("/runs/b/step_000040.safetensors")
+    client.ready(STYLE, {"truncation_psi": 0.8, "noise_mode": "const"}, checkpoint="/runs/b/step_000040.safetensors")
+    assert sample.options.editors["truncation_psi"].value() == pytest.approx(0.5)
+    session.set_checkpoint("/runs/c/step_000010.safetensors")
+    client.ready(STYLE, {"truncation_psi": 0.8, "noise_mode": "const"}, checkpoint="/runs/c/step_000010.safetensors")
+    assert sample.options.editors["truncation_psi"].value() == pytest.approx(0.8)

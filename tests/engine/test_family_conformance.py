@@ -165,11 +165,13 @@ def test_conditional_labels_are_checked_and_cycled(trained):
         fam.sample(1, seed=0, labels=[k])
     a, b = fam.sample(2, seed=0, labels=[0, 0]), fam.sample(2, seed=0, labels=[1, 1])
     assert not torch.equal(a, b)
-    if fam.null_label() is None:
-        with pytest.raises(ValueError, match="no unconditional mode"):
-            fam.sample(1, seed=0, labels=[-1])
+    if fam.null_label() is None:  # a negative label means "no class", the same everywhere
+        for ask in (lambda: fam.sample(1, seed=0, labels=[-1]), lambda: fam.labels_for(2, -1)):
+            with pytest.raises(ValueError, match="no unconditional mode"):
+                ask()
     else:
-        assert fam.sample(1, seed=0, labels=[-1]).shape[0] == 1
+        assert fam.labels_for(2, -1) == [-1, -1]
+        assert torch.equal(fam.sample(2, seed=0, labels=[-1, -1]), fam.sample(2, seed=0, labels=None))
 
 
 def test_iterative_sampler_steps_progress_and_cancel(trained):

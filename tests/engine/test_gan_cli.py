@@ -93,3 +93,22 @@ def test_ddim_inversion_round_trips_close_to_the_image(ckpts):
     back = fam.decode_latents(fam.encode_images(img, steps=10), options={"steps": 10})
     other = fam.sample(2, seed=2, steps=10)
     assert (back - img).abs().mean() < 0.5 * (other - img).abs().mean()
+
+
+def test_layer_specs_as_the_cli_and_the_canvas_give_them():
+    from engine.ops.style_mix import parse_layers
+    groups = {"coarse": [0, 1], "middle": [2, 3], "fine": [4, 5]}
+    assert parse_layers("0,2,5", 6, groups) == parse_layers(["0,2,5"], 6, groups) == [0, 2, 5]
+    assert parse_layers(["middle,fine"], 6, groups) == [2, 3, 4, 5]
+    assert parse_layers([0, "3-4", "all"], 6, groups) == list(range(6))
+    with pytest.raises(ValueError, match="'wide' is not a layer number"):
+        parse_layers("wide", 6, groups)
+
+
+def test_train_set_overrides_and_option_values_parse_as_toml():
+    from engine.__main__ import build_parser, load_run_config, parse_options
+    args = build_parser().parse_args(["train", "--preset", "dcgan-digits", "--set", "training.batch_size=32",
+                                      "--set", "sampling.truncation_psi=0.7"])
+    cfg = load_run_config(args)
+    assert cfg.training.batch_size == 32 and cfg.sampling.truncation_psi == 0.7
+    assert parse_options(["steps=20", "spacing=trailing", "eta=0.5"]) == {"steps": 20, "spacing": "trailing", "eta": 0.5}
