@@ -25,8 +25,9 @@ class ConfigError(ValueError):
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
         max: float | None = None, advanced: bool = False, **extra: Any) -> Any:
-    """A config field with the metadata the GUI form and the validator read. `extra` metadata is
-    free for a section's own use (e.g. decode=False: a sampling option latent walks do not use)."""
+    """A config field with the metadata the GUI form and the validator read. `extra` metadata:
+    decode=False (a sample option latent walks do not use), requires="conditional.guidance" (the
+    capability an option needs), slider=True (drawn as a slider), decimals=N (shown digits)."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "advanced": advanced, **extra}
     if isinstance(default, list):
         return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)

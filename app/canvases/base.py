@@ -91,6 +91,7 @@ class Canvas(QWidget):
             if self.options is not None:
                 self.options.deleteLater()
             self.options = ConfigForm(cls, include=[f.name for f in option_fields(cls, decode_only=decode_only)])
+            self.options.layout().setContentsMargins(0, 0, 0, 0)  # aligned with the canvas's own form
             if on_change is not None:
                 self.options.changed.connect(on_change)
             self.options_box.addWidget(self.options)

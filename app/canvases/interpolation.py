@@ -124,6 +124,12 @@ class InterpolationCanvas(Canvas):
         if lat.one_pass and self.isVisible():
             self.render()  # one generator pass per frame: a walk renders in milliseconds, show one now
 
+    def showEvent(self, e):
+        super().showEvent(e)
+        lat = self.capabilities.latent if self.capabilities is not None else None
+        if lat is not None and lat.one_pass and not self.frames and not self.pending_id:
+            self.render()  # the model was loaded while another tab was shown: a walk takes milliseconds
+
     def _set_enabled(self, on: bool) -> None:
         for w in (self.render_btn, self.gif_btn, self.mp4_btn):
             w.setEnabled(on)

@@ -92,7 +92,7 @@ class ConfigForm(QWidget):
             ed.valueChanged.connect(self.changed)
         elif typ is float:
             ed = QDoubleSpinBox()
-            ed.setDecimals(6)
+            ed.setDecimals(meta.get("decimals", 6))  # 6 by default: learning rates like 0.0002
             ed.setRange(meta["min"] if meta.get("min") is not None else -1e9,
                         meta["max"] if meta.get("max") is not None else 1e9)
             ed.setSingleStep(0.1 if (meta.get("max") or 10) > 1 else 0.001)

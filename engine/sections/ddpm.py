@@ -44,9 +44,9 @@ class DDPMSampleOptions(SamplingSection):
     sampler: str = opt("ddim", "Solver: DDIM (deterministic at eta 0) or ancestral DDPM.", choices=solver_names(),
                        decode=False)
     steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000)
-    eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False)
+    eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2)
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
-                                min=0.0, max=50.0, requires="conditional.guidance")
+                                min=0.0, max=50.0, requires="conditional.guidance", decimals=2)
     spacing: str = opt("linspace", "Which of the T steps the sampler visits: linspace (evenly, both ends), "
                                    "leading (0, k, 2k, …) or trailing (from T-1 down), as in diffusers.",
                        choices=SPACINGS, advanced=True)

@@ -83,6 +83,7 @@ def test_canvases_draw_the_family_options_and_follow_the_capability_records(qtbo
     assert sample.cls.count() == 1 and sample.cls.itemText(0) == "unconditional"
     assert mix.rows.isEnabled() and len(mix.layer_checks) == 6
     assert [c.isChecked() for c in mix.layer_checks] == [True, True, False, False, False, False]  # coarse
+    assert list(mix.preset_btns) == ["coarse", "middle", "fine", "all", "none"]  # coarse to fine
     assert mix.options.editors["noise_mode"].currentText() == "random"
     assert walk.mode.currentText() == "lerp" and "w+" in walk.status.text()
 
