@@ -183,9 +183,9 @@ class MainWindow(QMainWindow):
     def _on_watched_status(self, st: dict) -> None:
         """status.json of the watched run changed. For a run this window does not drive (started
         from a shell, another machine, or an earlier session) that is the only news of its state."""
-        if self.training.run_dir is not None and Path(self.training.run_dir) == Path(self.watcher.run_dir):
+        if self.training.drives(self.watcher.run_dir):
             return  # a run this panel started: the engine's events and its exit say it first
-        self.training.show_status(st)
+        self.training.show_status(st, self.watcher.run_dir)
         self.status_label.setText(f"run {st.get('state', '?')} at step {st.get('step', '?')}: {self.watcher.run_dir}")
 
     def _on_rows(self, rows: list[dict]) -> None:

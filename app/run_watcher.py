@@ -4,17 +4,21 @@ GUI, from a shell, or on another machine writing to a shared folder."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.logkeys import normalize_row
+from engine.rundir import ACTIVE_STATES, effective_status
+
+LIVENESS_EVERY_S = 2.0  # how often a run recorded as running is checked for a living process
 
 
 class RunWatcher(QObject):
     metrics = Signal(list)   # new rows (dicts, namespaced names: engine/logkeys.py) since the last poll
     sample = Signal(str)     # path of a newer sample grid
-    status = Signal(dict)    # status.json when it changed
+    status = Signal(dict)    # status.json when it changed ("interrupted" when its process is gone)
     reset = Signal()         # a different run is now watched
 
     def __init__(self, interval_ms: int = 250, parent=None):
@@ -24,6 +28,8 @@ class RunWatcher(QObject):
         self._partial = b""
         self._last_sample = ""
         self._last_status_mtime = 0.0
+        self._last_state = ""
+        self._last_liveness = 0.0
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
@@ -31,6 +37,7 @@ class RunWatcher(QObject):
     def watch(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self._offset, self._partial, self._last_sample, self._last_status_mtime = 0, b"", "", 0.0
+        self._last_state = ""
         self.reset.emit()
         self.poll()
         self.timer.start()
@@ -84,13 +91,20 @@ class RunWatcher(QObject):
             self.sample.emit(str(newest))
 
     def _poll_status(self) -> None:
+        """On every change of status.json; and, while it says a process runs the run, every few
+        seconds, since a killed process never writes again (it then reads as interrupted)."""
         p = self.run_dir / "status.json"
         try:
             m = p.stat().st_mtime
-            if m == self._last_status_mtime:
-                return
-            st = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except OSError:
             return
-        self._last_status_mtime = m
+        now = time.monotonic()
+        recheck = self._last_state in ACTIVE_STATES and now - self._last_liveness >= LIVENESS_EVERY_S
+        if m == self._last_status_mtime and not recheck:
+            return
+        self._last_liveness = now
+        st = effective_status(self.run_dir)
+        if not st or (m == self._last_status_mtime and st.get("state") == self._last_state):
+            return
+        self._last_status_mtime, self._last_state = m, st.get("state", "")
         self.status.emit(st)

@@ -1,4 +1,4 @@
-"""genlab-engine: train | sample | mix | interpolate | eval | presets | worker | data-preview | control
+"""genlab-engine: train | sample | mix | interpolate | eval | presets | worker | data-preview | control | runs
 
 Errors exit non-zero with one clear line on stderr.
 """
@@ -207,8 +207,10 @@ def cmd_eval(args) -> int:
         from engine.data.dataset import to_uint8_nchw
         from engine.data.folder import load_folder
         from engine.metrics.evaluate import Evaluator
+        from engine.ops.evaluate import check_eval_args
         if not (args.real and args.fake):
             raise CLIError("give --checkpoint, or both --real DIR and --fake DIR")
+        check_eval_args(args.n)
         real, labels, names, _, _, _ = load_folder(args.real, args.resolution, args.n)
         fake, _, _, _, _, _ = load_folder(args.fake, args.resolution, args.n)
         real_t = to_uint8_nchw(real)
@@ -261,10 +263,50 @@ def cmd_data_preview(args) -> int:
 
 
 def cmd_control(args) -> int:
-    from engine.rundir import send_control
+    from engine.rundir import ACTIVE_STATES, effective_status, send_control
     if not (Path(args.run_dir) / "config.toml").exists():
         raise CLIError(f"{args.run_dir}: not a run directory (no config.toml)")
+    st = effective_status(args.run_dir)
+    state = st.get("state")
+    if state == "interrupted":
+        raise CLIError(f"{args.run_dir}: the run was interrupted at step {st.get('step', 0)} (its process "
+                       f"{st.get('pid')} is gone); continue it with: genlab-engine train --run-dir "
+                       f"{args.run_dir} --resume")
+    if state and state not in ACTIVE_STATES:
+        raise CLIError(f"{args.run_dir}: the run is {state} at step {st.get('step', 0)}; there is nothing to "
+                       f"{args.command}")
+    # no status yet, or a run on another machine (its pid cannot be judged here): the file carries it
     send_control(args.run_dir, args.command)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    """The runs under a folder, newest first: state (interrupted when the process is gone), step,
+    family, dataset, last checkpoint. --json prints one JSON object per run."""
+    from engine.rundir import RunDir, effective_status
+    root = Path(args.root)
+    if not root.is_dir():
+        raise CLIError(f"{root}: folder not found")
+    rows = []
+    for d in sorted((p for p in root.iterdir() if (p / "config.toml").is_file()), key=lambda p: p.name, reverse=True):
+        st = effective_status(d)
+        try:
+            cfg = RunConfig.load(d / "config.toml", stored=True)
+            family, dataset = cfg.model.family, cfg.data.dataset
+        except (ConfigError, OSError):
+            family = dataset = "?"
+        ck = RunDir(d).latest_checkpoint()
+        rows.append({"run": str(d), "state": st.get("state", "no status"), "step": st.get("step", 0),
+                     "total_steps": st.get("total_steps"), "family": family, "dataset": dataset,
+                     "last_checkpoint": str(ck) if ck else None, "message": st.get("message", "")})
+    for r in rows:
+        if args.json:
+            print(json.dumps(r))
+        else:
+            total = f"/{r['total_steps']}" if r["total_steps"] else ""
+            print(f"{r['state']:12s} {r['step']:>7}{total:<8s} {r['family']:10s} {r['dataset']:10s} {r['run']}")
+    if not rows and not args.json:
+        print(f"no runs in {root}", file=sys.stderr)
     return 0
 
 
@@ -366,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out")
     d.set_defaults(func=cmd_data_preview)
 
+    r = sub.add_parser("runs", help="list the runs in a folder with their state (interrupted when the process is gone)")
+    r.add_argument("root", nargs="?", default="runs", help="the runs folder (default ./runs)")
+    r.add_argument("--json", action="store_true", help="one JSON object per run")
+    r.set_defaults(func=cmd_runs)
+
     c = sub.add_parser("control", help="send pause/resume/stop/sample-now/save-now to a run")
     c.add_argument("run_dir")
     c.add_argument("command", choices=["pause", "resume", "stop", "sample-now", "save-now"])
@@ -376,11 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from engine.data.dataset import DataError
+    from engine.errors import os_error_line
     from engine.training.checkpoint import CheckpointError
     try:
         return args.func(args)
-    except (CLIError, ConfigError, DataError, CheckpointError, FileNotFoundError) as e:
+    except (CLIError, ConfigError, DataError, CheckpointError) as e:
         print(f"genlab-engine: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permission, a file where a folder should be: one line, the path
+        print(f"genlab-engine: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.families import DEFAULT_FAMILY, FAMILIES, PRESET_DIR, family_spec
-from engine.schema import (ConfigError, dumps_toml, loads_toml, opt, section_from_dict,  # noqa: F401 (ConfigError: re-exported)
-                           validate_section)
+from engine.schema import (ConfigError, Section, dumps_toml, loads_toml, opt,  # noqa: F401 (ConfigError: re-exported)
+                           section_from_dict, validate_section)
 from engine.sections.common import GRID_FIELDS, LEGACY_SAMPLING_FIELDS
 
 DATASETS = ("digits", "shapes", "faces", "textures", "folder")
@@ -30,7 +30,7 @@ COLOR_MODES = ("auto", "rgb", "grayscale")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     dataset: str = opt("digits", "Built-in dataset, or 'folder' for your own images.", choices=DATASETS)
     path: str = opt("", "Folder of images (only for dataset = 'folder'); subfolders become classes.")
     resolution: int = opt(16, "Images are resized and center-cropped to this size (pixels).", min=4, max=1024)
@@ -39,6 +39,15 @@ class DataConfig:
     max_images: int = opt(0, "Use at most this many images (0 = all).", min=0)
     hflip: bool = opt(False, "Randomly mirror images left-right while training.")
     seed: int = opt(0, "Seed for procedural datasets (shapes, textures).", min=0)
+
+    def check(self, where: str, run) -> None:
+        # a path read from a folder name that is not UTF-8 (bytes kept by Python as surrogates) cannot
+        # be written to config.toml or a checkpoint's JSON: refuse it here, before a run folder exists
+        try:
+            self.path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{where}.path = {self.path!r} is not valid UTF-8; rename the folder or use a "
+                              f"path without such characters") from None
 
 
 @dataclass
@@ -151,7 +160,9 @@ class RunConfig:
             d["model"] = {}
             d["sampling"] = {k: v for k, v in d["sampling"].items() if k in GRID_FIELDS}
         for section, values in sections.items():
-            if isinstance(values, dict):
+            if section not in d:
+                raise ConfigError(f"unknown config section {section!r}; known sections: {', '.join(sorted(d))}")
+            if isinstance(values, dict) and isinstance(d[section], dict):
                 d[section].update(values)
             else:
                 d[section] = values
@@ -181,6 +192,9 @@ class RunConfig:
             raise ConfigError(f"{path}: config file not found")
         try:
             return cls.from_toml(path.read_text(encoding="utf-8"), source=str(path), stored=stored)
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
+                              f"save the config as UTF-8") from None
         except ConfigError as e:
             msg = str(e)
             raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None

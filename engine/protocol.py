@@ -33,7 +33,7 @@ import json
 from typing import Any
 
 COMMANDS = ("pause", "resume", "stop", "sample-now", "save-now")
-STATES = ("starting", "running", "paused", "stopped", "finished", "failed")
+STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "interrupted")  # interrupted: read, never written (the process is gone)
 CONTROL_FILE = "control"
 
 

@@ -80,23 +80,38 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
     return value
 
 
+def check_field(value: Any, f: dataclasses.Field, typ: Any, where: str) -> Any:
+    """One value against a field's type, choices and range; the coerced value."""
+    value = coerce(value, typ, where)
+    meta = f.metadata
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where} = {value!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{where} = {value!r} is too small; the minimum is {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where} = {value!r} is too large; the maximum is {hi}")
+    return value
+
+
 def validate_section(obj: Any, where: str, run: Any = None) -> None:
     """Types, choices and ranges of every field, then the section's own check()."""
     hints = get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
-        fwhere = f"{where}.{f.name}"
-        value = coerce(getattr(obj, f.name), hints[f.name], fwhere)
-        meta = f.metadata
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            raise ConfigError(f"{fwhere} = {value!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and value < lo:
-            raise ConfigError(f"{fwhere} = {value!r} is too small; the minimum is {lo}")
-        if hi is not None and value > hi:
-            raise ConfigError(f"{fwhere} = {value!r} is too large; the maximum is {hi}")
+        check_field(getattr(obj, f.name), f, hints[f.name], f"{where}.{f.name}")
     if isinstance(obj, Section):
         obj.check(where, run)
+
+
+def check_like(value: Any, section_cls: type, name: str, where: str, as_field: str) -> Any:
+    """A command-line or request value that stands for a config field, held to that field's rules
+    (so `eval --n 3` is refused exactly as metrics.samples = 3 would be); as_field names the field."""
+    f = next(f for f in dataclasses.fields(section_cls) if f.name == name)
+    try:
+        return check_field(value, f, get_type_hints(section_cls)[name], where)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (the rule of {as_field})") from None
 
 
 def replace_fields(obj: Any, values: dict, where: str) -> Any:

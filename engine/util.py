@@ -1,8 +1,9 @@
-"""Small helpers with no heavy imports: atomic file writes."""
+"""Small helpers with no heavy imports: atomic file writes, temp-file names, process liveness."""
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +23,28 @@ def throttled(fn: Callable, interval_s: float) -> Callable:
     return call
 
 
+def _read_umask() -> int:
+    """The process umask, read without changing it where the system tells (Linux /proc), else by
+    setting and restoring it once, at import, before any writer thread exists."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+# mkstemp creates 0600 files; written files get the mode open() would give them, so a run
+# watched from another account over a shared folder stays readable
+FILE_MODE = 0o666 & ~_read_umask()
+
+TEMP_SUFFIX = ".tmp"
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -36,23 +59,42 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    """Write to a temp file in the same folder, fsync, then rename over the target. An OSError
+    names the target (not the temp file, and not None as a failed write() would)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)  # an error names the folder it could not make
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as e:
+        _name_target(e, path)
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
+            _set_mode(f.fileno())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            _name_target(e, path)
         raise
     _fsync_dir(path.parent)
+
+
+def _set_mode(fd: int) -> None:
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except (OSError, AttributeError):  # a share that refuses chmod, or no fchmod (Windows)
+        pass
+
+
+def _name_target(e: OSError, path: Path) -> None:
+    e.filename, e.filename2 = str(path), None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -61,3 +103,57 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
+def is_temp_file(name: str) -> bool:
+    """A temp file of atomic_write_bytes: .{target name}.{random}.tmp"""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
+
+
+def pid_alive(pid) -> bool | None:
+    """Whether a process with this id runs on this machine: True, False, or None when it cannot be
+    told (no usable pid)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None  # os.kill(0 or -1, ...) would address a whole process group
+    if sys.platform == "win32":  # os.kill there terminates the process
+        return _pid_alive_windows(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def process_start_time(pid: int) -> float | None:
+    """When a process started (seconds since the epoch), where the system tells (Linux), else None.
+    Lets a reader see that a live pid was reused by a process younger than the record naming it."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after "(name)", which may hold spaces
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of the whole line
+    except (OSError, ValueError, IndexError, StopIteration, AttributeError):
+        return None
+
+
+def _pid_alive_windows(pid: int) -> bool | None:
+    try:
+        import ctypes
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel32.GetLastError() == 5  # ERROR_ACCESS_DENIED: it exists
+        try:
+            code = ctypes.c_ulong()
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return None
+            return code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    except (OSError, AttributeError):
+        return None

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -115,7 +116,7 @@ class Worker:
         except Cancelled:
             self.emit(protocol.event("cancelled", id=rid, op=op))
         except Exception as e:  # the worker keeps serving after a bad request
-            self.emit(protocol.event("error", id=rid, op=op, message=str(e) or type(e).__name__))
+            self.emit(protocol.event("error", id=rid, op=op, message=error_message(e, op)))
 
     def run_op(self, req: dict, cancel: threading.Event):
         op = OPS[req["op"]]
@@ -145,7 +146,25 @@ class Worker:
                                  options=option_values(self.session.config.sampling)))
 
     def _ensure_loaded(self, req: dict) -> None:
+        if "checkpoint" in req and not isinstance(req["checkpoint"], str):
+            raise ValueError(f"{req.get('op')}: checkpoint = {req['checkpoint']!r} must be the path of a checkpoint")
         if req.get("checkpoint") and (self.session is None or Path(req["checkpoint"]) != self.session.checkpoint):
             self.load(req["checkpoint"])  # a request for another checkpoint: load it, and say so
         if self.session is None:
             raise ValueError("no checkpoint loaded: send a 'load' request first")
+
+
+def error_message(e: Exception, op) -> str:
+    """One line for a failed request: what was wrong with it (a bad field, a missing file, a
+    checkpoint that does not fit), or, for a bug in GenLab, that it is one (the traceback goes to
+    the worker's stderr, which the GUI shows)."""
+    from engine.data.dataset import DataError
+    from engine.errors import os_error_line
+    from engine.training.checkpoint import CheckpointError
+    if isinstance(e, OSError):
+        return os_error_line(e)
+    if isinstance(e, (ValueError, DataError, CheckpointError)) and str(e):
+        return str(e).splitlines()[0]
+    traceback.print_exc(file=sys.stderr)
+    return f"internal error while running {op!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); " \
+           f"the details are on the worker's stderr"

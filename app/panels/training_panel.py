@@ -35,6 +35,7 @@ class TrainingPanel(QGroupBox):
         self.run_dir: Path | None = None
         self.last_event: dict = {}
         self.headline: tuple[str, ...] = ()   # the losses shown beside the step (the family's headline)
+        self._driven: Path | None = None       # the run this panel started or resumed
 
         self.start_btn = QPushButton("▶ Start")
         self.pause_btn = QPushButton("Pause")
@@ -109,9 +110,14 @@ class TrainingPanel(QGroupBox):
         self._begin(self.run_dir)
         self.job.start_run(None, self.run_dir, resume=True)
 
+    def drives(self, run_dir) -> bool:
+        """Whether this panel started (or resumed) the run in run_dir in this session."""
+        return self._driven is not None and run_dir is not None and Path(run_dir) == self._driven
+
     def _begin(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = self._driven = Path(run_dir)
         self.state = "starting"
+        self.resume_btn.setText("Resume from last checkpoint")
         for w in (self.error, self.stderr, self.resume_btn):
             w.hide()
         self.progress.setFormat("starting the engine…")
@@ -198,9 +204,9 @@ class TrainingPanel(QGroupBox):
         if self.run_dir is not None and RunDir(self.run_dir).latest_checkpoint():
             self.resume_btn.show()
 
-    def show_status(self, st: dict) -> None:
+    def show_status(self, st: dict, run_dir: str | Path | None = None) -> None:
         """The state of a run this panel does not drive (read from its status.json): progress and
-        state only; the buttons stay for runs started here."""
+        state; an interrupted run (its process is gone) can be continued from here."""
         total, step = int(st.get("total_steps") or 0), int(st.get("step") or 0)
         if total:
             self.progress.setRange(0, total)
@@ -213,6 +219,11 @@ class TrainingPanel(QGroupBox):
             self.stats.setText(f"{st['img_per_s']:.0f} img/s · ETA {human_duration(st.get('eta_s'))}")
         elif state == "failed" and st.get("message"):
             self.stats.setText(f"failed: {st['message']}")
+        if state == "interrupted" and run_dir is not None and not self.job.is_running():
+            self.run_dir = Path(run_dir)  # Continue resumes it (from its last checkpoint, or from step 0)
+            self.stats.setText(f"interrupted at step {step}: its engine process is gone")
+            self.resume_btn.setText("Continue the interrupted run")
+            self.resume_btn.show()
 
     def _sync_buttons(self) -> None:
         live = self.state in ("starting", "running", "paused")

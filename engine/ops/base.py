@@ -32,6 +32,17 @@ def stage(progress: StageProgress, name: str) -> Callable[[int, int], None]:
     return lambda done, total: progress(name, done, total)
 
 
+def check_scale(scale: int) -> None:
+    """Upscaling of written images (nearest)."""
+    if not 1 <= scale <= 16:
+        raise ValueError(f"scale = {scale} must be between 1 and 16")
+
+
+def check_encode_steps(steps: int) -> None:
+    if steps < 0:
+        raise ValueError(f"encode_steps = {steps} must be 0 (the model's default) or more")
+
+
 def parse_request(cls: type, d: dict, op: str):
     """A request dataclass from a JSON object; unknown fields and wrong types are errors naming them."""
     hints = typing.get_type_hints(cls)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.config import MetricsConfig
 from engine.ops.base import Cancel, ModelSession, StageProgress
+from engine.schema import check_like
 
 
 @dataclass
@@ -15,8 +17,14 @@ class EvaluateRequest:
     inception: str = ""              # the FID Inception weight file; empty: the run's setting or the usual cache
 
     def check(self) -> None:
-        if not 2 <= self.n <= 100_000:
-            raise ValueError(f"n = {self.n} must be between 2 and 100000")
+        check_eval_args(self.n, self.steps)
+
+
+def check_eval_args(n: int, steps: int = 0) -> None:
+    """The rules of the config fields these stand for (steps 0 = the run's)."""
+    check_like(n, MetricsConfig, "samples", "n", "metrics.samples")
+    if steps:
+        check_like(steps, MetricsConfig, "sampling_steps", "steps", "metrics.sampling_steps")
 
 
 @dataclass

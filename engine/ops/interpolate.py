@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.models.interfaces import LatentModel
-from engine.ops.base import Cancel, ModelSession, StageProgress
+from engine.sampling.interpolate import check_output, interpolate, save_animation
+from engine.ops.base import Cancel, ModelSession, StageProgress, check_encode_steps, check_scale
 
 
 @dataclass
@@ -28,6 +29,12 @@ class InterpolateRequest:
             raise ValueError("interpolation needs at least two endpoints")
         if not (self.out or self.strip):
             raise ValueError("give out (a .png, .gif or .mp4 file), strip, or both")
+        if not 0 < self.fps <= 120:
+            raise ValueError(f"fps = {self.fps} must be above 0 and at most 120")
+        check_encode_steps(self.encode_steps)
+        check_scale(self.scale)
+        if self.out:
+            check_output(self.out)  # before seconds of rendering, not after
 
 
 @dataclass
@@ -40,7 +47,6 @@ class InterpolateResult:
 
 
 def run(session: ModelSession, req: InterpolateRequest, progress: StageProgress, cancel: Cancel) -> InterpolateResult:
-    from engine.sampling.interpolate import interpolate, save_animation
     session.require(LatentModel, "offers no latent space to interpolate in")
     fam = session.family
     frames = interpolate(fam, req.endpoints, req.frames, req.mode or fam.default_mode, labels=session.labels(req.cls),

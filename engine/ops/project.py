@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.models.interfaces import LatentModel
-from engine.ops.base import Cancel, ModelSession, StageProgress, stage
+from engine.ops.base import Cancel, ModelSession, StageProgress, check_encode_steps, stage
 
 
 @dataclass
@@ -16,6 +16,10 @@ class ProjectRequest:
     cls: int | None = None
     encode_steps: int = 0            # 0: the family's default (projection 200, inversion = sampling steps)
     options: dict = field(default_factory=dict)
+
+
+    def check(self) -> None:
+        check_encode_steps(self.encode_steps)
 
 
 @dataclass

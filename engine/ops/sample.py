@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.ops.base import Cancel, ModelSession, StageProgress, stage
-
-MAX_IMAGES = 1024
+from engine.ops.base import Cancel, ModelSession, StageProgress, check_scale, stage
+from engine.schema import check_like
+from engine.sections.common import SamplingSection
 
 
 @dataclass
@@ -20,10 +20,8 @@ class SampleRequest:
     scale: int = 1
 
     def check(self) -> None:
-        if not 1 <= self.n <= MAX_IMAGES:
-            raise ValueError(f"n = {self.n} must be between 1 and {MAX_IMAGES}")
-        if not 1 <= self.scale <= 16:
-            raise ValueError(f"scale = {self.scale} must be between 1 and 16")
+        check_like(self.n, SamplingSection, "grid_size", "n", "sampling.grid_size")  # 1..1024 images
+        check_scale(self.scale)
 
 
 @dataclass

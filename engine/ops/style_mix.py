@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from engine.models.interfaces import StyleMixer
-from engine.ops.base import Cancel, ModelSession, StageProgress
+from engine.ops.base import Cancel, ModelSession, StageProgress, check_encode_steps, check_scale
 from engine.ops.project import encode_source
 
 
@@ -21,6 +21,11 @@ class StyleMixRequest:
     options: dict = field(default_factory=dict)
     encode_steps: int = 0
     scale: int = 1
+
+
+    def check(self) -> None:
+        check_encode_steps(self.encode_steps)
+        check_scale(self.scale)
 
 
 @dataclass

@@ -13,6 +13,12 @@ import torch
 from engine.sampling.denoise import Cancelled
 
 MODES = ("lerp", "slerp")
+OUTPUT_SUFFIXES = (".png", ".gif", ".mp4")   # a strip, or an animation
+
+
+def check_output(path: str | Path) -> None:
+    if Path(path).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: unknown output type {Path(path).suffix.lower()!r}; use .png, .gif or .mp4")
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -130,6 +136,7 @@ def save_animation(frames: torch.Tensor, path: str | Path, fps: float = 12.0, sc
     from PIL import Image
     from engine.training.grid import make_grid, save_png, to_uint8
     path = Path(path)
+    check_output(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
         save_png(make_grid(frames, ncol=len(frames), scale=scale), path)
@@ -154,7 +161,5 @@ def save_animation(frames: torch.Tensor, path: str | Path, fps: float = 12.0, sc
         for a in arr:
             writer.write(np.ascontiguousarray(a[..., ::-1]))  # OpenCV wants BGR
         writer.release()
-    else:
-        raise ValueError(f"{path}: unknown output type {suffix!r}; use .png, .gif or .mp4")
     tmp.replace(path)  # whole file or nothing
     return path

@@ -1,5 +1,8 @@
 """Checkpoints: safetensors for tensors plus a JSON for everything else, each written atomically.
-Nothing is ever unpickled. The JSON is written last: a checkpoint without its JSON is incomplete."""
+Nothing is ever unpickled. The JSON is written last: a checkpoint without its JSON is incomplete.
+
+Every way a checkpoint can fail to load (a corrupt or foreign file, a sidecar missing a field, tensors
+that do not fit the model) is a CheckpointError with one line naming the file and the problem."""
 from __future__ import annotations
 
 import json
@@ -11,7 +14,8 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig
+from engine.families import DEFAULT_FAMILY
 from engine.util import atomic_write_bytes, atomic_write_json
 
 FORMAT = "genlab-checkpoint"
@@ -26,18 +30,37 @@ class CheckpointError(ValueError):
 class Checkpoint:
     meta: dict
     tensors: dict[str, torch.Tensor] = field(repr=False)
+    path: Path | None = None  # the .safetensors file it was read from
 
     @property
     def step(self) -> int:
         return int(self.meta["step"])
 
     @property
+    def name(self) -> str:
+        return str(self.path) if self.path else "the checkpoint"
+
+    @property
+    def json_name(self) -> str:
+        return str(checkpoint_paths(self.path)[1]) if self.path else "the checkpoint's JSON"
+
+    @property
     def config(self) -> RunConfig:
-        return RunConfig.from_dict(self.meta["config"], stored=True)
+        try:
+            return RunConfig.from_dict(self.meta["config"], stored=True)
+        except ConfigError as e:
+            raise CheckpointError(f"{self.json_name}: its config is not valid here: {e}") from None
 
     def prefixed(self, prefix: str) -> dict[str, torch.Tensor]:
         n = len(prefix)
         return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
+    def require(self, key: str, kind: type, what: str) -> Any:
+        """meta[key], which must be a `kind` (the resume-only fields are checked where used)."""
+        value = self.meta.get(key)
+        if not isinstance(value, kind):
+            raise CheckpointError(f"{self.json_name}: field {key!r} is {_missing_or(value)}; expected {what}")
+        return value
 
 
 def checkpoint_paths(stem: Path) -> tuple[Path, Path]:
@@ -71,6 +94,19 @@ def optimizer_from_flat(name: str, js: dict, ckpt: Checkpoint) -> dict:
     return {"state": state, "param_groups": js["param_groups"]}
 
 
+def load_optimizer(name: str, opt: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
+    """Restore one optimizer's state, or a CheckpointError saying what did not fit."""
+    saved = ckpt.require("optimizers", dict, "a table of optimizer states").get(name)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{ckpt.json_name}: has no state for optimizer {name!r} "
+                              f"(it has: {', '.join(ckpt.meta['optimizers']) or 'none'})")
+    try:
+        opt.load_state_dict(optimizer_from_flat(name, saved, ckpt))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{ckpt.name}: the state of optimizer {name!r} does not fit this model "
+                              f"({_first_line(e)})") from None
+
+
 def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     st_path, js_path = checkpoint_paths(stem)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -88,17 +124,54 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{js_path}: the checkpoint's metadata file is missing (incomplete checkpoint?)")
     try:
         meta = json.loads(js_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(f"{js_path}: cannot read it ({e.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{js_path}: not valid JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{js_path}: not a GenLab checkpoint")
-    if int(meta.get("version", 0)) > VERSION:
-        raise CheckpointError(f"{js_path}: written by a newer GenLab (format version {meta['version']})")
+    _check_meta(meta, js_path)
     try:
         tensors = st_load(st_path.read_bytes())
+    except OSError as e:
+        raise CheckpointError(f"{st_path}: cannot read it ({e.strerror})") from None
     except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{st_path}: cannot read safetensors ({e})") from None
-    return Checkpoint(meta, tensors)
+        raise CheckpointError(f"{st_path}: cannot read safetensors ({_first_line(e)})") from None
+    return Checkpoint(meta, tensors, st_path)
+
+
+def _check_meta(meta: Any, js_path: Path) -> None:
+    """The fields every use of a checkpoint reads: a bad one is named here, not met as a KeyError."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{js_path}: not a GenLab checkpoint")
+    version = meta.get("version", 0)
+    if not _is_int(version):
+        raise CheckpointError(f"{js_path}: field 'version' is {version!r}; expected an integer")
+    if version > VERSION:
+        raise CheckpointError(f"{js_path}: written by a newer GenLab (format version {version})")
+    if not (_is_int(meta.get("step")) and meta["step"] >= 0):
+        raise CheckpointError(f"{js_path}: field 'step' is {_missing_or(meta.get('step'))}; "
+                              f"expected a whole number >= 0")
+    for key in ("config", "data"):
+        if not isinstance(meta.get(key), dict):
+            raise CheckpointError(f"{js_path}: field {key!r} is {_missing_or(meta.get(key))}; expected a table")
+    data = meta["data"]
+    for key, ok, what in (("channels", lambda v: _is_int(v) and v > 0, "a whole number > 0"),
+                          ("resolution", lambda v: _is_int(v) and v > 0, "a whole number > 0"),
+                          ("class_names", lambda v: isinstance(v, list), "a list of names")):
+        if not ok(data.get(key)):
+            raise CheckpointError(f"{js_path}: field 'data.{key}' is {_missing_or(data.get(key))}; expected {what}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _missing_or(value: Any) -> str:
+    return "missing" if value is None else repr(value)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
 
 
 def rng_tensors(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
@@ -109,21 +182,102 @@ def rng_tensors(generator: torch.Generator, device: torch.device) -> dict[str, t
 
 
 def restore_rng(ckpt: Checkpoint, generator: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(ckpt.tensors["rng.torch_cpu"])
-    generator.set_state(ckpt.tensors["rng.noise"])
-    if device.type == "cuda" and "rng.torch_cuda" in ckpt.tensors:
-        torch.cuda.set_rng_state(ckpt.tensors["rng.torch_cuda"], device)
+    try:
+        torch.set_rng_state(ckpt.tensors["rng.torch_cpu"])
+        generator.set_state(ckpt.tensors["rng.noise"])
+        if device.type == "cuda" and "rng.torch_cuda" in ckpt.tensors:
+            torch.cuda.set_rng_state(ckpt.tensors["rng.torch_cuda"], device)
+    except KeyError as e:
+        raise CheckpointError(f"{ckpt.name}: tensor {e.args[0]} (random number state) is missing") from None
+    except (RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{ckpt.name}: its random number state is not valid ({_first_line(e)})") from None
 
 
+# ---- weights -------------------------------------------------------------------------------------
 def load_weights_into(family: Any, ckpt: Checkpoint) -> None:
-    family.networks.load_state_dict(ckpt.prefixed("net."))
-    ema = ckpt.prefixed("ema.")
-    if family.ema is not None:
-        if ema:
-            family.ema.load_state_dict(ema)
-        else:  # a checkpoint without averages: start them from the live weights
-            for name, averaged in family.ema.items():
-                averaged.load_state_dict(family.networks[name].state_dict())
+    """Load the networks (and EMA) of a checkpoint; a CheckpointError in one line when they do not fit."""
+    nets, ema = ckpt.prefixed("net."), ckpt.prefixed("ema.")
+    problem = _tensor_mismatch(family.networks.state_dict(), nets, "net.")
+    if problem is None and family.ema is not None and ema:
+        problem = _tensor_mismatch(family.ema.state_dict(), ema, "ema.")
+    if problem is not None:
+        raise CheckpointError(mismatch_message(ckpt, family, problem))
+    try:
+        family.networks.load_state_dict(nets)
+        if family.ema is not None:
+            if ema:
+                family.ema.load_state_dict(ema)
+            else:  # a checkpoint without averages: start them from the live weights
+                for name, averaged in family.ema.items():
+                    averaged.load_state_dict(family.networks[name].state_dict())
+    except RuntimeError as e:  # keys and shapes fit: something rarer; never the raw multi-line text
+        raise CheckpointError(f"{ckpt.name}: its weights cannot be loaded into this model "
+                              f"({_first_line(e)})") from None
+
+
+def _tensor_mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], prefix: str) -> str | None:
+    """The first difference between a model's state dict and a checkpoint's, in words, or None."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    reshaped = [k for k in expected if k in got and tuple(got[k].shape) != tuple(expected[k].shape)]
+    count = len(missing) + len(unexpected) + len(reshaped)
+    if not count:
+        return None
+    if reshaped:
+        k = reshaped[0]
+        first = (f"tensor {prefix}{k} has shape {list(got[k].shape)} in the checkpoint, "
+                 f"the model's has {list(expected[k].shape)}")
+    elif missing:
+        first = f"the model's tensor {prefix}{missing[0]} is not in the checkpoint"
+    else:
+        first = f"the checkpoint's tensor {prefix}{unexpected[0]} is not in the model"
+    more = f" ({count - 1} more tensors differ)" if count > 1 else ""
+    return first + more
+
+
+def mismatch_message(ckpt: Checkpoint, family: Any, tensor_problem: str) -> str:
+    """Why a checkpoint does not fit: the config fields (model and data) that differ between the
+    checkpoint and the family's config, or, when they agree, the first tensor that differs."""
+    diffs = config_differences(ckpt.meta.get("config") or {}, family.cfg.to_dict(), ("model", "data"))
+    if not any(k == "model.family" for k, _, _ in diffs):
+        data = ckpt.meta.get("data") or {}
+        if data.get("channels") != family.channels:
+            diffs.append(("image channels", data.get("channels"), family.channels))
+        if len(data.get("class_names") or []) != len(family.class_names):
+            diffs.append(("classes", len(data.get("class_names") or []), len(family.class_names)))
+    if not diffs:
+        return f"{ckpt.name} does not fit this model: {tensor_problem}"
+    if len(diffs) == 1:
+        key, old, new = diffs[0]
+        return f"{ckpt.name} was trained with {key} = {fmt_value(old)}, this config has {fmt_value(new)}"
+    return (f"{ckpt.name} was trained with " + ", ".join(f"{k} = {fmt_value(o)}" for k, o, _ in diffs)
+            + "; this config has " + ", ".join(f"{k} = {fmt_value(n)}" for k, _, n in diffs))
+
+
+def config_differences(old: dict, new: dict, sections: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
+    """(section.field, old value, new value) for each field that differs, in the config's order.
+    A field the old config lacks (written before the field existed) is not a difference. When the
+    model family differs, that is the only model difference named."""
+    old, new = _plain(old), _plain(new)
+    out = []
+    for section in sections:
+        o, n = old.get(section), new.get(section)
+        if not isinstance(o, dict) or not isinstance(n, dict):
+            continue
+        if section == "model" and o.get("family", DEFAULT_FAMILY) != n.get("family", DEFAULT_FAMILY):
+            out.append(("model.family", o.get("family", DEFAULT_FAMILY), n.get("family", DEFAULT_FAMILY)))
+            continue
+        out += [(f"{section}.{k}", o[k], v) for k, v in n.items() if k in o and o[k] != v]
+    return out
+
+
+def _plain(d: Any) -> Any:
+    """JSON-shaped (tuples become lists), so a stored config compares equal to a live one."""
+    return json.loads(json.dumps(d))
+
+
+def fmt_value(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else json.dumps(v)
 
 
 def family_from_checkpoint(path: str | Path, device: str = "auto"):

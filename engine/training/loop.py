@@ -28,6 +28,7 @@ from engine.training import checkpoint as ck
 from engine.training.control import ControlChannel
 from engine.training.device import device_label, resolve_precision, select_device
 from engine.training.ema import ema_decay_at
+from engine.errors import os_error_line
 from engine.util import throttled
 from engine.training.grid import sample_grid_image, save_png
 from engine.rundir import RunDir
@@ -42,6 +43,14 @@ def stdout_emit(ev: dict) -> None:
 
 class TrainingFailed(RuntimeError):
     pass
+
+
+class RunBusy(TrainingFailed):
+    """Another live process is training this run directory: refused without touching its files."""
+
+
+# optimizer settings that come from the config, not from the saved state, when a run resumes
+HYPERPARAMETERS = ("base_lr", "weight_decay", "betas")
 
 
 @dataclass
@@ -75,19 +84,16 @@ class Trainer:
         self.last_sampled_step = -1
         self.last_evaluated_step = -1
         self.evaluator = None
+        self.recorded: dict = {}   # status.json as found, before this process writes it
+        self.set_up = False        # until then a failure must not rewrite a resumed run's record
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg, t = self.cfg, self.cfg.training
-        self.rd.create()
+        self._claim_run_dir()
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        ckpt = None
-        if self.resume:
-            latest = self.rd.latest_checkpoint()
-            if latest is None:
-                raise TrainingFailed(f"{self.rd.path}: nothing to resume: no checkpoint in {self.rd.checkpoints_dir}")
-            ckpt = ck.load_checkpoint(latest)
+        ckpt = self._checkpoint_to_resume() if self.resume else None
         torch.manual_seed(t.seed)
         self.device = select_device(t.device)
         self.precision, amp_dtype, needs_scaler = resolve_precision(t.precision, self.device)
@@ -113,21 +119,114 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
         else:
+            if self.resume:  # starting again from step 0: the killed attempt's curve goes
+                self.rd.truncate_metrics_after(0)
             cfg.save(self.rd.config_path)
         self.control = ControlChannel(self.rd, self.listen_stdin)
+        self.set_up = True
+
+    def _claim_run_dir(self) -> None:
+        """Refuse a run directory another live trainer is writing; otherwise create it and clear
+        the temp files that writes killed midway left behind (no other writer can be alive)."""
+        if self.resume and not self.rd.path.is_dir():
+            raise TrainingFailed(f"{self.rd.path}: nothing to resume: no such folder")
+        self.recorded = self.rd.read_status()
+        owner = self.rd.live_owner(self.recorded)
+        if owner is not None:
+            raise RunBusy(f"{self.rd.path}: another process (pid {owner}) is training this run; "
+                          f"stop it or wait for it to end")
+        self.rd.create()
+        removed = self.rd.remove_stale_temp_files()
+        if removed:
+            self.emit(protocol.event("info", message=f"{self.rd.path}: removed {removed} temp file(s) "
+                                                     f"left by writes that were interrupted"))
+
+    def _checkpoint_to_resume(self) -> ck.Checkpoint | None:
+        """The newest checkpoint that can be read, with a warning for each newer one that cannot
+        (left in place). None for a run stopped before its first checkpoint: it starts again."""
+        found = self.rd.checkpoints()
+        if not found:
+            if not self.rd.config_path.is_file():
+                raise TrainingFailed(f"{self.rd.path}: nothing to resume: no config.toml and no checkpoint")
+            self.emit(protocol.event("warning", message=f"{self.rd.path}: the run has no checkpoint yet (it was "
+                                                        f"interrupted before the first one): starting it again "
+                                                        f"from step 0 with its config"))
+            return None
+        errors = []
+        for _, path in reversed(found):
+            try:
+                ckpt = ck.load_checkpoint(path)
+            except ck.CheckpointError as e:
+                errors.append(str(e))
+                continue
+            for err in errors:
+                self.emit(protocol.event("warning", message=f"skipping a checkpoint that cannot be read: {err}; "
+                                                            f"resuming from {path.name} instead (the bad file "
+                                                            f"is kept)"))
+            return ckpt
+        more = f" (nor can the {len(errors) - 1} older ones)" if len(errors) > 1 else ""
+        raise ck.CheckpointError(errors[0] + more)
 
     def _restore(self, ckpt: ck.Checkpoint) -> None:
         ck.load_weights_into(self.family, ckpt)
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(ck.optimizer_from_flat(name, ckpt.meta["optimizers"][name], ckpt))
+        changed = self._restore_optimizers(ckpt)
         if self.scaler is not None and ckpt.meta.get("scaler"):
             self.scaler.load_state_dict(ckpt.meta["scaler"])
-        self.order.load_state(ckpt.meta["batch_order"])
+        self._restore_batch_order(ckpt)
         ck.restore_rng(ckpt, self.generator, self.device)
         self.step = ckpt.step
         self.last_saved_step = self.last_sampled_step = self.step
-        self.last_ckpt = self.rd.latest_checkpoint()
+        self.last_ckpt = ckpt.path  # not necessarily the newest file: see _checkpoint_to_resume
         self.rd.truncate_metrics_after(self.step)
+        self._report_changes(ckpt, changed)
+
+    def _restore_optimizers(self, ckpt: ck.Checkpoint) -> list[str]:
+        """Load each optimizer's saved state, then put back the hyperparameters the config gives
+        (the saved state carries the old ones: an edited lr would be silently ignored). Returns
+        what changed, e.g. "unet base_lr 0.002 -> 0.001"; unchanged values are left untouched."""
+        changed = []
+        for name, opt in self.optimizers.items():
+            wanted = [{k: g[k] for k in HYPERPARAMETERS if k in g} for g in opt.param_groups]
+            ck.load_optimizer(name, opt, ckpt)
+            for group, want in zip(opt.param_groups, wanted):
+                for key, value in want.items():
+                    if _normal(group.get(key)) != _normal(value):
+                        changed.append(f"{name} {key} {group.get(key)} -> {value}")
+                        group[key] = value
+        return changed
+
+    def _restore_batch_order(self, ckpt: ck.Checkpoint) -> None:
+        state = ckpt.require("batch_order", dict, "a table with 'epoch' and 'pos'")
+        epoch, pos = state.get("epoch"), state.get("pos")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (epoch, pos)):
+            raise ck.CheckpointError(f"{ckpt.json_name}: field 'batch_order' is {state!r}; "
+                                     f"expected whole numbers 'epoch' and 'pos'")
+        trained_on = ckpt.meta["data"].get("images")
+        if trained_on is not None and trained_on != len(self.data):  # the data changed: its order cannot continue
+            self.emit(protocol.event("warning", message=f"{ckpt.name} was trained on {trained_on} images, the "
+                                                        f"data now has {len(self.data)}: the batch order starts "
+                                                        f"a new epoch"))
+            self.order.load_state({"epoch": epoch + 1, "pos": 0})
+        else:
+            self.order.load_state(state)
+
+    def _report_changes(self, ckpt: ck.Checkpoint, optimizer_changes: list[str]) -> None:
+        """Say which config fields differ from the checkpoint's: they all take effect from here."""
+        diffs = ck.config_differences(ckpt.meta["config"], self.cfg.to_dict(),
+                                      ("data", "model", "training", "sampling", "metrics"))
+        if len(diffs) == 1:
+            key, old, new = diffs[0]
+            message = f"{key} changed {ck.fmt_value(old)} -> {ck.fmt_value(new)} since the checkpoint: applied"
+        elif diffs:
+            message = "changed since the checkpoint, applied: " + ", ".join(
+                f"{key} {ck.fmt_value(old)} -> {ck.fmt_value(new)}" for key, old, new in diffs)
+        elif optimizer_changes:  # not explained by the recorded config: say what was set
+            message = "optimizer settings differ from the checkpoint's, set from the config: " + \
+                      ", ".join(optimizer_changes)
+        else:
+            return
+        # a changed optimizer setting changes where training goes: worth a warning
+        self.emit(protocol.event("warning" if optimizer_changes else "info", message=message))
 
     # ---- pieces -------------------------------------------------------------------------------
     def status(self, state: str, message: str = "", **extra) -> None:
@@ -140,8 +239,8 @@ class Trainer:
         fields = dict(state=state, step=self.step, total_steps=t.steps, pid=os.getpid(),
                       device=device_label(self.device) if hasattr(self, "device") else "",
                       precision=getattr(self, "precision", ""), message=message,
-                      last_checkpoint=str(self.last_ckpt) if self.last_ckpt else None, **extra)
-        self.rd.write_status(**fields)
+                      last_checkpoint=str(self.last_ckpt) if self.last_ckpt else None)
+        self.rd.write_status(**{**fields, **extra})
 
     def save(self) -> Path:
         tensors = {}
@@ -153,6 +252,7 @@ class Trainer:
             ts, js = ck.optimizer_to_flat(name, opt)
             tensors.update(ts)
             opt_meta[name] = js
+        self._check_state_finite(tensors)
         tensors.update(ck.rng_tensors(self.generator, self.device))
         meta = {"step": self.step, "family": self.family.name, "config": self.cfg.to_dict(),
                 "config_hash": self.cfg.hash(), "ema": self.family.ema is not None,
@@ -164,9 +264,26 @@ class Trainer:
                 "metrics": getattr(self, "last_metrics", {}), "time": time.time()}
         path = ck.save_checkpoint(self.rd.checkpoint_stem(self.step), tensors, meta)
         self.last_ckpt, self.last_saved_step = path, self.step
-        self.rd.prune_checkpoints(self.cfg.training.keep_checkpoints)
+        self.rd.prune_checkpoints(self.cfg.training.keep_checkpoints, upto=self.step)
         self.emit(protocol.event("checkpoint", step=self.step, path=str(path)))
         return path
+
+    def _check_state_finite(self, tensors: dict[str, torch.Tensor]) -> None:
+        """A checkpoint counts as good only if all its weights, averages and optimizer state are
+        finite: a NaN can reach Adam's state or the EMA while the logged losses still look fine.
+        One isfinite per tensor and a single sync; run only when saving."""
+        groups: dict[str, list[torch.Tensor]] = {}
+        for key, v in tensors.items():
+            if v.is_floating_point():
+                groups.setdefault(_state_label(key), []).append(v)
+        if not groups:
+            return
+        flags = [torch.stack([torch.isfinite(v).all() for v in vs]).all().to(self.device) for vs in groups.values()]
+        bad = [label for label, ok in zip(groups, torch.stack(flags).tolist()) if not ok]
+        if bad:
+            raise TrainingFailed(f"the {' and the '.join(bad)} {'has' if len(bad) == 1 else 'have'} NaN/Inf at "
+                                 f"step {self.step}, so no checkpoint was written; training stopped. "
+                                 f"Try a lower training.lr or training.grad_clip.")
 
     def sample_grid(self) -> Path:
         s = self.cfg.sampling
@@ -232,8 +349,12 @@ class Trainer:
     def run(self, until_step: int | None = None) -> RunResult:
         try:
             self.setup()
+        except RunBusy as e:  # the other process owns status.json
+            return self._fail(str(e), write_status=False)
         except (ConfigError, DataError, ck.CheckpointError, TrainingFailed) as e:
             return self._fail(str(e))
+        except OSError as e:  # a folder that cannot be made, a full disk: one line, no traceback
+            return self._fail(os_error_line(e))
         t = self.cfg.training
         total = t.steps
         self.emit(protocol.event("started", run_dir=str(self.rd.path), device=device_label(self.device),
@@ -241,9 +362,9 @@ class Trainer:
                                  params=self.family.num_parameters(), dataset=self.data.name,
                                  images=len(self.data), classes=self.data.class_names,
                                  capabilities=self.family.capabilities().to_dict()))
-        self.status("running")
         self.bad_flag = torch.zeros((), dtype=torch.bool, device=self.device)
         try:
+            self.status("running")
             if self.step == 0 and self.last_sampled_step < 0:
                 self.sample_grid()
             sums: dict[str, torch.Tensor] = {}
@@ -309,6 +430,8 @@ class Trainer:
             return RunResult("finished", self.step, self.rd.path, last_checkpoint=self.last_ckpt)
         except TrainingFailed as e:
             return self._fail(str(e))
+        except OSError as e:  # disk full, permissions: the files say what; a traceback would not help
+            return self._fail(os_error_line(e))
         except KeyboardInterrupt:
             return self._stop("interrupted")
         except Exception as e:  # OOM, a bug: the run fails cleanly, the last checkpoint stays
@@ -341,21 +464,41 @@ class Trainer:
             self._check_finite()
             if self.last_saved_step != self.step:
                 self.save()
+            self.status("stopped", message)
         except TrainingFailed as e:
             return self._fail(str(e))
-        self.status("stopped", message)
+        except OSError as e:
+            return self._fail(os_error_line(e))
         return RunResult("stopped", self.step, self.rd.path, message, self.last_ckpt)
 
-    def _fail(self, message: str) -> RunResult:
+    def _fail(self, message: str, *, write_status: bool = True) -> RunResult:
         if self.last_ckpt:
-            message += f" The last good checkpoint is kept: {self.last_ckpt}"
-        try:
-            self.rd.create()
-            self.status("failed", message)
-        except OSError:
-            pass
+            message += f"{'' if message.endswith('.') else '.'} The last good checkpoint is kept: {self.last_ckpt}"
+        kept = {}
+        if self.resume and not self.set_up:  # a refused resume trained nothing: "failed at step 0" would lie
+            step = self.recorded.get("step")
+            self.step = step if isinstance(step, int) and not isinstance(step, bool) else 0
+            kept = {"last_checkpoint": self.recorded.get("last_checkpoint")}
+        if write_status and self.rd.path.is_dir():  # a folder never made stays unmade
+            try:
+                self.status("failed", message, **kept)
+            except OSError:  # e.g. the disk is full: the error event and the result still say it
+                pass
         self.emit(protocol.event("error", message=message))
         return RunResult("failed", self.step, self.rd.path, message, self.last_ckpt)
+
+
+def _normal(v):
+    """Optimizer values as compared: betas come back from JSON as a list, not a tuple."""
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _state_label(key: str) -> str:
+    """What a checkpoint tensor belongs to, in words: net.G.* -> "weights of G"."""
+    kind, _, rest = key.partition(".")
+    owner = rest.split(".", 1)[0]
+    return {"net": f"weights of {owner}", "ema": f"EMA of {owner}",
+            "optim": f"optimizer state of {owner}"}.get(kind, key)
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, until_step: int | None = None,

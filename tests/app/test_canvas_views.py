@@ -202,3 +202,28 @@ def test_a_checkpoint_opened_while_another_loads_wins_and_edited_options_survive
     session.set_checkpoint("/runs/c/step_000010.safetensors")
     client.ready(STYLE, {"truncation_psi": 0.8, "noise_mode": "const"}, checkpoint="/runs/c/step_000010.safetensors")
     assert sample.options.editors["truncation_psi"].value() == pytest.approx(0.8)
+
+
+def test_a_run_whose_process_died_reads_as_interrupted_and_can_be_continued(qtbot, tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+    import app.worker_session as ws
+    monkeypatch.setattr(ws, "WorkerClient", FakeClient)
+    from app.main_window import MainWindow
+    from tests.conftest import tiny_config
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    run = tmp_path / "killed"
+    (run / "checkpoints").mkdir(parents=True)
+    tiny_config().save(run / "config.toml")
+    (run / "status.json").write_text(json.dumps({"state": "running", "step": 7, "total_steps": 30, "pid": dead.pid,
+                                                 "host": socket.gethostname()}))
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.open_run(str(run))
+    qtbot.waitUntil(lambda: "interrupted" in w.training.progress.format(), timeout=5000)
+    assert w.training.progress.value() == 7 and "process is gone" in w.training.stats.text()
+    assert w.training.resume_btn.isVisibleTo(w) and "Continue" in w.training.resume_btn.text()
+    assert w.training.run_dir == run
+    w.close()

@@ -81,7 +81,7 @@ def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
     path = next(e["path"] for e in events if e["event"] == "result")
     assert Image.open(path).size[0] > 8
     w.handle({"id": 9, "op": "sample", "n": 0})
-    assert events[-1]["event"] == "error" and "between 1 and 1024" in events[-1]["message"]
+    assert events[-1]["event"] == "error" and "n = 0 is too small; the minimum is 1" in events[-1]["message"]
 
 
 def test_cli_eval_folder_vs_folder(tmp_path):
