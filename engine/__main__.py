@@ -196,10 +196,12 @@ def cmd_eval(args) -> int:
         raise CLIError(f"--metrics: {e}") from None
     t0 = time.perf_counter()
     if args.checkpoint:
-        if args.real or args.fake:
-            raise CLIError("give --checkpoint, or --real and --fake, not both")
+        if args.fake:
+            raise CLIError("give --checkpoint (its samples are the fakes), or --real and --fake, not both")
+        if args.real and metrics != ["bpd"]:
+            raise CLIError("--real with --checkpoint is for --metrics bpd (bits/dim on that folder)")
         r = run_op("evaluate", args, {"n": args.n, "metrics": ",".join(metrics), "steps": args.sample_steps or 0,
-                                      "inception": args.inception or ""}, progress=progress)
+                                      "inception": args.inception or "", "real": args.real or ""}, progress=progress)
         scores, kind, note = r["scores"], r["extractor"], r["note"]
         source = {"checkpoint": str(args.checkpoint), "step": r["step"]}
     else:
@@ -382,9 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score samples: FID (or FD-domain), KID, precision/recall, IS")
     e.add_argument("--checkpoint", help="sample from this checkpoint and compare with its training data")
-    e.add_argument("--real", help="folder of real images (with --fake)")
+    e.add_argument("--real", help="folder of real images (with --fake; or with --checkpoint and --metrics bpd)")
     e.add_argument("--fake", help="folder of generated images (with --real)")
-    e.add_argument("--metrics", default="fid,kid,pr,is", help="comma-separated: fid,kid,pr,is")
+    e.add_argument("--metrics", default="fid,kid,pr,is",
+                   help="comma-separated: fid,kid,pr,is, and bpd (bits/dim on held-out data, or on --real DIR)")
     e.add_argument("--n", type=int, default=5000, help="images to generate / use from each folder")
     e.add_argument("--resolution", type=int, default=64, help="folder mode: images are resized to this")
     e.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps for the samples")

@@ -38,7 +38,10 @@ class DataConfig(Section):
     count: int = opt(4000, "How many images to generate (shapes) or crop (textures).", min=1, max=1_000_000)
     max_images: int = opt(0, "Use at most this many images (0 = all).", min=0)
     hflip: bool = opt(False, "Randomly mirror images left-right while training.")
-    seed: int = opt(0, "Seed for procedural datasets (shapes, textures).", min=0)
+    seed: int = opt(0, "Seed for procedural datasets (shapes, textures) and for choosing the held-out images.", min=0)
+    holdout: float = opt(0.0, "Fraction of the images kept out of training (a fixed choice): bits/dim of likelihood "
+                              "models is measured on them. 0 = train on all and measure on training images.",
+                         min=0.0, max=0.5)
 
     def check(self, where: str, run) -> None:
         # a path read from a folder name that is not UTF-8 (bytes kept by Python as surrogates) cannot
@@ -70,14 +73,15 @@ class TrainingConfig:
     keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (0 = all).", min=0)
 
 
-METRIC_NAMES = ("fid", "kid", "pr", "is")
+METRIC_NAMES = ("fid", "kid", "pr", "is", "bpd")  # bpd: bits/dim, for families with a likelihood
 
 
 @dataclass
 class MetricsConfig:
     every: int = opt(0, "Score sample quality every N steps during training (0 = off).", min=0)
     samples: int = opt(1000, "Generated (and real) images per evaluation.", min=10, max=100_000)
-    metrics: list = opt(["fid", "kid", "pr"], "Which metrics: fid (Fréchet distance), kid, pr (precision/recall), is.")
+    metrics: list = opt(["fid", "kid", "pr"], "Which metrics: fid (Fréchet distance), kid, pr (precision/recall), is, "
+                                              "bpd (bits/dim on held-out images, for models with a likelihood).")
     sampling_steps: int = opt(25, "Denoising steps for the evaluation samples.", min=1, max=10000)
     domain_steps: int = opt(300, "Training steps of GenLab's domain feature network (trained once per dataset, cached).",
                             min=10, max=100000, advanced=True)

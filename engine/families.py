@@ -36,6 +36,8 @@ class PlotGroup:
 
 
 LOSS_PLOT = PlotGroup("loss", "loss", ("loss/",))
+# likelihood families: bits/dim of the evaluation pass (the batch's own is a loss/ value)
+BPD_PLOT = PlotGroup("bpd", "bits/dim, evaluation pass (lower is better)", ("quality/bits_per_dim",), log=False)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,19 @@ register_family(FamilySpec("gan", "GAN (DCGAN generator)", "engine.sections.gan:
 register_family(FamilySpec("stylegan", "StyleGAN-lite", "engine.sections.gan:StyleGANConfig",
                            "engine.sections.gan:StyleGANSampleOptions", "engine.models.gan:StyleGANFamily",
                            headline=("loss/D", "loss/G"), plots=_GAN_PLOTS))
+
+
+register_family(FamilySpec("vae", "VAE (β-VAE, conditional, IWAE bound)", "engine.sections.vae:VAEConfig",
+                           "engine.sections.vae:VAESampleOptions", "engine.models.vae:VAEFamily",
+                           headline=("loss/recon", "loss/kl"),
+                           plots=(LOSS_PLOT, PlotGroup("kl", "KL per latent dimension (nats): flat at 0 = collapsed",
+                                                       ("kl/",), log=False), BPD_PLOT)))
+register_family(FamilySpec("glow", "Glow / RealNVP (normalizing flow)", "engine.sections.flow:FlowConfig",
+                           "engine.sections.flow:FlowSampleOptions", "engine.models.flow:FlowFamily",
+                           headline=("loss/bpd",), plots=(LOSS_PLOT, BPD_PLOT)))
+register_family(FamilySpec("pixelcnn", "Gated PixelCNN (autoregressive)", "engine.sections.pixelcnn:PixelCNNConfig",
+                           "engine.sections.pixelcnn:PixelCNNSampleOptions", "engine.models.pixelcnn:PixelCNNFamily",
+                           headline=("loss/bpd",), plots=(LOSS_PLOT, BPD_PLOT)))
 
 
 def family_spec(name: str) -> FamilySpec:

@@ -19,7 +19,8 @@ from engine.capabilities import Capabilities
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
 EVAL_NAMES = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),
               ("precision", "precision"), ("precision_domain", "precision-domain"), ("recall", "recall"),
-              ("recall_domain", "recall-domain"), ("is", "IS"), ("is_domain", "IS-domain")]
+              ("recall_domain", "recall-domain"), ("is", "IS"), ("is_domain", "IS-domain"),
+              ("bits_per_dim", "bits/dim")]
 
 
 class SamplingCanvas(Canvas):
@@ -154,7 +155,9 @@ class SamplingCanvas(Canvas):
         self.eval_progress.setFormat("starting…")
         iterative = self.capabilities is not None and self.capabilities.sampling.steps
         steps = self.option_values().get("steps") if iterative else None  # IterativeSampler's option
-        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps)
+        likelihood = self.capabilities is not None and self.capabilities.has("likelihood")
+        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps,
+                               metrics="fid,kid,pr,is" + (",bpd" if likelihood else ""))
 
     def _on_eval_progress(self, stage: str, done: int, total: int) -> None:
         self.eval_progress.setRange(0, total)
@@ -166,6 +169,8 @@ class SamplingCanvas(Canvas):
         self.eval_progress.setFormat(f"done in {r.get('seconds', 0):.0f}s")
         lines = [f"{label}: <b>{r[k]:.4g}</b>" for k, label in EVAL_NAMES if k in r]
         note = "" if r.get("extractor") == "inception" else "<br><i>Inception weights not found: domain features</i>"
+        if "bits_per_dim" in r:
+            lines[-1] += f" on {r.get('bpd_images')} {r.get('bpd_split')} images"
         self.eval_result.setText(f"{r.get('n')} samples at step {r.get('step')}:<br>" + "<br>".join(lines) + note)
 
     # ---- files ---------------------------------------------------------------------------------

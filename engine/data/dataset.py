@@ -45,6 +45,19 @@ class ImageData:
         """Images at idx as float32 in [-1, 1]."""
         return self.images[idx].float().div_(127.5).sub_(1.0)
 
+    def subset(self, idx: torch.Tensor) -> "ImageData":
+        return ImageData(self.images[idx], self.labels[idx], self.class_names, self.name, self.skipped, self.scanned)
+
+    def split(self, fraction: float, seed: int) -> tuple["ImageData", "ImageData | None"]:
+        """(training images, held-out images): a fixed, seeded `fraction` kept out of training
+        (at least one image of each when both are asked for). fraction 0: (self, None)."""
+        if fraction <= 0 or len(self) < 2:
+            return self, None
+        k = min(len(self) - 1, max(1, round(len(self) * fraction)))
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(int(seed)))
+        held, kept = perm[:k].sort().values, perm[k:].sort().values   # sorted: the data's own order
+        return self.subset(kept), self.subset(held)
+
     def info(self) -> dict:
         return {"name": self.name, "images": len(self), "channels": self.channels,
                 "resolution": self.resolution, "classes": self.class_names,

@@ -14,16 +14,17 @@ from engine.metrics.stats import (feature_stats, frechet_distance, inception_sco
                                   precision_recall)
 from engine.util import atomic_write_bytes
 
-METRICS = ("fid", "kid", "pr", "is")
+METRICS = ("fid", "kid", "pr", "is")   # sample quality, from generated images
+LIKELIHOOD_METRICS = ("bpd",)          # from the model's likelihood of real images
 Progress = Callable[[str, int, int], None]
 
 
 def parse_metrics(spec) -> list[str]:
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out = [m.strip().lower() for m in items if m.strip()]
-    bad = [m for m in out if m not in METRICS]
+    bad = [m for m in out if m not in METRICS + LIKELIHOOD_METRICS]
     if bad:
-        raise ValueError(f"unknown metric {bad[0]!r}; choose from: {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric {bad[0]!r}; choose from: {', '.join(METRICS + LIKELIHOOD_METRICS)}")
     return out
 
 
@@ -39,13 +40,25 @@ def family_sampler(family, steps: int) -> Callable[[int, int], torch.Tensor]:
     return sample
 
 
+@torch.no_grad()
+def bits_per_dim_on(family, data, n: int, device, batch: int = 250) -> float:
+    """Bits/dim of a Likelihood family on up to n images of `data` (ImageData), in batches: the
+    mean over images. A fixed choice of images (seeded), so passes at different steps compare."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:min(n, len(data))]
+    total = 0.0
+    for i in range(0, len(idx), batch):
+        sub = idx[i:i + batch]
+        total += float(family.bits_per_dim(data.float_batch(sub).to(device), data.labels[sub].to(device))) * len(sub)
+    return total / len(idx)
+
+
 class Evaluator:
     """Scores fakes against a fixed real set. `real` is uint8 (N, C, H, W) with labels."""
 
     def __init__(self, real: torch.Tensor, labels: torch.Tensor, num_classes: int, *, metrics=METRICS,
                  inception_path: str | None = None, device: str | torch.device = "cpu", batch: int = 250,
                  domain_steps: int = 300, cache: Path | None = None, progress: Progress | None = None):
-        self.metrics = parse_metrics(metrics)
+        self.metrics = [m for m in parse_metrics(metrics) if m in METRICS]
         self.device, self.batch = torch.device(device), batch
         self.progress = progress or (lambda stage, done, total: None)
         net, self.note = inception.load_inception(inception_path)

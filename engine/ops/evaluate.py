@@ -1,10 +1,12 @@
-"""Score a checkpoint's samples against its training data: FID (FD-domain without the Inception
-weights), KID, precision/recall, IS."""
+"""Score a checkpoint: its samples against its training data (FID, or FD-domain without the
+Inception weights; KID, precision/recall, IS), and, for a model with a likelihood, its bits/dim on
+the run's held-out images or on any folder of images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from engine.config import MetricsConfig
+from engine.models.interfaces import Likelihood
 from engine.ops.base import Cancel, ModelSession, StageProgress
 from engine.schema import check_like
 
@@ -15,6 +17,7 @@ class EvaluateRequest:
     metrics: str = "fid,kid,pr,is"
     steps: int = 0                   # sampling steps of iterative samplers; 0: the run's metrics.sampling_steps
     inception: str = ""              # the FID Inception weight file; empty: the run's setting or the usual cache
+    real: str = ""                   # bpd on this image folder (resized to the model's size and channels)
 
     def check(self) -> None:
         check_eval_args(self.n, self.steps)
@@ -38,13 +41,51 @@ class EvaluateResult:
 
 def run(session: ModelSession, req: EvaluateRequest, progress: StageProgress, cancel: Cancel) -> EvaluateResult:
     from engine.data import build_dataset
-    from engine.metrics.evaluate import Evaluator, family_sampler, parse_metrics
+    from engine.metrics.evaluate import METRICS, Evaluator, family_sampler, parse_metrics
     metrics = parse_metrics(req.metrics)
-    cfg = session.config
+    cfg, fam = session.config, session.family
+    if "bpd" in metrics and not isinstance(fam, Likelihood):
+        raise ValueError(f"a {fam.name} model has no likelihood: bpd needs a family that has one "
+                         f"(drop bpd from --metrics)")
     data = build_dataset(cfg.data)
-    ev = Evaluator(data.images, data.labels, data.num_classes, metrics=metrics,
-                   inception_path=req.inception or cfg.metrics.inception_weights or None,
-                   device=session.family.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
-    scores = ev.score_sampler(family_sampler(session.family, req.steps or cfg.metrics.sampling_steps), req.n,
-                              cancel=cancel)
-    return EvaluateResult(scores, ev.kind, ev.note, req.n, session.step)
+    scores: dict = {}
+    kind, note = "", ""
+    if any(m in METRICS for m in metrics):
+        ev = Evaluator(data.images, data.labels, data.num_classes, metrics=metrics,
+                       inception_path=req.inception or cfg.metrics.inception_weights or None,
+                       device=fam.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
+        scores = ev.score_sampler(family_sampler(fam, req.steps or cfg.metrics.sampling_steps), req.n, cancel=cancel)
+        kind, note = ev.kind, ev.note
+    if "bpd" in metrics:
+        scores.update(likelihood_scores(fam, cfg, data, req))
+    return EvaluateResult(scores, kind, note, req.n, session.step)
+
+
+def likelihood_scores(fam, cfg, data, req: EvaluateRequest) -> dict:
+    """Bits/dim on a folder of images (--real), else on the run's held-out images, else (a run that
+    kept none out) on its training images; the result says which and how many."""
+    from engine.metrics.evaluate import bits_per_dim_on
+    if req.real:
+        on, split = folder_as_data(req.real, fam, req.n), f"folder {req.real}"
+    else:
+        train, held = data.split(cfg.data.holdout, cfg.data.seed)
+        on, split = (held, "held-out") if held is not None else (train, "training")
+    return {"bits_per_dim": bits_per_dim_on(fam, on, req.n, fam.device), "bpd_images": min(req.n, len(on)),
+            "bpd_split": split}
+
+
+def folder_as_data(folder: str, fam, n: int):
+    """Images of a folder at the model's resolution and channel count, as ImageData."""
+    import torch
+    from engine.data.dataset import ImageData, to_uint8_nchw
+    from engine.data.folder import load_folder
+    arr, labels, names, _, _, _ = load_folder(folder, fam.resolution, n)
+    images = to_uint8_nchw(arr)
+    if images.shape[1] != fam.channels:  # grey <-> colour, as the model sees images
+        images = images.float().mean(1, keepdim=True).round().to(torch.uint8) if fam.channels == 1 \
+            else images.expand(-1, fam.channels, -1, -1).contiguous()
+    # a conditional model scores each image under its class where the folder's classes are the
+    # model's (same names), else under class 0
+    same = list(names) == list(fam.class_names)
+    lab = torch.from_numpy(labels).long() if same else torch.zeros(len(images), dtype=torch.long)
+    return ImageData(images, lab, list(fam.class_names) or ["images"], folder)

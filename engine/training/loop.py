@@ -97,7 +97,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.device = select_device(t.device)
         self.precision, amp_dtype, needs_scaler = resolve_precision(t.precision, self.device)
-        self.data = build_dataset(cfg.data)
+        self.data, self.heldout = build_dataset(cfg.data).split(cfg.data.holdout, cfg.data.seed)
         if self.data.skipped:
             self.emit(protocol.event("warning", message=skipped_warning(self.data.name, self.data.skipped,
                                                                          self.data.scanned)))
@@ -295,28 +295,29 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Score EMA samples against the real data (metrics section); logs a row and an event."""
-        from engine.metrics.evaluate import Evaluator, family_sampler
+        from engine.metrics.evaluate import METRICS, Evaluator, bits_per_dim_on, family_sampler
         m = self.cfg.metrics
         t0 = time.perf_counter()
         progress = throttled(lambda stage, done, total: self.emit(
             protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total)), 0.25)
-
-        if self.evaluator is None:
+        extra_row: dict = {}
+        sample_metrics = [k for k in m.metrics if k in METRICS]  # only bpd asked: no samples, no feature network
+        if self.evaluator is None and sample_metrics:
             self.evaluator = Evaluator(self.data.images, self.data.labels, self.data.num_classes,
                                        metrics=m.metrics, inception_path=m.inception_weights or None,
                                        device=self.device, domain_steps=m.domain_steps, progress=progress)
             self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
                                      message=self.evaluator.note))
         fam = self.family
-        scores = self.evaluator.score_sampler(family_sampler(fam, m.sampling_steps), m.samples)
-        if isinstance(fam, Likelihood):  # on a fixed slice of the real data
-            g = torch.Generator().manual_seed(0)
-            idx = torch.randperm(len(self.data), generator=g)[:min(m.samples, len(self.data))]
-            with torch.no_grad():
-                scores["bits_per_dim"] = float(fam.bits_per_dim(self.data.float_batch(idx).to(self.device),
-                                                                self.data.labels[idx].to(self.device)))
+        scores = self.evaluator.score_sampler(family_sampler(fam, m.sampling_steps), m.samples) \
+            if self.evaluator is not None else {}
+        if isinstance(fam, Likelihood):  # held-out images when the run keeps some out, else training ones
+            on = self.heldout if self.heldout is not None else self.data
+            scores["bits_per_dim"] = bits_per_dim_on(fam, on, m.samples, self.device)
+            extra_row["bpd_images"] = min(m.samples, len(on))
+            extra_row["bpd_split"] = "held-out" if self.heldout is not None else "training"
         row = {"step": self.step, "time": round(time.time(), 3), **logkeys.quality(scores),
-               "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples}
+               "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples, **extra_row}
         self.rd.append_metrics(row)
         self.emit(protocol.event("eval", **row))
         self.last_evaluated_step = self.step

@@ -22,7 +22,7 @@ def test_toml_round_trip(tmp_path):
     ("sampling", {"eta": 2.0}, ["sampling.eta", "maximum is 1.0"]),
     ("data", {"dataset": "folder"}, ["data.path", "folder"]),
     ("data", {"resolution": 18}, ["data.resolution = 18", "divisible by 4"]),
-    ("model", {"family": "vae"}, ["model.family", "'vae'"]),
+    ("model", {"family": "vq-gan"}, ["model.family", "'vq-gan'"]),
 ])
 def test_validation_names_field_value_and_allowed(section, values, expected):
     with pytest.raises(ConfigError) as e:

@@ -45,6 +45,10 @@ def trained(request, tmp_path_factory):
     return fam, res, rows
 
 
+def res_path(trained):
+    return trained[1].last_checkpoint
+
+
 def implements(fam, iface) -> bool:
     return isinstance(fam, iface)
 
@@ -125,6 +129,11 @@ def test_likelihood_bits_per_dim_is_finite_and_positive(trained):
     data = build_dataset(fam.cfg.data)
     bpd = fam.bits_per_dim(data.float_batch(torch.arange(16)), data.labels[:16])
     assert 0 < bpd < 64 and bpd == bpd
+    # the evaluate operation (genlab-engine eval --metrics bpd, the Evaluate button) reports it too
+    from engine.ops.base import ModelSession, never, no_progress
+    from engine.ops.evaluate import EvaluateRequest, run
+    res = run(ModelSession(fam, res_path(trained), 2, fam.cfg), EvaluateRequest(n=16, metrics="bpd"), no_progress, never)
+    assert 0 < res.scores["bits_per_dim"] < 64 and res.scores["bpd_images"] == 16
 
 
 def test_inpainter_keeps_unmasked_pixels(trained):

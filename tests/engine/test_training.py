@@ -175,4 +175,13 @@ def test_bits_per_dim_is_logged_when_the_family_has_a_likelihood(tmp_path, tiny_
     assert train(cfg, tmp_path / "run", emit=lambda e: None).state == "finished"
     rows = [json.loads(l) for l in RunDir(tmp_path / "run").metrics_path.read_text().splitlines()]
     ev = [r for r in rows if "quality/fd_domain" in r]
-    assert ev and ev[-1]["quality/bits_per_dim"] == 30
+    assert ev and ev[-1]["quality/bits_per_dim"] == 30 and ev[-1]["bpd_split"] == "training"
+    # with images held out, bits/dim is measured on them; with only bpd asked, no samples are scored
+    cfg = cfg.replace(data={"holdout": 0.1}, metrics={"metrics": ["bpd"], "samples": 500})
+    events = []
+    assert train(cfg, tmp_path / "run2", emit=events.append).state == "finished"
+    started = next(e for e in events if e["event"] == "started")
+    assert started["images"] == 1797 - 180  # the held-out tenth never trains
+    row = [json.loads(l) for l in RunDir(tmp_path / "run2").metrics_path.read_text().splitlines()][-1]
+    assert row["bpd_split"] == "held-out" and row["bpd_images"] == 180 and row["quality/bits_per_dim"] == 180
+    assert not any(k.startswith("quality/f") for k in row)
