@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.logkeys import QUALITY, short
 
@@ -47,7 +47,7 @@ class LossPlot(QWidget):
         self.curves: dict[str, tuple] = {}
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", title)
+        self.plot.setLabel("left", title.split(",")[0].split(" (")[0][:24])  # short: the title says the rest
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # plain values: 0.3, not "300 (x0.001)"
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setDownsampling(mode="peak")
@@ -57,6 +57,8 @@ class LossPlot(QWidget):
         self.log.toggled.connect(lambda on: self.plot.setLogMode(y=on))
         self.log.setChecked(log)  # losses span decades; the log view shows progress late in a run
         self.readout = QLabel("")
+        # a long readout (16 KL curves) must not widen the window: it is cut, the tooltip has it all
+        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         top = QHBoxLayout()
         top.addWidget(QLabel(f"<b>{title}</b>"))
         top.addWidget(self.readout, 1)
@@ -116,7 +118,8 @@ class LossPlot(QWidget):
             if s.n:
                 parts.append(f"{short(k)} {s.y[s.n - 1]:.4f}" if len(self.series) > 1 else
                              f"step {int(s.x[s.n - 1])}: {s.y[s.n - 1]:.4f} (smoothed {s.s[s.n - 1]:.4f})")
-        self.readout.setText(" · ".join(parts))
+        self.readout.setText(" · ".join(parts[:6]) + (" · …" if len(parts) > 6 else ""))
+        self.readout.setToolTip(" · ".join(parts))
 
 
 QUALITY_KEYS = (QUALITY + "fid", QUALITY + "fd_domain")
