@@ -21,7 +21,6 @@ from engine.metrics.bpd import bpd_continuous, dequantize
 from engine.models.base import Batch, Family, StepContext, seed_noise
 from engine.models.flow_layers import ActNorm, FlowStep, LearnedPrior, gaussian_log_prob, squeeze, unsqueeze
 from engine.models.interfaces import Conditional, LatentModel, Likelihood
-from engine.sampling.denoise import Cancelled
 
 RENDER_BATCH = 256
 
@@ -207,17 +206,6 @@ class FlowFamily(Family, Conditional, LatentModel, Likelihood):
             progress(1, 1)
         return eps.cpu()
 
-    @torch.no_grad()
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
-        lab = labels if labels is not None else self.labels_for(n)
-        parts = []
-        for i in range(0, n, RENDER_BATCH):
-            if cancel is not None and cancel():
-                raise Cancelled()
-            k = min(RENDER_BATCH, n - i)
-            sub = None if lab is None else lab[i:i + k]
-            parts.append(self.decode_latents(self.seed_latents(list(range(seed + i, seed + i + k))), sub,
-                                             use_ema=use_ema, options=options))
-            if progress is not None:
-                progress(i + k, n)
-        return torch.cat(parts)
+        return self.generate_from_seeds(n, seed=seed, labels=labels, use_ema=use_ema, options=options,
+                                        progress=progress, cancel=cancel, batch=RENDER_BATCH)

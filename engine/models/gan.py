@@ -22,7 +22,6 @@ from engine.models.dcgan import DCGenerator
 from engine.models.discriminator import Discriminator
 from engine.models.gan_losses import d_loss, g_loss, gradient_penalty, path_length_penalty, r1_penalty
 from engine.models.stylegan import StyleGenerator, mix_styles, truncate
-from engine.sampling.denoise import Cancelled
 from engine.sections.gan import NOISE_MODES
 
 RENDER_BATCH = 256
@@ -186,20 +185,9 @@ class GANFamily(Family, Conditional, LatentModel):
                                   steps=steps or self.default_encode_steps(), progress=progress, cancel=cancel).latent
                           for i, img in enumerate(images)])
 
-    @torch.no_grad()
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
-        lab = labels if labels is not None else self.labels_for(n)
-        parts = []
-        for i in range(0, n, RENDER_BATCH):
-            if cancel is not None and cancel():
-                raise Cancelled()
-            k = min(RENDER_BATCH, n - i)
-            sub = None if lab is None else lab[i:i + k]
-            lat = self.seed_latents(list(range(seed + i, seed + i + k)), sub, use_ema)
-            parts.append(self.decode_latents(lat, sub, use_ema=use_ema, options=options))
-            if progress is not None:
-                progress(i + k, n)
-        return torch.cat(parts)
+        return self.generate_from_seeds(n, seed=seed, labels=labels, use_ema=use_ema, options=options,
+                                        progress=progress, cancel=cancel, batch=RENDER_BATCH)
 
 
 class StyleGANFamily(GANFamily, StyleMixer):

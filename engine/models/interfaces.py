@@ -109,6 +109,25 @@ class LatentModel:
     def default_encode_steps(self, options=None) -> int:
         return 200
 
+    @torch.no_grad()
+    def generate_from_seeds(self, n: int, *, seed: int, labels, use_ema: bool, options,
+                            progress: Progress | None, cancel: Cancel | None, batch: int = 256) -> torch.Tensor:
+        """generate() for a model whose image i is decode(seed_latents([seed + i])): seed k gives
+        the same image in a grid, on a canvas and in a walk. In batches, with progress and cancel."""
+        from engine.sampling.denoise import Cancelled
+        lab = labels if labels is not None else self.labels_for(n)
+        parts = []
+        for i in range(0, n, batch):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            k = min(batch, n - i)
+            sub = None if lab is None else lab[i:i + k]
+            lat = self.seed_latents(list(range(seed + i, seed + i + k)), sub, use_ema)
+            parts.append(self.decode_latents(lat, sub, use_ema=use_ema, options=options))
+            if progress is not None:
+                progress(i + k, n)
+        return torch.cat(parts)
+
     def encoding_key(self, options=None) -> tuple:
         """The option values an encoding depends on (a cached latent is reused only for the same
         ones): none by default, e.g. a GAN projects with its own fixed settings."""
