@@ -99,9 +99,28 @@ class PixelDistribution:
         raise NotImplementedError
 
 
-class DiscretizedGaussian(PixelDistribution):
+class BinnedLocationScale(PixelDistribution):
+    """A location-scale distribution per sub-pixel binned to the 256 levels: subclasses say how
+    the decoder's output splits into (location, log scale) and which binned log-probability to use."""
+
+    binned_log_prob = None  # (x, location, log_scale) -> elementwise log P(level)
+
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def log_prob(self, x, out):
+        loc, log_scale = self.split(out)
+        return self.binned_log_prob(x, loc, log_scale).flatten(1).sum(1)
+
+    def mean(self, out):
+        return self.split(out)[0].clamp(-1, 1)
+
+
+class DiscretizedGaussian(BinnedLocationScale):
     """A Gaussian per sub-pixel binned to the 256 levels (Ho et al. 2020's decoder): an exact
     discrete likelihood of 8-bit data. Its std is predicted per pixel (learned) or fixed."""
+
+    binned_log_prob = staticmethod(discretized_gaussian_log_prob)
 
     def __init__(self, learned_std: bool, fixed_std: float = 0.1):
         self.learned_std = learned_std
@@ -114,30 +133,17 @@ class DiscretizedGaussian(PixelDistribution):
             return mean, log_std.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
         return out, torch.full_like(out, self.fixed_log_std)
 
-    def log_prob(self, x, out):
-        mean, log_std = self.split(out)
-        return discretized_gaussian_log_prob(x, mean, log_std).flatten(1).sum(1)
 
-    def mean(self, out):
-        return self.split(out)[0].clamp(-1, 1)
-
-
-class DiscretizedLogistic(PixelDistribution):
+class DiscretizedLogistic(BinnedLocationScale):
     """A logistic per sub-pixel binned to the 256 levels (PixelCNN++, Salimans et al. 2017), with a
     learned per-pixel scale: an exact discrete likelihood of 8-bit data."""
 
     params_per_channel = 2
+    binned_log_prob = staticmethod(discretized_logistic_log_prob)
 
     def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_scale = out.chunk(2, dim=1)
         return mean, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
-
-    def log_prob(self, x, out):
-        mean, log_scale = self.split(out)
-        return discretized_logistic_log_prob(x, mean, log_scale).flatten(1).sum(1)
-
-    def mean(self, out):
-        return self.split(out)[0].clamp(-1, 1)
 
 
 class Bernoulli(PixelDistribution):
