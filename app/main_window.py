@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self.sample_caption.setAlignment(Qt.AlignCenter)
         # one engine worker serves every canvas: the window's checkpoint is loaded once
         self.session = WorkerSession(parent=self)
-        self.canvases = {spec.key: spec.canvas_class()(self.session) for spec in CANVASES}
+        self.canvases = {spec.key: spec.canvas_class()(self.session, settings=settings) for spec in CANVASES}
         self.watcher = RunWatcher(parent=self)
 
         left = QSplitter(Qt.Vertical)

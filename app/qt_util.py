@@ -24,3 +24,14 @@ def human_duration(seconds: float | None) -> str:
         return f"{m}m {s:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h {m:02d}m"
+
+
+def scratch_settings():
+    """Settings that last only as long as this process (a temporary INI file): for windows and
+    canvases built without the user's settings (tests, screenshots), so nothing leaks into them."""
+    import tempfile
+    from PySide6.QtCore import QSettings
+    handle, path = tempfile.mkstemp(prefix="genlab-settings-", suffix=".ini")
+    import os
+    os.close(handle)
+    return QSettings(path, QSettings.IniFormat)

@@ -77,6 +77,12 @@ class WorkerSession(QObject):
         self._owners[rid] = owner
         return rid
 
+    def cancel(self, rid: int) -> None:
+        """Stop request `rid` (queued: dropped; running: stopped between steps). Its owner then
+        hears on_cancelled, as for a superseded request."""
+        if rid in self._owners:
+            self.client.request("cancel", target=rid)
+
     def shutdown(self) -> None:
         self.client.shutdown()
 

@@ -1,4 +1,4 @@
-"""genlab-engine: train | sample | mix | interpolate | eval | presets | worker | data-preview | control | runs
+"""genlab-engine: train | sample | mix | interpolate | inpaint | eval | presets | worker | data-preview | control | runs
 
 Errors exit non-zero with one clear line on stderr.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, list_presets, load_preset
 from engine.families import DEFAULT_PRESET
+from engine.inpainting import CLASSICAL_METHODS
 from engine.solvers import solver_names, solvers_help
 
 
@@ -118,8 +119,13 @@ def run_op(name: str, args, fields: dict, progress=None, flags: dict | None = No
     from engine.ops.base import ModelSession, never, no_progress, parse_request, result_fields
     from engine.sections.common import option_fields
     op = OPS[name]
-    session = ModelSession.load(args.checkpoint, args.device or "auto")
-    known = {f.name for f in option_fields(type(session.family.cfg.sampling))}
+    if not getattr(args, "checkpoint", None):
+        if op.needs_model:
+            raise CLIError(f"{name} needs --checkpoint")
+        session = None
+    else:
+        session = ModelSession.load(args.checkpoint, args.device or "auto")
+    known = {f.name for f in option_fields(type(session.family.cfg.sampling))} if session else set()
     for option, (flag, value) in (flags or {}).items():
         if value is None:
             continue
@@ -133,7 +139,7 @@ def run_op(name: str, args, fields: dict, progress=None, flags: dict | None = No
         result = result_fields(op.run(session, request, progress or no_progress, never))
     except ValueError as e:  # a bad option, layer, class or endpoint: one line
         raise CLIError(str(e)) from None
-    result["step"] = session.step
+    result["step"] = session.step if session else None
     return result
 
 
@@ -173,6 +179,35 @@ def cmd_interpolate(args) -> int:
                                      "fps": args.fps, "bounce": args.bounce, "scale": args.scale},
                progress=_progress_line, flags=flags)
     print(json.dumps({"out": r["out"], "frames": r["frames"], "space": r["space"], "step": r["step"]}))
+    return 0
+
+
+def cmd_inpaint(args) -> int:
+    """Fill the masked part of an image (mask: white = regenerate) with the checkpoint's own method,
+    or with OpenCV's classical fills (no checkpoint needed); one PNG per seed in --out."""
+    flags = {"steps": ("--steps", args.sample_steps), "sampler": ("--sampler", args.sampler),
+             "guidance_scale": ("--guidance", args.guidance)}
+    inpaint = {k: v for k, v in {"jump": args.jump, "resample": args.resample, "strength": args.strength,
+                                 "start": args.start}.items() if v is not None}
+    settings = {k: v for k, v in {"fit": args.fit, "padding": args.padding, "feather": args.feather,
+                                  "radius": args.radius}.items() if v is not None}
+    method = args.method or ""
+    if method in CLASSICAL_METHODS and args.checkpoint:
+        print(f"genlab-engine: note: {method} needs no model; --checkpoint is not used", file=sys.stderr)
+        args.checkpoint = None
+    if not args.checkpoint and method not in ("", *CLASSICAL_METHODS):
+        raise CLIError(f"--method {method} needs --checkpoint (only {', '.join(CLASSICAL_METHODS)} work without one)")
+    if not args.checkpoint and inpaint:
+        raise CLIError("--jump/--resample/--strength/--start are options of a model's method: give --checkpoint")
+    r = run_op("inpaint", args, {"image": args.image, "mask": args.mask, "out_dir": args.out, "method": method,
+                                 "seeds": [int(x) for x in _specs(args.seeds)] if args.checkpoint else [0],
+                                 "cls": args.cls, "options": parse_options(args.option), "inpaint": inpaint,
+                                 "settings": settings, "resize_mask": args.resize_mask},
+               progress=_progress_line, flags=flags)
+    if r["note"]:
+        print(f"genlab-engine: note: {r['note']}", file=sys.stderr)
+    print(json.dumps({"out": r["paths"], "method": r["method"], "seeds": r["seeds"], "region": r["region"],
+                      "step": r["step"]}))
     return 0
 
 
@@ -381,6 +416,32 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default="walk.gif", help=".png (strip), .gif or .mp4")
     i.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     i.set_defaults(func=cmd_interpolate)
+
+    ip = sub.add_parser("inpaint", help="fill the masked part of an image (mask: white = regenerate)")
+    ip.add_argument("--image", required=True)
+    ip.add_argument("--mask", required=True, help="PNG of the image's size; white = regenerate, black = keep")
+    ip.add_argument("--checkpoint", help="a model that inpaints (diffusion, PixelCNN); not needed for telea/ns")
+    ip.add_argument("--method", help="repaint or blend (diffusion), raster completion (PixelCNN), or telea / ns "
+                                     "(OpenCV, no model); default: the model's first, or telea without one")
+    ip.add_argument("--seeds", default="0", help="comma-separated seeds: one result each (default 0)")
+    ip.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps (default: the run's)")
+    ip.add_argument("--sampler", choices=solver_names(), help="diffusion solver (default: the run's)")
+    ip.add_argument("--guidance", type=float, help="classifier-free guidance scale (with --class)")
+    ip.add_argument("--jump", type=int, help="RePaint: jump length (default 10)")
+    ip.add_argument("--resample", type=int, help="RePaint: resampling count (default 10; 1 = none)")
+    ip.add_argument("--strength", type=float, help="1 = the masked part starts from noise; less keeps its shapes")
+    ip.add_argument("--start", choices=["original", "noise", "fill"], help="what the masked part starts from")
+    ip.add_argument("--fit", choices=["resize", "crop", "masked"],
+                    help="how the image meets the model's resolution (default resize; masked: only around the mask)")
+    ip.add_argument("--padding", type=int, help="--fit masked: context pixels around the mask (default 8)")
+    ip.add_argument("--feather", type=float, help="mask blur in model pixels (default 1; 0 = hard edge)")
+    ip.add_argument("--radius", type=float, help="telea/ns: neighbourhood radius in pixels (default 3)")
+    ip.add_argument("--class", dest="cls", type=int, help="class for a conditional model")
+    ip.add_argument("--option", action="append", metavar="NAME=VALUE", help="any other sample option")
+    ip.add_argument("--resize-mask", action="store_true", help="resize a mask of another size to the image's")
+    ip.add_argument("--out", default="inpainted", help="folder for the results (default ./inpainted)")
+    ip.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    ip.set_defaults(func=cmd_inpaint)
 
     e = sub.add_parser("eval", help="score samples: FID (or FD-domain), KID, precision/recall, IS")
     e.add_argument("--checkpoint", help="sample from this checkpoint and compare with its training data")

@@ -48,6 +48,7 @@ class StyleMixCaps:
 @dataclass
 class InpaintCaps:
     methods: list[str] = field(default_factory=list)
+    options: str = ""               # "module:Attr" of the family's inpainting options dataclass, "" = none
 
 
 RECORDS = {"conditional": ConditionalCaps, "latent": LatentCaps, "likelihood": LikelihoodCaps,

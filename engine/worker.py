@@ -9,7 +9,9 @@ every other op is an operation of engine/ops (OPS), whose Request dataclass give
    "options": {"truncation_psi": 0.7, "noise_mode": "const"}}
   {"id": 5, "op": "interpolate", "endpoints": [1, "face.png", 7], "frames": 16, "out": "walk.gif"}
   {"id": 6, "op": "evaluate", "n": 1000}
-  {"id": 7, "op": "quit"}
+  {"id": 7, "op": "inpaint", "image": "photo.png", "mask": "mask.png", "method": "repaint", "seeds": [0, 1]}
+  {"id": 8, "op": "cancel", "target": 7}                    (stops request 7 between steps)
+  {"id": 9, "op": "quit"}
 "options" are the loaded family's sample options (engine/sections/); one it does not have is an
 error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one). An op
 that writes an image and names no "out" writes it into the worker's cache folder.
@@ -35,7 +37,7 @@ from engine.sampling.denoise import Cancelled
 from engine.sections.common import option_values
 from engine.util import throttled
 
-OWN_OPS = ("load", "quit")
+OWN_OPS = ("load", "cancel", "quit")
 
 
 class Worker:
@@ -59,6 +61,9 @@ class Worker:
     def submit(self, req: dict) -> None:
         with self._cond:
             op = req.get("op")
+            if op == "cancel":   # answered at once, not queued: the work it stops may be running
+                self._cancel(req.get("target"))
+                return
             for old in [r for r in self._queue if r.get("op") == op]:
                 self._queue.remove(old)
                 self.emit(protocol.event("cancelled", id=old.get("id"), op=op))
@@ -66,6 +71,15 @@ class Worker:
                 self._running_cancel.set()  # the running one stops at its next step
             self._queue.append(req)
             self._cond.notify()
+
+    def _cancel(self, target) -> None:
+        """Stop request `target`: dropped if queued, stopped at its next step if running (its
+        reply is then "cancelled"). Unknown or finished requests: nothing to do. Holds _cond."""
+        for old in [r for r in self._queue if r.get("id") == target]:
+            self._queue.remove(old)
+            self.emit(protocol.event("cancelled", id=target, op=old.get("op")))
+        if self._running is not None and self._running.get("id") == target:
+            self._running_cancel.set()
 
     def read_stdin(self) -> None:
         for line in sys.stdin:
@@ -106,7 +120,7 @@ class Worker:
                     raise ValueError("load: the request is missing 'checkpoint'")
                 self.load(req["checkpoint"], rid)
             elif op in OPS:
-                self._ensure_loaded(req)
+                self._ensure_loaded(req, required=OPS[op].needs_model)
                 t0 = time.perf_counter()
                 result = self.run_op(req, cancel or threading.Event())
                 self.emit(protocol.event("result", id=rid, op=op, elapsed_s=round(time.perf_counter() - t0, 3),
@@ -133,6 +147,8 @@ class Worker:
         cache_png = str(self.cache_dir / f"{op.cache_name}_{req.get('id')}.png")
         if "strip" in names:      # a walk: the canvas always reads a scale-1 strip
             fields.setdefault("strip", cache_png)
+        elif "out_dir" in names:  # one file per result
+            fields.setdefault("out_dir", str(self.cache_dir / f"{op.cache_name}_{req.get('id')}"))
         elif "out" in names:
             fields.setdefault("out", cache_png)
         return fields
@@ -145,12 +161,12 @@ class Worker:
                                  capabilities=self.family.capabilities().to_dict(),
                                  options=option_values(self.session.config.sampling)))
 
-    def _ensure_loaded(self, req: dict) -> None:
+    def _ensure_loaded(self, req: dict, required: bool = True) -> None:
         if "checkpoint" in req and not isinstance(req["checkpoint"], str):
             raise ValueError(f"{req.get('op')}: checkpoint = {req['checkpoint']!r} must be the path of a checkpoint")
         if req.get("checkpoint") and (self.session is None or Path(req["checkpoint"]) != self.session.checkpoint):
             self.load(req["checkpoint"])  # a request for another checkpoint: load it, and say so
-        if self.session is None:
+        if self.session is None and required:
             raise ValueError("no checkpoint loaded: send a 'load' request first")
 
 

@@ -26,6 +26,8 @@ CANVASES: list[CanvasSpec] = [
                why="needs a model with per-layer styles (a style-based generator)"),
     CanvasSpec("interpolate", "Interpolate", "app.canvases.interpolation:InterpolationCanvas", needs="latent",
                why="needs a model with a latent space to walk through"),
+    # always on: OpenCV's classical fills need no model; a checkpoint adds its own methods
+    CanvasSpec("inpaint", "Inpainting", "app.canvases.inpainting:InpaintingCanvas"),
 ]
 
 TAB_KEYS = ("train", *(c.key for c in CANVASES))

@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from app.qt_util import signals_blocked
+from app.qt_util import scratch_settings, signals_blocked
 from app.widgets.config_form import ConfigForm
 from app.worker_session import WorkerSession
 from engine.capabilities import Capabilities
@@ -46,10 +47,11 @@ def enable_by_capability(form, caps: Capabilities) -> None:
 
 
 class Canvas(QWidget):
-    def __init__(self, session: WorkerSession, parent=None):
+    def __init__(self, session: WorkerSession, parent=None, settings: QSettings | None = None):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.session = session
+        self.settings = settings if settings is not None else scratch_settings()  # what it remembers
         self.capabilities: Capabilities | None = None
         self.progress = QProgressBar()
         self.progress.setFormat("")

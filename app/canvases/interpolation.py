@@ -21,8 +21,8 @@ class InterpolationCanvas(Canvas):
     rendered = Signal(str)
     exported = Signal(str)
 
-    def __init__(self, session, parent=None):
-        super().__init__(session, parent)
+    def __init__(self, session, parent=None, settings=None):
+        super().__init__(session, parent, settings)
         self.pending_id = 0
         self.export_id = 0
         self.frames: list[QPixmap] = []

@@ -26,8 +26,8 @@ EVAL_NAMES = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_
 class SamplingCanvas(Canvas):
     sampled = Signal(str)
 
-    def __init__(self, session, parent=None):
-        super().__init__(session, parent)
+    def __init__(self, session, parent=None, settings=None):
+        super().__init__(session, parent, settings)
         self.pending_id = 0
 
         self.ckpt = QLineEdit()

@@ -24,8 +24,8 @@ GROUP_TIPS = {"coarse": "pose, shape (low resolutions)", "middle": "features (mi
 class StyleMixCanvas(Canvas):
     rendered = Signal(str)
 
-    def __init__(self, session, parent=None):
-        super().__init__(session, parent)
+    def __init__(self, session, parent=None, settings=None):
+        super().__init__(session, parent, settings)
         self.groups: dict[str, list[int]] = {}
         self.pending_id = 0
         self.project_ids: set[int] = set()

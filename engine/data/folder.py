@@ -165,6 +165,16 @@ def _open_regular(path: Path):
 def load_image(path: Path, resolution: int) -> tuple[np.ndarray, bool]:
     """Decode one file to uint8 res x res x 3 (shorter side resized, center-cropped).
     Raises ValueError with a short reason for anything unusable."""
+    arr, gray = decode_image(path, draft=resolution * 2)
+    pil = Image.fromarray(arr, "RGB")
+    pil = ImageOps.fit(pil, (resolution, resolution), Image.LANCZOS, centering=(0.5, 0.5))
+    return np.asarray(pil), gray
+
+
+def decode_image(path: Path, draft: int | None = None) -> tuple[np.ndarray, bool]:
+    """Decode one file at its own size to uint8 H x W x 3 (and whether it was greyscale); a JPEG
+    may be decoded at a reduced size no smaller than `draft` pixels a side. Raises ValueError with
+    a short reason for anything unusable."""
     with _open_regular(Path(path)) as fp, _quiet_bomb_warnings():
         try:
             img = Image.open(fp)
@@ -183,8 +193,8 @@ def load_image(path: Path, resolution: int) -> tuple[np.ndarray, bool]:
             if w < 1 or h < 1:
                 raise ValueError("empty image")
             try:
-                if img.format == "JPEG":
-                    img.draft("RGB", (resolution * 2, resolution * 2))  # decode big JPEGs at reduced size
+                if img.format == "JPEG" and draft:
+                    img.draft("RGB", (draft, draft))  # decode big JPEGs at reduced size
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 arr, gray = _to_rgb_array(img)
@@ -192,9 +202,7 @@ def load_image(path: Path, resolution: int) -> tuple[np.ndarray, bool]:
                 raise ValueError(f"image too large to decode safely (the limit is {MAX_PIXELS:,} pixels)") from None
             except (OSError, SyntaxError, ValueError) as e:
                 raise ValueError(f"cannot decode image ({type(e).__name__}: {e})"[:120]) from None
-    pil = Image.fromarray(arr, "RGB")
-    pil = ImageOps.fit(pil, (resolution, resolution), Image.LANCZOS, centering=(0.5, 0.5))
-    return np.asarray(pil), gray
+    return arr, gray
 
 
 class _quiet_bomb_warnings:

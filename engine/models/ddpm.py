@@ -10,17 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from engine.models.base import Batch, Family, StepContext, seed_noise
-from engine.models.interfaces import Conditional, IterativeSampler, LatentModel
+from engine.models.interfaces import Conditional, Inpainter, IterativeSampler, LatentModel
 from engine.models.unet import UNet
 from engine.sampling.denoise import Denoiser, denoise, invert
+from engine.sampling.inpaint import inpaint_diffusion
 from engine.sampling.schedules import make_schedule
 from engine.sampling.solvers import build_solver
 
 
-class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel):
+class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
     name = "ddpm"
     prediction = "eps"
     latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise)", "ddim-inversion"
+    inpaint_methods = ("repaint", "blend")
+    inpaint_options = "engine.sections.inpaint:DiffusionInpaintOptions"
 
     def __init__(self, cfg, channels, resolution, class_names):
         super().__init__(cfg, channels, resolution, class_names)
@@ -103,10 +106,13 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel):
             net.train(was_training)
         return out.float().clamp(-1, 1).cpu()
 
+    def initial_noise(self, n: int, seed: int) -> torch.Tensor:
+        """x_T for n images, drawn on the CPU so that a seed gives the same images on every device."""
+        return torch.randn((n, self.channels, self.resolution, self.resolution),
+                           generator=torch.Generator().manual_seed(int(seed)))
+
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
-        # noise is drawn on the CPU so that a seed gives the same images on every device
-        x_T = torch.randn((n, self.channels, self.resolution, self.resolution),
-                          generator=torch.Generator().manual_seed(int(seed)))
+        x_T = self.initial_noise(n, seed)
         dev_gen = torch.Generator(device=self.device).manual_seed(int(seed) + 1)
         return self._run(x_T, labels, options, use_ema=use_ema, sampler=options.sampler, eta=options.eta,
                          generator=dev_gen, progress=progress, cancel=cancel)
@@ -146,3 +152,44 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel):
                           steps or self.default_encode_steps(opts), progress=progress, cancel=cancel).cpu()
         finally:
             net.train(was)
+
+    # ---- inpainting: the known region imposed on the sampling chain ------------------------------
+    @torch.no_grad()
+    def inpaint(self, images, mask, *, seeds, labels=None, options=None, inpaint_options=None, method=None,
+                progress=None, cancel=None) -> torch.Tensor:
+        """RePaint or per-step blending (engine/sampling/inpaint.py) with the run's solver. Image i
+        starts from x_T of seeds[i] (the noise plain sampling with that seed starts from), so with an
+        all-regenerate mask, a "noise" start and a deterministic solver, seed k fills exactly as it
+        samples; the solver's and the re-noising's own noise follow seeds[0]."""
+        method = self.check_inpaint_method(method)
+        opts = self.sample_options(options)
+        ino = self.inpaint_options_for(inpaint_options)
+        n = images.shape[0]
+        if len(seeds) != n:
+            raise ValueError(f"inpaint: {len(seeds)} seeds for {n} images")
+        known = images.float().clamp(-1, 1)
+        x_T = torch.cat([self.initial_noise(1, s) for s in seeds])
+        x_init = known
+        if ino.start == "fill":   # the hole pre-filled by OpenCV, so strength < 1 keeps its rough colours
+            from engine.inpainting.classical import classical_fill
+            u8 = ((known.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
+            hole = mask.expand(n, 1, *mask.shape[2:]).cpu().numpy()[:, 0]
+            filled = [classical_fill(u8[i], hole[i]) for i in range(n)]
+            x_init = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 127.5 - 1 for f in filled])
+        net = self.nets(True)["unet"]
+        was_training = net.training
+        net.eval()
+        try:
+            lab = self.label_tensor(labels, n)
+            solver = build_solver(opts.sampler, self.alphas_cumprod, spacing=opts.spacing, lenient=True, eta=opts.eta)
+            dev = self.device
+            out = inpaint_diffusion(
+                self.denoiser(net, lab, float(opts.guidance_scale)), solver, known.to(dev), mask.to(dev),
+                x_init.to(dev), opts.steps, method=method, jump=ino.jump, resample=ino.resample,
+                strength=ino.strength, noise_init=x_T, noise_start=x_T if ino.start == "noise" else None,
+                generator=torch.Generator(device=dev).manual_seed(int(seeds[0]) + 1),
+                merge_generator=torch.Generator(device=dev).manual_seed(int(seeds[0]) + 2),
+                progress=progress, cancel=cancel)
+        finally:
+            net.train(was_training)
+        return out.float().clamp(-1, 1).cpu()

@@ -173,18 +173,46 @@ class StyleMixer:
 
 
 class Inpainter:
-    """Fills the masked part of images. Contract: unmasked pixels come back unchanged."""
+    """Fills the masked part of images. Contract: unmasked pixels come back unchanged; image i is
+    drawn with seeds[i] (the same seed and inputs give the same fill)."""
 
     inpaint_methods: tuple[str, ...] = ()
+    inpaint_options: str = ""       # "module:Attr" of its options dataclass (engine/sections/), "" = none
 
-    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, labels=None, options=None,
-                method: str | None = None, progress: Progress | None = None,
+    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seeds: list[int], labels=None, options=None,
+                inpaint_options=None, method: str | None = None, progress: Progress | None = None,
                 cancel: Cancel | None = None) -> torch.Tensor:
-        """images (N, C, H, W) in [-1, 1]; mask (N, 1, H, W) in [0, 1], 1 = regenerate."""
+        """images (N, C, H, W) in [-1, 1]; mask (N or 1, 1, H, W) in [0, 1], 1 = regenerate (values
+        between blend, where the method can); seeds: N ints; options: the family's sample options;
+        inpaint_options: an object of the `inpaint_options` dataclass (None: its defaults).
+        Returns (N, C, H, W) in [-1, 1] on the CPU."""
         raise NotImplementedError
 
+    def inpaint_options_for(self, values=None):
+        """The inpainting options object from a dict of values (None: the defaults), checked."""
+        if not self.inpaint_options:
+            if values:
+                raise ValueError(f"a {self.name} model takes no inpainting options")
+            return None
+        from engine.registry import load_object
+        from engine.schema import section_from_dict, validate_section
+        if values is not None and not isinstance(values, dict):
+            return values
+        obj = section_from_dict(load_object(self.inpaint_options), values or {}, "inpaint")
+        validate_section(obj, "inpaint")
+        return obj
+
+    def check_inpaint_method(self, method: str | None) -> str:
+        """The method to use: `method`, or the first one; an unknown one is an error naming them."""
+        if method in (None, ""):
+            return self.inpaint_methods[0]
+        if method not in self.inpaint_methods:
+            raise ValueError(f"a {self.name} model cannot inpaint with {method!r}; "
+                             f"its methods: {', '.join(self.inpaint_methods)}")
+        return method
+
     def inpaint_record(self) -> InpaintCaps:
-        return InpaintCaps(methods=list(self.inpaint_methods))
+        return InpaintCaps(methods=list(self.inpaint_methods), options=self.inpaint_options)
 
 
 # interface -> (its Capabilities field, the method that builds its record)

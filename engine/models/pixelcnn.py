@@ -116,32 +116,39 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
         x = torch.zeros(n, self.channels, self.resolution, self.resolution, device=self.device)
         todo = torch.ones(n, 1, self.resolution, self.resolution, dtype=torch.bool, device=self.device)
-        return self._draw(x, todo, labels, options, seed=seed, use_ema=use_ema, progress=progress, cancel=cancel)
+        return self._draw(x, todo, labels, options, uniforms=self._uniforms(x.shape, seed), use_ema=use_ema,
+                          progress=progress, cancel=cancel)
 
-    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, labels=None, options=None,
-                method: str | None = None, progress=None, cancel=None) -> torch.Tensor:
-        """Raster-order completion: images (N, C, H, W) in [-1, 1], mask (N, 1, H, W), 1 = draw anew.
-        Unmasked pixels come back exactly as given."""
-        if method not in (None, *self.inpaint_methods):
-            raise ValueError(f"unknown inpainting method {method!r} for a pixelcnn model; "
-                             f"choose one of: {', '.join(self.inpaint_methods)}")
+    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seeds: list[int], labels=None, options=None,
+                inpaint_options=None, method: str | None = None, progress=None, cancel=None) -> torch.Tensor:
+        """Raster-order completion: images (N, C, H, W) in [-1, 1], mask (N or 1, 1, H, W), pixels
+        >= 0.5 drawn anew (a sub-pixel cannot be half drawn; the caller's composite blends a soft
+        edge). Unmasked pixels come back exactly as given; image i draws with seeds[i]."""
+        self.check_inpaint_method(method)
+        self.inpaint_options_for(inpaint_options)
         opts = self.sample_options(options)
         images = images.float().cpu()
-        todo = (mask.float() > 0.5).expand(images.shape[0], 1, *images.shape[2:]).to(self.device)
-        drawn = self._draw(images.to(self.device).clone(), todo, labels, opts, seed=seed, use_ema=True,
+        if len(seeds) != images.shape[0]:
+            raise ValueError(f"inpaint: {len(seeds)} seeds for {images.shape[0]} images")
+        todo = (mask.float() >= 0.5).expand(images.shape[0], 1, *images.shape[2:]).to(self.device)
+        uniforms = torch.cat([self._uniforms((1, *images.shape[1:]), s) for s in seeds])
+        drawn = self._draw(images.to(self.device).clone(), todo, labels, opts, uniforms=uniforms, use_ema=True,
                            progress=progress, cancel=cancel)
         return torch.where(todo.cpu(), drawn, images)
 
+    @staticmethod
+    def _uniforms(shape, seed: int) -> torch.Tensor:
+        """One uniform per sub-pixel, drawn up front on the CPU: the same seed gives the same images anywhere."""
+        return torch.rand(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+
     @torch.no_grad()
-    def _draw(self, x: torch.Tensor, todo: torch.Tensor, labels, options, *, seed: int, use_ema: bool,
+    def _draw(self, x: torch.Tensor, todo: torch.Tensor, labels, options, *, uniforms: torch.Tensor, use_ema: bool,
               progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None) -> torch.Tensor:
         """Draw the sub-pixels of x (N, C, H, W) where todo (N, 1, H, W) is set, in raster order and
         R, G, B within a pixel, each given all before it. Returns the images on the CPU in [-1, 1]."""
         net = self.nets(use_ema)["pixelcnn"]
         was = net.training
         net.eval()
-        # one uniform per sub-pixel, drawn up front on the CPU: the same seed gives the same images anywhere
-        uniforms = torch.rand(x.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
         try:
             with one_thread() if self.device.type == "cpu" else contextlib.nullcontext():
                 self._draw_rows(net, x, todo, self._labels(labels, x.shape[0]), uniforms,

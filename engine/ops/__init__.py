@@ -7,14 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.ops import evaluate, interpolate, project, sample, style_mix
+from engine.ops import evaluate, inpaint, interpolate, project, sample, style_mix
 
 
 @dataclass(frozen=True)
 class Op:
     request: type
     run: Callable
-    cache_name: str     # the PNG a worker writes when the request names no output
+    cache_name: str     # the PNG (or folder) a worker writes when the request names no output
+    needs_model: bool = True   # False: runs with no checkpoint loaded (the session may be None)
 
 
 OPS: dict[str, Op] = {
@@ -23,4 +24,5 @@ OPS: dict[str, Op] = {
     "mix": Op(style_mix.StyleMixRequest, style_mix.run, "mix"),
     "interpolate": Op(interpolate.InterpolateRequest, interpolate.run, "interp"),
     "evaluate": Op(evaluate.EvaluateRequest, evaluate.run, ""),
+    "inpaint": Op(inpaint.InpaintRequest, inpaint.run, "inpaint", needs_model=False),
 }

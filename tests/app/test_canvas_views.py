@@ -155,12 +155,13 @@ def test_window_enables_tabs_by_capability_and_shows_a_shell_started_run(qtbot, 
     qtbot.addWidget(w)
     client = w.session.client
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert titles == ["Train", "Sample", "Style mixing", "Interpolate"]
+    assert titles == ["Train", "Sample", "Style mixing", "Interpolate", "Inpainting"]
     w.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(DDPM, {})
     mix_tab = titles.index("Style mixing")
     assert not w.tabs.isTabEnabled(mix_tab) and "per-layer styles" in w.tabs.tabToolTip(mix_tab)
     assert w.tabs.isTabEnabled(titles.index("Interpolate"))
+    assert w.tabs.isTabEnabled(titles.index("Inpainting"))   # classical fills need no model
     w.set_checkpoint("/runs/b/step_000010.safetensors")
     client.ready(STYLE, {}, checkpoint="/runs/b/step_000010.safetensors")
     assert all(w.tabs.isTabEnabled(i) for i in range(w.tabs.count()))

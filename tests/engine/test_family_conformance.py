@@ -143,7 +143,7 @@ def test_inpainter_keeps_unmasked_pixels(trained):
     x = fam.sample(2, seed=1)
     mask = torch.zeros(2, 1, RES, RES)
     mask[..., : RES // 2, :] = 1
-    out = fam.inpaint(x, mask, seed=0)
+    out = fam.inpaint(x, mask, seeds=[0, 1])
     keep = (mask == 0).expand_as(x)
     assert out.shape == x.shape and torch.allclose(out[keep], x[keep], atol=1e-5)
 

@@ -170,26 +170,27 @@ def test_completion_keeps_the_given_pixels_and_draws_the_masked_ones():
     mask[:, :, 5:] = 1                      # the rows below a line
     mask[1, :, 2, 3] = 1                    # and any pixel: later known pixels are kept, not used
     seen = []
-    out = fam.inpaint(x, mask, seed=0, progress=lambda d, t: seen.append((d, t)))
+    out = fam.inpaint(x, mask, seeds=[0, 1, 2], progress=lambda d, t: seen.append((d, t)))
     keep = mask == 0
     assert torch.equal(out[keep], x[keep])
     assert not torch.equal(out[~keep], x[~keep])
-    assert torch.equal(out, fam.inpaint(x, mask, seed=0))
+    assert torch.equal(out, fam.inpaint(x, mask, seeds=[0, 1, 2]))
     assert seen[-1] == (4, 4)               # only the rows with something to draw: 2, 5, 6, 7
-    assert torch.equal(fam.inpaint(x, torch.zeros(3, 1, 8, 8), seed=0), x)
+    assert torch.equal(fam.inpaint(x, torch.zeros(3, 1, 8, 8), seeds=[0, 1, 2]), x)
 
 
 def test_completion_of_everything_is_sampling_and_the_known_rows_condition_the_rest():
     fam = make_family()
     x = random_levels(2)
-    assert torch.equal(fam.inpaint(x, torch.ones(2, 1, 8, 8), seed=5, labels=[1, 2]),
-                       fam.sample(2, seed=5, labels=[1, 2]))
+    both = fam.inpaint(x, torch.ones(2, 1, 8, 8), seeds=[5, 9], labels=[1, 2])   # image i draws with seeds[i]
+    assert torch.equal(both[:1], fam.sample(1, seed=5, labels=[1]))
+    assert torch.equal(both[1:], fam.sample(1, seed=9, labels=[2]))
     mask = torch.zeros(2, 1, 8, 8)
     mask[:, :, 4:] = 1
     other = x.flip(0)                       # different known rows, same noise
-    assert not torch.equal(fam.inpaint(x, mask, seed=0)[:, :, 4:], fam.inpaint(other, mask, seed=0)[:, :, 4:])
+    assert not torch.equal(fam.inpaint(x, mask, seeds=[0, 0])[:, :, 4:], fam.inpaint(other, mask, seeds=[0, 0])[:, :, 4:])
     with pytest.raises(ValueError, match="raster completion"):
-        fam.inpaint(x, mask, method="diffusion")
+        fam.inpaint(x, mask, seeds=[0, 0], method="diffusion")
 
 
 def test_sampling_gives_back_the_thread_count_it_lowered_even_when_cancelled():

@@ -1,0 +1,195 @@
+"""Inpaint an image file with a mask file: with the loaded model's own methods (its Inpainter:
+RePaint or blending for diffusion, raster completion for PixelCNN) or with OpenCV's classical
+fills, which need no model. The model works at its resolution on a region of the image (the
+whole image, its central square, or a square around the mask: engine/inpainting/geometry.py);
+its result is pasted back into the full-size image with a feathered edge, so pixels away from
+the mask come back bit for bit. One PNG per seed, with the method and its parameters in the PNG's
+text metadata."""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION
+from engine.inpainting.composite import cut, feather, paste, resize, to_channels, to_uint8
+from engine.inpainting.geometry import mask_outside, work_region
+from engine.ops.base import Cancel, ModelSession, StageProgress, stage
+from engine.schema import section_from_dict, validate_section
+from engine.sections.inpaint import InpaintSettings
+
+MAX_SEEDS = 64
+
+
+@dataclass
+class InpaintRequest:
+    image: str
+    mask: str
+    out_dir: str
+    method: str = ""               # "" = the model's first method, or telea without a model
+    seeds: list = field(default_factory=lambda: [0])
+    cls: int | None = None
+    options: dict = field(default_factory=dict)    # the family's sample options (steps, solver, …)
+    inpaint: dict = field(default_factory=dict)    # the family's inpainting options (jump, resample, …)
+    settings: dict = field(default_factory=dict)   # InpaintSettings: fit, padding, feather, radius
+    resize_mask: bool = False      # a mask of another size is resized to the image's instead of refused
+
+    def check(self) -> None:
+        if not self.seeds or len(self.seeds) > MAX_SEEDS:
+            raise ValueError(f"inpaint: give 1 to {MAX_SEEDS} seeds (got {len(self.seeds)})")
+        if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.seeds):
+            raise ValueError(f"inpaint: seeds must be whole numbers >= 0, got {self.seeds}")
+
+
+@dataclass
+class InpaintResult:
+    paths: list
+    seeds: list
+    method: str
+    region: list                   # x0, y0, x1, y1 of the image the model worked on
+    note: str = ""
+
+
+def load_image(path: str) -> np.ndarray:
+    """An image file as float32 H×W×C in [0, 1] at its own size (C = 1 for a greyscale file)."""
+    from engine.data.folder import decode_image
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{path}: no such image file")
+    try:
+        arr, gray = decode_image(p)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    img = arr[..., :1] if gray else arr
+    return img.astype(np.float32) / 255.0
+
+
+def load_mask(path: str, size: tuple[int, int], resize_ok: bool) -> tuple[np.ndarray, str]:
+    """A mask file as float32 H×W in [0, 1] (white = regenerate) at size = (width, height); and a
+    note when it was resized."""
+    arr = load_image(path)
+    mask = arr.mean(axis=2) if arr.shape[2] > 1 else arr[..., 0]
+    h, w = mask.shape
+    note = ""
+    if (w, h) != tuple(size):
+        if not resize_ok:
+            raise ValueError(f"{path}: the mask is {w}×{h} but the image is {size[0]}×{size[1]}; "
+                             f"give a mask of the image's size, or allow resizing (--resize-mask)")
+        mask = resize(mask, size)
+        note = f"mask resized from {w}×{h} to {size[0]}×{size[1]}"
+    if not (mask > 0).any():
+        raise ValueError(f"{path}: the mask is empty (all black); {MASK_CONVENTION}")
+    return mask.astype(np.float32), note
+
+
+def png_bytes(img: np.ndarray, text: dict[str, str]) -> bytes:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+    u8 = to_uint8(img)
+    pil = Image.fromarray(u8[..., 0], "L") if u8.shape[2] == 1 else Image.fromarray(u8, "RGB")
+    info = PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgress, cancel: Cancel) -> InpaintResult:
+    from engine.util import atomic_write_bytes
+    settings = section_from_dict(InpaintSettings, req.settings, "settings")
+    validate_section(settings, "settings")
+    method = req.method or (session.family.inpaint_methods[0] if _inpaints(session) else CLASSICAL_METHODS[0])
+    image = load_image(req.image)
+    h, w = image.shape[:2]
+    mask, note = load_mask(req.mask, (w, h), req.resize_mask)
+    t0 = time.perf_counter()
+    if method in CLASSICAL_METHODS:
+        outs, region, params = _classical(image, mask, method, settings), (0, 0, w, h), {"radius": settings.radius}
+        seeds: list = []
+    else:
+        outs, region, more = _with_model(session, image, mask, method, settings, req, progress, cancel)
+        seeds, params = list(req.seeds), more
+        if mask_outside(mask, region):
+            note = "; ".join(filter(None, [note, "part of the mask lies outside the frame and is left unchanged"]))
+    meta = {"method": method, "image": str(req.image), "mask": str(req.mask), "settings": asdict(settings),
+            "params": params, "elapsed_s": round(time.perf_counter() - t0, 3)}
+    if session is not None and method not in CLASSICAL_METHODS:
+        meta.update(checkpoint=str(session.checkpoint), step=session.step, family=session.family.name)
+    out_dir = Path(req.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(req.image).stem
+    paths = []
+    for i, out in enumerate(outs):
+        suffix = f"_seed{seeds[i]}" if seeds else ""
+        path = out_dir / f"{stem}_{method.replace(' ', '-')}{suffix}.png"
+        text = {"genlab": json.dumps({**meta, **({"seed": seeds[i]} if seeds else {})}),
+                "parameters": _parameters_line(meta, seeds[i] if seeds else None)}
+        atomic_write_bytes(path, png_bytes(out, text))
+        paths.append(str(path))
+    return InpaintResult(paths, seeds, method, list(region), note)
+
+
+def _inpaints(session: ModelSession | None) -> bool:
+    from engine.models.interfaces import Inpainter
+    return session is not None and isinstance(session.family, Inpainter)
+
+
+def _classical(image: np.ndarray, mask: np.ndarray, method: str, settings: InpaintSettings) -> list[np.ndarray]:
+    from engine.inpainting.classical import classical_fill
+    filled = classical_fill(to_uint8(image), mask, method, settings.radius).astype(np.float32) / 255.0
+    h, w = mask.shape
+    return [paste(image, filled, feather(mask, settings.feather), (0, 0, w, h))]
+
+
+def _with_model(session, image, mask, method, settings, req, progress, cancel):
+    """The model's fill of the region, pasted back: a list of full-size images (one per seed), the
+    region and the parameters used."""
+    import torch
+    from engine.sections.common import option_values
+    if session is None:
+        raise ValueError(f"no checkpoint loaded: {method!r} needs a model; "
+                         f"{' and '.join(CLASSICAL_METHODS)} work without one")
+    if not _inpaints(session):
+        raise ValueError(f"a {session.family.name} model cannot inpaint; "
+                         f"the classical methods ({', '.join(CLASSICAL_METHODS)}) work with any image")
+    fam = session.family
+    method = fam.check_inpaint_method(method)
+    options = fam.sample_options(req.options)
+    inpaint_options = fam.inpaint_options_for(req.inpaint)
+    image = to_channels(image, fam.channels)
+    region = work_region(mask, settings.fit, settings.padding)
+    res = fam.resolution
+    x0, y0, x1, y1 = region
+    scale = max(x1 - x0, y1 - y0) / res          # image pixels per model pixel
+    small = resize(cut(image, region), (res, res))
+    small_mask = feather(resize(cut(mask, region), (res, res)), settings.feather)
+    n = len(req.seeds)
+    x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))).float().mul(2).sub(1)
+    labels = fam.labels_for(n, req.cls) if req.cls is not None else None
+    out = fam.inpaint(x.unsqueeze(0).repeat(n, 1, 1, 1), torch.from_numpy(small_mask)[None, None],
+                      seeds=list(req.seeds), labels=labels, options=options, inpaint_options=inpaint_options,
+                      method=method, progress=stage(progress, f"inpainting ({method})"), cancel=cancel)
+    gen = (out.permute(0, 2, 3, 1).numpy() + 1) / 2
+    weight = np.zeros_like(mask)
+    weight[y0:y1, x0:x1] = feather(cut(mask, region), settings.feather * scale)
+    params = {"options": option_values(options), "class": req.cls}
+    if inpaint_options is not None:
+        params["inpaint"] = asdict(inpaint_options)
+    return [paste(image, g, weight, region) for g in gen], region, params
+
+
+def _parameters_line(meta: dict, seed: int | None) -> str:
+    """One readable line, like the 'parameters' text other tools write into their PNGs."""
+    parts = [f"Method: {meta['method']}"]
+    if seed is not None:
+        parts.append(f"Seed: {seed}")
+    for k, v in {**meta["params"].get("options", {}), **meta["params"].get("inpaint", {})}.items():
+        parts.append(f"{k}: {v}")
+    if "checkpoint" in meta:
+        parts.append(f"Checkpoint: {Path(meta['checkpoint']).name} (step {meta['step']}, {meta['family']})")
+    return ", ".join(parts)
