@@ -102,6 +102,11 @@ register_family(FamilySpec("glow", "Glow / RealNVP (normalizing flow)", "engine.
 register_family(FamilySpec("pixelcnn", "Gated PixelCNN (autoregressive)", "engine.sections.pixelcnn:PixelCNNConfig",
                            "engine.sections.pixelcnn:PixelCNNSampleOptions", "engine.models.pixelcnn:PixelCNNFamily",
                            headline=("loss/bpd",), plots=(LOSS_PLOT, BPD_PLOT)))
+register_family(FamilySpec("hvae", "Hierarchical VAE (VDVAE-lite)", "engine.sections.hvae:HVAEConfig",
+                           "engine.sections.hvae:HVAESampleOptions", "engine.models.hvae:HVAEFamily",
+                           headline=("loss/bpd", "loss/kl"),
+                           plots=(LOSS_PLOT, PlotGroup("kl", "KL per latent group (nats per image): flat at 0 = unused",
+                                                       ("kl/",), log=False), BPD_PLOT)))
 
 
 def family_spec(name: str) -> FamilySpec:

@@ -17,6 +17,16 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+def _list_item(text: str):
+    """A list field's item as typed: an int, a float ("0.5", "1e-3") or else the text."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 class FloatSlider(QWidget):
     """A slider over a float field's [min, max] with its value beside it, for options that are
     dragged while watching the result (slider=True in the field's metadata, e.g. truncation psi)."""
@@ -139,7 +149,7 @@ class ConfigForm(QWidget):
                 out[name] = typ(ed.value())
             elif typ is list:
                 items = [s.strip() for s in ed.text().split(",") if s.strip()]
-                out[name] = [int(s) if s.lstrip("-").isdigit() else s for s in items]
+                out[name] = [_list_item(s) for s in items]
             else:
                 out[name] = ed.text()
         return out

@@ -24,3 +24,11 @@ def test_config_form_ranges_follow_schema(qtbot):
     form.changed.connect(lambda: changes.append(1))
     form.editors["steps"].setValue(123)
     assert changes and form.values()["steps"] == 123
+
+
+def test_config_form_list_fields_keep_decimals(qtbot):
+    from engine.sections.hvae import HVAESampleOptions
+    form = ConfigForm(HVAESampleOptions)
+    qtbot.addWidget(form)
+    form.editors["group_temperatures"].setText("1, 0.5, 1e-1, 0")
+    assert form.values()["group_temperatures"] == [1, 0.5, 0.1, 0]
