@@ -52,8 +52,9 @@ def load_run_config(args) -> RunConfig:
     return cfg.replace(**overrides) if overrides else cfg
 
 
-def cmd_train(args) -> int:
-    from engine.training.loop import train
+def prepare_train(args) -> tuple[RunConfig, Path]:
+    """The config and run directory of a train command; writes config.toml when --resume changes
+    it. Under torchrun only rank 0 calls this (see cmd_train)."""
     from engine.rundir import RunDir, new_run_dir
     if args.resume:
         if not args.run_dir:
@@ -70,18 +71,110 @@ def cmd_train(args) -> int:
         if overrides:
             cfg = cfg.replace(**overrides)
             cfg.save(rd.config_path)  # the run is now this long: config.toml stays the truth
-        run_dir = rd.path
+        return cfg, rd.path
+    cfg = load_run_config(args)
+    run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(args.runs_root, cfg.name)
+    if (run_dir / "config.toml").exists():
+        raise CLIError(f"{run_dir}: already holds a run; use --resume to continue it or pick a new --run-dir")
+    return cfg, run_dir
+
+
+def share_train(dist, args) -> tuple[RunConfig, Path]:
+    """prepare_train on rank 0; its config and run directory (or its error) on every rank."""
+    blob = None
+    if dist.is_main:
+        try:
+            cfg, run_dir = prepare_train(args)
+            blob = json.dumps({"config": cfg.to_dict(), "run_dir": str(run_dir)})
+        except Exception as e:  # the others wait for this broadcast: they hear of any failure
+            from engine.errors import os_error_line
+            blob = json.dumps({"error": os_error_line(e) if isinstance(e, OSError) else str(e)})
+            dist.broadcast_bytes(blob.encode("utf-8"))
+            raise
+    got = json.loads(dist.broadcast_bytes(blob.encode("utf-8") if blob else None).decode("utf-8"))
+    if "error" in got:
+        raise CLIError(f"rank 0 could not start the run: {got['error']}")
+    return RunConfig.from_dict(got["config"], stored=True), Path(got["run_dir"])
+
+
+def cmd_train(args) -> int:
+    if args.nproc is not None:
+        return launch_torchrun(args)
+    from engine.training import distributed
+    from engine.training.loop import train
+    dist = distributed.init_from_env()  # a process group under torchrun; else a single process
+    prefix = rank_prefix()
+    try:
+        cfg, run_dir = share_train(dist, args) if dist.enabled else prepare_train(args)
+        # only rank 0 listens to stdin (torchrun gives every rank the same one)
+        result = train(cfg, run_dir, resume=args.resume, listen_stdin=not args.no_stdin and dist.is_main,
+                       dist=dist)
+    finally:
+        distributed.shutdown()
+    if result.state == "failed":
+        say(f"{prefix}genlab-engine: error: {result.message}")
+        return 1
+    say(f"{prefix}genlab-engine: {result.state} at step {result.step}; run directory {result.run_dir}")
+    return 0
+
+
+def launch_torchrun(args) -> int:
+    """train --nproc K: the same command under `torchrun --standalone --nproc-per-node K` (one
+    machine; for several, run torchrun yourself: see the README). The config is checked here first,
+    so a batch that cannot be split is refused before any process starts."""
+    import os
+    from engine.training.distributed import Distributed
+    if args.nproc < 1:
+        raise CLIError(f"--nproc {args.nproc}: the number of processes must be at least 1")
+    if "WORLD_SIZE" in os.environ:
+        raise CLIError("--nproc starts torchrun; this process already runs under torchrun (WORLD_SIZE is set)")
+    if args.resume:
+        if not args.run_dir or not (Path(args.run_dir) / "config.toml").is_file():
+            raise CLIError("--resume needs --run-dir with a run in it (config.toml)")
+        cfg = RunConfig.load(Path(args.run_dir) / "config.toml", stored=True)
     else:
         cfg = load_run_config(args)
-        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(args.runs_root, cfg.name)
-        if (run_dir / "config.toml").exists():
-            raise CLIError(f"{run_dir}: already holds a run; use --resume to continue it or pick a new --run-dir")
-    result = train(cfg, run_dir, resume=args.resume, listen_stdin=not args.no_stdin)
-    if result.state == "failed":
-        print(f"genlab-engine: error: {result.message}", file=sys.stderr)
-        return 1
-    print(f"genlab-engine: {result.state} at step {result.step}; run directory {result.run_dir}", file=sys.stderr)
-    return 0
+    Distributed(world_size=args.nproc).check_batch(cfg.training.batch_size)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc),
+               "-m", "engine", *strip_nproc(args.argv)]
+    # torchrun would give each process one CPU thread; share the cores instead (training.num_threads
+    # still overrides)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":  # become torchrun: stopping this process (SIGTERM) stops every rank
+        os.execv(sys.executable, command)
+    import subprocess
+    return subprocess.call(command)
+
+
+def rank_prefix() -> str:
+    """"[rank r] " before the lines of a torchrun rank other than 0; "" otherwise."""
+    import os
+    rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
+    return "" if rank == "0" else f"[rank {rank}] "
+
+
+def say(line: str) -> None:
+    """One line on stderr in one write: the ranks of a torchrun share it, and print() writes the
+    text and its newline apart, so two ranks' lines could interleave."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    """The command line without --nproc (it is torchrun's to act on), also as argparse's
+    abbreviations (--np 2, --npro=2)."""
+    out, skip = [], False
+    for a in argv:
+        flag = a.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif len(flag) >= 4 and "--nproc".startswith(flag):
+            skip = "=" not in a
+        else:
+            out.append(a)
+    return out
 
 
 def parse_options(pairs: list[str] | None) -> dict:
@@ -361,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     t.add_argument("--no-stdin", action="store_true", help="do not read control commands from stdin")
+    t.add_argument("--nproc", type=int, metavar="K",
+                   help="train with K processes on this machine (data parallel, one per GPU on CUDA): runs "
+                        "torchrun --standalone --nproc-per-node K -m engine train ...; training.batch_size "
+                        "stays the global batch")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample a grid of images from a checkpoint")
@@ -485,17 +582,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     from engine.data.dataset import DataError
     from engine.errors import os_error_line
     from engine.training.checkpoint import CheckpointError
     try:
         return args.func(args)
     except (CLIError, ConfigError, DataError, CheckpointError) as e:
-        print(f"genlab-engine: error: {e}", file=sys.stderr)
+        say(f"{rank_prefix()}genlab-engine: error: {e}")
         return 2
     except OSError as e:  # disk full, permission, a file where a folder should be: one line, the path
-        print(f"genlab-engine: error: {os_error_line(e)}", file=sys.stderr)
+        say(f"{rank_prefix()}genlab-engine: error: {os_error_line(e)}")
         return 2
     except KeyboardInterrupt:
         return 130

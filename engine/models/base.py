@@ -9,6 +9,7 @@ nothing else about it.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -33,12 +34,19 @@ class Batch:
 
 
 class StepContext:
-    """What a family's training_step may use: device, a seeded generator, autocast, optimize()."""
+    """What a family's training_step may use: device, a seeded generator, autocast, optimize().
+
+    In a distributed run the batch a family sees is this process's share of the global batch,
+    the generator is seeded per process, and `reduce_grads` (set by the loop) averages the
+    gradients over the processes inside optimize(), so every process takes the same step."""
 
     def __init__(self, device: torch.device, generator: torch.Generator, optimizers: dict,
-                 *, amp_dtype: torch.dtype | None = None, scaler: Any = None, grad_clip: float = 0.0):
+                 *, amp_dtype: torch.dtype | None = None, scaler: Any = None, grad_clip: float = 0.0,
+                 reduce_grads: Callable[[list[torch.Tensor]], None] | None = None):
         self.device, self.generator, self.optimizers = device, generator, optimizers
         self.amp_dtype, self.scaler, self.grad_clip = amp_dtype, scaler, grad_clip
+        self.reduce_grads = reduce_grads
+        self.world_size = 1  # processes sharing each global batch (the batch a family sees is 1/world_size of it)
         self.grad_norms: dict[str, torch.Tensor] = {}
         self.step = 0  # the step being taken (0-based), set by the loop: for every-N-steps work
 
@@ -47,23 +55,42 @@ class StepContext:
             return torch.autocast(device_type=self.device.type, enabled=False)
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """zero_grad, backward (scaled under fp16), clip, step the named optimizer."""
+    def optimize(self, name: str, loss: torch.Tensor, *, skip_above: float | None = None) -> bool:
+        """zero_grad, backward (scaled under fp16), average over processes, clip, step the named
+        optimizer. With skip_above (VDVAE's update skipping; 0 = only non-finite norms), the total
+        gradient norm before clipping is checked first (one device sync) and, when it is above the
+        threshold or not finite, the gradients are dropped and the optimizer does not step (under
+        fp16 only the loss scale moves). Returns True when the update was skipped."""
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(opt)
         else:
             loss.backward()
+        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        if self.reduce_grads is not None:
+            # before unscale_: an Inf on any process reaches every process's gradients, so all of
+            # them skip the step and move the loss scale alike; clipping then sees the global norm
+            self.reduce_grads(params)
+        if self.scaler is not None:
+            self.scaler.unscale_(opt)
         if self.grad_clip > 0:
-            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
             self.grad_norms[name] = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        elif skip_above is not None:
+            self.grad_norms[name] = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if skip_above is not None:
+            norm = float(self.grad_norms[name])
+            if not math.isfinite(norm) or (skip_above > 0 and norm > skip_above):
+                opt.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.update()   # lowers the fp16 scale after an overflow; no step
+                return True
         if self.scaler is not None:
             self.scaler.step(opt)
             self.scaler.update()
         else:
             opt.step()
+        return False
 
 
 class Family:

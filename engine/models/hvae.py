@@ -13,7 +13,6 @@ seed_latents([seed + i])) and the lower groups' from the same generator after it
 is the one a walk through seed k uses, the lower groups' noise is the image's own."""
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -117,40 +116,11 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
         return logs
 
     def optimize_or_skip(self, ctx: StepContext, loss: torch.Tensor) -> bool:
-        """ctx.optimize's zero_grad / backward / average over processes / clip / step, with the total
-        gradient norm (before clipping; logged as grad/hvae) checked before the step: above
-        model.grad_skip_threshold (when set) or not finite, the gradients are dropped and the
-        optimizer does not step (VDVAE's update skipping). True when skipped."""
-        opt = ctx.optimizers["hvae"]
-        opt.zero_grad(set_to_none=True)
-        if ctx.scaler is not None:
-            ctx.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        reduce_grads = getattr(ctx, "reduce_grads", None)   # a distributed run: average over processes first,
-        if reduce_grads is not None:                        # so every process sees the same norm and skips alike
-            reduce_grads(params)
-        if ctx.scaler is not None:
-            ctx.scaler.unscale_(opt)
-        if ctx.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, ctx.grad_clip)
-        else:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        ctx.grad_norms["hvae"] = norm.detach()
-        value = float(norm)   # one sync per step, as VDVAE's .item()
-        threshold = self.cfg.model.grad_skip_threshold
-        skip = not math.isfinite(value) or (threshold > 0 and value > threshold)
-        if skip:
-            self.skipped_updates += 1
-            opt.zero_grad(set_to_none=True)
-            if ctx.scaler is not None:
-                ctx.scaler.update()   # lowers the fp16 scale after an overflow; no step
-        elif ctx.scaler is not None:
-            ctx.scaler.step(opt)
-            ctx.scaler.update()
-        else:
-            opt.step()
+        """ctx.optimize with VDVAE's update skipping: the total gradient norm (before clipping;
+        logged as grad/hvae) above model.grad_skip_threshold (0 = off) or not finite drops the
+        update. True when skipped (counted in skipped_updates)."""
+        skip = ctx.optimize("hvae", loss, skip_above=float(self.cfg.model.grad_skip_threshold))
+        self.skipped_updates += int(skip)
         return skip
 
     # ---- the likelihood bound ----------------------------------------------------------------------

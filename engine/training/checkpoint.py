@@ -123,19 +123,48 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not js_path.is_file():
         raise CheckpointError(f"{js_path}: the checkpoint's metadata file is missing (incomplete checkpoint?)")
     try:
-        meta = json.loads(js_path.read_text(encoding="utf-8"))
+        meta_text = js_path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{js_path}: cannot read it ({e.strerror})") from None
+    meta = _parse_meta(meta_text, js_path)
+    try:
+        data = st_path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{st_path}: cannot read it ({e.strerror})") from None
+    return Checkpoint(meta, _parse_tensors(data, st_path), st_path)
+
+
+def _parse_meta(text: bytes, js_path: Path) -> dict:
+    try:
+        meta = json.loads(text.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{js_path}: not valid JSON ({e})") from None
     _check_meta(meta, js_path)
+    return meta
+
+
+def _parse_tensors(data: bytes, st_path: Path) -> dict[str, torch.Tensor]:
     try:
-        tensors = st_load(st_path.read_bytes())
-    except OSError as e:
-        raise CheckpointError(f"{st_path}: cannot read it ({e.strerror})") from None
+        return st_load(data)
     except Exception as e:  # safetensors raises its own error types
         raise CheckpointError(f"{st_path}: cannot read safetensors ({_first_line(e)})") from None
-    return Checkpoint(meta, tensors, st_path)
+
+
+def to_bytes(ckpt: Checkpoint) -> bytes:
+    """A loaded checkpoint as one byte string (to hand it to the other ranks of a distributed run):
+    an 8-byte length, a JSON header (its path and metadata), then the safetensors bytes. No pickle."""
+    head = json.dumps({"path": str(ckpt.path) if ckpt.path else None, "meta": ckpt.meta}).encode("utf-8")
+    flat = {k: v.detach().cpu().contiguous() for k, v in ckpt.tensors.items()}
+    return len(head).to_bytes(8, "little") + head + st_save(flat)
+
+
+def from_bytes(data: bytes) -> Checkpoint:
+    """The checkpoint to_bytes wrote, checked as load_checkpoint checks a file."""
+    n = int.from_bytes(data[:8], "little")
+    head = json.loads(data[8:8 + n].decode("utf-8"))
+    st_path = Path(head["path"]) if head.get("path") else Path("checkpoint.safetensors")
+    meta = _parse_meta(json.dumps(head["meta"]).encode("utf-8"), checkpoint_paths(st_path)[1])
+    return Checkpoint(meta, _parse_tensors(data[8 + n:], st_path), Path(head["path"]) if head.get("path") else None)
 
 
 def _check_meta(meta: Any, js_path: Path) -> None:
@@ -174,19 +203,30 @@ def _first_line(e: BaseException) -> str:
     return text[0][:200] if text else type(e).__name__
 
 
-def rng_tensors(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    out = {"rng.torch_cpu": torch.get_rng_state(), "rng.noise": generator.get_state()}
+def _rng_prefix(rank: int) -> str:
+    """Random states of rank 0 (and of a single-process run) under rng.*, rank r under rng.rank{r}.*."""
+    return "rng." if rank == 0 else f"rng.rank{rank}."
+
+
+def rng_tensors(generator: torch.Generator, device: torch.device, rank: int = 0) -> dict[str, torch.Tensor]:
+    p = _rng_prefix(rank)
+    out = {f"{p}torch_cpu": torch.get_rng_state(), f"{p}noise": generator.get_state()}
     if device.type == "cuda":
-        out["rng.torch_cuda"] = torch.cuda.get_rng_state(device)
+        out[f"{p}torch_cuda"] = torch.cuda.get_rng_state(device)
     return out
 
 
-def restore_rng(ckpt: Checkpoint, generator: torch.Generator, device: torch.device) -> None:
+def has_rng(ckpt: Checkpoint, rank: int) -> bool:
+    return f"{_rng_prefix(rank)}noise" in ckpt.tensors
+
+
+def restore_rng(ckpt: Checkpoint, generator: torch.Generator, device: torch.device, rank: int = 0) -> None:
+    p = _rng_prefix(rank)
     try:
-        torch.set_rng_state(ckpt.tensors["rng.torch_cpu"])
-        generator.set_state(ckpt.tensors["rng.noise"])
-        if device.type == "cuda" and "rng.torch_cuda" in ckpt.tensors:
-            torch.cuda.set_rng_state(ckpt.tensors["rng.torch_cuda"], device)
+        torch.set_rng_state(ckpt.tensors[f"{p}torch_cpu"])
+        generator.set_state(ckpt.tensors[f"{p}noise"])
+        if device.type == "cuda" and f"{p}torch_cuda" in ckpt.tensors:
+            torch.cuda.set_rng_state(ckpt.tensors[f"{p}torch_cuda"], device)
     except KeyError as e:
         raise CheckpointError(f"{ckpt.name}: tensor {e.args[0]} (random number state) is missing") from None
     except (RuntimeError, TypeError) as e:

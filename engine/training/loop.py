@@ -3,6 +3,13 @@
 It owns: device and precision, seeding, the batch order, LR warm-up and cosine decay, EMA, gradient
 clipping (through StepContext), logging to metrics.jsonl and stdout events, sample grids,
 checkpoints (atomic, resumable to the bit on CPU), control commands, and stopping on NaN/Inf.
+
+Under torchrun it is one of K ranks (engine/training/distributed.py). Every rank runs the same
+code, in lockstep at every collective: each takes its slice of the global batch, gradients are
+averaged in StepContext.optimize, losses are averaged before logging. Rank 0 alone writes the run
+directory, prints events and reads control commands. Work only rank 0 does goes through
+`_main()`, which tells every rank afterwards whether it failed, so a failed write ends all ranks
+together instead of leaving them waiting; no collective is ever called inside it.
 """
 from __future__ import annotations
 
@@ -16,6 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
 from engine import protocol
 from engine import logkeys
@@ -25,7 +34,8 @@ from engine.data.folder import skipped_warning
 from engine.models import Batch, StepContext, build_family
 from engine.models.interfaces import Likelihood
 from engine.training import checkpoint as ck
-from engine.training.control import ControlChannel
+from engine.training import distributed
+from engine.training.control import ControlChannel, SharedControl
 from engine.training.device import device_label, resolve_precision, select_device
 from engine.training.ema import ema_decay_at
 from engine.errors import os_error_line
@@ -47,6 +57,10 @@ class TrainingFailed(RuntimeError):
 
 class RunBusy(TrainingFailed):
     """Another live process is training this run directory: refused without touching its files."""
+
+
+class PeerFailed(TrainingFailed):
+    """Another rank of a distributed run failed; its message says which and why."""
 
 
 # optimizer settings that come from the config, not from the saved state, when a run resumes
@@ -72,8 +86,10 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, emit: Emit = stdout_emit,
-                 listen_stdin: bool = False):
-        self.cfg, self.emit = cfg, emit
+                 listen_stdin: bool = False, dist: distributed.Distributed | None = None):
+        self.dist = dist if dist is not None else distributed.current()
+        # only rank 0 speaks: the other ranks' outcome is their exit code and one line on stderr
+        self.cfg, self.emit = cfg, (emit if self.dist.is_main else _silent)
         self.rd = RunDir(run_dir)
         self.resume = resume
         self.listen_stdin = listen_stdin
@@ -86,16 +102,39 @@ class Trainer:
         self.evaluator = None
         self.recorded: dict = {}   # status.json as found, before this process writes it
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
+        self._stepped = False      # distributed: state is broadcast again after the first step
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
-        cfg, t = self.cfg, self.cfg.training
+        t, d = self.cfg.training, self.dist
+        d.check_batch(t.batch_size)  # the same on every rank: no need to agree on it
+        # rank 0 claims the run folder and reads the checkpoint; the others get its bytes
+        ckpt = self._main(self._prepare_run_dir)
+        if d.enabled and self.resume:
+            payload = d.broadcast_bytes(ck.to_bytes(ckpt) if d.is_main and ckpt is not None else None)
+            if not d.is_main:
+                ckpt = ck.from_bytes(payload) if payload else None
+        error = None
+        try:
+            self._build(ckpt)
+        except Exception as e:  # a rank that cannot build (its GPU, its copy of the data) stops all
+            error = e
+        self._agree(error)
+        # equal on every rank by construction (same seed, same checkpoint); made certain
+        d.broadcast_state(self.family.networks, self.family.ema)
+        self.control = SharedControl(ControlChannel(self.rd, self.listen_stdin) if d.is_main else None, d)
+        self.set_up = True
+
+    def _prepare_run_dir(self) -> ck.Checkpoint | None:
         self._claim_run_dir()
+        return self._checkpoint_to_resume() if self.resume else None
+
+    def _build(self, ckpt: ck.Checkpoint | None) -> None:
+        cfg, t, d = self.cfg, self.cfg.training, self.dist
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        ckpt = self._checkpoint_to_resume() if self.resume else None
-        torch.manual_seed(t.seed)
-        self.device = select_device(t.device)
+        torch.manual_seed(t.seed)  # the same weights on every rank
+        self.device = d.local_device(select_device(t.device))
         self.precision, amp_dtype, needs_scaler = resolve_precision(t.precision, self.device)
         self.data, self.heldout = build_dataset(cfg.data).split(cfg.data.holdout, cfg.data.seed)
         if self.data.skipped:
@@ -108,9 +147,14 @@ class Trainer:
             for g in opt.param_groups:
                 g.setdefault("base_lr", g["lr"])
         self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
-        self.generator = torch.Generator(device=self.device).manual_seed(t.seed + 1)
+        # noise and augmentation: a stream per rank (rank 0's is a single-process run's)
+        self.generator = torch.Generator(device=self.device).manual_seed(t.seed + 1 + d.rank)
+        if d.rank:  # dropout and anything else drawn from the global generator, likewise
+            torch.manual_seed(t.seed + d.rank)
         self.ctx = StepContext(self.device, self.generator, self.optimizers, amp_dtype=amp_dtype,
-                               scaler=self.scaler, grad_clip=t.grad_clip)
+                               scaler=self.scaler, grad_clip=t.grad_clip,
+                               reduce_grads=d.average_gradients if d.enabled else None)
+        self.ctx.world_size = d.world_size
         self.order = BatchOrder(len(self.data), t.batch_size, t.seed, cfg.data.hflip)
         # the whole (uint8) dataset lives on the device when it is small: no per-step copies
         small = self.data.images.numel() < 2 ** 31
@@ -118,12 +162,10 @@ class Trainer:
         self.labels = self.data.labels.to(self.device)
         if ckpt is not None:
             self._restore(ckpt)
-        else:
+        elif d.is_main:
             if self.resume:  # starting again from step 0: the killed attempt's curve goes
                 self.rd.truncate_metrics_after(0)
             cfg.save(self.rd.config_path)
-        self.control = ControlChannel(self.rd, self.listen_stdin)
-        self.set_up = True
 
     def _claim_run_dir(self) -> None:
         """Refuse a run directory another live trainer is writing; otherwise create it and clear
@@ -173,12 +215,34 @@ class Trainer:
         if self.scaler is not None and ckpt.meta.get("scaler"):
             self.scaler.load_state_dict(ckpt.meta["scaler"])
         self._restore_batch_order(ckpt)
-        ck.restore_rng(ckpt, self.generator, self.device)
+        self._restore_rng(ckpt)
         self.step = ckpt.step
         self.last_saved_step = self.last_sampled_step = self.step
         self.last_ckpt = ckpt.path  # not necessarily the newest file: see _checkpoint_to_resume
-        self.rd.truncate_metrics_after(self.step)
+        if self.dist.is_main:
+            self.rd.truncate_metrics_after(self.step)
         self._report_changes(ckpt, changed)
+
+    def _restore_rng(self, ckpt: ck.Checkpoint) -> None:
+        """Each rank continues its own random streams. A run resumed on more processes than it was
+        saved from gives the new ranks fresh streams (seeded by rank), and says so; the batches
+        continue exactly either way, since the batch order is global."""
+        d = self.dist
+        saved = ckpt.meta.get("world_size", 1)
+        saved = saved if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 else 1
+        if ck.has_rng(ckpt, d.rank) or d.rank == 0:
+            ck.restore_rng(ckpt, self.generator, self.device, rank=d.rank)
+        fresh = [r for r in range(d.world_size) if not ck.has_rng(ckpt, r)]
+        noise = (f"the noise of rank{'s' if len(fresh) > 1 else ''} {', '.join(map(str, fresh))} starts a fresh "
+                 f"stream") if fresh else ""
+        if saved != d.world_size:
+            b = self.cfg.training.batch_size
+            self.emit(protocol.event("info", message=(
+                f"{ckpt.name} was saved by {saved} process{'es' if saved != 1 else ''}, this run has "
+                f"{d.world_size}: the global batch stays training.batch_size = {b} ({b // d.world_size} per "
+                f"process) and the batch order continues where it was" + (f"; {noise}" if noise else ""))))
+        elif fresh:  # saved by rank 0 alone, on an interrupt
+            self.emit(protocol.event("info", message=f"{ckpt.name} holds rank 0's random state only: {noise}"))
 
     def _restore_optimizers(self, ckpt: ck.Checkpoint) -> list[str]:
         """Load each optimizer's saved state, then put back the hyperparameters the config gives
@@ -230,19 +294,104 @@ class Trainer:
 
     # ---- pieces -------------------------------------------------------------------------------
     def status(self, state: str, message: str = "", **extra) -> None:
+        """Set the state on this rank; rank 0 writes status.json and says it. No collective: for
+        _fail, and inside _main."""
         self.write_status(state, message, **extra)
         self.emit(protocol.event("status", state=state, step=self.step, message=message))
 
+    def set_state(self, state: str, message: str = "") -> None:
+        """status() at a point every rank reaches together: a failed write stops every rank."""
+        self.state = state
+        self._main(self.status, state, message)
+
     def write_status(self, state: str, message: str = "", **extra) -> None:
         self.state = state
+        if not self.dist.is_main:
+            return
         t = self.cfg.training
         fields = dict(state=state, step=self.step, total_steps=t.steps, pid=os.getpid(),
                       device=device_label(self.device) if hasattr(self, "device") else "",
-                      precision=getattr(self, "precision", ""), message=message,
+                      precision=getattr(self, "precision", ""), world_size=self.dist.world_size, message=message,
                       last_checkpoint=str(self.last_ckpt) if self.last_ckpt else None)
         self.rd.write_status(**{**fields, **extra})
 
+    # ---- distributed: work rank 0 does alone --------------------------------------------------------
+    def _main(self, fn: Callable, *args):
+        """fn(*args) on rank 0 alone; then every rank learns whether it failed (one small broadcast)
+        and the others raise PeerFailed with its message. fn must call no collective."""
+        d = self.dist
+        if not d.enabled:
+            return fn(*args)
+        result, error = None, None
+        if d.is_main:
+            try:
+                result = fn(*args)
+            except Exception as e:
+                error = e
+        message = d.broadcast_bytes(_error_line(error).encode("utf-8") if error is not None else None)
+        if error is not None:
+            raise error
+        if message:
+            raise PeerFailed(f"rank 0 failed: {message.decode('utf-8', 'replace')}")
+        return result
+
+    def _agree(self, error: Exception | None) -> None:
+        """After work every rank does that may fail on some: all raise, or none does."""
+        if not self.dist.enabled:
+            if error is not None:
+                raise error
+            return
+        found = self.dist.first_error(None if error is None else _error_line(error))
+        if error is not None:
+            raise error
+        if found is not None:
+            raise PeerFailed(f"rank {found[0]} failed: {found[1]}")
+
     def save(self) -> Path:
+        """A checkpoint of this step (every rank calls it; rank 0 writes it)."""
+        self._check_ranks_agree()
+        rng = self._rng_tensors()
+        self._main(self._write_checkpoint, rng)
+        self.last_ckpt = ck.checkpoint_paths(self.rd.checkpoint_stem(self.step))[0]
+        self.last_saved_step = self.step
+        return self.last_ckpt
+
+    def _check_ranks_agree(self) -> None:
+        """Every rank should hold the same weights, averages and buffers (same start, same averaged
+        gradients). Checked at each checkpoint with two sums per network (one small all-gather); a
+        difference is reported and healed from rank 0, whose state the checkpoint keeps."""
+        d = self.dist
+        if not d.enabled:
+            return
+        parts = {f"weights of {n}": m for n, m in self.family.networks.items()}
+        parts.update({f"EMA of {n}": m for n, m in (self.family.ema or {}).items()})
+        sums = {}
+        for label, m in parts.items():
+            total = torch.zeros(2, dtype=torch.float64, device=self.device)
+            for t in (*m.parameters(), *m.buffers()):
+                if t.is_floating_point():
+                    t64 = t.detach().double()  # one tensor at a time: no second copy of the model
+                    total += torch.stack([t64.sum(), (t64 * t64).sum()])
+            sums[label] = total
+        differ = d.mismatched(sums)
+        if differ:
+            self.emit(protocol.event("warning", message=f"the processes' {', '.join(differ)} differed at step "
+                                                        f"{self.step}; set to rank 0's, which the checkpoint keeps"))
+            d.broadcast_state(self.family.networks, self.family.ema)
+
+    def _rng_tensors(self, alone: bool = False) -> dict[str, torch.Tensor]:
+        """Every rank's random states (rank 0's as in a single-process run, rank r's under
+        rng.rank{r}.*), gathered to all ranks as safetensors bytes. `alone`: this rank's only."""
+        d = self.dist
+        mine = ck.rng_tensors(self.generator, self.device, rank=d.rank)
+        if not d.enabled or alone:
+            return mine
+        out: dict[str, torch.Tensor] = {}
+        for blob in d.all_gather_bytes(st_save({k: v.contiguous() for k, v in mine.items()})):
+            out.update(st_load(blob))
+        return out
+
+    def _write_checkpoint(self, rng: dict[str, torch.Tensor]) -> Path:
         tensors = {}
         tensors.update({f"net.{k}": v for k, v in self.family.networks.state_dict().items()})
         if self.family.ema is not None:
@@ -253,11 +402,11 @@ class Trainer:
             tensors.update(ts)
             opt_meta[name] = js
         self._check_state_finite(tensors)
-        tensors.update(ck.rng_tensors(self.generator, self.device))
+        tensors.update(rng)
         meta = {"step": self.step, "family": self.family.name, "config": self.cfg.to_dict(),
                 "config_hash": self.cfg.hash(), "ema": self.family.ema is not None,
                 "optimizers": opt_meta, "scaler": self.scaler.state_dict() if self.scaler else None,
-                "batch_order": self.order.state(),
+                "batch_order": self.order.state(), "world_size": self.dist.world_size,
                 "data": {"channels": self.data.channels, "resolution": self.data.resolution,
                          "class_names": self.data.class_names, "images": len(self.data)},
                 "capabilities": self.family.capabilities().to_dict(),
@@ -286,15 +435,25 @@ class Trainer:
                                  f"Try a lower training.lr or training.grad_clip.")
 
     def sample_grid(self) -> Path:
+        """The fixed-seed grid of this step: drawn and written by rank 0 (every rank calls it)."""
+        self._main(self._write_sample_grid)
+        self.last_sampled_step = self.step
+        return self.rd.sample_path(self.step)
+
+    def _write_sample_grid(self) -> None:
         s = self.cfg.sampling
         path = self.rd.sample_path(self.step)
         save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, options=s), path)
-        self.last_sampled_step = self.step
         self.emit(protocol.event("sample", step=self.step, path=str(path)))
-        return path
 
-    def evaluate(self) -> dict:
-        """Score EMA samples against the real data (metrics section); logs a row and an event."""
+    def evaluate(self) -> dict | None:
+        """Score EMA samples against the real data (metrics section); logs a row and an event.
+        Rank 0 scores while the other ranks wait (every rank calls it)."""
+        row = self._main(self._evaluate)
+        self.last_evaluated_step = self.step
+        return row
+
+    def _evaluate(self) -> dict:
         from engine.metrics.evaluate import METRICS, Evaluator, bits_per_dim_on, family_sampler
         m = self.cfg.metrics
         t0 = time.perf_counter()
@@ -320,7 +479,6 @@ class Trainer:
                "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples, **extra_row}
         self.rd.append_metrics(row)
         self.emit(protocol.event("eval", **row))
-        self.last_evaluated_step = self.step
         return row
 
     def _handle(self, cmds: list[str]) -> bool:
@@ -328,9 +486,9 @@ class Trainer:
         stop = False
         for c in cmds:
             if c == "pause" and self.state == "running":
-                self.status("paused")
+                self.set_state("paused")
             elif c == "resume" and self.state == "paused":
-                self.status("running")
+                self.set_state("running")
             elif c == "stop":
                 stop = True
             elif c == "sample-now":
@@ -341,8 +499,10 @@ class Trainer:
                 self.save()
         return stop
 
-    def _check_finite(self) -> None:
-        if self.bad_flag.item():  # a CPU-GPU sync: done only at log/save/sample points
+    def _check_finite(self, alone: bool = False) -> None:
+        """Stop on a NaN/Inf loss seen since the start, on any rank (`alone`: this rank's only)."""
+        bad = self.bad_flag if alone else self.dist.any(self.bad_flag)
+        if bad.item():  # a CPU-GPU sync: done only at log/save/sample points
             raise TrainingFailed(f"the loss became NaN or Inf before step {self.step}; training stopped. "
                                  f"Try a lower training.lr or training.grad_clip.")
 
@@ -362,10 +522,11 @@ class Trainer:
                                  precision=self.precision, step=self.step, total_steps=total,
                                  params=self.family.num_parameters(), dataset=self.data.name,
                                  images=len(self.data), classes=self.data.class_names,
-                                 capabilities=self.family.capabilities().to_dict()))
+                                 capabilities=self.family.capabilities().to_dict(),
+                                 world_size=self.dist.world_size))
         self.bad_flag = torch.zeros((), dtype=torch.bool, device=self.device)
         try:
-            self.status("running")
+            self.set_state("running")
             if self.step == 0 and self.last_sampled_step < 0:
                 self.sample_grid()
             sums: dict[str, torch.Tensor] = {}
@@ -374,15 +535,16 @@ class Trainer:
             run_start = time.perf_counter()
             stop_at = min(total, until_step) if until_step is not None else total
             while self.step < stop_at:
-                cmds = self.control.poll()
+                cmds = self.control.poll(self.step)
                 if cmds and self._handle(cmds):
                     return self._stop("stopped by request")
                 while self.state == "paused":
-                    time.sleep(0.05)
                     pause_t0 = time.perf_counter()
-                    if self._handle(self.control.poll(force_file=True)):
+                    if self.dist.is_main:  # the other ranks wait in the exchange below
+                        time.sleep(0.05)
+                    if self._handle(self.control.poll(self.step, force=True)):
                         return self._stop("stopped by request")
-                    overhead += time.perf_counter() - pause_t0 + 0.05
+                    overhead += time.perf_counter() - pause_t0
                 losses = self._train_step()
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
@@ -391,6 +553,7 @@ class Trainer:
                 self.step += 1
                 if self.step % t.log_every == 0 or self.step == stop_at:
                     self._check_finite()
+                    sums = self.dist.all_reduce_mean(sums)  # the logged loss is the global batch's
                     now = time.perf_counter()
                     busy = max(1e-9, now - window_start - overhead)
                     img_s = n_in_window * t.batch_size / busy
@@ -403,9 +566,7 @@ class Trainer:
                     for name, gn in self.ctx.grad_norms.items():
                         row[f"grad/{name}"] = float(gn)
                     self.last_metrics = row
-                    self.rd.append_metrics(row)
-                    self.write_status(self.state, img_per_s=row["img_per_s"], eta_s=row["eta_s"])
-                    self.emit(protocol.event("metrics", total_steps=total, **row))
+                    self._main(self._log, row)
                     sums, counts, n_in_window, window_start, overhead = {}, {}, 0, time.perf_counter(), 0.0
                 extra_t0 = time.perf_counter()
                 if t.sample_every and self.step % t.sample_every == 0:
@@ -427,17 +588,25 @@ class Trainer:
                 self.save()
             if self.step < total:
                 return self._stop(f"stopped at step {self.step}")
-            self.status("finished", f"finished {total} steps")
+            self.set_state("finished", f"finished {total} steps")
             return RunResult("finished", self.step, self.rd.path, last_checkpoint=self.last_ckpt)
         except TrainingFailed as e:
             return self._fail(str(e))
         except OSError as e:  # disk full, permissions: the files say what; a traceback would not help
             return self._fail(os_error_line(e))
-        except KeyboardInterrupt:
-            return self._stop("interrupted")
-        except Exception as e:  # OOM, a bug: the run fails cleanly, the last checkpoint stays
+        except KeyboardInterrupt:  # the other ranks are anywhere: rank 0 saves on its own
+            return self._stop("interrupted", alone=True)
+        except Exception as e:  # OOM, a bug, a rank gone: the run fails cleanly, the last checkpoint stays
+            if self.dist.enabled and distributed.is_peer_lost(e):  # the failing rank says why, not this one
+                return self._fail(f"another process of this distributed run failed or was killed (its error is "
+                                  f"in its output; torchrun names it): {distributed.short_error(e)}")
             traceback.print_exc(file=sys.stderr)
             return self._fail(f"{type(e).__name__}: {e}")
+
+    def _log(self, row: dict) -> None:
+        self.rd.append_metrics(row)
+        self.write_status(self.state, img_per_s=row["img_per_s"], eta_s=row["eta_s"])
+        self.emit(protocol.event("metrics", total_steps=self.cfg.training.steps, **row))
 
     def _train_step(self) -> dict[str, torch.Tensor]:
         t = self.cfg.training
@@ -446,6 +615,7 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * factor
         idx, flips = self.order.next()
+        idx, flips = self.dist.shard(idx), self.dist.shard(flips)  # this rank's part of the global batch
         idx = idx.to(self.images.device)
         x = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if flips is not None:
@@ -456,16 +626,30 @@ class Trainer:
         losses = {k: v.detach().float() for k, v in losses.items()}
         for v in losses.values():
             self.bad_flag |= ~torch.isfinite(v)
+        if self.dist.enabled:
+            self.dist.average_buffers(self.family.networks)  # running statistics, w average, ADA counters
+            if not self._stepped:  # data-dependent initialisation (ActNorm) happens in a first step
+                self.dist.broadcast_state(self.family.networks, self.family.ema)
+                self._stepped = True
         if self.family.ema is not None:
             self.family.update_ema(ema_decay_at(self.step, t.ema_decay))
         return losses
 
-    def _stop(self, message: str) -> RunResult:
+    def _stop(self, message: str, *, alone: bool = False) -> RunResult:
+        """Save and stop. Every rank calls it at the same step, unless `alone` (an interrupt, which
+        reaches each rank anywhere): then no collective, and rank 0 saves its own random state only."""
+        alone = alone and self.dist.enabled
         try:
-            self._check_finite()
+            self._check_finite(alone)
             if self.last_saved_step != self.step:
-                self.save()
-            self.status("stopped", message)
+                if not alone:
+                    self.save()
+                elif self.dist.is_main:
+                    self._write_checkpoint(self._rng_tensors(alone=True))
+            if alone:
+                self.status("stopped", message)
+            else:
+                self.set_state("stopped", message)
         except TrainingFailed as e:
             return self._fail(str(e))
         except OSError as e:
@@ -489,6 +673,20 @@ class Trainer:
         return RunResult("failed", self.step, self.rd.path, message, self.last_ckpt)
 
 
+def _silent(ev: dict) -> None:
+    """The events of ranks other than 0: rank 0 says everything once."""
+
+
+def _error_line(e: BaseException) -> str:
+    """An error as the other ranks are told it: ours in their words, anything else with its type."""
+    if isinstance(e, OSError):
+        return os_error_line(e)
+    text = str(e).strip()
+    if isinstance(e, (TrainingFailed, ConfigError, DataError, ck.CheckpointError)) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def _normal(v):
     """Optimizer values as compared: betas come back from JSON as a list, not a tuple."""
     return tuple(v) if isinstance(v, (list, tuple)) else v
@@ -503,5 +701,8 @@ def _state_label(key: str) -> str:
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, until_step: int | None = None,
-          emit: Emit = stdout_emit, listen_stdin: bool = False) -> RunResult:
-    return Trainer(cfg, run_dir, resume=resume, emit=emit, listen_stdin=listen_stdin).run(until_step)
+          emit: Emit = stdout_emit, listen_stdin: bool = False,
+          dist: distributed.Distributed | None = None) -> RunResult:
+    """Train (or resume) a run. `dist`: this process's rank under torchrun; default, the process
+    group this process joined (distributed.init_from_env), or a single process."""
+    return Trainer(cfg, run_dir, resume=resume, emit=emit, listen_stdin=listen_stdin, dist=dist).run(until_step)
