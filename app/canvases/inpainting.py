@@ -143,7 +143,7 @@ class InpaintingCanvas(Canvas):
         split.setStretchFactor(1, 2)
         centre = QVBoxLayout()
         centre.addWidget(split, 1)
-        centre.addWidget(QLabel(f"Results, one per seed ({MASK_CONVENTION} in the mask):"))
+        centre.addWidget(QLabel("Results, one per seed: click one to view it"))
         centre.addWidget(self.strip)
         lay = QHBoxLayout(self)
         lay.addWidget(side_w)
@@ -203,7 +203,10 @@ class InpaintingCanvas(Canvas):
 
     def apply_capabilities(self, caps: Capabilities) -> None:
         self.cls.clear()
-        self.cls.addItem("no class" if caps.conditional and caps.conditional.unconditional else "class 0", None)
+        if caps.conditional is None:
+            self.cls.addItem("unconditional", None)
+        elif caps.conditional.unconditional:
+            self.cls.addItem("no class", None)
         for i, name in enumerate(caps.class_labels):
             self.cls.addItem(f"{i}: {name}", i)
         if caps.inpaint:

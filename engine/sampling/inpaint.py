@@ -49,6 +49,11 @@ def repaint_schedule(n: int, jump: int, resample: int) -> list[int]:
     return [n - 1 - t for t in times]
 
 
+def paper_jump(steps: int) -> int:
+    """RePaint's jump length of 10 in a chain of 250 steps, scaled to a chain of `steps` (at least 1)."""
+    return max(1, round(10 * steps / 250))
+
+
 def start_position(n: int, strength: float) -> int:
     """Where a chain of n steps starts for a strength in (0, 1]: 1 starts from the noisiest step,
     0.5 halfway (diffusers' img2img convention: int(n * strength) steps are run)."""
@@ -75,7 +80,7 @@ def inpaint_diffusion(denoiser: Callable[[torch.Tensor, int], torch.Tensor], sol
                       noise_init: torch.Tensor | None = None, noise_start: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, merge_generator: torch.Generator | None = None,
                       progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
-    """Fill the masked part of `known`.
+    """Fill the masked part of `known` (jump 0: paper_jump of the steps).
 
     known: (B, C, H, W) the images in [-1, 1]; mask: (B or 1, 1, H, W) in [0, 1], 1 = regenerate;
     x_init: what the chain starts from, noised to the starting step (the original, or the original
@@ -91,7 +96,7 @@ def inpaint_diffusion(denoiser: Callable[[torch.Tensor, int], torch.Tensor], sol
     ts = solver.timesteps(steps)
     n = len(ts)
     s0 = start_position(n, strength)
-    walk = repaint_schedule(n - s0, jump, resample) if method == "repaint" else list(range(n - s0 + 1))
+    walk = repaint_schedule(n - s0, jump or paper_jump(n), resample) if method == "repaint" else list(range(n - s0 + 1))
     walk = [p + s0 for p in walk]
     dev = known.device
     mask = mask.to(dev, torch.float32)

@@ -27,9 +27,9 @@ class InpaintSettings(Section):
 
 @dataclass
 class DiffusionInpaintOptions(Section):
-    jump: int = opt(10, "RePaint: after every `jump` steps, go this many steps back up (re-noise) and denoise "
-                        "again. The paper's 10 is for 250 steps; about steps/25 suits shorter chains.",
-                    min=1, max=1000, methods=("repaint",))
+    jump: int = opt(0, "RePaint: after every `jump` steps, go this many steps back up (re-noise) and denoise "
+                       "again. 0 = the paper's 10 steps in 250, scaled to the chain's steps (2 for 50 steps).",
+                    min=0, max=1000, methods=("repaint",))
     resample: int = opt(10, "RePaint: how often each stretch is denoised in all (1 = no resampling; the time is "
                             "about this many times the steps). More harmonises the fill with its surroundings.",
                         min=1, max=100, methods=("repaint",))

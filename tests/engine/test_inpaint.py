@@ -19,7 +19,7 @@ from engine.inpainting.geometry import mask_outside, work_region
 from engine.models import build_family
 from engine.ops.base import ModelSession, never, no_progress, parse_request
 from engine.ops.inpaint import InpaintRequest, run
-from engine.sampling.inpaint import inpaint_diffusion, repaint_schedule, start_position
+from engine.sampling.inpaint import inpaint_diffusion, paper_jump, repaint_schedule, start_position
 from engine.training.loop import train
 from engine.worker import Worker
 
@@ -37,6 +37,10 @@ def test_repaint_schedule_jumps_back_and_resamples_as_the_reference():
     assert walk[0] == 0 and walk[-1] == 250 and downs - ups == 250
     assert ups == 24 * 9 * 10   # 24 jump points (t = 0, 10, …, 230), 9 extra passes of 10 steps each
     assert all(abs(b - a) == 1 for a, b in zip(walk, walk[1:]))
+
+
+def test_the_default_jump_is_the_papers_scaled_to_the_chain():
+    assert paper_jump(250) == 10 and paper_jump(50) == 2 and paper_jump(5) == 1 and paper_jump(1000) == 40
 
 
 def test_strength_starts_part_way_down_the_chain():
@@ -195,7 +199,7 @@ def test_inpainting_reports_progress_and_can_be_cancelled(ddpm):
     with pytest.raises(ValueError, match="cannot inpaint with 'telea'"):
         fam.inpaint(digits(1), torch.ones(1, 1, 8, 8), seeds=[0], method="telea")
     with pytest.raises(Exception, match="inpaint.jump"):
-        fam.inpaint(digits(1), torch.ones(1, 1, 8, 8), seeds=[0], inpaint_options={"jump": 0})
+        fam.inpaint(digits(1), torch.ones(1, 1, 8, 8), seeds=[0], inpaint_options={"jump": -1})
 
 
 # ---- the operation on files -----------------------------------------------------------------------
@@ -312,3 +316,17 @@ def test_cli_inpaint_writes_one_file_per_seed_and_refuses_bad_input_in_one_line(
         code = main(["inpaint", *args, "--out", str(tmp_path / "o")])   # in-process: no second torch import
         err = capsys.readouterr().err
         assert code != 0 and expect in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_checkpoint_that_cannot_inpaint_is_refused_with_the_classical_methods_named(tmp_path):
+    from engine.config import RunConfig
+    from engine.families import family_spec
+    tiny = family_spec("vae").config.TINY
+    cfg = RunConfig(name="v").replace(data={"dataset": "digits", "resolution": 8},
+                                      model={"family": "vae", **tiny["model"]})
+    fam = build_family(cfg, 1, 8, [str(i) for i in range(10)])
+    write_case(tmp_path)
+    req = parse_request(InpaintRequest, {"image": str(tmp_path / "img.png"), "mask": str(tmp_path / "mask.png"),
+                                         "out_dir": str(tmp_path / "o"), "method": "repaint"}, "inpaint")
+    with pytest.raises(ValueError, match=r"a vae model cannot inpaint; the classical methods \(telea, ns\)"):
+        run(ModelSession(fam, tmp_path / "x.safetensors", 0, cfg), req, no_progress, never)
