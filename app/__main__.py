@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-root", help="where runs are written (default ~/GenLab/runs or $GENLAB_HOME/runs)")
     p.add_argument("--preset", default=DEFAULT_PRESET)
     p.add_argument("--open-run", help="open an existing run directory")
+    p.add_argument("path", nargs="?", help="a run folder or a checkpoint to open (what a double-click on a "
+                                           "checkpoint in the file manager passes)")
     p.add_argument("--train", action="store_true", help="press Start right away")
     p.add_argument("--tab", choices=TAB_KEYS, default="train",
                    help="the tab to show first")
@@ -21,19 +23,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshot-delay", type=int, default=3000)
     args = p.parse_args(argv)
 
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QCoreApplication, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
+    from app.dialogs import apply_ui_scale, runs_root_setting
+    from app.icon import app_icon
     from app.main_window import MainWindow
 
+    QCoreApplication.setOrganizationName("GenLab")
+    QCoreApplication.setApplicationName("GenLab")
+    settings = QSettings() if not args.screenshot else None
+    apply_ui_scale(settings)   # QT_SCALE_FACTOR is read when the QApplication is created
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("GenLab")
-    app.setOrganizationName("GenLab")
-    win = MainWindow(Path(args.runs_root) if args.runs_root else None, preset=args.preset,
-                     settings=QSettings() if not args.screenshot else None)
+    app.setDesktopFileName("genlab")  # Wayland: the app id that finds genlab.desktop (its icon and menu entry)
+    app.setWindowIcon(app_icon())
+    runs_root = Path(args.runs_root) if args.runs_root else runs_root_setting(settings)
+    win = MainWindow(runs_root, preset=args.preset, settings=settings)
     win.show()
-    if args.open_run:
-        win.open_run(args.open_run)
-    win.show_tab(args.tab)
+    run_dir, checkpoint = args.open_run, None
+    if args.path:
+        from app.desktop_install import open_target
+        try:
+            target_run, checkpoint = open_target(args.path)
+            run_dir = target_run or run_dir
+        except ValueError as e:
+            win.status_label.setText(f"cannot open {e}")
+    if run_dir:
+        win.open_run(run_dir)
+    if checkpoint:
+        win.set_checkpoint(checkpoint, load=False)  # loaded when its tab shows
+    win.show_tab("sample" if checkpoint and args.tab == "train" else args.tab)
     if args.train:
         QTimer.singleShot(500, win.training.start)
     if args.screenshot:

@@ -18,7 +18,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def engine_argv(*args: str) -> tuple[str, list[str]]:
     """The engine runs as `python -m engine ...` with this interpreter, so it works from a checkout
     and from an installed package alike."""
+    if getattr(sys, "frozen", False):  # a PyInstaller build: its one executable is the engine too
+        return sys.executable, ["--engine", *args]  # (packaging/frozen_main.py)
     return sys.executable, ["-u", "-m", "engine", *args]
+
+
+def engine_env_vars() -> dict[str, str]:
+    """What an engine process needs on top of this process's environment: unbuffered output, and
+    the `engine` package on its path even when the app runs from a plain checkout."""
+    return {"PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def engine_environment() -> QProcessEnvironment:
+    env = QProcessEnvironment.systemEnvironment()
+    for k, v in engine_env_vars().items():
+        env.insert(k, v)
+    return env
 
 
 class EngineJob(QObject):
@@ -46,11 +62,7 @@ class EngineJob(QObject):
         self._buf, self._errbuf = b"", b""
         self._stderr.clear()
         proc = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        # the engine must find the `engine` package even when the app runs from a plain checkout
-        env.insert("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), env.value("PYTHONPATH")])))
-        proc.setProcessEnvironment(env)
+        proc.setProcessEnvironment(engine_environment())
         proc.setWorkingDirectory(str(REPO_ROOT))
         proc.setProcessChannelMode(QProcess.SeparateChannels)
         proc.readyReadStandardOutput.connect(self._read_stdout)
@@ -117,12 +129,14 @@ class TrainJob(EngineJob):
         super().__init__(parent)
         self.run_dir: Path | None = None
 
-    def start_run(self, cfg: RunConfig, run_dir: Path, resume: bool = False) -> None:
+    def start_run(self, cfg: RunConfig | None, run_dir: Path, resume: bool = False, steps: int | None = None) -> None:
+        """A new run from cfg, or (resume) the run in run_dir from its last checkpoint, for `steps`
+        steps in total if given (longer than planned: "continue for more steps")."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
         if resume:
-            self.start("train", "--run-dir", str(run_dir), "--resume")
+            self.start("train", "--run-dir", str(run_dir), "--resume", *(("--steps", str(steps)) if steps else ()))
         else:
             cfg_path = run_dir / "requested.toml"
             cfg.save(cfg_path)
@@ -132,11 +146,32 @@ class TrainJob(EngineJob):
         assert cmd in protocol.COMMANDS, cmd
         self.send(cmd)
 
+    @staticmethod
+    def resume_detached(run_dir: Path) -> int:
+        """Continue the run in run_dir in an engine process of its own that outlives this window
+        (a new session, no stdin: it is steered through the run's `control` file, like a run
+        started from a shell). Its stderr goes to the run's engine_stderr.log. Returns its pid
+        (0: it did not start)."""
+        import subprocess
+        program, argv = engine_argv("train", "--run-dir", str(run_dir), "--resume", "--no-stdin")
+        env = {**os.environ, **engine_env_vars()}
+        detach = ({"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+                  if sys.platform == "win32" else {"start_new_session": True})
+        try:
+            with open(Path(run_dir) / "engine_stderr.log", "ab") as err:
+                proc = subprocess.Popen([program, *argv], cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=err, **detach)
+        except OSError:
+            return 0
+        return proc.pid
+
     def stop(self, grace_ms: int = 15000) -> None:
         """Ask the engine to stop (it saves a checkpoint), kill it if it does not exit in time."""
         if self.is_running():
             self.send("stop")
-            QTimer.singleShot(grace_ms, self.kill)
+            proc = self.proc   # only this process: a run continued meanwhile has a new one
+            # `self` as the context: the timer dies with this job (a window closed meanwhile)
+            QTimer.singleShot(grace_ms, self, lambda: self.kill() if proc is self.proc else None)
 
 
 class WorkerClient(EngineJob):

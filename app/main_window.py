@@ -12,9 +12,12 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from app.canvases import CANVASES, TAB_KEYS
+from app.dialogs import apply_config_defaults
+from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
 from app.panels.plots_panel import LossPlot, MetricPlot
+from app.panels.runs import RunsBrowser
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
@@ -91,8 +94,10 @@ class MainWindow(QMainWindow):
         tl.addWidget(self.training)
         tl.addWidget(live, 1)
 
+        self.runs = RunsBrowser(self.runs_root, settings)
         self.tabs = QTabWidget()
         self.tabs.addTab(train_tab, "Train")
+        self.tabs.addTab(self.runs, "Runs")
         for spec in CANVASES:
             self.tabs.addTab(self.canvases[spec.key], spec.title)
         main = QSplitter(Qt.Horizontal)
@@ -118,6 +123,11 @@ class MainWindow(QMainWindow):
         self.session.load_failed.connect(lambda _m: self._enable_tabs(None))
         self.session.reset.connect(lambda _m: self._enable_tabs(None))
         self.tabs.currentChanged.connect(self._on_tab)
+        self.runs.open_run.connect(lambda d: (self.open_run(d), self.show_tab("train")))
+        self.runs.open_checkpoint.connect(self._open_checkpoint)
+        self.runs.resume_run.connect(self.continue_run)
+        self.runs.duplicate_config.connect(self.duplicate_config)
+        self.menus = build_menus(self)
 
         self.model_panel.load_preset(preset)
         self.resize(1360, 860)
@@ -139,20 +149,45 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(TAB_KEYS.index(key))
 
     def _on_tab(self, index: int) -> None:
-        if index > 0:
+        if TAB_KEYS[index] in {c.key for c in CANVASES}:
             self.session.ensure_loaded()
+
+    def _open_checkpoint(self, path: str) -> None:
+        self.set_checkpoint(path)
+        self.menus.remember_checkpoint(path)
+        self.show_tab("sample")
 
     def _enable_tabs(self, caps: Capabilities | None) -> None:
         """A tab whose canvas needs a capability the loaded model lacks is disabled, with the
         reason as its tooltip (with no model loaded, every canvas stays reachable)."""
-        for i, spec in enumerate(CANVASES, start=1):
+        for spec in CANVASES:
+            i = TAB_KEYS.index(spec.key)
             ok = caps is None or not spec.needs or caps.has(spec.needs)
             self.tabs.setTabEnabled(i, ok)
             self.tabs.setTabToolTip(i, "" if ok else f"A {caps.family} model cannot be used here: this canvas {spec.why}.")
 
     # ---- runs ----------------------------------------------------------------------------------
     def build_config(self) -> RunConfig | None:
-        return self.model_panel.build_config(self.data_panel.values())
+        return apply_config_defaults(self.model_panel.build_config(self.data_panel.values()), self.settings)
+
+    def continue_run(self, run_dir: str, more_steps: int = 0) -> None:
+        """Open a run and continue it from its last checkpoint (for more steps than planned)."""
+        self.open_run(run_dir)
+        self.show_tab("train")
+        self.training.continue_run(more_steps)
+
+    def duplicate_config(self, config_path: str) -> None:
+        """A run's config into the Model and Data panels, to train a variant of it."""
+        try:
+            cfg = RunConfig.load(config_path, stored=True)
+        except (ConfigError, OSError) as e:
+            self.status_label.setText(f"cannot read {config_path}: {e}")
+            return
+        self.model_panel.set_config(cfg)
+        self.data_panel.set_config(cfg.data)
+        self.training.set_family(cfg.model.family)
+        self.show_tab("train")
+        self.status_label.setText(f"config of {Path(config_path).parent.name} copied into the panels: press Start")
 
     def open_run(self, run_dir: str) -> None:
         """Watch an existing run directory (plots and samples come from it); the panels show the
@@ -166,13 +201,25 @@ class MainWindow(QMainWindow):
             pass  # a run from a newer or broken config: its plots and samples still show
         self.watcher.watch(run_dir)
         self.status_label.setText(f"run: {run_dir}")
+        self._show_schedule(run_dir)
         ck = RunDir(run_dir).latest_checkpoint()
         if ck:
             self.set_checkpoint(str(ck), load=self.tabs.currentIndex() != 0)
+        self.menus.remember_run(run_dir)
 
     def _on_run_started(self, run_dir: str) -> None:
         self.watcher.watch(run_dir)
         self.status_label.setText(f"run: {run_dir}")
+        cfg = self.build_config() if not (Path(run_dir) / "config.toml").exists() else None
+        self._show_schedule(run_dir, cfg)
+
+    def _show_schedule(self, run_dir: str, cfg: RunConfig | None = None) -> None:
+        """The quality plot says when the run's next evaluation pass comes."""
+        try:
+            cfg = cfg or RunConfig.load(Path(run_dir) / "config.toml", stored=True)
+        except (ConfigError, OSError):
+            return
+        self.quality_plot.set_schedule(cfg.metrics.every, list(cfg.metrics.metrics))
 
     def _on_run_ended(self, state: str, message: str) -> None:
         self.watcher.poll()
@@ -213,17 +260,29 @@ class MainWindow(QMainWindow):
     def dropEvent(self, e):
         path = Path(e.mimeData().urls()[0].toLocalFile())
         if path.suffix == ".safetensors":
-            self.show_tab("sample")
-            self.set_checkpoint(str(path))
+            self._open_checkpoint(str(path))
         elif (path / "config.toml").exists() and (path / "status.json").exists():
             self.open_run(str(path))
         elif path.is_dir():
             self.data_panel.set_folder(str(path))
 
     def closeEvent(self, e):
+        if self.training.job.is_running():
+            choice = self.training.ask(
+                "Close GenLab", f"The run {self.training.run_dir.name} is training. Keep it training in the "
+                                "background (a process of its own: open the run again to follow it), stop it "
+                                "(a checkpoint is saved), or cancel?",
+                ["Keep training in the background", "Stop and save", "Cancel"])
+            if choice not in ("Keep training in the background", "Stop and save"):
+                e.ignore()
+                return
+            if choice == "Keep training in the background":
+                pid = self.training.keep_in_background()
+                self.status_label.setText(f"run continues in process {pid}" if pid else "the run was stopped")
         if self.settings is not None:
             self.settings.setValue("geometry", self.saveGeometry())
         self.watcher.stop()
+        self.runs.shutdown()
         self.training.shutdown()
         for canvas in self.canvases.values():
             if hasattr(canvas, "shutdown"):

@@ -30,4 +30,7 @@ CANVASES: list[CanvasSpec] = [
     CanvasSpec("inpaint", "Inpainting", "app.canvases.inpainting:InpaintingCanvas"),
 ]
 
-TAB_KEYS = ("train", *(c.key for c in CANVASES))
+# the window's tabs in order: the Train tab, the runs browser, then one per canvas
+PANEL_TABS = {"train": "Train", "runs": "Runs"}
+TAB_KEYS = (*PANEL_TABS, *(c.key for c in CANVASES))
+TAB_TITLES = {**PANEL_TABS, **{c.key: c.title for c in CANVASES}}

@@ -141,8 +141,10 @@ class MetricPlot(QWidget):
         self.points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(200, 90, 20), hoverable=True,
                                          tip="step {x:.0f}: {y:.3f}".format)
         self.plot.addItem(self.points)
-        self.title = QLabel("<b>sample quality</b>: off (set Metrics → every N steps, or Evaluate a checkpoint)")
+        self.title = QLabel(self.OFF)
         self.title.setWordWrap(True)
+        self.every = 0          # the run's metrics.every (0: no passes while training)
+        self.metric_names: list[str] = []
         self.status = QLabel("")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -150,10 +152,25 @@ class MetricPlot(QWidget):
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.status)
 
+    OFF = "<b>sample quality</b>: off (set Metrics → every N steps, or Evaluate a checkpoint)"
+
+    def set_schedule(self, every: int, metrics: list[str], step: int = 0) -> None:
+        """The run's evaluation plan, so the plot says when the next pass comes before its first point."""
+        self.every, self.metric_names = int(every), list(metrics)
+        if self.key is None:
+            self.title.setText(self.OFF if not self.every else
+                               f"<b>sample quality</b> ({', '.join(self.metric_names)}): every {self.every} steps, "
+                               f"next at step {self.next_pass(step)}")
+
+    def next_pass(self, step: int) -> int:
+        return (int(step) // self.every + 1) * self.every if self.every else 0
+
     def add_rows(self, rows: list[dict]) -> None:
         for r in rows:
             key = next((k for k in self.keys if k in r), None)
             if key is None:
+                if self.key is None and self.every and "step" in r:
+                    self.set_schedule(self.every, self.metric_names, int(r["step"]))
                 continue
             if self.key != key:
                 self.key = key
@@ -181,6 +198,7 @@ class MetricPlot(QWidget):
     def clear(self) -> None:
         self.series.clear()
         self.key = None
+        self.title.setText(self.OFF)
         self.line.setData([], [])
         self.points.setData([], [])
 

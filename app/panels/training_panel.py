@@ -1,6 +1,8 @@
-"""Training panel: Start, Pause/Resume, Stop, Sample now, Save now; progress with step, images/s
-and ETA; the device. It owns the training process and survives its crash (showing the error and
-the tail of stderr, and offering to resume from the last checkpoint)."""
+"""Training panel: Start, Pause/Resume, Stop, Sample now, Save now, Continue (+N steps); progress
+with step, images/s and ETA; the device. It owns the training process and survives its crash
+(showing the error and the tail of stderr, and offering to continue from the last checkpoint).
+Every control says at once what it did ("pausing…", "sample requested") and the engine's event
+replaces that with what happened ("paused at step N", "saved step N")."""
 from __future__ import annotations
 
 import json
@@ -8,15 +10,15 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QVBoxLayout)
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSpinBox, QVBoxLayout)
 
 from app.engine_client import TrainJob
 from app.qt_util import human_duration
 from engine.config import ConfigError, RunConfig
 from engine.families import FAMILIES, family_spec
 from engine.logkeys import short
-from engine.rundir import RunDir, new_run_dir
+from engine.rundir import new_run_dir
 
 
 class TrainingPanel(QGroupBox):
@@ -57,15 +59,29 @@ class TrainingPanel(QGroupBox):
         self.stderr = QPlainTextEdit()
         self.stderr.setReadOnly(True)
         self.stderr.setMaximumHeight(110)
-        self.resume_btn = QPushButton("Resume from last checkpoint")
-        for w in (self.error, self.stderr, self.resume_btn):
+        self.ack = QLabel("")                  # what the last control did, until the engine answers
+        self.ack.setObjectName("train_ack")
+        self.continue_btn = QPushButton("Continue")
+        self.continue_btn.setToolTip("Resume this run from its last checkpoint (for more steps if set beside)")
+        self.more_steps = QSpinBox(minimum=0, maximum=10_000_000, singleStep=500, value=0)
+        self.more_steps.setPrefix("+")
+        self.more_steps.setSuffix(" steps")
+        self.more_steps.setSpecialValueText("to its planned end")
+        self.more_steps.setToolTip("Continue for this many steps more than the run had planned (0: to its planned end)")
+        # ask(title, text, choices) -> the chosen text or None; tests replace it
+        self.ask: Callable[[str, str, list[str]], str | None] = self._ask_dialog
+        for w in (self.error, self.stderr):
             w.hide()
 
         buttons = QHBoxLayout()
         for b in (self.start_btn, self.pause_btn, self.stop_btn, self.sample_btn, self.save_btn):
             buttons.addWidget(b)
+        buttons.addSpacing(12)
+        buttons.addWidget(self.continue_btn)
+        buttons.addWidget(self.more_steps)
         info = QHBoxLayout()
         info.addWidget(self.stats, 1)
+        info.addWidget(self.ack)
         info.addWidget(self.device)
         lay = QVBoxLayout(self)
         lay.addLayout(buttons)
@@ -73,20 +89,29 @@ class TrainingPanel(QGroupBox):
         lay.addLayout(info)
         lay.addWidget(self.error)
         lay.addWidget(self.stderr)
-        lay.addWidget(self.resume_btn)
 
         self.start_btn.clicked.connect(self.start)
         self.pause_btn.clicked.connect(self.toggle_pause)
         self.stop_btn.clicked.connect(self.stop)
-        self.sample_btn.clicked.connect(lambda: self.job.command("sample-now"))
-        self.save_btn.clicked.connect(lambda: self.job.command("save-now"))
-        self.resume_btn.clicked.connect(self.resume)
+        self.sample_btn.clicked.connect(self.sample_now)
+        self.save_btn.clicked.connect(self.save_now)
+        self.continue_btn.clicked.connect(lambda: self.continue_run(self.more_steps.value()))
         self._sync_buttons()
 
     # ---- actions ------------------------------------------------------------------------------
     def start(self) -> bool:
+        """Start a new run with the panels' settings; on a stopped or interrupted run, ask first
+        whether to continue it instead."""
         if self.job.is_running():
             return False
+        if self.can_continue() and self.state in ("stopped", "interrupted"):
+            choice = self.ask("Start", f"The run {self.run_dir.name} {self.state} at step {self.progress.value()}. "
+                                       f"Continue it from its last checkpoint, or start a new run with the current "
+                                       f"settings?", ["Continue", "New run", "Cancel"])
+            if choice == "Continue":
+                return self.continue_run(self.more_steps.value())
+            if choice != "New run":
+                return False
         cfg = self.config_provider()
         if cfg is None:
             return False
@@ -100,15 +125,46 @@ class TrainingPanel(QGroupBox):
         """Show this family's headline losses (from the registry) beside the step."""
         self.headline = family_spec(name).headline if name in FAMILIES else ()
 
-    def resume(self) -> None:
-        if self.run_dir is None:
-            return
+    def can_continue(self) -> bool:
+        """A run is at hand and not live here (it continues from its last checkpoint, or from
+        step 0 if it never wrote one)."""
+        return (self.run_dir is not None and not self.job.is_running()
+                and self.state not in ("idle", "starting", "running", "paused")
+                and (self.run_dir / "config.toml").exists())
+
+    def planned_steps(self) -> int:
+        """The run's planned total (its status, else its config)."""
+        try:
+            st = json.loads((self.run_dir / "status.json").read_text())
+            if st.get("total_steps"):
+                return int(st["total_steps"])
+        except (OSError, ValueError):
+            pass
+        try:
+            return RunConfig.load(self.run_dir / "config.toml", stored=True).training.steps
+        except (ConfigError, OSError):
+            return 0
+
+    def continue_run(self, more_steps: int = 0) -> bool:
+        """Resume the run from its last checkpoint: to its planned end, or `more_steps` beyond it."""
+        if not self.can_continue():
+            return False
+        total = self.planned_steps()
+        if not more_steps and self.state == "finished":
+            self.ack.setText("finished: set +N steps to continue it longer")
+            return False
         try:
             self.set_family(RunConfig.load(self.run_dir / "config.toml", stored=True).model.family)
         except (ConfigError, OSError):
             self.headline = ()
         self._begin(self.run_dir)
-        self.job.start_run(None, self.run_dir, resume=True)
+        steps = total + more_steps if more_steps and total else None
+        self.job.start_run(None, self.run_dir, resume=True, steps=steps)
+        self.ack.setText(f"continuing to step {steps}" if steps else "continuing")
+        return True
+
+    def resume(self) -> None:
+        self.continue_run(0)
 
     def drives(self, run_dir) -> bool:
         """Whether this panel started (or resumed) the run in run_dir in this session."""
@@ -117,8 +173,7 @@ class TrainingPanel(QGroupBox):
     def _begin(self, run_dir: Path) -> None:
         self.run_dir = self._driven = Path(run_dir)
         self.state = "starting"
-        self.resume_btn.setText("Resume from last checkpoint")
-        for w in (self.error, self.stderr, self.resume_btn):
+        for w in (self.error, self.stderr):
             w.hide()
         self.progress.setFormat("starting the engine…")
         self.stats.setText("–")
@@ -126,11 +181,45 @@ class TrainingPanel(QGroupBox):
         self.run_started.emit(str(self.run_dir))
 
     def toggle_pause(self) -> None:
-        self.job.command("resume" if self.state == "paused" else "pause")
+        pausing = self.state != "paused"
+        self.job.command("pause" if pausing else "resume")
+        self.ack.setText("pausing…" if pausing else "resuming…")
+        self.pause_btn.setEnabled(False)   # until the engine confirms (its status event)
+
+    def sample_now(self) -> None:
+        self.job.command("sample-now")
+        self.ack.setText("sample requested")
+
+    def save_now(self) -> None:
+        self.job.command("save-now")
+        self.ack.setText("saving a checkpoint…")
 
     def stop(self) -> None:
         self.job.stop()
+        self.ack.setText("stopping…")
         self.progress.setFormat("stopping (saving a checkpoint)…")
+        for b in (self.stop_btn, self.pause_btn, self.sample_btn, self.save_btn):
+            b.setEnabled(False)
+
+    def keep_in_background(self) -> int:
+        """The window is closing while this run trains: stop it (a checkpoint is written), then
+        continue it in an engine process of its own that outlives the window. Returns its pid, 0
+        if it could not be handed over (the run is then stopped, with its checkpoint)."""
+        if not self.job.is_running() or self.run_dir is None:
+            return 0
+        self.job.send("stop")
+        if not self.job.proc.waitForFinished(30000):
+            self.job.kill(wait_ms=3000)
+            return 0
+        from app.engine_client import TrainJob
+        return TrainJob.resume_detached(self.run_dir)
+
+    def _ask_dialog(self, title: str, text: str, choices: list[str]) -> str | None:
+        box = QMessageBox(QMessageBox.Question, title, text, parent=self)
+        buttons = {box.addButton(c, QMessageBox.RejectRole if c == "Cancel" else QMessageBox.AcceptRole): c
+                   for c in choices}
+        box.exec()
+        return buttons.get(box.clickedButton())
 
     def shutdown(self) -> None:
         """Called when the window closes: stop cleanly, wait briefly, then kill."""
@@ -150,11 +239,15 @@ class TrainingPanel(QGroupBox):
         elif kind == "status":
             if ev["state"] in ("stopped", "finished", "failed"):
                 return  # final only when the process has exited (_on_ended): Start stays off until then
+            was = self.state
             self.state = ev["state"]
             if self.state == "paused":
                 self.progress.setFormat("paused at step %v / %m")
+                self.ack.setText(f"paused at step {ev.get('step', self.progress.value())}")
             elif self.state == "running":
                 self.progress.setFormat("step %v / %m")
+                if was == "paused":
+                    self.ack.setText("resumed")
             self._sync_buttons()
         elif kind == "metrics":
             self.progress.setMaximum(int(ev["total_steps"]))
@@ -164,7 +257,10 @@ class TrainingPanel(QGroupBox):
             self.stats.setText(f"{losses} · {ev['img_per_s']:.0f} img/s · "
                                f"ETA {human_duration(ev.get('eta_s'))}")
         elif kind == "checkpoint":
+            self.ack.setText(f"saved step {ev['step']} ({Path(ev['path']).name})")
             self.checkpoint_saved.emit(ev["path"])
+        elif kind == "sample":
+            self.ack.setText(f"sample grid at step {ev['step']}")
         elif kind == "warning":
             self.error.setStyleSheet("color:#b26b00")
             self.error.setText(f"⚠ {ev['message']}")
@@ -181,7 +277,10 @@ class TrainingPanel(QGroupBox):
                 st = {}
         if code == 0 and not crashed and st.get("state") in ("finished", "stopped"):
             self.state = st["state"]
+            self.progress.setValue(int(st.get("step", self.progress.value())))   # the real last step
             self.progress.setFormat(f"{self.state} at step %v / %m")
+            self.stats.setText(self.stats.text().split(" · ETA")[0])            # no ETA once it ended
+            self.ack.setText(f"{self.state} at step {st.get('step', '?')}")
             self.run_ended.emit(self.state, st.get("message", ""))
         else:
             self.state = "failed"
@@ -201,8 +300,6 @@ class TrainingPanel(QGroupBox):
             self.stderr.setPlainText(tail)
             self.stderr.show()
         self.progress.setFormat("failed at step %v / %m")
-        if self.run_dir is not None and RunDir(self.run_dir).latest_checkpoint():
-            self.resume_btn.show()
 
     def show_status(self, st: dict, run_dir: str | Path | None = None) -> None:
         """The state of a run this panel does not drive (read from its status.json): progress and
@@ -219,11 +316,13 @@ class TrainingPanel(QGroupBox):
             self.stats.setText(f"{st['img_per_s']:.0f} img/s · ETA {human_duration(st.get('eta_s'))}")
         elif state == "failed" and st.get("message"):
             self.stats.setText(f"failed: {st['message']}")
-        if state == "interrupted" and run_dir is not None and not self.job.is_running():
-            self.run_dir = Path(run_dir)  # Continue resumes it (from its last checkpoint, or from step 0)
-            self.stats.setText(f"interrupted at step {step}: its engine process is gone")
-            self.resume_btn.setText("Continue the interrupted run")
-            self.resume_btn.show()
+        if state in ("interrupted", "stopped", "finished", "failed") and run_dir is not None \
+                and not self.job.is_running():
+            self.run_dir = Path(run_dir)   # Continue resumes it from its last checkpoint
+            self.state = state
+            if state == "interrupted":
+                self.stats.setText(f"interrupted at step {step}: its engine process is gone — Continue?")
+        self._sync_buttons()
 
     def _sync_buttons(self) -> None:
         live = self.state in ("starting", "running", "paused")
@@ -232,3 +331,6 @@ class TrainingPanel(QGroupBox):
         self.pause_btn.setText("Resume" if self.state == "paused" else "Pause")
         for b in (self.stop_btn, self.sample_btn, self.save_btn):
             b.setEnabled(self.state in ("running", "paused"))
+        can = self.can_continue()
+        self.continue_btn.setEnabled(can)
+        self.more_steps.setEnabled(can)

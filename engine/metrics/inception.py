@@ -8,14 +8,14 @@ the user gives or from torch hub's checkpoint cache when it is already there.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+from engine.metrics.weight_paths import WEIGHTS_NAME, candidate_paths  # noqa: F401 (re-exported)
+
 FEATURE_DIM = 2048
 NUM_LOGITS = 1008
 
@@ -166,18 +166,6 @@ class FIDInceptionV3(nn.Module):
         # (no_output_bias) match it. With the bias the scores would not compare with published ones.
         # fc.bias stays a parameter so the standard weight file still loads by name.
         return feats, F.linear(feats, self.fc.weight)
-
-
-def candidate_paths(user_path: str | None = None) -> list[Path]:
-    """Where the weight file may be: the path given, $GENLAB_INCEPTION, torch hub's checkpoint cache."""
-    out = []
-    for p in (user_path, os.environ.get("GENLAB_INCEPTION")):
-        if p:
-            out.append(Path(p).expanduser())
-    hub = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
-    out.append(Path(hub) / "hub" / "checkpoints" / WEIGHTS_NAME)
-    return out
 
 
 def find_weights(user_path: str | None = None) -> Path | None:

@@ -69,13 +69,6 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
         self.skipped_updates = 0   # updates skipped by the gradient-norm check since this process started
         self.init_ema()
 
-    def _labels(self, labels, n: int) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None
-        if isinstance(labels, torch.Tensor):
-            return labels.to(self.device, torch.long)
-        return self.label_tensor(labels, n)
-
     def _noise(self, n: int, generator: torch.Generator | None, device) -> list[torch.Tensor]:
         dec = self.networks["decoder"]
         return [torch.randn((n, *dec.group_shape(g)), generator=generator, device=device)
@@ -132,7 +125,7 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
         nets = self.nets(use_ema)
         x = images.to(self.device).float()
         n = x.shape[0]
-        lab = self._labels(labels, n)
+        lab = self.labels_on_device(labels, n)
         acts = nets["encoder"](x)
         out_w = torch.empty(k * n, device=self.device)
         flat_x = x.repeat(k, 1, 1, 1)                                     # sample-major
@@ -156,7 +149,7 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
         if k == 1:
             nets = self.nets(use_ema)
             x = images.to(self.device).float()
-            lab = self._labels(labels, x.shape[0])
+            lab = self.labels_on_device(labels, x.shape[0])
             dec = nets["decoder"]
             noise = [t.to(self.device) for t in self._noise(x.shape[0], generator, "cpu")]
             out, stats = dec(x.shape[0], lab, acts=nets["encoder"](x), noise=noise, stats="kl")
@@ -229,7 +222,7 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
         temps = group_temperatures(self.sample_options(options), self.num_groups)
         n = latents.shape[0]
         noise = self._split_latents(latents) + self._detail_noise(n, temps)
-        return self._render(self.nets(use_ema), noise, self._labels(labels, n), differentiable)
+        return self._render(self.nets(use_ema), noise, self.labels_on_device(labels, n), differentiable)
 
     def default_encode_steps(self, options=None) -> int:
         return 1
@@ -243,7 +236,7 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
         nets = self.nets(True)
         x = images.to(self.device).float()
         n = x.shape[0]
-        _, stats = nets["decoder"](n, self._labels(labels, n), acts=nets["encoder"](x), stats="standardised",
+        _, stats = nets["decoder"](n, self.labels_on_device(labels, n), acts=nets["encoder"](x), stats="standardised",
                                    groups=self.latent_groups)
         if progress is not None:
             progress(1, 1)
@@ -261,7 +254,7 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
             k = min(RENDER_BATCH, n - i)
             noise = self._seed_noise(list(range(seed + i, seed + i + k)), temps)
             sub = None if lab is None else lab[i:i + k]
-            parts.append(self._render(nets, noise, self._labels(sub, k)))
+            parts.append(self._render(nets, noise, self.labels_on_device(sub, k)))
             if progress is not None:
                 progress(i + k, n)
         return torch.cat(parts)

@@ -59,6 +59,14 @@ class Conditional:
             lab = (lab * n)[:n]
         return torch.tensor(lab, dtype=torch.long, device=self.device)
 
+    def labels_on_device(self, labels, n: int) -> torch.Tensor | None:
+        """label_tensor, where a tensor of labels (a training batch's) also passes as is."""
+        if not self.num_classes:
+            return None
+        if isinstance(labels, torch.Tensor):
+            return labels.to(self.device, torch.long)
+        return self.label_tensor(labels, n)
+
     def latent_labels(self) -> list[int] | None:
         """The label a latent walk uses when none is chosen: no label where the model has one."""
         if not self.num_classes or self.null_label() is not None:

@@ -74,14 +74,6 @@ class VAEFamily(Family, Conditional, LatentModel, Likelihood):
                                                m.max_channels, m.latent_dim, self.num_classes)
         self.init_ema()
 
-    def _labels(self, labels, n: int) -> torch.Tensor | None:
-        """Labels as a long tensor on the device (a tensor passes as is), or None if unconditional."""
-        if not self.num_classes:
-            return None
-        if isinstance(labels, torch.Tensor):
-            return labels.to(self.device, torch.long)
-        return self.label_tensor(labels, n)
-
     # ---- training --------------------------------------------------------------------------------
     def make_optimizers(self):
         t = self.cfg.training
@@ -126,7 +118,7 @@ class VAEFamily(Family, Conditional, LatentModel, Likelihood):
         nets = self.nets(use_ema)
         x = images.to(self.device).float()
         n = x.shape[0]
-        lab = self._labels(labels, n)
+        lab = self.labels_on_device(labels, n)
         mu, logvar = nets["encoder"](x, lab)                                   # (N, L) each
         eps = torch.randn((k, n, self.latent_dim), generator=generator).to(self.device)
         z = mu + torch.exp(0.5 * logvar) * eps                                  # (K, N, L)
@@ -167,7 +159,7 @@ class VAEFamily(Family, Conditional, LatentModel, Likelihood):
                        cancel=None, differentiable: bool = False) -> torch.Tensor:
         """The decoder's mean image for each z (the temperature applies when sampling, not here)."""
         dec = self.nets(use_ema)["decoder"]
-        lab = self._labels(labels, latents.shape[0])
+        lab = self.labels_on_device(labels, latents.shape[0])
         with torch.set_grad_enabled(differentiable):
             img = self.pixels.mean(dec(latents.to(self.device).float(), lab).float())
         return img if differentiable else img.clamp(-1, 1).cpu()
@@ -179,7 +171,7 @@ class VAEFamily(Family, Conditional, LatentModel, Likelihood):
     def encode_images(self, images, labels=None, *, steps: int | None = None, options=None,
                       progress=None, cancel=None) -> torch.Tensor:
         """The encoder's mean of q(z|x) for images (N, C, H, W) in [-1, 1]; `steps` is ignored."""
-        lab = self._labels(labels, images.shape[0])
+        lab = self.labels_on_device(labels, images.shape[0])
         mu, _ = self.nets(True)["encoder"](images.to(self.device).float(), lab)
         if progress is not None:
             progress(1, 1)

@@ -155,7 +155,7 @@ def test_window_enables_tabs_by_capability_and_shows_a_shell_started_run(qtbot, 
     qtbot.addWidget(w)
     client = w.session.client
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert titles == ["Train", "Sample", "Style mixing", "Interpolate", "Inpainting"]
+    assert titles == ["Train", "Runs", "Sample", "Style mixing", "Interpolate", "Inpainting"]
     w.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(DDPM, {})
     mix_tab = titles.index("Style mixing")
@@ -225,6 +225,6 @@ def test_a_run_whose_process_died_reads_as_interrupted_and_can_be_continued(qtbo
     w.open_run(str(run))
     qtbot.waitUntil(lambda: "interrupted" in w.training.progress.format(), timeout=5000)
     assert w.training.progress.value() == 7 and "process is gone" in w.training.stats.text()
-    assert w.training.resume_btn.isVisibleTo(w) and "Continue" in w.training.resume_btn.text()
+    assert w.training.continue_btn.isEnabled() and "Continue?" in w.training.stats.text()
     assert w.training.run_dir == run
     w.close()

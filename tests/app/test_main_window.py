@@ -14,6 +14,7 @@ from tests.conftest import tiny_config
 def window(qtbot, tmp_path):
     w = MainWindow(runs_root=tmp_path / "runs")
     qtbot.addWidget(w)
+    w.training.ask = lambda *a: "Stop and save"   # closing during a run: no dialog in tests
     w.show()
     yield w
     w.close()
@@ -87,8 +88,8 @@ def test_engine_error_and_crash_leave_gui_running(window, qtbot, tmp_path):
     window.training.job.proc.kill()
     qtbot.waitUntil(lambda: window.training.state == "failed", timeout=20000)
     assert "crashed" in window.training.error.text() or "exited" in window.training.error.text()
-    assert window.training.resume_btn.isVisibleTo(window)
-    qtbot.mouseClick(window.training.resume_btn, Qt.LeftButton)
+    assert window.training.continue_btn.isEnabled()       # continue from the last checkpoint
+    qtbot.mouseClick(window.training.continue_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.training.state == "running", timeout=60000)
     window.training.stop()
     qtbot.waitUntil(lambda: not window.training.job.is_running(), timeout=30000)
@@ -139,3 +140,66 @@ def test_gan_run_plots_both_losses_and_d_scores_then_canvases_get_the_model(wind
     assert all(window.tabs.isTabEnabled(i) for i in range(window.tabs.count()))
     with qtbot.waitSignal(mix.rendered, timeout=60000):
         mix.render()
+
+
+def _rows(run_dir):
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+
+
+def test_stop_then_continue_longer_gives_one_continuous_history_and_start_asks_first(window, qtbot):
+    _use(window, tiny_config(training={"steps": 100000, "log_every": 2, "checkpoint_every": 0}))
+    tp = window.training
+    assert not tp.continue_btn.isEnabled()                     # nothing to continue yet
+    qtbot.mouseClick(tp.start_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.loss_plot.point_count() >= 2, timeout=90000)
+    qtbot.mouseClick(tp.save_btn, Qt.LeftButton)
+    assert tp.ack.text() == "saving a checkpoint…"               # acknowledged at once
+    qtbot.waitUntil(lambda: tp.ack.text().startswith("saved step"), timeout=30000)
+    qtbot.mouseClick(tp.stop_btn, Qt.LeftButton)
+    assert tp.ack.text() == "stopping…" and not tp.stop_btn.isEnabled()
+    qtbot.waitUntil(lambda: tp.state == "stopped", timeout=30000)
+    stopped_at = json.loads((tp.run_dir / "status.json").read_text())["step"]
+    assert tp.progress.value() == stopped_at and "ETA" not in tp.stats.text()
+    assert tp.continue_btn.isEnabled()
+    run = tp.run_dir
+    # Start on a stopped run asks; "Cancel" starts nothing
+    asked = []
+    tp.ask = lambda title, text, choices: asked.append((text, choices)) or "Cancel"
+    assert tp.start() is False and "Continue it" in asked[0][0] and not tp.job.is_running()
+    # Continue for 6 more steps than planned: the same run directory, one history without gaps
+    tp.ask = lambda *a: "Continue"
+    tp.planned_steps = lambda: stopped_at   # as if the plan had ended where it stopped: +6 goes 6 further
+    tp.more_steps.setValue(6)
+    assert tp.start() is True and tp.run_dir == run
+    tp.ask = lambda *a: "Stop and save"
+    try:
+        qtbot.waitUntil(lambda: tp.state == "finished", timeout=120000)
+    finally:
+        print("STATE", tp.state, tp.progress.format(), tp.stats.text(), tp.ack.text(), tp.error.text(), tp.job.stderr_tail())
+    steps = [r["step"] for r in _rows(run)]
+    assert steps == sorted(set(steps)) and steps[-1] == stopped_at + 6
+    assert all(b - a <= 2 for a, b in zip(steps, steps[1:]))   # logged every 2 steps, no gap at the resume
+
+
+def test_closing_while_training_asks_and_cancel_keeps_the_window(window, qtbot):
+    # a bounded run: should the test fail midway, the process handed over still ends by itself
+    _use(window, tiny_config(training={"steps": 400, "log_every": 2, "checkpoint_every": 0}))
+    tp = window.training
+    assert tp.start()
+    qtbot.waitUntil(lambda: tp.state == "running", timeout=90000)
+    asked = []
+    tp.ask = lambda title, text, choices: asked.append(choices) or "Cancel"
+    assert not window.close()                                  # refused: still open, still training
+    assert asked[0] == ["Keep training in the background", "Stop and save", "Cancel"] and tp.job.is_running()
+    tp.ask = lambda *a: "Keep training in the background"
+    run = tp.run_dir
+    try:
+        assert window.close()
+        # the run goes on in a process of its own, a shell-like run now: its control file steers it
+        qtbot.waitUntil(lambda: json.loads((run / "status.json").read_text()).get("state") == "running"
+                        and json.loads((run / "status.json").read_text()).get("pid") != tp.job.proc.processId(),
+                        timeout=60000)
+    finally:
+        (run / "control").write_text("stop\n")
+    qtbot.waitUntil(lambda: json.loads((run / "status.json").read_text()).get("state") == "stopped", timeout=60000)
+    assert json.loads((run / "status.json").read_text())["step"] > 0

@@ -32,3 +32,16 @@ def test_config_form_list_fields_keep_decimals(qtbot):
     qtbot.addWidget(form)
     form.editors["group_temperatures"].setText("1, 0.5, 1e-1, 0")
     assert form.values()["group_temperatures"] == [1, 0.5, 0.1, 0]
+
+
+def test_quality_plot_says_when_the_next_evaluation_comes(qtbot):
+    from app.panels.plots_panel import MetricPlot
+    plot = MetricPlot()
+    qtbot.addWidget(plot)
+    assert "off" in plot.title.text()
+    plot.set_schedule(600, ["fid", "kid"])
+    assert "every 600 steps, next at step 600" in plot.title.text()
+    plot.add_rows([{"step": 610, "loss/mse": 0.1}])
+    assert "next at step 1200" in plot.title.text()
+    plot.add_rows([{"step": 1200, "quality/fd_domain": 7.5}])
+    assert "FD-domain" in plot.title.text() and plot.point_count() == 1
