@@ -16,7 +16,7 @@ from app.dialogs import apply_config_defaults
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
-from app.panels.plots_panel import LossPlot, MetricPlot
+from app.panels.plots_panel import BarPlot, LossPlot, MetricPlot
 from app.panels.runs import RunsBrowser
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
@@ -55,7 +55,8 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel()
         self.training = TrainingPanel(self.runs_root, self.build_config)
         # one plot per plot group of the registry; a group shows once a run logs one of its values
-        self.plots = {key: LossPlot(keys=g.keys, title=g.title, log=g.log) for key, g in plot_groups().items()}
+        self.plots = {key: BarPlot(g.keys, g.title) if g.bars else LossPlot(keys=g.keys, title=g.title, log=g.log)
+                      for key, g in plot_groups().items()}
         self.loss_plot = self.plots["loss"]
         for key, plot in self.plots.items():
             if key != "loss":
@@ -64,6 +65,12 @@ class MainWindow(QMainWindow):
         self.samples = ImageView("Sample grids appear here while training (fixed seed, every N steps).")
         self.sample_caption = QLabel("")
         self.sample_caption.setAlignment(Qt.AlignCenter)
+        # families that reconstruct (VAEs): held-out images over their reconstructions
+        self.recon = ImageView("")
+        self.recon_caption = QLabel("")
+        self.recon_caption.setAlignment(Qt.AlignCenter)
+        self.recon.hide()
+        self.recon_caption.hide()
         # one engine worker serves every canvas: the window's checkpoint is loaded once
         self.session = WorkerSession(parent=self)
         self.canvases = {spec.key: spec.canvas_class()(self.session, settings=settings) for spec in CANVASES}
@@ -77,8 +84,10 @@ class MainWindow(QMainWindow):
         samples_box = QWidget()
         sl = QVBoxLayout(samples_box)
         sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.samples, 1)
+        sl.addWidget(self.samples, 3)
         sl.addWidget(self.sample_caption)
+        sl.addWidget(self.recon, 1)
+        sl.addWidget(self.recon_caption)
         plots = QSplitter(Qt.Vertical)
         for plot in self.plots.values():
             plots.addWidget(plot)
@@ -119,6 +128,7 @@ class MainWindow(QMainWindow):
         self.training.job.event.connect(
             lambda ev: self.quality_plot.show_progress(ev) if ev.get("event") == "eval_progress" else None)
         self.watcher.sample.connect(self._on_sample)
+        self.watcher.recon.connect(self._on_recon)
         self.session.loaded.connect(self._enable_tabs)
         self.session.load_failed.connect(lambda _m: self._enable_tabs(None))
         self.session.reset.connect(lambda _m: self._enable_tabs(None))
@@ -220,6 +230,8 @@ class MainWindow(QMainWindow):
         except (ConfigError, OSError):
             return
         self.quality_plot.set_schedule(cfg.metrics.every, list(cfg.metrics.metrics))
+        # bits/dim has its own plot: a run that scores nothing else needs no sample-quality plot
+        self.quality_plot.setVisible(not cfg.metrics.every or set(cfg.metrics.metrics) != {"bpd"})
 
     def _on_run_ended(self, state: str, message: str) -> None:
         self.watcher.poll()
@@ -246,6 +258,17 @@ class MainWindow(QMainWindow):
         for plot in self.plots.values():
             plot.clear()
         self.quality_plot.clear()
+        self.recon.clear()
+        self.recon.hide()
+        self.recon_caption.hide()
+
+    def _on_recon(self, path: str) -> None:
+        self.recon.set_path(path)
+        step = Path(path).stem.replace("step_", "")
+        self.recon_caption.setText(f"held-out images (top) and their reconstructions (bottom), step "
+                                   f"{int(step) if step.isdigit() else '?'}")
+        self.recon.show()
+        self.recon_caption.show()
 
     def _on_sample(self, path: str) -> None:
         self.samples.set_path(path)

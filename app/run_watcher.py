@@ -18,6 +18,7 @@ LIVENESS_EVERY_S = 2.0  # how often a run recorded as running is checked for a l
 class RunWatcher(QObject):
     metrics = Signal(list)   # new rows (dicts, namespaced names: engine/logkeys.py) since the last poll
     sample = Signal(str)     # path of a newer sample grid
+    recon = Signal(str)      # path of a newer reconstruction grid (samples/recon/, families that reconstruct)
     status = Signal(dict)    # status.json when it changed ("interrupted" when its process is gone)
     reset = Signal()         # a different run is now watched
 
@@ -27,6 +28,7 @@ class RunWatcher(QObject):
         self._offset = 0
         self._partial = b""
         self._last_sample = ""
+        self._last_recon = ""
         self._last_status_mtime = 0.0
         self._last_state = ""
         self._last_liveness = 0.0
@@ -37,7 +39,7 @@ class RunWatcher(QObject):
     def watch(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self._offset, self._partial, self._last_sample, self._last_status_mtime = 0, b"", "", 0.0
-        self._last_state = ""
+        self._last_state, self._last_recon = "", ""
         self.reset.emit()
         self.poll()
         self.timer.start()
@@ -80,15 +82,12 @@ class RunWatcher(QObject):
             self.metrics.emit(rows)
 
     def _poll_samples(self) -> None:
-        d = self.run_dir / "samples"
-        try:
-            newest = max((p for p in d.iterdir() if p.suffix == ".png" and not p.name.startswith(".")),
-                         key=lambda p: p.name, default=None)
-        except OSError:
-            return
-        if newest is not None and str(newest) != self._last_sample:
-            self._last_sample = str(newest)
-            self.sample.emit(str(newest))
+        for folder, last, signal in ((self.run_dir / "samples", "_last_sample", self.sample),
+                                     (self.run_dir / "samples" / "recon", "_last_recon", self.recon)):
+            newest = newest_png(folder)
+            if newest is not None and str(newest) != getattr(self, last):
+                setattr(self, last, str(newest))
+                signal.emit(str(newest))
 
     def _poll_status(self) -> None:
         """On every change of status.json; and, while it says a process runs the run, every few
@@ -108,3 +107,12 @@ class RunWatcher(QObject):
             return
         self._last_status_mtime, self._last_state = m, st.get("state", "")
         self.status.emit(st)
+
+
+def newest_png(folder: Path) -> Path | None:
+    """The PNG with the greatest name (step_000500.png: the newest step) in folder, or None."""
+    try:
+        return max((p for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith(".")),
+                   key=lambda p: p.name, default=None)
+    except OSError:
+        return None

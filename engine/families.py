@@ -30,6 +30,7 @@ class PlotGroup:
     title: str
     keys: tuple[str, ...]
     log: bool = True   # log y-axis by default (turned off by itself when a value is <= 0)
+    bars: bool = False  # the newest value of each key as a bar (e.g. KL per latent dimension), not curves
 
     def wants(self, name: str) -> bool:
         return any(name == k or (k.endswith("/") and name.startswith(k)) for k in self.keys)
@@ -37,6 +38,8 @@ class PlotGroup:
 
 LOSS_PLOT = PlotGroup("loss", "loss", ("loss/",))
 # likelihood families: bits/dim of the evaluation pass (the batch's own is a loss/ value)
+# VAEs: the KL of each latent dimension (VAE) or group (hierarchical VAE), nats per image
+KL_TITLE = "KL per latent dimension or group (nats): a bar at 0 = unused"
 BPD_PLOT = PlotGroup("bpd", "bits/dim, evaluation pass (lower is better)", ("quality/bits_per_dim",), log=False)
 
 
@@ -94,8 +97,8 @@ register_family(FamilySpec("stylegan", "StyleGAN-lite", "engine.sections.gan:Sty
 register_family(FamilySpec("vae", "VAE (β-VAE, conditional, IWAE bound)", "engine.sections.vae:VAEConfig",
                            "engine.sections.vae:VAESampleOptions", "engine.models.vae:VAEFamily",
                            headline=("loss/recon", "loss/kl"),
-                           plots=(LOSS_PLOT, PlotGroup("kl", "KL per latent dimension (nats): flat at 0 = collapsed",
-                                                       ("kl/",), log=False), BPD_PLOT)))
+                           plots=(LOSS_PLOT, PlotGroup("kl", KL_TITLE,
+                                                       ("kl/",), log=False, bars=True), BPD_PLOT)))
 register_family(FamilySpec("glow", "Glow / RealNVP (normalizing flow)", "engine.sections.flow:FlowConfig",
                            "engine.sections.flow:FlowSampleOptions", "engine.models.flow:FlowFamily",
                            headline=("loss/bpd",), plots=(LOSS_PLOT, BPD_PLOT)))
@@ -105,8 +108,8 @@ register_family(FamilySpec("pixelcnn", "Gated PixelCNN (autoregressive)", "engin
 register_family(FamilySpec("hvae", "Hierarchical VAE (VDVAE-lite)", "engine.sections.hvae:HVAEConfig",
                            "engine.sections.hvae:HVAESampleOptions", "engine.models.hvae:HVAEFamily",
                            headline=("loss/bpd", "loss/kl"),
-                           plots=(LOSS_PLOT, PlotGroup("kl", "KL per latent group (nats per image): flat at 0 = unused",
-                                                       ("kl/",), log=False), BPD_PLOT)))
+                           plots=(LOSS_PLOT, PlotGroup("kl", KL_TITLE,
+                                                       ("kl/",), log=False, bars=True), BPD_PLOT)))
 
 
 def family_spec(name: str) -> FamilySpec:

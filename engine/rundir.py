@@ -115,6 +115,10 @@ class RunDir:
     def sample_path(self, step: int) -> Path:
         return self.samples_dir / f"step_{step:06d}.png"
 
+    def recon_path(self, step: int) -> Path:
+        """Held-out images over their reconstructions (families that reconstruct), beside the samples."""
+        return self.samples_dir / "recon" / f"step_{step:06d}.png"
+
     def checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints (both files present), oldest first."""
         out = []

@@ -122,6 +122,74 @@ class LossPlot(QWidget):
         self.readout.setToolTip(" · ".join(parts))
 
 
+class BarPlot(QWidget):
+    """The newest value of each logged value it wants, as bars (a plot group with bars=True: a
+    VAE's KL per latent dimension, where a bar at 0 is a dimension the model does not use)."""
+
+    def __init__(self, keys: tuple[str, ...], title: str, parent=None):
+        super().__init__(parent)
+        self.keys, self.title = tuple(keys), title
+        self.latest: dict[str, float] = {}
+        self.step: int | None = None
+        self.rows = 0
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("left", title.split(",")[0].split(" (")[0].split(":")[0][:24])
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.showGrid(y=True, alpha=0.25)
+        self.plot.setMouseEnabled(x=False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(20, 70, 160))
+        self.plot.addItem(self.bars)
+        self.readout = QLabel("")
+        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        top = QHBoxLayout()
+        top.addWidget(QLabel(f"<b>{title}</b>"))
+        top.addWidget(self.readout, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+
+    wants = LossPlot.wants
+
+    def add_rows(self, rows: list[dict]) -> None:
+        changed = False
+        for r in rows:
+            vals = {k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and self.wants(k)}
+            if vals and "step" in r:
+                self.latest.update(vals)
+                self.step = int(r["step"])
+                self.rows += 1
+                changed = True
+        if changed:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        names = sorted(self.latest, key=natural_key)
+        heights = [self.latest[k] for k in names]
+        self.bars.setOpts(x=list(range(len(names))), height=heights, width=0.7)
+        every = max(1, len(names) // 16)   # at most ~16 tick labels
+        self.plot.getAxis("bottom").setTicks([[(i, short(k)) for i, k in enumerate(names) if i % every == 0]])
+        unused = sum(1 for h in heights if h < 0.01)
+        self.readout.setText(f"step {self.step}: {len(names)} bars" + (f", {unused} near 0 (unused)" if unused else ""))
+
+    def clear(self) -> None:
+        self.latest, self.step, self.rows = {}, None, 0
+        self.bars.setOpts(x=[], height=[])
+        self.readout.setText("")
+
+    def point_count(self, key: str | None = None) -> int:
+        return self.rows if key is None or key in self.latest else 0
+
+    def bar_values(self) -> dict[str, float]:
+        return dict(self.latest)
+
+
+def natural_key(name: str) -> tuple:
+    """kl/z2 before kl/z10."""
+    import re
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
 QUALITY_KEYS = (QUALITY + "fid", QUALITY + "fd_domain")
 
 

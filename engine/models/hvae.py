@@ -19,7 +19,7 @@ import torch
 from engine.metrics.bpd import bpd_discrete, dims
 from engine.models.base import Batch, Family, StepContext, seed_noise
 from engine.models.hvae_layers import Encoder, TopDownDecoder
-from engine.models.interfaces import Conditional, LatentModel, Likelihood
+from engine.models.interfaces import Conditional, LatentModel, Likelihood, Reconstructor
 from engine.models.vae import log_mean_exp
 from engine.models.vae_layers import pixel_distribution
 from engine.sampling.denoise import Cancelled
@@ -36,7 +36,7 @@ def group_temperatures(options, groups: int) -> list[float]:
     return given + [float(options.temperature)] * (groups - len(given))
 
 
-class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
+class HVAEFamily(Family, Conditional, LatentModel, Likelihood, Reconstructor):
     """Encoder q(z_1..z_G | x) and top-down decoder p(z_1) p(z_2 | z_1) ... p(x | z_1..z_G), trained on
     the negative ELBO per sub-pixel; see the module docstring for the latents and the papers."""
 
@@ -213,6 +213,14 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood):
             out, _ = nets["decoder"](n, lab, noise=noise)
             img = self.pixels.mean(out.float())
         return img if differentiable else img.clamp(-1, 1).cpu()
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, labels=None) -> torch.Tensor:
+        """Every group at its posterior mean (each given the means above it), decoded to the pixel mean."""
+        nets = self.nets(True)
+        x = images.to(self.device).float()
+        out, _ = nets["decoder"](x.shape[0], self.labels_on_device(labels, x.shape[0]), acts=nets["encoder"](x))
+        return self.pixels.mean(out.float()).clamp(-1, 1).cpu()
 
     def decode_latents(self, latents: torch.Tensor, labels=None, *, options=None, use_ema: bool = True,
                        cancel=None, differentiable: bool = False) -> torch.Tensor:

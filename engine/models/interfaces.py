@@ -223,6 +223,17 @@ class Inpainter:
         return InpaintCaps(methods=list(self.inpaint_methods), options=self.inpaint_options)
 
 
+class Reconstructor:
+    """Images go through the model and come back: a VAE's encoder mean, decoded. The training loop
+    writes a grid of held-out images over their reconstructions beside each sample grid, so a
+    blurry or collapsed autoencoder shows at a glance. Contract: a reconstruction is closer to its
+    own image than to the others. (No capability record: only the loop and the run folder use it.)"""
+
+    def reconstruct(self, images: torch.Tensor, labels=None) -> torch.Tensor:
+        """images (N, C, H, W) in [-1, 1] -> their reconstructions, same shape, on the CPU."""
+        raise NotImplementedError
+
+
 # interface -> (its Capabilities field, the method that builds its record)
 INTERFACES = {Conditional: ("conditional", "conditional_record"), LatentModel: ("latent", "latent_record"),
               Likelihood: ("likelihood", "likelihood_record"), StyleMixer: ("style_mix", "style_mix_record"),

@@ -14,7 +14,7 @@ import torch
 
 from engine.metrics.bpd import bpd_discrete, dims
 from engine.models.base import Batch, Family, StepContext, seed_noise
-from engine.models.interfaces import Conditional, LatentModel, Likelihood
+from engine.models.interfaces import Conditional, LatentModel, Likelihood, Reconstructor
 from engine.models.vae_layers import ConvDecoder, ConvEncoder, pixel_distribution
 from engine.sampling.denoise import Cancelled
 
@@ -52,7 +52,7 @@ def log_mean_exp(w: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(w, dim) - math.log(w.shape[dim])
 
 
-class VAEFamily(Family, Conditional, LatentModel, Likelihood):
+class VAEFamily(Family, Conditional, LatentModel, Likelihood, Reconstructor):
     """A conv encoder q(z|x[, y]) and decoder p(x|z[, y]) with a standard-normal prior on z,
     trained on recon + β·KL or recon + γ·|KL − C_t|; see the module docstring for the papers."""
 
@@ -163,6 +163,11 @@ class VAEFamily(Family, Conditional, LatentModel, Likelihood):
         with torch.set_grad_enabled(differentiable):
             img = self.pixels.mean(dec(latents.to(self.device).float(), lab).float())
         return img if differentiable else img.clamp(-1, 1).cpu()
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, labels=None) -> torch.Tensor:
+        """The decoder's mean at the encoder's mean: the usual VAE reconstruction."""
+        return self.decode_latents(self.encode_images(images, labels), labels)
 
     def default_encode_steps(self, options=None) -> int:
         return 1  # the encoder is one pass

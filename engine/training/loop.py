@@ -32,7 +32,7 @@ from engine.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
 from engine.models import Batch, StepContext, build_family
-from engine.models.interfaces import Likelihood
+from engine.models.interfaces import Likelihood, Reconstructor
 from engine.training import checkpoint as ck
 from engine.training import distributed
 from engine.training.control import ControlChannel, SharedControl
@@ -40,7 +40,7 @@ from engine.training.device import device_label, resolve_precision, select_devic
 from engine.training.ema import ema_decay_at
 from engine.errors import os_error_line
 from engine.util import throttled
-from engine.training.grid import sample_grid_image, save_png
+from engine.training.grid import make_grid, sample_grid_image, save_png
 from engine.rundir import RunDir
 
 Emit = Callable[[dict], None]
@@ -444,7 +444,24 @@ class Trainer:
         s = self.cfg.sampling
         path = self.rd.sample_path(self.step)
         save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, options=s), path)
-        self.emit(protocol.event("sample", step=self.step, path=str(path)))
+        recon = self._write_recon_grid() if isinstance(self.family, Reconstructor) else None
+        self.emit(protocol.event("sample", step=self.step, path=str(path),
+                                 **({"recon": str(recon)} if recon else {})))
+
+    RECON_IMAGES = 10   # one row of inputs over one row of their reconstructions
+
+    def _write_recon_grid(self) -> Path:
+        """The first held-out images (training ones when the run keeps none out) over their
+        reconstructions: the same images at every step, so the grids compare over training."""
+        on = self.heldout if self.heldout is not None else self.data
+        idx = torch.arange(min(self.RECON_IMAGES, len(on)))
+        x = on.float_batch(idx)
+        labels = on.labels[idx].tolist() if getattr(self.family, "num_classes", 0) else None
+        rec = self.family.reconstruct(x, labels)
+        path = self.rd.recon_path(self.step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(make_grid(torch.cat([x.cpu(), rec]), len(idx), scale=1), path)
+        return path
 
     def evaluate(self) -> dict | None:
         """Score EMA samples against the real data (metrics section); logs a row and an event.

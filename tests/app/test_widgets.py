@@ -45,3 +45,31 @@ def test_quality_plot_says_when_the_next_evaluation_comes(qtbot):
     assert "next at step 1200" in plot.title.text()
     plot.add_rows([{"step": 1200, "quality/fd_domain": 7.5}])
     assert "FD-domain" in plot.title.text() and plot.point_count() == 1
+
+
+def test_kl_bars_show_the_newest_value_of_each_dimension_in_natural_order(qtbot):
+    from app.panels.plots_panel import BarPlot
+    plot = BarPlot(("kl/",), "KL per latent dimension or group (nats): a bar at 0 = unused")
+    qtbot.addWidget(plot)
+    plot.add_rows([{"step": 10, **{f"kl/z{j}": 1.0 for j in range(12)}, "loss/kl": 12.0}])
+    plot.add_rows([{"step": 20, **{f"kl/z{j}": (0.0 if j in (3, 11) else 2.0 + j) for j in range(12)}}])
+    assert plot.bar_values()["kl/z10"] == 12.0 and "loss/kl" not in plot.bar_values()
+    xs, hs = plot.bars.opts["x"], plot.bars.opts["height"]
+    assert list(xs) == list(range(12)) and hs[2] == 4.0 and hs[10] == 12.0     # z2 before z10
+    assert "step 20" in plot.readout.text() and "2 near 0" in plot.readout.text() and plot.point_count() == 2
+
+
+def test_the_watcher_reports_reconstruction_grids_apart_from_sample_grids(qtbot, tmp_path):
+    from PIL import Image
+    from app.run_watcher import RunWatcher
+    (tmp_path / "samples" / "recon").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(tmp_path / "samples" / "step_000010.png")
+    Image.new("L", (8, 8)).save(tmp_path / "samples" / "recon" / "step_000010.png")
+    w = RunWatcher()
+    samples, recons = [], []
+    w.sample.connect(samples.append)
+    w.recon.connect(recons.append)
+    w.watch(tmp_path)
+    w.stop()
+    assert samples == [str(tmp_path / "samples" / "step_000010.png")]
+    assert recons == [str(tmp_path / "samples" / "recon" / "step_000010.png")]

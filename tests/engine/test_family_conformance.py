@@ -12,7 +12,7 @@ from engine.capabilities import Capabilities
 from engine.config import RunConfig
 from engine.families import FAMILIES, family_spec
 from engine.models.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
-                                      StyleMixer)
+                                      Reconstructor, StyleMixer)
 from engine.sampling.denoise import Cancelled
 from engine.schema import ConfigError
 from engine.sections.common import option_fields
@@ -146,6 +146,16 @@ def test_inpainter_keeps_unmasked_pixels(trained):
     out = fam.inpaint(x, mask, seeds=[0, 1])
     keep = (mask == 0).expand_as(x)
     assert out.shape == x.shape and torch.allclose(out[keep], x[keep], atol=1e-5)
+
+
+def test_reconstructor_returns_images_of_the_same_shape_deterministically(trained):
+    fam, _, _ = trained
+    if not implements(fam, Reconstructor):
+        pytest.skip(f"{fam.name} does not reconstruct")
+    x = fam.sample(3, seed=2)
+    rec = fam.reconstruct(x)
+    assert rec.shape == x.shape and torch.isfinite(rec).all() and rec.min() >= -1 and rec.max() <= 1
+    assert torch.equal(rec, fam.reconstruct(x))
 
 
 def test_style_mixer_takes_the_chosen_layers_from_the_columns(trained):

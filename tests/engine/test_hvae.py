@@ -318,3 +318,14 @@ def test_the_latent_space_can_span_several_top_groups():
     assert not torch.equal(fam.decode_latents(z2), fam.decode_latents(z))
     with pytest.raises(ConfigError, match="latent_groups = 5 is more than the model's 4 latent groups"):
         hvae_config(latent_groups=5)
+
+
+def test_reconstruction_through_every_group_is_deterministic_and_nearer_its_own_image(trained):
+    fam = trained
+    x = digits().float_batch(torch.arange(64))
+    rec = fam.reconstruct(x)
+    assert rec.shape == x.shape and torch.equal(rec, fam.reconstruct(x)) and rec.min() >= -1 and rec.max() <= 1
+    assert (rec - x).abs().mean() < 0.8 * (rec - x.roll(1, 0)).abs().mean()
+    # every group at its posterior mean is at least as close as the top groups alone
+    top = fam.decode_latents(fam.encode_images(x))
+    assert (rec - x).abs().mean() <= (top - x).abs().mean() + 1e-4
