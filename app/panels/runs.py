@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
                                QSlider, QSpinBox, QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
+from app.panels.family_compare import FamilyCompare
 from app.panels.plots_panel import LossPlot, MetricPlot
 from app.panels.run_compare import RunCompare
 from app.qt_util import scratch_settings, signals_blocked
@@ -150,11 +151,16 @@ class RunsBrowser(QWidget):
         self.remove_folder_btn.setToolTip("Stop listing the selected folder (nothing is deleted)")
         self.compare_btn = QPushButton("Compare")
         self.compare_btn.setToolTip("Overlay the curves of the selected runs (select two or more: Ctrl- or Shift-click)")
+        self.families_btn = QPushButton("Compare families…")
+        self.families_btn.setToolTip("Quality, diversity, sampling speed and training cost of the selected runs' newest "
+                                     "checkpoints (any families, one dataset), measured on the same real images; "
+                                     "with fewer than two runs selected, pick checkpoint files")
         list_bar = QHBoxLayout()
         for b in (self.add_folder_btn, self.remove_folder_btn):
             list_bar.addWidget(b)
         list_bar.addStretch(1)
         list_bar.addWidget(self.compare_btn)
+        list_bar.addWidget(self.families_btn)
         list_box = QWidget()
         ll = QVBoxLayout(list_box)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -236,6 +242,10 @@ class RunsBrowser(QWidget):
         self.plot_tabs = QTabWidget()     # under the list: the selected run's curves, or several runs compared
         self.plot_tabs.addTab(self.curves_tab, "Curves")
         self.plot_tabs.addTab(self.compare, "Compare")
+        self.family_compare = FamilyCompare()
+        self.plot_tabs.addTab(self.family_compare, "Families")
+        # ask_open(title, folder, filter) -> [paths] (replaceable in tests)
+        self.ask_open = lambda title, folder, flt: QFileDialog.getOpenFileNames(self, title, folder, flt)[0]
 
         row1 = QHBoxLayout()
         for w in (self.open_btn, self.resume_btn, self.continue_btn, self.extra_steps, self.duplicate_btn):
@@ -276,6 +286,7 @@ class RunsBrowser(QWidget):
         self.add_folder_btn.clicked.connect(lambda: self.add_folder())
         self.remove_folder_btn.clicked.connect(self.remove_folder)
         self.compare_btn.clicked.connect(self.compare_selected)
+        self.families_btn.clicked.connect(lambda: self.compare_families())
         self.open_btn.clicked.connect(lambda: self.current and self.open_run.emit(str(self.current.path)))
         self.resume_btn.clicked.connect(self.resume)
         self.continue_btn.clicked.connect(self.continue_longer)
@@ -764,6 +775,21 @@ class RunsBrowser(QWidget):
         self.compare.set_runs(runs)
         self.plot_tabs.setCurrentWidget(self.compare)
 
+    def compare_families(self, checkpoints=None) -> bool:
+        """Measure the newest checkpoints of the selected runs (two or more), else checkpoints
+        picked in a file dialog, in the Families tab."""
+        if checkpoints is None:
+            runs = [self.summaries.get(r) for r in self.selected_runs()]
+            checkpoints = [s.checkpoints[-1][1] for s in runs if s is not None and s.checkpoints]
+            if len(checkpoints) < 2:
+                checkpoints = self.ask_open("Checkpoints to compare (two or more, trained on the same dataset)",
+                                            str(self.runs_root), "Checkpoints (*.safetensors)")
+                if not checkpoints:
+                    return False
+        self.plot_tabs.setCurrentWidget(self.family_compare)
+        return self.family_compare.start(checkpoints)
+
     def shutdown(self) -> None:
         self.timer.stop()
         self.watcher.stop()
+        self.family_compare.shutdown()

@@ -125,6 +125,14 @@ class Family:
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.networks.parameters())
 
+    def network_evaluations(self, options: Any = None) -> int:
+        """Passes of the generating network per image drawn with `options` (None: the run's sample
+        options), as evaluation draws them (with class labels on a conditional model): the NFE of
+        a speed comparison (engine/compare.py). 1 for a one-pass family (a GAN's generator, a
+        VAE's decoder, a flow's inverse, a hierarchical VAE's top-down pass); iterative and
+        autoregressive families count their own."""
+        return 1
+
     def nets(self, use_ema: bool = True) -> nn.ModuleDict:
         """The averaged networks when asked for and kept, else the live ones."""
         return self.ema if (use_ema and self.ema is not None) else self.networks

@@ -15,7 +15,7 @@ from engine.models.unet import UNet
 from engine.sampling.denoise import Denoiser, denoise, invert
 from engine.sampling.inpaint import inpaint_diffusion
 from engine.sampling.schedules import make_schedule
-from engine.sampling.solvers import build_solver
+from engine.sampling.solvers import build_solver, spaced_timesteps
 
 
 class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
@@ -105,6 +105,15 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         finally:
             net.train(was_training)
         return out.float().clamp(-1, 1).cpu()
+
+    def network_evaluations(self, options=None) -> int:
+        """One UNet pass per timestep the solver visits (the respaced schedule: fewer than `steps`
+        when steps > T), two under classifier-free guidance (the conditional and the unconditional
+        prediction of each step, batched into one call)."""
+        opts = self.sample_options(options)
+        steps = len(spaced_timesteps(self.T, int(opts.steps), opts.spacing))
+        guided = self.num_classes > 0 and float(opts.guidance_scale) != 1.0
+        return steps * (2 if guided else 1)
 
     def initial_noise(self, n: int, seed: int) -> torch.Tensor:
         """x_T for n images, drawn on the CPU so that a seed gives the same images on every device."""

@@ -113,6 +113,11 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
         return {"loss/bpd": loss}
 
     # ---- sampling and completion ------------------------------------------------------------------
+    def network_evaluations(self, options=None) -> int:
+        """One pass per sub-pixel, H x W x C: each is drawn given all before it (a pass is the
+        horizontal stack on the pixel's row; the vertical stack runs once per row besides)."""
+        return self.resolution * self.resolution * self.channels
+
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
         x = torch.zeros(n, self.channels, self.resolution, self.resolution, device=self.device)
         todo = torch.ones(n, 1, self.resolution, self.resolution, dtype=torch.bool, device=self.device)

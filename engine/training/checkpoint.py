@@ -116,7 +116,10 @@ def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) ->
     return st_path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
+def peek_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint's JSON alone, checked as load_checkpoint checks it, without reading its tensors
+    (cheap: e.g. to compare the configs of several checkpoints before loading any). The Checkpoint
+    returned has no tensors."""
     st_path, js_path = checkpoint_paths(Path(path))
     if not st_path.is_file():
         raise CheckpointError(f"{st_path}: checkpoint not found")
@@ -126,7 +129,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         meta_text = js_path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{js_path}: cannot read it ({e.strerror})") from None
-    meta = _parse_meta(meta_text, js_path)
+    return Checkpoint(_parse_meta(meta_text, js_path), {}, st_path)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    meta = peek_checkpoint(path).meta
+    st_path = checkpoint_paths(Path(path))[0]
     try:
         data = st_path.read_bytes()
     except OSError as e:

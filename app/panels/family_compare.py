@@ -1,0 +1,419 @@
+"""Family comparison: checkpoints of any families trained on the same dataset in one table and one
+plot (quality against sampling speed), measured by `genlab-engine compare` (engine/compare.py) in
+an engine process of its own: FD (FID with the Inception weights, else FD-domain), precision,
+recall, bits/dim where the family has a likelihood, images/s and network evaluations per image,
+training time and size. A progress bar with an ETA, Cancel (kills the process), and Export CSV… /
+Export PNG… (the table and the plot as one picture)."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                               QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
+
+from app.engine_client import EngineJob
+from app.panels.plots_panel import COLORS
+from app.qt_util import human_duration
+from engine.compare_table import best_index, pareto_front, write_csv
+
+_MORE_COLORS = [(0, 150, 160), (170, 110, 60), (110, 110, 200), (150, 150, 20)]
+
+
+class CompareJob(EngineJob):
+    """`genlab-engine compare --checkpoints ...`: progress events (with the overall fraction), then
+    one result event with the rows. Cancel kills the process."""
+
+    progressed = Signal(dict)   # the progress event: stage, done, total, checkpoint, checkpoints, fraction
+    done = Signal(dict)         # the result event: rows, n, seconds
+    failed = Signal(str)        # the engine's one-line error
+    cancelled = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.event.connect(self._on_event)
+        self.ended.connect(self._on_ended)
+        self._result = None
+        self._cancelled = False
+
+    def compare(self, checkpoints: list[str], n: int, steps: int | None = None, device: str | None = None) -> None:
+        self._result, self._cancelled = None, False
+        args = ["compare", "--checkpoints", *[str(c) for c in checkpoints], "--n", str(n)]
+        if steps:
+            args += ["--steps", str(steps)]
+        if device:
+            args += ["--device", device]
+        self.start(*args)
+
+    def cancel(self) -> None:
+        if self.is_running():
+            self._cancelled = True
+            self.kill()
+
+    def _on_event(self, ev: dict) -> None:
+        if ev["event"] == "progress":
+            self.progressed.emit(ev)
+        elif ev["event"] == "result":
+            self._result = ev
+
+    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
+        if self._cancelled:
+            self.cancelled.emit()
+        elif code == 0 and self._result is not None:
+            self.done.emit(self._result)
+        else:
+            self.failed.emit(self.error_line(tail, code))
+
+
+# ---- cells -------------------------------------------------------------------------------------
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def fmt_params(v) -> str:
+    if not _num(v):
+        return "–"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:.3g}{unit}"
+    return str(int(v))
+
+
+def fmt(v, spec: str) -> str:
+    return format(v, spec) if _num(v) else "–"
+
+
+def fmt_rate(v) -> str:
+    """Images/s: whole numbers from 100 up, three significant digits below."""
+    return "–" if not _num(v) else f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+
+
+# (title, the row key it shows (best marked when it has a direction), how to format it)
+def table_columns(fd_kind: str) -> list[tuple[str, str, callable]]:
+    return [("family", "family", str), ("run", "run", str), ("step", "step", lambda v: str(v)),
+            (f"{fd_kind} ↓", "fd", lambda v: fmt(v, ".4g")), ("precision ↑", "precision", lambda v: fmt(v, ".3f")),
+            ("recall ↑", "recall", lambda v: fmt(v, ".3f")), ("bits/dim ↓", "bits_per_dim", lambda v: fmt(v, ".3f")),
+            ("img/s ↑", "images_per_s", fmt_rate), ("NFE", "nfe", lambda v: fmt(v, "d")),
+            ("training time", "train_seconds", lambda v: human_duration(v) if _num(v) else "–"),
+            ("params", "params", fmt_params)]
+
+
+def row_tooltip(r: dict) -> str:
+    lines = [str(r.get("checkpoint", "")),
+             f"KID {fmt(r.get('kid'), '.4g')} ± {fmt(r.get('kid_std'), '.2g')}" + (
+                 f" · IS {fmt(r.get('is'), '.3g')}" if _num(r.get("is")) else ""),
+             f"sampling: {r.get('n')} images in {fmt(r.get('sample_seconds'), '.2f')} s (batches of "
+             f"{r.get('sample_batch')}, {r.get('device')})" + (
+                 f", {r['sample_steps']} sampler steps" if r.get("sample_steps") else ""),
+             f"training: {r.get('train_steps')} steps × batch {r.get('batch_size')} = {r.get('images_seen')} images"
+             + (f" (time from {r['train_time_source']})" if r.get("train_time_source") else "")]
+    if r.get("bpd_split"):
+        lines.append(f"bits/dim on {r.get('bpd_images')} {r['bpd_split']} images")
+    return "\n".join(lines)
+
+
+class FamilyCompare(QWidget):
+    """set_checkpoints(paths) / start(paths): measure them; show_result(result event) fills the
+    table and the plot (the job's `done` calls it)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.checkpoints: list[str] = []
+        self.rows: list[dict] = []
+        self.plotted: list[tuple[int, float, float]] = []   # (row, images/s, FD) of each point drawn
+        self._t0 = 0.0
+        # dialogs, replaceable (tests): ask_save(title, suggested path, filter) -> str | None
+        self.ask_save = lambda title, path, flt: QFileDialog.getSaveFileName(self, title, path, flt)[0] or None
+
+        self.job = CompareJob(self)
+        self.job.progressed.connect(self._on_progress)
+        self.job.done.connect(self.show_result)
+        self.job.failed.connect(self._on_failed)
+        self.job.cancelled.connect(self._on_cancelled)
+
+        self.header = QLabel("Pick checkpoints of any families trained on the same dataset "
+                             "(Runs: select runs, then Compare families…).")
+        self.header.setWordWrap(True)
+        self.n = QSpinBox()
+        self.n.setRange(10, 100_000)
+        self.n.setValue(500)
+        self.n.setSingleStep(100)
+        self.n.setSuffix(" samples")
+        self.n.setToolTip("Images generated per checkpoint (and real images in the shared reference); the "
+                          "same images are timed for images/s. More: steadier numbers, longer wait.")
+        self.run_btn = QPushButton("Measure")
+        self.run_btn.setToolTip("Sample, time and score every checkpoint against the same real images")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.eta = QLabel("")
+        self.eta.setMinimumWidth(90)
+        self.csv_btn = QPushButton("Export CSV…")
+        self.png_btn = QPushButton("Export PNG…")
+        for b in (self.csv_btn, self.png_btn):
+            b.setEnabled(False)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.note.hide()
+
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLogMode(x=True)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.setLabel("bottom", "images/s (log scale) → faster")
+        self.plot.setLabel("left", "FD ↓ closer to the data")
+        self.plot.setMinimumHeight(160)
+        self.results = QSplitter(Qt.Vertical)   # what Export PNG… grabs
+        self.results.setChildrenCollapsible(False)
+        self.results.addWidget(self.table)
+        self.results.addWidget(self.plot)
+        self.results.setSizes([140, 260])
+
+        top = QHBoxLayout()
+        top.addWidget(self.n)
+        top.addWidget(self.run_btn)
+        top.addWidget(self.cancel_btn)
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.eta)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(self.csv_btn)
+        bottom.addWidget(self.png_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.header)
+        lay.addLayout(top)
+        lay.addWidget(self.note)
+        lay.addWidget(self.results, 1)
+        lay.addLayout(bottom)
+
+        self.run_btn.clicked.connect(lambda: self.start())
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.csv_btn.clicked.connect(lambda: self.export_csv())
+        self.png_btn.clicked.connect(lambda: self.export_png())
+        self._sync()
+
+    # ---- running -----------------------------------------------------------------------------
+    def set_checkpoints(self, paths) -> None:
+        self.checkpoints = [str(p) for p in paths]
+        names = ", ".join(_short_name(p) for p in self.checkpoints)
+        self.header.setText(f"{len(self.checkpoints)} checkpoints: {names}" if self.checkpoints else
+                            "Pick checkpoints of any families trained on the same dataset.")
+        self.header.setToolTip("\n".join(self.checkpoints))
+        self._sync()
+
+    def start(self, paths=None) -> bool:
+        """Measure the checkpoints (or `paths`); False when fewer than two or a job runs already."""
+        if paths is not None:
+            self.set_checkpoints(paths)
+        if len(self.checkpoints) < 2 or self.job.is_running():
+            if len(self.checkpoints) < 2:
+                self._say("Pick two or more checkpoints to compare.", error=True)
+            return False
+        self._say("")
+        self._t0 = time.monotonic()
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.eta.setText("")
+        self.job.compare(self.checkpoints, int(self.n.value()))
+        self._sync()
+        return True
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def shutdown(self) -> None:
+        self.job.kill(wait_ms=3000)
+
+    def _on_progress(self, ev: dict) -> None:
+        f = float(ev.get("fraction", 0.0))
+        self.progress.setValue(int(round(1000 * f)))
+        k, total = ev.get("checkpoint", 1), ev.get("checkpoints", len(self.checkpoints))
+        name = _short_name(self.checkpoints[k - 1]) if 0 < k <= len(self.checkpoints) else ""
+        self.progress.setFormat(f"{k}/{total} {name}: {ev.get('stage', '')} {ev.get('done', 0)}/{ev.get('total', 0)}")
+        elapsed = time.monotonic() - self._t0
+        self.eta.setText(f"ETA {human_duration(elapsed * (1 - f) / f)}" if f >= 0.02 else "ETA …")
+
+    def _on_failed(self, message: str) -> None:
+        self.progress.setFormat("failed")
+        self.eta.setText("")
+        self._say(message, error=True)
+        self._sync()
+
+    def _on_cancelled(self) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("cancelled")
+        self.eta.setText("")
+        self._sync()
+
+    def _sync(self) -> None:
+        running = self.job.is_running()
+        self.run_btn.setEnabled(not running and len(self.checkpoints) >= 2)
+        self.cancel_btn.setEnabled(running)
+        self.n.setEnabled(not running)
+        for b in (self.csv_btn, self.png_btn):
+            b.setEnabled(bool(self.rows) and not running)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.note.setStyleSheet("color:#c0392b" if error else "")
+        self.note.setText(("✖ " if error and text else "") + text)
+        self.note.setVisible(bool(text))
+
+    # ---- results -----------------------------------------------------------------------------
+    def show_result(self, ev: dict) -> None:
+        """The result event of `genlab-engine compare`: its rows fill the table and the plot."""
+        self.rows = list(ev.get("rows") or [])
+        secs = ev.get("seconds")
+        self.progress.setValue(1000)
+        self.progress.setFormat(f"done in {human_duration(secs)}" if _num(secs) else "done")
+        self.eta.setText("")
+        self._fill_table()
+        self._draw_plot()
+        kinds = {r.get("fd_kind") for r in self.rows if r.get("fd_kind")}
+        note = ("FD-domain: GenLab's own features of this dataset (no Inception weights found): it ranks these "
+                "checkpoints, but is not comparable with published FIDs. " if "FD-domain" in kinds else "")
+        self._say(note + f"All scored against the same {ev.get('n', '')} real images.")
+        self._sync()
+
+    def _fd_kind(self) -> str:
+        kinds = {r.get("fd_kind") for r in self.rows if r.get("fd_kind")}
+        return kinds.pop() if len(kinds) == 1 else "FD"
+
+    def _fill_table(self) -> None:
+        cols = table_columns(self._fd_kind())
+        self.table.clear()
+        self.table.setColumnCount(len(cols))
+        self.table.setRowCount(len(self.rows))
+        self.table.setHorizontalHeaderLabels([c[0] for c in cols])
+        bold = QFont()
+        bold.setBold(True)
+        for c, (_, key, show) in enumerate(cols):
+            best = best_index(self.rows, key)
+            for i, r in enumerate(self.rows):
+                it = QTableWidgetItem("–" if r.get(key) is None else show(r.get(key)))
+                it.setToolTip(row_tooltip(r))
+                if c >= 2:
+                    it.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                if i == best:
+                    it.setFont(bold)
+                    it.setBackground(QBrush(QColor(213, 245, 227)))
+                if c == 0:
+                    it.setForeground(QBrush(QColor(*self._color(i))))
+                self.table.setItem(i, c, it)
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeToContents)
+        head.setSectionResizeMode(1, QHeaderView.Stretch)
+
+    def _color(self, i: int) -> tuple:
+        palette = COLORS + _MORE_COLORS
+        return palette[i % len(palette)]
+
+    def _draw_plot(self) -> None:
+        """x: images/s on a log axis, y: FD; one labelled point per checkpoint, the checkpoints no
+        other beats on both joined by a dashed line (the speed-quality front)."""
+        self.plot.clear()
+        self.plotted = []
+        fd_kind = self._fd_kind()
+        self.plot.setLabel("left", f"{fd_kind} ↓ closer to the data")
+        for i, r in enumerate(self.rows):
+            x, y = r.get("images_per_s"), r.get("fd")
+            if _num(x) and _num(y) and x > 0:
+                self.plotted.append((i, float(x), float(y)))
+        if not self.plotted:
+            self.plot.setTitle("no checkpoint has both a speed and an FD to plot")
+            return
+        front = pareto_front(self.rows)
+        line = sorted((x, y) for i, x, y in self.plotted if front[i])
+        if len(line) > 1:
+            self.plot.plot([x for x, _ in line], [y for _, y in line],
+                           pen=pg.mkPen((120, 120, 120), width=1, style=Qt.DashLine))
+        xs = [math.log10(x) for _, x, _ in self.plotted]   # the view is in log10 units along x
+        mid = (min(xs) + max(xs)) / 2
+        for (i, x, y), lx in zip(self.plotted, xs):
+            color = self._color(i)
+            self.plot.plot([x], [y], pen=None, symbol="o", symbolSize=11, symbolBrush=color,
+                           symbolPen=pg.mkPen("k" if front[i] else color))
+            r = self.rows[i]
+            # labels point inward, so the ones at the right edge stay inside the plot
+            label = pg.TextItem(f"{r.get('family')} · {r.get('run')}", color=color,
+                                anchor=(0, 1) if lx <= mid or len(xs) == 1 else (1, 1))
+            label.setPos(lx, y)
+            self.plot.addItem(label)
+        self.plot.getAxis("bottom").setTicks(log_ticks(min(x for _, x, _ in self.plotted),
+                                                       max(x for _, x, _ in self.plotted)))
+        self.plot.setXRange(min(xs) - 0.2, max(xs) + 0.2)
+        self.plot.setTitle("best corner: bottom right ↘ · dashed: the speed–quality front (no other "
+                           "checkpoint is both faster and closer)", size="8pt")
+
+    # ---- export ------------------------------------------------------------------------------
+    def export_csv(self, dest: str | Path | None = None) -> Path | None:
+        if not self.rows:
+            return None
+        if dest is None:
+            dest = self.ask_save("Export comparison as CSV", str(Path.home() / "family-comparison.csv"),
+                                 "CSV files (*.csv)")
+            if not dest:
+                return None
+        try:
+            out = write_csv(self.rows, dest)
+        except OSError as e:
+            self._say(f"Could not write the CSV: {e}", error=True)
+            return None
+        self._say(f"Wrote {out}")
+        return out
+
+    def export_png(self, dest: str | Path | None = None) -> Path | None:
+        """The table and the plot as one PNG (a grab of both, as shown)."""
+        if not self.rows:
+            return None
+        if dest is None:
+            dest = self.ask_save("Export comparison as PNG", str(Path.home() / "family-comparison.png"),
+                                 "PNG images (*.png)")
+            if not dest:
+                return None
+        dest = Path(dest)
+        if not self.results.grab().save(str(dest), "PNG"):
+            self._say(f"Could not write {dest}", error=True)
+            return None
+        self._say(f"Wrote {dest}")
+        return dest
+
+
+def log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
+    """Ticks of a log10 axis from lo to hi (data units > 0): 1, 10, 100, ... as the major level,
+    2 and 5 times those as the minor one, labelled plainly (20, 500, 2k), not as 2·10¹."""
+    major, minor = [], []
+    for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2):
+        for m in (1, 2, 5):
+            v = m * 10.0 ** k
+            (major if m == 1 else minor).append((math.log10(v), _plain(v)))
+    return [major, minor]
+
+
+def _plain(v: float) -> str:
+    for div, unit in ((1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:g}{unit}"
+    return f"{v:g}"
+
+
+def _short_name(path: str) -> str:
+    """run-name/step_000500 for a checkpoint inside a run folder, else its file name."""
+    p = Path(path)
+    if p.parent.name == "checkpoints":
+        return f"{p.parent.parent.name}/{p.stem}"
+    return p.name

@@ -1,0 +1,174 @@
+"""The family comparison panel (app/panels/family_compare.py): a finished job's rows fill the table
+and the plot and export as CSV and PNG; failures and Cancel say so; the runs browser's Compare
+families… button hands it the selected runs' newest checkpoints; and one real `genlab-engine
+compare` run end to end."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import pytest
+from PySide6.QtGui import QImage
+
+from app.panels.family_compare import FamilyCompare
+from app.panels.runs import RunsBrowser
+from engine.compare_table import COLUMNS
+from tests.engine.test_runs_index import add_checkpoint, make_run
+
+
+def row(family: str, run: str, **values) -> dict:
+    r = {c: None for c in COLUMNS}
+    r.update(family=family, run=run, step=100, dataset="digits", resolution=8, channels=1, fd_kind="FD-domain",
+             kid=0.01, kid_std=0.002, n=20, sample_seconds=0.5, sample_batch=20, train_steps=100, batch_size=8,
+             images_seen=800, train_time_source="metrics.jsonl", device="cpu", checkpoint=f"/runs/{run}/x.safetensors")
+    r.update(values)
+    return r
+
+
+ROWS = [row("ddpm", "run-ddpm", fd=3.5, precision=0.8, recall=0.7, images_per_s=40.0, nfe=100, sample_steps=50,
+            params=120_000, train_seconds=95.0),
+        row("vae", "run-vae", fd=7.25, precision=0.6, recall=0.75, bits_per_dim=1.25, bpd_split="training",
+            bpd_images=20, images_per_s=4000.0, nfe=1, params=30_000, train_seconds=12.0)]
+
+
+def panel(qtbot) -> FamilyCompare:
+    w = FamilyCompare()
+    qtbot.addWidget(w)
+    w.resize(900, 600)
+    return w
+
+
+def finish(w: FamilyCompare, rows=ROWS) -> None:
+    """What a finished `genlab-engine compare` sends: progress events, the result, exit 0."""
+    w.set_checkpoints([r["checkpoint"] for r in rows])
+    w._t0 = time.monotonic() - 10   # ten seconds in
+    w.job._on_event({"event": "progress", "stage": "sampling", "done": 10, "total": 20, "checkpoint": 1,
+                     "checkpoints": 2, "fraction": 0.25})
+    assert w.progress.value() == 250 and "1/2" in w.progress.format() and "sampling 10/20" in w.progress.format()
+    assert w.eta.text() == "ETA 30s"
+    w.job._on_event({"event": "result", "rows": rows, "n": 20, "seconds": 41.0})
+    w.job._on_ended(0, False, "")
+
+
+def cell(w: FamilyCompare, r: int, title_start: str) -> str:
+    heads = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())]
+    c = next(i for i, h in enumerate(heads) if h.startswith(title_start))
+    return w.table.item(r, c).text()
+
+
+def test_a_finished_jobs_rows_fill_the_table_and_the_plot_and_export(qtbot, tmp_path):
+    w = panel(qtbot)
+    assert not w.csv_btn.isEnabled() and not w.png_btn.isEnabled()
+    finish(w)
+    heads = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())]
+    assert heads == ["family", "run", "step", "FD-domain ↓", "precision ↑", "recall ↑", "bits/dim ↓", "img/s ↑", "NFE",
+                     "training time", "params"]
+    assert w.table.rowCount() == 2
+    assert [cell(w, i, "family") for i in (0, 1)] == ["ddpm", "vae"]
+    assert cell(w, 0, "FD") == "3.5" and cell(w, 1, "bits/dim") == "1.250" and cell(w, 0, "bits/dim") == "–"
+    assert cell(w, 0, "NFE") == "100" and cell(w, 1, "img/s") == "4000"
+    assert cell(w, 0, "training time") == "1m 35s" and cell(w, 0, "params") == "120k"
+    # the best of each column with a direction is bold: ddpm's FD, the VAE's recall and speed
+    bold = lambda r, t: w.table.item(r, [w.table.horizontalHeaderItem(c).text() for c in  # noqa: E731
+                                         range(w.table.columnCount())].index(t)).font().bold()
+    assert bold(0, "FD-domain ↓") and not bold(1, "FD-domain ↓")
+    assert bold(1, "recall ↑") and bold(1, "img/s ↑") and not bold(0, "NFE")
+    assert "run-ddpm" in w.table.item(0, 0).toolTip() or "/runs/run-ddpm" in w.table.item(0, 0).toolTip()
+    # two labelled points at (images/s, FD), both on the speed-quality front
+    assert [(i, x, y) for i, x, y in w.plotted] == [(0, 40.0, 3.5), (1, 4000.0, 7.25)]
+    labels = [it for it in w.plot.getPlotItem().items if hasattr(it, "textItem")]
+    assert sorted(l.textItem.toPlainText() for l in labels) == ["ddpm · run-ddpm", "vae · run-vae"]
+    assert "bottom right" in w.plot.getPlotItem().titleLabel.text
+    assert "same 20 real images" in w.note.text() and w.progress.format() == "done in 41s"
+    assert w.csv_btn.isEnabled() and w.png_btn.isEnabled()
+
+    out = w.export_csv(tmp_path / "cmp.csv")
+    with open(out, newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == list(COLUMNS) and [t[0] for t in table[1:]] == ["ddpm", "vae"]
+    w.ask_save = lambda title, path, flt: str(tmp_path / "cmp.png")
+    w.png_btn.click()
+    img = QImage(str(tmp_path / "cmp.png"))
+    assert not img.isNull() and img.width() > 100 and img.height() > 100
+    w.ask_save = lambda title, path, flt: None   # the dialog cancelled: nothing written
+    assert w.export_csv() is None
+
+
+def test_a_point_without_speed_or_fd_is_left_out_of_the_plot(qtbot):
+    w = panel(qtbot)
+    finish(w, [ROWS[0], row("gan", "run-gan", fd=None, images_per_s=900.0, nfe=1)])
+    assert w.table.rowCount() == 2 and cell(w, 1, "FD") == "–"
+    assert [i for i, _, _ in w.plotted] == [0]
+
+
+def test_an_engine_error_is_shown_and_cancel_says_cancelled(qtbot):
+    w = panel(qtbot)
+    w.set_checkpoints(["a.safetensors", "b.safetensors"])
+    w.job._on_ended(2, False, "loading\ngenlab-engine: error: cannot compare a and b: the first was trained on "
+                              "digits at 8x8, 1 channel, the second on shapes at 8x8, 1 channel; ...")
+    assert w.note.isVisible() or not w.isVisible()
+    assert w.note.text().startswith("✖ cannot compare a and b") and w.progress.format() == "failed"
+    w.job._cancelled = True
+    w.job._on_ended(-1, True, "")
+    assert w.progress.format() == "cancelled"
+    assert w.start([]) is False and "two or more" in w.note.text()
+
+
+def test_the_runs_browsers_button_compares_the_selected_runs_newest_checkpoints(qtbot, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    a = make_run(root, "run-a", checkpoints=[5, 10])
+    c = make_run(root, "run-c", family="vae", checkpoints=[7])
+    make_run(root, "run-b")
+    b = RunsBrowser(root, trash_dir=tmp_path / "trash")
+    qtbot.addWidget(b)
+    started = []
+    monkeypatch.setattr(b.family_compare.job, "compare", lambda cks, n, **kw: started.append((list(cks), n)))
+    b.select_run(a, c)
+    b.families_btn.click()
+    assert b.plot_tabs.currentWidget() is b.family_compare
+    assert started == [([str(a / "checkpoints" / "step_000010.safetensors"),
+                         str(c / "checkpoints" / "step_000007.safetensors")], 500)]
+    # one run selected: the checkpoints come from a file dialog; a cancelled dialog does nothing
+    b.select_run(a)
+    picked = [str(add_checkpoint(c, 9)), str(a / "checkpoints" / "step_000005.safetensors")]
+    b.ask_open = lambda title, folder, flt: picked
+    assert b.compare_families() is True and started[-1] == (picked, 500)
+    b.ask_open = lambda title, folder, flt: []
+    assert b.compare_families() is False and len(started) == 2
+
+
+# ---- one real engine run ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    from engine.training.loop import train
+    from tests.engine.test_family_compare import tiny
+    root = tmp_path_factory.mktemp("cmp-app")
+    out = []
+    for name in ("gan", "vae"):
+        res = train(tiny(name).replace(training={"steps": 2}), root / f"run-{name}", emit=lambda e: None)
+        assert res.state == "finished", res.message
+        out.append(str(res.last_checkpoint))
+    return out
+
+
+def test_end_to_end_with_a_real_engine_and_cancel(qtbot, two_checkpoints, tmp_path):
+    w = panel(qtbot)
+    w.n.setValue(10)
+    # Cancel kills the process at its first progress event
+    w.job.progressed.connect(lambda ev: w.cancel())
+    with qtbot.waitSignal(w.job.cancelled, timeout=60_000):
+        assert w.start(two_checkpoints)
+    assert w.progress.format() == "cancelled" and not w.rows and w.run_btn.isEnabled()
+    w.job.progressed.disconnect()
+    w.job.progressed.connect(w._on_progress)
+    with qtbot.waitSignal(w.job.done, timeout=120_000) as got:
+        assert w.start()
+    assert not w.note.text().startswith("✖"), w.note.text()
+    assert [r["family"] for r in got.args[0]["rows"]] == ["gan", "vae"]
+    assert w.table.rowCount() == 2 and len(w.plotted) == 2
+    assert cell(w, 0, "NFE") == "1" and cell(w, 0, "bits/dim") == "–" and cell(w, 1, "bits/dim") != "–"
+    out = w.export_csv(tmp_path / "real.csv")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("family,run,step")
+    json.dumps(w.rows, allow_nan=False)
