@@ -129,18 +129,22 @@ class TrainJob(EngineJob):
         super().__init__(parent)
         self.run_dir: Path | None = None
 
-    def start_run(self, cfg: RunConfig | None, run_dir: Path, resume: bool = False, steps: int | None = None) -> None:
+    def start_run(self, cfg: RunConfig | None, run_dir: Path, resume: bool = False, steps: int | None = None,
+                  nproc: int = 1) -> None:
         """A new run from cfg, or (resume) the run in run_dir from its last checkpoint, for `steps`
-        steps in total if given (longer than planned: "continue for more steps")."""
+        steps in total if given (longer than planned: "continue for more steps"); with nproc > 1,
+        data-parallel in that many processes under torchrun (rank 0 reads stdin and speaks)."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
+        extra = ("--nproc", str(nproc)) if nproc > 1 else ()
         if resume:
-            self.start("train", "--run-dir", str(run_dir), "--resume", *(("--steps", str(steps)) if steps else ()))
+            self.start("train", "--run-dir", str(run_dir), "--resume", *(("--steps", str(steps)) if steps else ()),
+                       *extra)
         else:
             cfg_path = run_dir / "requested.toml"
             cfg.save(cfg_path)
-            self.start("train", "--config", str(cfg_path), "--run-dir", str(run_dir))
+            self.start("train", "--config", str(cfg_path), "--run-dir", str(run_dir), *extra)
 
     def command(self, cmd: str) -> None:
         assert cmd in protocol.COMMANDS, cmd

@@ -68,6 +68,11 @@ class TrainingPanel(QGroupBox):
         self.more_steps.setSuffix(" steps")
         self.more_steps.setSpecialValueText("to its planned end")
         self.more_steps.setToolTip("Continue for this many steps more than the run had planned (0: to its planned end)")
+        self.nproc = QSpinBox(minimum=1, maximum=64, value=1)
+        self.nproc.setPrefix("processes: ")
+        self.nproc.setToolTip("Data-parallel training under torchrun: one process per GPU, or CPU processes "
+                              "sharing the cores. The batch size stays the global batch (it must divide evenly); "
+                              "a checkpoint resumes on any number of processes.")
         # ask(title, text, choices) -> the chosen text or None; tests replace it
         self.ask: Callable[[str, str, list[str]], str | None] = self._ask_dialog
         for w in (self.error, self.stderr):
@@ -77,6 +82,7 @@ class TrainingPanel(QGroupBox):
         for b in (self.start_btn, self.pause_btn, self.stop_btn, self.sample_btn, self.save_btn):
             buttons.addWidget(b)
         buttons.addSpacing(12)
+        buttons.addWidget(self.nproc)
         buttons.addWidget(self.continue_btn)
         buttons.addWidget(self.more_steps)
         info = QHBoxLayout()
@@ -117,7 +123,7 @@ class TrainingPanel(QGroupBox):
             return False
         self.set_family(cfg.model.family)
         self._begin(new_run_dir(self.runs_root, cfg.name))
-        self.job.start_run(cfg, self.run_dir)
+        self.job.start_run(cfg, self.run_dir, nproc=self.nproc.value())
         self.progress.setRange(0, cfg.training.steps)
         return True
 
@@ -159,7 +165,7 @@ class TrainingPanel(QGroupBox):
             self.headline = ()
         self._begin(self.run_dir)
         steps = total + more_steps if more_steps and total else None
-        self.job.start_run(None, self.run_dir, resume=True, steps=steps)
+        self.job.start_run(None, self.run_dir, resume=True, steps=steps, nproc=self.nproc.value())
         self.ack.setText(f"continuing to step {steps}" if steps else "continuing")
         return True
 
@@ -233,7 +239,9 @@ class TrainingPanel(QGroupBox):
         kind = ev.get("event")
         self.last_event = ev
         if kind == "started":
-            self.device.setText(f"device: {ev['device']} · {ev['precision']}")
+            world = int(ev.get("world_size") or 1)
+            self.device.setText(f"device: {ev['device']} · {ev['precision']}"
+                                + (f" · {world} processes (rank 0 shown)" if world > 1 else ""))
             self.progress.setRange(0, int(ev["total_steps"]))
             self.progress.setValue(int(ev["step"]))
         elif kind == "status":
@@ -327,6 +335,7 @@ class TrainingPanel(QGroupBox):
     def _sync_buttons(self) -> None:
         live = self.state in ("starting", "running", "paused")
         self.start_btn.setEnabled(not live)
+        self.nproc.setEnabled(not live)
         self.pause_btn.setEnabled(self.state in ("running", "paused"))
         self.pause_btn.setText("Resume" if self.state == "paused" else "Pause")
         for b in (self.stop_btn, self.sample_btn, self.save_btn):

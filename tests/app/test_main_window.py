@@ -203,3 +203,16 @@ def test_closing_while_training_asks_and_cancel_keeps_the_window(window, qtbot):
         (run / "control").write_text("stop\n")
     qtbot.waitUntil(lambda: json.loads((run / "status.json").read_text()).get("state") == "stopped", timeout=60000)
     assert json.loads((run / "status.json").read_text())["step"] > 0
+
+
+def test_two_processes_from_the_training_panel_train_one_run_under_torchrun(window, qtbot):
+    _use(window, tiny_config(training={"steps": 6, "batch_size": 16, "log_every": 2, "checkpoint_every": 0}))
+    tp = window.training
+    tp.nproc.setValue(2)
+    assert tp.start()
+    assert not tp.nproc.isEnabled()                               # fixed while the run trains
+    qtbot.waitUntil(lambda: "2 processes" in tp.device.text(), timeout=120000)
+    qtbot.waitUntil(lambda: tp.state == "finished", timeout=120000)
+    st = json.loads((tp.run_dir / "status.json").read_text())
+    assert st["world_size"] == 2 and st["step"] == 6
+    assert [r["step"] for r in _rows(tp.run_dir)] == [2, 4, 6]    # one history, written by rank 0 alone
