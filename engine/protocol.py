@@ -2,10 +2,11 @@
 
 Events go out of an engine process on stdout, one JSON object per line, each with an "event" key:
 
-  started     run_dir, device, precision, step, total_steps, params, dataset, images
+  started     run_dir, device, devices (one per rank), world_size, precision, step, total_steps, params, dataset, images
   metrics     step, total_steps, lr, img_per_s, eta_s, elapsed_s, and the family's values under
               their namespaces (loss/…, gan/…, reg/…, grad/…: engine/logkeys.py)
-  sample      step, path                     (a sample grid PNG was written)
+  sample      step, path[, recon]            (a sample grid PNG was written; recon: held-out images over
+                                             their reconstructions, for families that reconstruct)
   checkpoint  step, path
   status      state (running/paused/stopped/finished/failed), step, message
   eval        step, quality/fid or quality/fd_domain, quality/kid…, …, eval_s  (a metric pass ended)

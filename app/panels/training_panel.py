@@ -240,8 +240,13 @@ class TrainingPanel(QGroupBox):
         self.last_event = ev
         if kind == "started":
             world = int(ev.get("world_size") or 1)
-            self.device.setText(f"device: {ev['device']} · {ev['precision']}"
-                                + (f" · {world} processes (rank 0 shown)" if world > 1 else ""))
+            if world > 1:   # one device per rank, in rank order
+                devices = ev.get("devices") or [ev["device"]]
+                shown = ", ".join(devices[:4]) + (f", … ({len(devices)} in all)" if len(devices) > 4 else "")
+                self.device.setText(f"{world} processes: {shown} · {ev['precision']}")
+                self.device.setToolTip("\n".join(f"rank {r}: {d}" for r, d in enumerate(devices)))
+            else:
+                self.device.setText(f"device: {ev['device']} · {ev['precision']}")
             self.progress.setRange(0, int(ev["total_steps"]))
             self.progress.setValue(int(ev["step"]))
         elif kind == "status":

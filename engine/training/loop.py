@@ -535,7 +535,10 @@ class Trainer:
             return self._fail(os_error_line(e))
         t = self.cfg.training
         total = t.steps
+        # every rank's device, for the GUI (a collective: every rank calls it, outside _main)
+        devices = [b.decode() for b in self.dist.all_gather_bytes(device_label(self.device).encode())]
         self.emit(protocol.event("started", run_dir=str(self.rd.path), device=device_label(self.device),
+                                 devices=devices,
                                  precision=self.precision, step=self.step, total_steps=total,
                                  params=self.family.num_parameters(), dataset=self.data.name,
                                  images=len(self.data), classes=self.data.class_names,

@@ -212,6 +212,7 @@ def test_two_processes_from_the_training_panel_train_one_run_under_torchrun(wind
     assert tp.start()
     assert not tp.nproc.isEnabled()                               # fixed while the run trains
     qtbot.waitUntil(lambda: "2 processes" in tp.device.text(), timeout=120000)
+    assert tp.device.toolTip().startswith("rank 0: cpu") and "rank 1: cpu" in tp.device.toolTip()
     qtbot.waitUntil(lambda: tp.state == "finished", timeout=120000)
     st = json.loads((tp.run_dir / "status.json").read_text())
     assert st["world_size"] == 2 and st["step"] == 6
