@@ -120,7 +120,7 @@ class GANFamily(Family, Conditional, LatentModel):
             ada.observe(d_real)
             if (ctx.step + 1) % m.ada_interval == 0:
                 out["gan/ada_rt"] = ada.rt()
-                ada.adjust(b)
+                ada.adjust(b * ctx.world_size)   # images seen by all processes (b is this one's share)
             out["gan/ada_p"] = ada.p.clone()
 
         # generator, every n_critic steps
