@@ -19,6 +19,7 @@ class RequestOwner:
     def on_progress(self, rid: int, stage: str, done: int, total: int) -> None: ...
     def on_failed(self, rid: int, message: str) -> None: ...
     def on_cancelled(self, rid: int) -> None: ...
+    def on_done(self, rid: int, kind: str) -> None: ...   # after the final reply of `rid`
 
 
 class WorkerSession(QObject):
@@ -121,6 +122,8 @@ class WorkerSession(QObject):
             owner.on_failed(rid, ev.get("message", "error"))
         elif kind == "cancelled":
             owner.on_cancelled(rid)
+        if kind in ("result", "error", "cancelled"):
+            owner.on_done(rid, kind)
 
     def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
         self._owners.clear()

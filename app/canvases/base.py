@@ -1,16 +1,24 @@
 """The base of every canvas: a view of the shared WorkerSession. It hears which checkpoint the window
 works on, what the loaded model can do (apply_capabilities), and the replies to its own requests
-only; it shows their progress in `self.progress` and errors in `self.status`, and resets when the
-worker dies. Subclasses build their controls and implement apply_capabilities and on_result."""
+only; it shows their progress with an ETA in `self.progress`, offers `self.cancel_btn` for whatever
+it has in flight, shows errors in `self.status`, and resets when the worker dies. Subclasses build
+their controls (placing `self.progress_row`) and implement apply_capabilities and on_result.
+
+Interactive renders (a slider drag) go through request_live(): at most one such request is in flight;
+newer ones wait as a single pending request that replaces the previous pending one, and is sent when
+the one in flight answers. So a drag shows intermediate frames at the render rate instead of
+cancelling every frame before it finishes; `self.live_label` shows "rendering…" and the frame rate."""
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from app.qt_util import scratch_settings, signals_blocked
+from app.qt_util import human_duration, scratch_settings, signals_blocked
 from app.widgets.config_form import ConfigForm
 from app.worker_session import WorkerSession
 from engine.capabilities import Capabilities
@@ -55,6 +63,25 @@ class Canvas(QWidget):
         self.capabilities: Capabilities | None = None
         self.progress = QProgressBar()
         self.progress.setFormat("")
+        self.progress.setMinimumWidth(120)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Stop this canvas's work in the engine (Esc)")
+        self.cancel_btn.setShortcut("Esc")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.progress_row = QWidget()   # progress and Cancel, side by side: subclasses place this
+        pr = QHBoxLayout(self.progress_row)
+        pr.setContentsMargins(0, 0, 0, 0)
+        pr.addWidget(self.progress, 1)
+        pr.addWidget(self.cancel_btn)
+        self.live_label = QLabel("")    # "rendering…" and the frame rate of live renders
+        self.live_label.setObjectName("live_label")
+        self.inflight: dict[int, str] = {}          # request id -> op, of this canvas's requests
+        self._started: dict[int, float] = {}        # request id -> when it was sent (for the ETA)
+        self._live_pending: dict[str, dict] = {}    # op -> the newest live request waiting to be sent
+        self._live_sent: dict[str, int] = {}        # op -> the live request in flight
+        self._frame_times: deque[float] = deque(maxlen=30)
+        self._cancelling = False
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.options: ConfigForm | None = None   # the loaded family's sample options (build_options)
@@ -113,12 +140,81 @@ class Canvas(QWidget):
         return self.session.checkpoint
 
     def request(self, op: str, **fields) -> int:
-        return self.session.request(self, op, **fields)
+        rid = self.session.request(self, op, **fields)
+        self.inflight[rid] = op
+        self._started[rid] = time.monotonic()
+        self.cancel_btn.setEnabled(True)
+        return rid
+
+    def request_live(self, op: str, **fields) -> int:
+        """An interactive render: sent now when no `op` of this canvas is in flight, else kept as
+        the one pending `op` (replacing an older pending one) and sent when the running one
+        answers. Returns the id sent, or 0 when it waits (its result still arrives, as an `op`
+        result: live results are shown whichever request they answer)."""
+        if op in self._live_sent:
+            self._live_pending[op] = fields
+            self._show_live()
+            return 0
+        rid = self.request(op, **fields)
+        self._live_sent[op] = rid
+        self._show_live()
+        return rid
+
+    def live_busy(self) -> bool:
+        return bool(self._live_sent or self._live_pending)
+
+    def frame_rate(self) -> float:
+        """Live results per second over the recent ones (0 with fewer than two)."""
+        t = self._frame_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def _show_live(self) -> None:
+        fps = self.frame_rate()
+        rate = f"{fps:.1f} frames/s" if fps else ""
+        self.live_label.setText(" · ".join(x for x in ("rendering…" if self.live_busy() else "", rate) if x))
+
+    def on_done(self, rid: int, kind: str) -> None:
+        """Called by the session after the final reply (result, error, cancelled) of request `rid`
+        reached this canvas: it is no longer in flight; a waiting live request goes out now."""
+        op = self.inflight.pop(rid, None)
+        self._started.pop(rid, None)
+        if op is not None and self._live_sent.get(op) == rid:
+            del self._live_sent[op]
+            if kind == "result":
+                self._frame_times.append(time.monotonic())
+            fields = self._live_pending.pop(op, None)
+            if fields is not None and kind != "cancelled":
+                self.request_live(op, **fields)
+            self._show_live()
+        if not self.inflight:
+            self.cancel_btn.setEnabled(False)
+            if self._cancelling and kind == "cancelled":
+                self.progress.setRange(0, 1)
+                self.progress.setValue(0)
+                self.progress.setFormat("cancelled")
+            self._cancelling = False
+
+    def cancel(self) -> None:
+        """Stop everything this canvas has in flight in the engine (and drop live requests waiting)."""
+        self._live_pending.clear()
+        if not self.inflight:
+            return
+        for rid in list(self.inflight):
+            self.session.cancel(rid)
+        self._cancelling = True
+        self.progress.setFormat("cancelling…")
+        self.cancel_btn.setEnabled(False)
 
     def on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
-        self.progress.setFormat(f"{stage} %v / %m" if stage else "%v / %m")
+        text = f"{stage} %v / %m" if stage else "%v / %m"
+        started = self._started.get(rid)
+        if started is not None and 0 < done < total:
+            left = (time.monotonic() - started) * (total - done) / done
+            text += f" · {human_duration(left)} left"
+        self.progress.setFormat(text)
+        self.progress.setToolTip(text.replace("%v", str(done)).replace("%m", str(total)))  # if the bar clips it
 
     def on_failed(self, rid: int, message: str) -> None:
         self.progress.setRange(0, 1)  # stop a busy indicator
@@ -127,7 +223,7 @@ class Canvas(QWidget):
         self.status.setText(ERROR_STYLE.format(message))
 
     def on_cancelled(self, rid: int) -> None:
-        pass  # a newer request of the same kind replaced it: its reply is what counts
+        pass  # asked for (Cancel: on_done says so) or a newer request of the same kind replaced it
 
     def show_error(self, message: str) -> None:
         self.status.setText(ERROR_STYLE.format(message))
@@ -140,14 +236,24 @@ class Canvas(QWidget):
     def _on_loading(self, path: str) -> None:
         self.status.setText("loading checkpoint…")
 
+    def _forget_requests(self) -> None:
+        self.inflight.clear()
+        self._started.clear()
+        self._live_pending.clear()
+        self._live_sent.clear()
+        self._cancelling = False
+        self.cancel_btn.setEnabled(False)
+        self._show_live()
+        self.clear_pending()
+
     def _on_load_failed(self, message: str) -> None:
         self.capabilities = None
-        self.clear_pending()
+        self._forget_requests()
         self.show_error(message)
 
     def _on_reset(self, message: str) -> None:
         self.capabilities = None
-        self.clear_pending()
+        self._forget_requests()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas, enable_by_capability
-from app.qt_util import human_duration
 from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
 from app.widgets.image_view import ImageView
@@ -59,7 +57,6 @@ class InpaintingCanvas(Canvas):
         super().__init__(session, parent, settings)
         self.setAcceptDrops(False)           # the editor takes drops (image, or a file named *mask*)
         self.pending_id = 0
-        self._started = 0.0
         self._results: list[str] = []
         self._accepted: list[np.ndarray] = []    # images replaced by Accept, for Undo accept
         self._work = Path(tempfile.mkdtemp(prefix="genlab-inpaint-"))
@@ -90,8 +87,6 @@ class InpaintingCanvas(Canvas):
         self.inpaint_btn = QPushButton("Inpaint")
         self.inpaint_btn.setShortcut("Ctrl+Return")
         self.inpaint_btn.setToolTip("Fill the masked part (Ctrl+Enter)")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
         self.accept_btn = QPushButton("Accept")
         self.accept_btn.setToolTip("Make the selected result the image (to refine it further)")
         self.undo_accept_btn = QPushButton("Undo accept")
@@ -119,9 +114,8 @@ class InpaintingCanvas(Canvas):
         side.addWidget(self.model_group)
         run_row = QHBoxLayout()
         run_row.addWidget(self.inpaint_btn, 1)
-        run_row.addWidget(self.cancel_btn)
         side.addLayout(run_row)
-        side.addWidget(self.progress)
+        side.addWidget(self.progress_row)   # progress with the time left, and Cancel
         side.addWidget(self.status)
         side.addStretch(1)
         side_w = QWidget()
@@ -157,7 +151,6 @@ class InpaintingCanvas(Canvas):
         self.editor.image_changed.connect(self._image_changed)
         self.editor.message.connect(self.status.setText)
         self.inpaint_btn.clicked.connect(self.inpaint)
-        self.cancel_btn.clicked.connect(self.cancel)
         self.strip.currentRowChanged.connect(self._show_result)
         self.compare_btn.pressed.connect(self._show_original)
         self.compare_btn.released.connect(lambda: self._show_result(self.strip.currentRow()))
@@ -323,8 +316,6 @@ class InpaintingCanvas(Canvas):
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"{method_title(method)}…")
         self.status.setText("")
-        self.cancel_btn.setEnabled(True)
-        self._started = time.monotonic()
         self.pending_id = self.request("inpaint", image=str(image_path), mask=str(mask_path), **fields)
         return self.pending_id
 
@@ -349,12 +340,8 @@ class InpaintingCanvas(Canvas):
         self.cancel_btn.setEnabled(False)
 
     def on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
-        if rid != self.pending_id:
-            return
-        super().on_progress(rid, stage, done, total)
-        elapsed = time.monotonic() - self._started
-        if done and total:
-            self.progress.setFormat(f"{stage} %v / %m · {human_duration(elapsed * (total - done) / done)} left")
+        if rid == self.pending_id:
+            super().on_progress(rid, stage, done, total)  # with the time left
 
     def on_cancelled(self, rid: int) -> None:
         if rid == self.pending_id:

@@ -78,7 +78,7 @@ class InterpolationCanvas(Canvas):
         side.addLayout(self.options_box)
         side.addWidget(self.render_btn)
         side.addLayout(exp)
-        side.addWidget(self.progress)
+        side.addWidget(self.progress_row)
         side.addWidget(self.status)
         side_w = QWidget()
         side_w.setLayout(side)

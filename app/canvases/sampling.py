@@ -74,7 +74,7 @@ class SamplingCanvas(Canvas):
         side.addLayout(self.options_box)
         side.addWidget(self.sample_btn)
         side.addWidget(self.save_btn)
-        side.addWidget(self.progress)
+        side.addWidget(self.progress_row)
         side.addWidget(self.status)
         ev_row = QHBoxLayout()
         ev_row.addWidget(QLabel("Score"))
