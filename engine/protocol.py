@@ -2,6 +2,8 @@
 
 Events go out of an engine process on stdout, one JSON object per line, each with an "event" key:
 
+  phase       what, step                   what the engine is doing now ("loading data", "building the
+                                             model", "drawing the step-0 sample grid", "evaluating at step N")
   started     run_dir, device, devices (one per rank), world_size, precision, step, total_steps, params, dataset, images
   metrics     step, total_steps, lr, img_per_s, eta_s, elapsed_s, and the family's values under
               their namespaces (loss/…, gan/…, reg/…, grad/…: engine/logkeys.py)

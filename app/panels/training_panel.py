@@ -81,16 +81,19 @@ class TrainingPanel(QGroupBox):
         buttons = QHBoxLayout()
         for b in (self.start_btn, self.pause_btn, self.stop_btn, self.sample_btn, self.save_btn):
             buttons.addWidget(b)
-        buttons.addSpacing(12)
-        buttons.addWidget(self.nproc)
-        buttons.addWidget(self.continue_btn)
-        buttons.addWidget(self.more_steps)
+        buttons.addStretch(1)
+        more = QHBoxLayout()   # a second row: the panel fits beside the Data and Model panels at 1024 px
+        more.addWidget(self.nproc)
+        more.addWidget(self.continue_btn)
+        more.addWidget(self.more_steps)
+        more.addStretch(1)
         info = QHBoxLayout()
         info.addWidget(self.stats, 1)
         info.addWidget(self.ack)
         info.addWidget(self.device)
         lay = QVBoxLayout(self)
         lay.addLayout(buttons)
+        lay.addLayout(more)
         lay.addWidget(self.progress)
         lay.addLayout(info)
         lay.addWidget(self.error)
@@ -238,7 +241,15 @@ class TrainingPanel(QGroupBox):
     def _on_event(self, ev: dict) -> None:
         kind = ev.get("event")
         self.last_event = ev
-        if kind == "started":
+        if kind == "phase":   # what the engine is doing now: never a silent wait
+            if self.state == "starting":
+                self.progress.setFormat(f"{ev['what']}…")
+            self.ack.setText(f"{ev['what']}…")
+        elif kind == "info" and ev.get("message") and (self.error.isHidden() or self.error.text().startswith("ℹ")):
+            self.error.setStyleSheet("color:#555")
+            self.error.setText(f"ℹ {ev['message']}")
+            self.error.show()
+        elif kind == "started":
             world = int(ev.get("world_size") or 1)
             if world > 1:   # one device per rank, in rank order
                 devices = ev.get("devices") or [ev["device"]]

@@ -103,6 +103,8 @@ class Trainer:
         self.recorded: dict = {}   # status.json as found, before this process writes it
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
         self._stepped = False      # distributed: state is broadcast again after the first step
+        self._initial_weights: dict | None = None   # step 0's sampling weights (rank 0), until its grid is drawn
+        self._initial_pending = False                # the same on every rank: step 0's grid is still to draw
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -136,10 +138,12 @@ class Trainer:
         torch.manual_seed(t.seed)  # the same weights on every rank
         self.device = d.local_device(select_device(t.device))
         self.precision, amp_dtype, needs_scaler = resolve_precision(t.precision, self.device)
+        self.phase("loading data")
         self.data, self.heldout = build_dataset(cfg.data).split(cfg.data.holdout, cfg.data.seed)
         if self.data.skipped:
             self.emit(protocol.event("warning", message=skipped_warning(self.data.name, self.data.skipped,
                                                                          self.data.scanned)))
+        self.phase("building the model")
         self.family = build_family(cfg, self.data.channels, self.data.resolution, self.data.class_names)
         self.family.to(self.device)
         self.optimizers = self.family.make_optimizers()
@@ -161,6 +165,7 @@ class Trainer:
         self.images = self.data.images.to(self.device) if small else self.data.images
         self.labels = self.data.labels.to(self.device)
         if ckpt is not None:
+            self.phase(f"restoring {ckpt.name}")
             self._restore(ckpt)
         elif d.is_main:
             if self.resume:  # starting again from step 0: the killed attempt's curve goes
@@ -293,6 +298,11 @@ class Trainer:
         self.emit(protocol.event("warning" if optimizer_changes else "info", message=message))
 
     # ---- pieces -------------------------------------------------------------------------------
+    def phase(self, what: str) -> None:
+        """Say what the engine is doing now ("loading data", "drawing the first sample grid"), so
+        the GUI's status is never a silent wait."""
+        self.emit(protocol.event("phase", what=what, step=self.step))
+
     def status(self, state: str, message: str = "", **extra) -> None:
         """Set the state on this rank; rank 0 writes status.json and says it. No collective: for
         _fail, and inside _main."""
@@ -436,21 +446,47 @@ class Trainer:
 
     def sample_grid(self) -> Path:
         """The fixed-seed grid of this step: drawn and written by rank 0 (every rank calls it)."""
-        self._main(self._write_sample_grid)
+        self._main(self._write_sample_grid, self.step)
         self.last_sampled_step = self.step
         return self.rd.sample_path(self.step)
 
-    def _write_sample_grid(self) -> None:
+    def _keep_initial_weights(self) -> None:
+        """Step 0's grid is drawn after the first logged step, so that a slow grid (many sampling
+        steps on a CPU) never holds the first loss point back: keep the weights it is drawn from."""
+        self._initial_pending = True
+        if self.dist.is_main:
+            nets = self.family.nets(use_ema=True)
+            self._initial_weights = {k: v.detach().clone() for k, v in nets.state_dict().items()}
+
+    def _initial_grid(self) -> None:
+        """Draw step 0's grid from the kept weights (every rank calls it; rank 0 draws)."""
+        if not self._initial_pending:
+            return
+        self.phase("drawing the step-0 sample grid")
+        self._main(self._write_initial_grid)
+        self._initial_weights, self._initial_pending = None, False
+        self.last_sampled_step = 0
+
+    def _write_initial_grid(self) -> None:
+        nets = self.family.nets(use_ema=True)
+        now = {k: v.detach().clone() for k, v in nets.state_dict().items()}
+        nets.load_state_dict(self._initial_weights)
+        try:
+            self._write_sample_grid(0)
+        finally:
+            nets.load_state_dict(now)
+
+    def _write_sample_grid(self, step: int) -> None:
         s = self.cfg.sampling
-        path = self.rd.sample_path(self.step)
+        path = self.rd.sample_path(step)
         save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, options=s), path)
-        recon = self._write_recon_grid() if isinstance(self.family, Reconstructor) else None
-        self.emit(protocol.event("sample", step=self.step, path=str(path),
+        recon = self._write_recon_grid(step) if isinstance(self.family, Reconstructor) else None
+        self.emit(protocol.event("sample", step=step, path=str(path),
                                  **({"recon": str(recon)} if recon else {})))
 
     RECON_IMAGES = 10   # one row of inputs over one row of their reconstructions
 
-    def _write_recon_grid(self) -> Path:
+    def _write_recon_grid(self, step: int) -> Path:
         """The first held-out images (training ones when the run keeps none out) over their
         reconstructions: the same images at every step, so the grids compare over training."""
         on = self.heldout if self.heldout is not None else self.data
@@ -458,14 +494,27 @@ class Trainer:
         x = on.float_batch(idx)
         labels = on.labels[idx].tolist() if getattr(self.family, "num_classes", 0) else None
         rec = self.family.reconstruct(x, labels)
-        path = self.rd.recon_path(self.step)
+        path = self.rd.recon_path(step)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(make_grid(torch.cat([x.cpu(), rec]), len(idx), scale=1), path)
         return path
 
-    def evaluate(self) -> dict | None:
+    def _final_evaluation(self, total: int) -> None:
+        """The finished run's last score. A run shorter than one evaluation interval has had none:
+        its first would build the feature network (minutes on a CPU) for a few steps' model, so it
+        is skipped, and the run says so and how to score it."""
+        m = self.cfg.metrics
+        if total < m.every:
+            self.emit(protocol.event("info", message=(
+                f"no evaluation: the run ({total} steps) is shorter than the evaluation interval (metrics.every = "
+                f"{m.every}); score it with Evaluate in the Sample tab or `genlab-engine eval --checkpoint …`")))
+            return
+        self.evaluate(f"final evaluation at step {self.step}")
+
+    def evaluate(self, what: str = "") -> dict | None:
         """Score EMA samples against the real data (metrics section); logs a row and an event.
         Rank 0 scores while the other ranks wait (every rank calls it)."""
+        self.phase(what or f"evaluating at step {self.step}")
         row = self._main(self._evaluate)
         self.last_evaluated_step = self.step
         return row
@@ -548,7 +597,7 @@ class Trainer:
         try:
             self.set_state("running")
             if self.step == 0 and self.last_sampled_step < 0:
-                self.sample_grid()
+                self._keep_initial_weights()   # its grid follows the first loss point
             sums: dict[str, torch.Tensor] = {}
             counts: dict[str, int] = {}
             n_in_window, window_start, overhead = 0, time.perf_counter(), 0.0
@@ -571,7 +620,8 @@ class Trainer:
                     counts[k] = counts.get(k, 0) + 1
                 n_in_window += 1
                 self.step += 1
-                if self.step % t.log_every == 0 or self.step == stop_at:
+                first_log = self._initial_pending  # the first loss point comes before step 0's grid
+                if self.step % t.log_every == 0 or self.step == stop_at or first_log:
                     self._check_finite()
                     sums = self.dist.all_reduce_mean(sums)  # the logged loss is the global batch's
                     now = time.perf_counter()
@@ -589,6 +639,8 @@ class Trainer:
                     self._main(self._log, row)
                     sums, counts, n_in_window, window_start, overhead = {}, {}, 0, time.perf_counter(), 0.0
                 extra_t0 = time.perf_counter()
+                if first_log:
+                    self._initial_grid()
                 if t.sample_every and self.step % t.sample_every == 0:
                     self._check_finite()
                     self.sample_grid()
@@ -600,10 +652,11 @@ class Trainer:
                     self.save()
                 overhead += time.perf_counter() - extra_t0
             self._check_finite()
+            self._initial_grid()   # a run that never stepped still gets its step-0 grid
             if self.last_sampled_step != self.step:
                 self.sample_grid()
             if self.cfg.metrics.every and self.last_evaluated_step != self.step and self.step == total:
-                self.evaluate()
+                self._final_evaluation(total)
             if self.last_saved_step != self.step:
                 self.save()
             if self.step < total:

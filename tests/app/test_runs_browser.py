@@ -76,7 +76,7 @@ def test_the_list_shows_runs_made_by_the_cli_and_by_hand_with_their_state(qtbot,
     assert b.slider_label.text().startswith("step 10")
     assert [b.checkpoints.item(i).text() for i in range(b.checkpoints.count())] == ["step 5", "step 10"]
     assert 'family = "ddpm"' in b.config_text.toPlainText()
-    assert b.curve_plots["loss"].point_count("loss/mse") == 5
+    assert b.curve_plots["loss"].point_count("loss/mse") == 6   # steps 1, 2, 4, 6, 8, 10
 
 
 def test_a_run_started_later_appears_and_new_grids_extend_the_slider(qtbot, tmp_path):

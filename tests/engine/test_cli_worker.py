@@ -41,7 +41,7 @@ def test_cli_train_stdin_stop_then_resume_and_sample(tmp_path, tiny_cfg):
     r = engine("train", "--config", str(cfg_path), "--run-dir", str(run), "--steps", "20")
     assert r.returncode == 0, r.stderr
     events = [json.loads(l) for l in r.stdout.splitlines()]
-    assert events[0]["event"] == "started" and events[-1] == {**events[-1], "event": "status", "state": "finished"}
+    assert next(e for e in events if e["event"] != "phase")["event"] == "started" and events[-1] == {**events[-1], "event": "status", "state": "finished"}
     r = engine("train", "--run-dir", str(run), "--resume", "--steps", "30")
     assert r.returncode == 0, r.stderr
     st = json.loads((run / "status.json").read_text())

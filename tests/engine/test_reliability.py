@@ -117,7 +117,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_from_step_0(tmp_p
     assert any(e["event"] == "warning" and "no checkpoint yet" in e["message"] and "step 0" in e["message"]
                for e in events)
     steps = [json.loads(l)["step"] for l in rd.metrics_path.read_text().splitlines()]
-    assert steps == [5, 10]  # the killed attempt's row went; each step once
+    assert steps == [1, 5, 10]  # the killed attempt's row went; each step once (1: the first feedback)
     # a folder that holds no run at all is still refused, and is not created
     res = train(cfg, tmp_path / "nothing", resume=True, emit=lambda e: None)
     assert res.state == "failed" and "nothing to resume" in res.message and not (tmp_path / "nothing").exists()

@@ -73,10 +73,10 @@ def test_a_trained_run_lists_with_state_family_steps_checkpoints_samples_and_los
     assert (r.state, r.family, r.dataset, r.step, r.total_steps, r.live) == ("finished", "ddpm", "digits", 10, 10, False)
     assert [s for s, _ in r.checkpoints] == [5, 10] and all(p.is_file() for _, p in r.checkpoints)
     assert [s for s, _ in r.samples] == [0, 5, 10]
-    assert r.loss_key == "loss/mse" and len(r.loss_tail) == 5 and all(v > 0 for v in r.loss_tail)
+    assert r.loss_key == "loss/mse" and len(r.loss_tail) == 6 and all(v > 0 for v in r.loss_tail)
     curves = read_curves(r.path, ("loss/",))
     steps, times, values = curves["loss/mse"]
-    assert list(steps) == [2, 4, 6, 8, 10] and list(values) == pytest.approx(r.loss_tail)
+    assert list(steps) == [1, 2, 4, 6, 8, 10] and list(values) == pytest.approx(r.loss_tail)
     assert all(times[1:] >= times[:-1])
     assert runs[1].family == "gan" and runs[1].loss_key == "loss/D"
     assert scan_runs(tmp_path / "nowhere") == []

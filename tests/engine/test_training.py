@@ -23,7 +23,8 @@ def test_tiny_run_lowers_loss_and_writes_run_dir(tmp_path, tiny_cfg):
     assert res.state == "finished" and res.step == 60
     rd = RunDir(tmp_path / "run")
     rows = [json.loads(l) for l in rd.metrics_path.read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(5, 61, 5))
+    assert [r["step"] for r in rows] == [1, *range(5, 61, 5)]   # step 1: the first feedback comes at once
+    rows = rows[1:]
     first, last = sum(r["loss/mse"] for r in rows[:2]) / 2, sum(r["loss/mse"] for r in rows[-3:]) / 3
     assert last < 0.6 * first, (first, last)
     assert all(r["img_per_s"] > 0 and r["lr"] > 0 for r in rows)
@@ -31,8 +32,34 @@ def test_tiny_run_lowers_loss_and_writes_run_dir(tmp_path, tiny_cfg):
     assert rd.config_path.exists()
     assert sorted(p.name for p in rd.samples_dir.iterdir()) == ["step_000000.png", "step_000030.png", "step_000060.png"]
     assert [s for s, _ in rd.checkpoints()] == [30, 60]
-    kinds = [e["event"] for e in events]
+    kinds = [e["event"] for e in events if e["event"] != "phase"]
     assert kinds[0] == "started" and "metrics" in kinds and "checkpoint" in kinds and kinds[-1] == "status"
+
+
+def test_the_first_loss_point_comes_before_the_step_0_grid_which_shows_the_untrained_model(tmp_path, tiny_cfg):
+    """A slow step-0 grid (many sampling steps on a CPU) must not hold the first loss point back:
+    the engine says what it does, logs step 1, then draws step 0's grid from the weights it began with."""
+    from PIL import Image
+
+    from engine.models import build_family
+    from engine.training.grid import sample_grid_image
+    events = []
+    cfg = tiny_cfg.replace(training={"steps": 12, "log_every": 10, "checkpoint_every": 0})
+    train(cfg, tmp_path / "run", emit=events.append)
+    phases = [e["what"] for e in events if e["event"] == "phase"]
+    assert phases[:2] == ["loading data", "building the model"] and "drawing the step-0 sample grid" in phases
+    order = [(e["event"], e["step"]) for e in events if e["event"] in ("metrics", "sample")]
+    assert order == [("metrics", 1), ("sample", 0), ("metrics", 10), ("metrics", 12), ("sample", 12)]
+    # the same picture as a grid drawn from a freshly built (untrained) model with the run's seed
+    torch.manual_seed(cfg.training.seed)
+    fresh = build_family(cfg, 1, 8, [str(i) for i in range(10)])
+    expected = sample_grid_image(fresh, cfg.sampling.grid_size, seed=cfg.sampling.seed, use_ema=True,
+                                 options=cfg.sampling)
+    got = Image.open(RunDir(tmp_path / "run").sample_path(0))
+    import numpy as np
+    assert np.array_equal(np.asarray(got), np.asarray(expected))
+    trained = Image.open(RunDir(tmp_path / "run").sample_path(12))
+    assert not np.array_equal(np.asarray(got), np.asarray(trained))
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path, tiny_cfg):
@@ -154,6 +181,20 @@ def test_metrics_during_training_are_logged(tmp_path, tiny_cfg):
                for r in evals)
     assert any(e["event"] == "eval_progress" for e in events)
     assert any(e["event"] == "warning" and "FD-domain" in e["message"] for e in events)
+    phases = [e["what"] for e in events if e["event"] == "phase"]
+    assert "evaluating at step 10" in phases and "evaluating at step 20" in phases
+
+
+def test_a_run_shorter_than_the_evaluation_interval_says_so_instead_of_evaluating(tmp_path, tiny_cfg):
+    events = []
+    cfg = tiny_cfg.replace(training={"steps": 6, "checkpoint_every": 0},
+                           metrics={"every": 600, "samples": 40, "sampling_steps": 3, "domain_steps": 20})
+    assert train(cfg, tmp_path / "run", emit=events.append).state == "finished"
+    rows = [json.loads(l) for l in RunDir(tmp_path / "run").metrics_path.read_text().splitlines()]
+    assert not any(k.startswith("quality/") for r in rows for k in r)
+    assert not any(e["event"] == "eval_progress" for e in events)   # no feature network was trained
+    note = next(e["message"] for e in events if e["event"] == "info" and "no evaluation" in e["message"])
+    assert "6 steps" in note and "metrics.every = 600" in note and "Evaluate" in note
 
 
 class LikelihoodDDPM(DDPMFamily, Likelihood):
