@@ -213,14 +213,25 @@ class DataPreviewJob(EngineJob):
         self.ended.connect(self._on_ended)
         self._info = None
 
-    def preview(self, dataset: str, path: str, resolution: int, out: Path) -> None:
+    def preview(self, dataset: str, path: str, resolution: int, out: Path, *, n: int = 64,
+                fields: dict | None = None, batch_size: int | None = None, params: int | None = None) -> None:
+        """Preview n images; `fields`: other [data] fields (color, count, max_images, ...);
+        batch_size and params: the model's, for the too-few-images warning."""
+        import json   # a JSON scalar (3, 0.5, true, "x") is also the TOML value --set reads
         if self.is_running():
             self.proc.kill()
             self.proc.waitForFinished(2000)
         self._info = None
-        args = ["data-preview", "--dataset", dataset, "--resolution", str(resolution), "--out", str(out)]
+        args = ["data-preview", "--dataset", dataset, "--resolution", str(resolution), "--out", str(out),
+                "--n", str(n)]
         if path:
             args += ["--path", path]
+        for key, value in (fields or {}).items():
+            args += ["--set", f"data.{key}={json.dumps(value)}"]
+        if batch_size:
+            args += ["--batch-size", str(batch_size)]
+        if params:
+            args += ["--params", str(params)]
         self.start(*args)
 
     def _on_output(self, line: str) -> None:

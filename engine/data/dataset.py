@@ -11,6 +11,29 @@ class DataError(ValueError):
     """A dataset cannot be built. The message names the source and the problem."""
 
 
+FEW_IMAGES = 100   # below this, any generative model learns the images by heart rather than their kind
+
+
+def too_few_images_warning(images: int, batch_size: int | None = None, params: int | None = None) -> str:
+    """A plain warning when a dataset is far too small for a generative model ('' when it is not):
+    fewer images than one batch, or under FEW_IMAGES whatever the model."""
+    if not (images < FEW_IMAGES or (batch_size and images < batch_size)):
+        return ""
+    count = f"{images:,} image{'' if images == 1 else 's'}"
+    if batch_size and images < batch_size:
+        count += f", fewer than one batch of {batch_size:,}"
+    if params:
+        count += f", for a model of {params / 1e6:.1f}M parameters"
+    return (f"{count}: far too few to train a generative model — it will memorise them; "
+            f"aim for a few hundred or more")
+
+
+def preview_size(resolution: int) -> int:
+    """Pixels a side at which a dataset preview shows each image: large enough for a person to see
+    (never the 16-pixel training size), small enough that a grid of them fits a panel."""
+    return max(64, min(resolution, 128))
+
+
 @dataclass
 class ImageData:
     images: torch.Tensor          # N, C, H, W uint8 (kept as bytes: 4x smaller than float)

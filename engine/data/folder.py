@@ -1,7 +1,8 @@
 """Any folder of images: subfolders become class labels. Bad files are skipped and counted, each
-with a reason (not an image, not a regular file, empty, unreadable, too large, undecodable), so one
-bad entry can neither stop nor hang the load: only regular files are opened (a named pipe or a
-device called x.png is never read). Odd modes (palette, alpha, 16-bit, CMYK) convert correctly, and
+with a reason in plain words ('not an image', 'file is truncated', 'empty file', 'cannot be read
+(permission denied)': plain_reason, never an exception's class name), so one bad entry can neither
+stop nor hang the load: only regular files are opened (a named pipe or a device called x.png is
+never read). Odd modes (palette, alpha, 16-bit, CMYK) convert correctly, and
 oversized images are refused from their header, before they are decoded. File names that are not
 valid UTF-8 are loaded, and shown with their odd bytes escaped (\\xe9)."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +23,17 @@ from engine.data.dataset import DataError
 from engine.imageformats import IMAGE_SUFFIXES, is_image_path
 
 MAX_PIXELS = int(os.environ.get("GENLAB_MAX_IMAGE_PIXELS", 64_000_000))  # e.g. 8000 x 8000
-NOT_AN_IMAGE = "not an image file"
+NOT_AN_IMAGE = "not an image"
 NOT_REGULAR = "not a regular file"
+EMPTY_FILE = "empty file"
+TRUNCATED = "file is truncated"
+DAMAGED = "damaged image data"
+# image formats people keep beside their photos that this loader does not read (see imageformats)
+OTHER_IMAGE_SUFFIXES = (".gif", ".heic", ".heif", ".avif", ".jxl", ".svg", ".psd", ".xcf", ".ico", ".tga",
+                        ".exr", ".hdr", ".raw", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2")
+# the first bytes of the formats read here: a file that starts like one but cannot be opened is
+# a damaged or cut-short image, not a file that never was an image
+IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")   # and RIFF....WEBP
 
 
 def display_name(name: str | os.PathLike) -> str:
@@ -39,7 +50,7 @@ def os_reason(e: OSError) -> str:
         return "symbolic link loop"
     if isinstance(e, FileNotFoundError):
         return "file not found"
-    return (e.strerror or type(e).__name__).lower()
+    return (e.strerror or "an operating-system error").lower()
 
 
 def file_problem(path: Path) -> str | None:
@@ -50,14 +61,57 @@ def file_problem(path: Path) -> str | None:
     except FileNotFoundError:
         return "broken symbolic link" if os.path.islink(path) else "file not found"
     except OSError as e:
-        return f"cannot read file ({os_reason(e)})"
+        return f"cannot be read ({os_reason(e)})"
     if stat.S_ISDIR(st.st_mode):
         return "a folder, not a file"
     if not stat.S_ISREG(st.st_mode):
         return NOT_REGULAR
     if st.st_size == 0:
-        return "empty file (0 bytes)"
+        return EMPTY_FILE
     return None
+
+
+class UnusableFile(ValueError):
+    """A file in a folder cannot be used; the message is the plain reason ('file is truncated')."""
+
+
+def too_large() -> str:
+    return f"image too large (over {MAX_PIXELS:,} pixels)"   # MAX_PIXELS read now: tests lower it
+
+
+def plain_reason(e: BaseException, head: bytes = b"") -> str:
+    """Why an image file could not be decoded, in words a person acts on ('not an image', 'file is
+    truncated', 'cannot be read (permission denied)'), never an exception's class name. `head`,
+    the file's first bytes when known, tells a damaged image from a file that never was one."""
+    if isinstance(e, UnusableFile):
+        return str(e)
+    if isinstance(e, Image.DecompressionBombError):
+        return too_large()
+    if isinstance(e, UnidentifiedImageError):   # no format recognised the header
+        return f"{TRUNCATED} or damaged" if _starts_like_an_image(head) else NOT_AN_IMAGE
+    if isinstance(e, (EOFError, struct.error)) or "truncated" in str(e).lower():
+        return TRUNCATED
+    if isinstance(e, OSError) and e.errno is not None:   # the operating system's, not a decoder's
+        return f"cannot be read ({os_reason(e)})"
+    if isinstance(e, MemoryError):
+        return "not enough memory to decode it"
+    return DAMAGED   # a decoder's complaint: OSError without errno, SyntaxError, ValueError, ...
+
+
+def _starts_like_an_image(head: bytes) -> bool:
+    return head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _skipped_by_name(why: str) -> bool:
+    """Whether a skip reason comes from the file's name alone (see suffix_reason)."""
+    return why == NOT_AN_IMAGE or why.startswith("unsupported format")
+
+
+def suffix_reason(path: Path) -> str:
+    """Why a file with a name that is not an image's is skipped: 'unsupported format (.gif)' for
+    an image format this loader does not read, 'not an image' for anything else."""
+    suffix = path.suffix.lower()
+    return f"unsupported format ({suffix})" if suffix in OTHER_IMAGE_SUFFIXES else NOT_AN_IMAGE
 
 
 def scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str]], list[str]]:
@@ -93,7 +147,7 @@ def scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str
                 continue
             p = Path(dirpath) / fn
             if not is_image_path(p):
-                skipped.append((display_name(p.relative_to(root)), NOT_AN_IMAGE))
+                skipped.append((display_name(p.relative_to(root)), suffix_reason(p)))
                 continue
             why = file_problem(p)
             if why:
@@ -145,17 +199,17 @@ def _open_regular(path: Path):
     O_NONBLOCK: even a FIFO slipped in between cannot block the open."""
     why = file_problem(path)
     if why:
-        raise ValueError(why)
+        raise UnusableFile(why)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
-        raise ValueError(f"cannot read file ({os_reason(e)})") from None
+        raise UnusableFile(f"cannot be read ({os_reason(e)})") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(NOT_REGULAR)
+            raise UnusableFile(NOT_REGULAR)
         if st.st_size == 0:
-            raise ValueError("empty file (0 bytes)")
+            raise UnusableFile(EMPTY_FILE)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -173,36 +227,34 @@ def load_image(path: Path, resolution: int) -> tuple[np.ndarray, bool]:
 
 def decode_image(path: Path, draft: int | None = None) -> tuple[np.ndarray, bool]:
     """Decode one file at its own size to uint8 H x W x 3 (and whether it was greyscale); a JPEG
-    may be decoded at a reduced size no smaller than `draft` pixels a side. Raises ValueError with
-    a short reason for anything unusable."""
+    may be decoded at a reduced size no smaller than `draft` pixels a side. Raises UnusableFile (a
+    ValueError) with a plain reason for anything unusable."""
     with _open_regular(Path(path)) as fp, _quiet_bomb_warnings():
         try:
-            img = Image.open(fp)
-        except Image.DecompressionBombError:
-            raise ValueError(f"image too large to decode safely (the limit is {MAX_PIXELS:,} pixels)") from None
-        except UnidentifiedImageError:
-            raise ValueError("cannot read image (not a recognised image format, or a damaged header)") from None
-        except OSError as e:
-            raise ValueError(f"cannot read image ({os_reason(e)})") from None
-        except (SyntaxError, ValueError) as e:
-            raise ValueError(f"cannot read image ({type(e).__name__})") from None
-        with img:
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ValueError(f"image too large ({w}x{h} pixels; the limit is {MAX_PIXELS:,})")
-            if w < 1 or h < 1:
-                raise ValueError("empty image")
-            try:
-                if img.format == "JPEG" and draft:
-                    img.draft("RGB", (draft, draft))  # decode big JPEGs at reduced size
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                arr, gray = _to_rgb_array(img)
-            except Image.DecompressionBombError:
-                raise ValueError(f"image too large to decode safely (the limit is {MAX_PIXELS:,} pixels)") from None
-            except (OSError, SyntaxError, ValueError) as e:
-                raise ValueError(f"cannot decode image ({type(e).__name__}: {e})"[:120]) from None
-    return arr, gray
+            return _decode(fp, draft)
+        except Exception as e:   # Pillow's many complaints, put in plain words
+            raise UnusableFile(plain_reason(e, _first_bytes(fp))) from None
+
+
+def _decode(fp, draft: int | None) -> tuple[np.ndarray, bool]:
+    with Image.open(fp) as img:
+        w, h = img.size
+        if w * h > MAX_PIXELS:   # refused from the header, before the pixels are decoded
+            raise UnusableFile(too_large())
+        if w < 1 or h < 1:
+            raise UnusableFile("empty image (no pixels)")
+        if img.format == "JPEG" and draft:
+            img.draft("RGB", (draft, draft))  # decode big JPEGs at reduced size
+        img.load()
+        return _to_rgb_array(ImageOps.exif_transpose(img))
+
+
+def _first_bytes(fp, n: int = 16) -> bytes:
+    try:
+        fp.seek(0)
+        return fp.read(n)
+    except (OSError, ValueError):
+        return b""
 
 
 class _quiet_bomb_warnings:
@@ -240,11 +292,10 @@ def load_folder(path: str, resolution: int, max_images: int = 0):
     if not files and not skipped:
         raise DataError(f"{shown}: the folder is empty")
     if not files:
-        if all(why == NOT_AN_IMAGE for _, why in skipped):
+        if all(_skipped_by_name(why) for _, why in skipped):
             raise DataError(f"{shown}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)}); "
-                            f"{len(skipped)} other file(s) ignored")
-        first = "; ".join(f"{f}: {why}" for f, why in skipped[:3])
-        raise DataError(f"{shown}: no readable image files ({first})")
+                            f"{skipped_summary(skipped, len(skipped))}")
+        raise DataError(f"{shown}: no readable image files ({skipped_summary(skipped, len(skipped))})")
     scanned = len(skipped)
     if max_images:
         files = files[:max_images]
@@ -261,8 +312,8 @@ def load_folder(path: str, resolution: int, max_images: int = 0):
         grays.append(res[1])
         labels.append(index[lab])
     if not images:
-        first = "; ".join(f"{f}: {why}" for f, why in skipped[:3])
-        raise DataError(f"{shown}: none of the {len(files)} image file(s) could be read ({first})")
+        raise DataError(f"{shown}: none of the {len(files)} image file(s) could be read "
+                        f"({skipped_summary(skipped, scanned)})")
     used = sorted(set(labels))
     if len(used) < len(names):  # a class folder whose images were all broken
         remap = {old: new for new, old in enumerate(used)}
@@ -276,13 +327,54 @@ def load_folder(path: str, resolution: int, max_images: int = 0):
 def _try_load(path: Path, resolution: int):
     try:
         return load_image(path, resolution)
-    except ValueError as e:
-        return str(e)
     except Exception as e:  # a decoder bug must not lose the whole folder
-        return f"cannot read image ({type(e).__name__})"
+        return plain_reason(e)
+
+
+def preview_folder(path: str, n: int, size: int, seed: int = 0, max_images: int = 0,
+                   grey: bool = False) -> np.ndarray:
+    """Up to n images of a folder (of its first max_images, as load_folder takes them), picked at
+    random (seeded, across all classes) and decoded at size x size for a person to look at: uint8
+    (k, size, size, 3), or 1 channel with `grey`. Files that cannot be read are passed over; only
+    the picked files are decoded, so a large folder costs no more than a small one."""
+    files, _, _ = scan_folder(Path(path).expanduser())
+    files = files[:max_images] if max_images else files
+    order = np.random.default_rng(seed).permutation(len(files))
+    images = []
+    for i in order[:4 * n]:   # enough tries for a folder with many broken files, never all of them
+        res = _try_load(files[i][0], size)
+        if not isinstance(res, str):
+            images.append(res[0])
+        if len(images) == n:
+            break
+    out = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return _luma(out) if grey else out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) to (..., 1) grey, weighted as the datasets' 'grayscale' colour mode."""
+    grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None]
+
+
+def _by_reason(skipped: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(reason, files) groups, the most common reason first (ties: the first seen first)."""
+    groups: dict[str, list[str]] = {}
+    for file, why in skipped:
+        groups.setdefault(why, []).append(file)
+    return sorted(groups.items(), key=lambda g: -len(g[1]))
+
+
+def skipped_summary(skipped: list[tuple[str, str]], scanned: int, names: int = 3) -> str:
+    """'skipped 3 of 10 files — 2 not an image: a.txt, b.png; 1 file is truncated: cut.png':
+    the counts by plain reason, each with its first few file names."""
+    parts = []
+    for why, files in _by_reason(skipped):
+        shown = ", ".join(files[:names]) + (f" and {len(files) - names} more" if len(files) > names else "")
+        parts.append(f"{len(files)} {why}: {shown}")
+    return f"skipped {len(skipped)} of {scanned} file{'' if scanned == 1 else 's'} — " + "; ".join(parts)
 
 
 def skipped_warning(root: str, skipped: list[tuple[str, str]], scanned: int) -> str:
-    shown = ", ".join(f"{f} ({why})" for f, why in skipped[:5])
-    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-    return f"{display_name(root)}: skipped {len(skipped)} of {scanned} file(s): {shown}{more}"
+    """The one-line warning a run or a preview gives for a folder's skipped files."""
+    return f"{display_name(root)}: {skipped_summary(skipped, scanned)}"

@@ -93,3 +93,15 @@ def test_malformed_worker_requests_say_what_was_wrong(tmp_path, ckpt):
         assert ev["event"] == "error" and ev["id"] == i and expected in ev["message"], (req, ev)
         assert "\n" not in ev["message"] and "Traceback" not in ev["message"]
     json.dumps(events)  # every event is plain JSON
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--preview-size", "4"], "--preview-size 4: must be between 8 and 1024 pixels"),
+    (["--set", "training.batch_size=3"], "--set takes data fields only (data.FIELD=VALUE), not training"),
+    (["--set", "data.colour=grey"], "unknown field data.colour"),
+    (["--set", "data.resolution=2"], "data.resolution = 2 is too small; the minimum is 4"),
+    (["--dataset", "folder", "--path", "/no/such/folder"], "/no/such/folder: folder not found"),
+])
+def test_data_preview_arguments_are_one_line_errors(capsys, tmp_path, args, expected):
+    err = one_line_error(capsys, ["data-preview", "--n", "4", "--out", str(tmp_path / "g.png"), *args])
+    assert expected in err and not (tmp_path / "g.png").exists()

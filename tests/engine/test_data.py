@@ -65,8 +65,9 @@ def test_folder_classes_modes_and_bad_files(tmp_path, monkeypatch):
     assert len(d) == 5 and d.channels == 3
     by_reason = dict(d.skipped)
     assert set(by_reason) == {"dogs/broken.png", "dogs/notes.txt", "dogs/huge.png"}
-    assert "too large (300x300" in by_reason["dogs/huge.png"]
-    assert by_reason["dogs/notes.txt"] == "not an image file"
+    assert by_reason["dogs/huge.png"] == "image too large (over 50,000 pixels)"
+    assert by_reason["dogs/notes.txt"] == "not an image"
+    assert by_reason["dogs/broken.png"] == "file is truncated or damaged"   # a PNG header, then garbage
     imgs = {}
     files = ["cats/gray_alpha.png", "cats/palette.png", "cats/rgb.png", "dogs/cmyk.jpg", "dogs/sixteen.png"]
     for i, name in enumerate(files):
@@ -246,7 +247,7 @@ def _bad_entry(kind, root, monkeypatch):
     if kind == "folder named x.png":        # just a class folder: it is walked, never opened as a file
         (root / "x.png").mkdir()
         (root / "x.png" / "notes.txt").write_text("x")
-        return "x.png/notes.txt", "not an image file"
+        return "x.png/notes.txt", "not an image"
     if kind == "symlink to itself":
         os.symlink("loop.png", root / "loop.png")
         return "loop.png", "symbolic link loop"
@@ -262,7 +263,7 @@ def _bad_entry(kind, root, monkeypatch):
         return "sub/up", "already scanned"
     if kind == "zero-byte file":
         (root / "empty.png").write_bytes(b"")
-        return "empty.png", "empty file (0 bytes)"
+        return "empty.png", "empty file"
     if kind == "too large by its header":   # 100000 x 100000 claimed, a few bytes of data
         (root / "huge.png").write_bytes(_png_bytes(100_000, 100_000, 8, 0, b"\x00"))
         return "huge.png", "too large"
@@ -270,7 +271,7 @@ def _bad_entry(kind, root, monkeypatch):
         buf = __import__("io").BytesIO()
         Image.new("L", (64, 64), 9).save(buf, format="PNG", compress_level=0)
         (root / "cut.png").write_bytes(buf.getvalue()[:200])
-        return "cut.png", "cannot decode image"
+        return "cut.png", "file is truncated"
     if kind == "permission denied":
         bad = root / "locked.png"
         _png(bad, Image.new("L", (10, 10), 1))
@@ -319,7 +320,7 @@ def test_one_bad_entry_is_a_counted_skip_with_a_reason(tmp_path, monkeypatch, ki
     (file, why), = d.skipped
     assert file == name and reason in why and "\n" not in why, d.skipped
     assert d.scanned == 2
-    assert folder_mod.skipped_warning(d.name, d.skipped, d.scanned).endswith(f"skipped 1 of 2 file(s): {name} ({why})")
+    assert folder_mod.skipped_warning(d.name, d.skipped, d.scanned).endswith(f"skipped 1 of 2 files — 1 {why}: {name}")
 
 
 def test_unreadable_folder_is_one_clear_error(tmp_path, monkeypatch):
