@@ -1,20 +1,28 @@
-"""Sampling canvas: open (or drop) a checkpoint, sample a grid with a seed, a class and the
+"""Sampling canvas: open (or drop) a checkpoint, sample a batch with a seed, a class and the
 family's own sample options (drawn from its options dataclass: steps, solver, eta and guidance for
-diffusion, psi for a GAN, …), save the PNG, evaluate. Requests go to the shared engine worker; a
-newer one supersedes an older one, so clicking again never queues stale work."""
+diffusion, psi for a GAN, …), browse it as a gallery (each image with its own seed and class; click
+to enlarge; use its seed, copy, save one or all), go back to recent batches, save the grid,
+evaluate. Every PNG the engine writes carries its generation parameters (engine/pnginfo.py);
+dropping such a PNG here restores them (restore_png_info). Requests go to the shared engine
+worker; a newer one supersedes an older one, so clicking again never queues stale work."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.engine_client import EvalJob
+from app.qt_util import human_duration
+from app.widgets.gallery import Batch, Gallery, GalleryImage
 from app.widgets.image_view import ImageView
+from app.worker_session import same_path
 from engine.capabilities import Capabilities
+from engine.pnginfo import read_png_info
 
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
 EVAL_NAMES = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),
@@ -29,6 +37,9 @@ class SamplingCanvas(Canvas):
     def __init__(self, session, parent=None, settings=None):
         super().__init__(session, parent, settings)
         self.pending_id = 0
+        self._pending_fields: dict = {}     # n, seed, cls of the request in flight (the batch's title)
+        self._restore_pending: dict | None = None   # PNG parameters to apply once their checkpoint loads
+        self._origin: dict | None = None    # the parameters of the last restored PNG whose checkpoint is here
 
         self.ckpt = QLineEdit()
         self.ckpt.setPlaceholderText("a checkpoint (.safetensors): open, drop, or train one")
@@ -36,14 +47,19 @@ class SamplingCanvas(Canvas):
         self.n = QSpinBox(minimum=1, maximum=1024, value=50)
         self.n.setToolTip("How many images")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.seed.setToolTip("Same seed, same images")
+        self.seed.setToolTip("Image i of a batch has seed + i: the same seed gives the same images, and one "
+                             "image's seed gives that image alone")
         self.cls = QComboBox()
         self.cls.addItem("all classes", None)
         self.options_hint = QLabel("<i>The model's sample options appear here once a checkpoint is loaded.</i>")
         self.options_hint.setWordWrap(True)
         self.options_box.addWidget(self.options_hint)
         self.sample_btn = QPushButton("Sample")
-        self.save_btn = QPushButton("Save PNG…")
+        self.save_btn = QPushButton("Save grid…")
+        self.save_btn.setToolTip("Save the whole grid as a PNG (with the batch's parameters)")
+        self.origin_btn = QPushButton("Open its checkpoint")
+        self.origin_btn.setToolTip("Open the checkpoint a dropped PNG was made with, and restore its settings")
+        self.origin_btn.hide()
         self.eval_n = QSpinBox(minimum=50, maximum=50000, value=1000, singleStep=500)
         self.eval_n.setToolTip("Generated images to score against the training data")
         self.eval_btn = QPushButton("Evaluate")
@@ -51,16 +67,21 @@ class SamplingCanvas(Canvas):
                                  "runs in an engine process")
         self.eval_progress = QProgressBar()
         self.eval_progress.setFormat("")
+        self.eval_progress.setMinimumWidth(220)   # "features 500 / 1000 · 1m 20s left" fits; the tooltip has it all
+        self.eval_cancel_btn = QPushButton("Cancel")
+        self.eval_cancel_btn.setToolTip("Stop the evaluation (ends its engine process)")
+        self.eval_cancel_btn.setEnabled(False)
         self.eval_result = QLabel("")
         self.eval_result.setWordWrap(True)
         self.eval_result.setTextInteractionFlags(self.eval_result.textInteractionFlags() | Qt.TextSelectableByMouse)
+        self._eval_stage: tuple[str, float, int] = ("", 0.0, 0)   # stage, when and `done` at its first report
+        self._eval_cancelled = False
         self.eval_job = EvalJob(self)
         self.eval_job.progressed.connect(self._on_eval_progress)
         self.eval_job.done.connect(self._on_eval_done)
-        self.eval_job.failed.connect(lambda m: (self.eval_progress.setFormat("failed"),
-                                                self.eval_result.setText(f"<span style='color:#c0392b'>✖ {m}</span>"),
-                                                self.eval_btn.setEnabled(True)))
+        self.eval_job.failed.connect(self._on_eval_failed)
         self.view = ImageView("Samples appear here.")
+        self.gallery = Gallery(self.settings)
 
         row = QHBoxLayout()
         row.addWidget(self.ckpt, 1)
@@ -76,18 +97,29 @@ class SamplingCanvas(Canvas):
         side.addWidget(self.save_btn)
         side.addWidget(self.progress_row)
         side.addWidget(self.status)
+        side.addWidget(self.origin_btn)
         ev_row = QHBoxLayout()
         ev_row.addWidget(QLabel("Score"))
         ev_row.addWidget(self.eval_n)
         ev_row.addWidget(self.eval_btn)
+        ev_progress = QHBoxLayout()
+        ev_progress.addWidget(self.eval_progress, 1)
+        ev_progress.addWidget(self.eval_cancel_btn)
         side.addSpacing(12)
         side.addLayout(ev_row)
-        side.addWidget(self.eval_progress)
+        side.addLayout(ev_progress)
         side.addWidget(self.eval_result)
         side.addStretch(1)
+        side_box = QWidget()
+        side_box.setLayout(side)
+        results = QSplitter(Qt.Vertical)    # the picked image (or the grid) above, the gallery below
+        results.addWidget(self.view)
+        results.addWidget(self.gallery)
+        results.setStretchFactor(0, 3)
+        results.setStretchFactor(1, 2)
         body = QHBoxLayout()
-        body.addLayout(side)
-        body.addWidget(self.view, 1)
+        body.addWidget(side_box)
+        body.addWidget(results, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
         lay.addLayout(body, 1)
@@ -95,8 +127,14 @@ class SamplingCanvas(Canvas):
         self.open_btn.clicked.connect(self._open)
         self.sample_btn.clicked.connect(self.sample)
         self.save_btn.clicked.connect(self._save)
+        self.origin_btn.clicked.connect(lambda: self.open_origin())
         self.eval_btn.clicked.connect(self.evaluate)
+        self.eval_cancel_btn.clicked.connect(self.cancel_evaluation)
         self.ckpt.editingFinished.connect(lambda: self.set_checkpoint(self.ckpt.text()))
+        self.gallery.image_selected.connect(self._show_image)
+        self.gallery.use_seed.connect(self.use_seed)
+        self.gallery.message.connect(self.status.setText)
+        self.gallery.failed.connect(self.show_error)
         self.save_btn.setEnabled(False)
 
     # ---- checkpoint ----------------------------------------------------------------------------
@@ -119,6 +157,11 @@ class SamplingCanvas(Canvas):
             self.options_hint.hide()
         self.status.setText(f"loaded {Path(self.session.loaded_checkpoint).name} (step {self.session.step}): "
                             f"{caps.family}, {caps.resolution}×{caps.resolution}")
+        meta, self._restore_pending = self._restore_pending, None
+        if meta is not None and same_path(meta.get("checkpoint", ""), self.session.loaded_checkpoint):
+            self._apply_model_settings(meta)
+            self.status.setText(f"restored the settings of {meta.get('_png', 'the PNG')} "
+                                f"on {Path(self.session.loaded_checkpoint).name}")
 
     # ---- sampling ------------------------------------------------------------------------------
     def sample(self) -> int:
@@ -127,8 +170,8 @@ class SamplingCanvas(Canvas):
             return 0
         self.progress.setRange(0, 0)
         self.progress.setFormat("sampling…")
-        self.pending_id = self.request("sample", n=self.n.value(), seed=self.seed.value(), cls=self.cls.currentData(),
-                                       options=self.option_values())
+        self._pending_fields = {"n": self.n.value(), "seed": self.seed.value(), "cls": self.cls.currentData()}
+        self.pending_id = self.request("sample", **self._pending_fields, options=self.option_values())
         return self.pending_id
 
     def clear_pending(self) -> None:
@@ -137,13 +180,126 @@ class SamplingCanvas(Canvas):
     def on_result(self, ev: dict) -> None:
         if ev.get("id") != self.pending_id:
             return
-        self.view.set_path(ev["path"])
+        images = [GalleryImage(p, s, c, self._class_label(c))
+                  for p, s, c in zip(ev.get("images", []), ev.get("seeds", []), ev.get("classes", []))]
+        asked = self._pending_fields
+        cls = asked.get("cls")
+        note = ", ".join(x for x in (f"class {self._class_text(cls)}" if cls is not None else "",
+                                     f"step {self.session.step}" if self.session.step is not None else "") if x)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress.setFormat("done")
         self.status.setText(f"{ev.get('n')} images in {ev.get('elapsed_s', 0):.1f}s")
-        self.save_btn.setEnabled(True)
+        self.gallery.add_batch(Batch(ev["path"], images, asked.get("seed", images[0].seed if images else 0),
+                                     int(ev.get("n", len(images))), note))  # shows the grid in the view
         self.sampled.emit(ev["path"])
+
+    def use_seed(self, image: GalleryImage) -> None:
+        """Sample from this image's seed and class next. Images is left as it is: image 0 of the
+        next batch is this very image (image i has seed + i), and a person who wants it alone, to
+        try other options on it, sets Images to 1; a batch size they chose is not lost by a click."""
+        self.seed.setValue(image.seed)
+        self._select_class(image.cls)
+        self.status.setText(f"seed {image.seed}" + (f", class {self._class_text(image.cls)}"
+                                                     if image.cls is not None else "")
+                            + ": the next batch starts with this image")
+
+    def _show_image(self, path: str) -> None:
+        if path:
+            self.view.set_path(path)
+        else:
+            self.view.clear()
+        self.save_btn.setEnabled(self.grid_path() != "")
+
+    def grid_path(self) -> str:
+        batch = self.gallery.current_batch()
+        return batch.grid if batch is not None else ""
+
+    def _class_label(self, cls: int | None) -> str:
+        """How the loaded model names class `cls` ("" when it does not say)."""
+        labels = self.capabilities.class_labels if self.capabilities is not None else []
+        return labels[cls] if cls is not None and 0 <= cls < len(labels) else ""
+
+    def _class_text(self, cls: int | None) -> str:
+        """"3", or "3 (cat)" where the model names its classes."""
+        label = self._class_label(cls)
+        return f"{cls}" + (f" ({label})" if label and label != str(cls) else "")
+
+    def _select_class(self, cls: int | None) -> bool:
+        for i in range(self.cls.count()):
+            if self.cls.itemData(i) == cls:
+                self.cls.setCurrentIndex(i)
+                return True
+        return False
+
+    # ---- generation parameters of a PNG (A1111's "PNG Info") -----------------------------------
+    def restore_png_info(self, path: str) -> bool:
+        """Set this canvas to what made a GenLab PNG: seed, images (1 for a single image), class and
+        the family's options. The options and class apply only to a model of the PNG's family; for
+        another one the status says where the PNG came from and origin_btn opens that checkpoint,
+        whose settings are applied once it has loaded. False when the file carries no GenLab
+        sampling parameters (the status says why)."""
+        name = Path(path).name
+        try:
+            meta = read_png_info(path)
+        except ValueError as e:
+            self.show_error(str(e))
+            return False
+        if meta is None:
+            self.status.setText(f"{name} carries no GenLab parameters (it was not written by GenLab's sampling)")
+            return False
+        if meta.get("kind") != "sample":
+            what = "an inpainting result: its settings belong to the Inpainting canvas" \
+                if meta.get("kind") == "inpaint" else f"a {meta.get('kind', 'GenLab')} image, not a sample"
+            self.status.setText(f"{name} is {what}")
+            return False
+        meta = {**meta, "_png": name}
+        self.seed.setValue(int(meta.get("seed", 0)))
+        self.n.setValue(int(meta.get("n", 1)))
+        origin = str(meta.get("checkpoint", ""))
+        self._origin = meta if origin and Path(origin).is_file() else None
+        self.origin_btn.hide()
+        caps = self.capabilities
+        if caps is not None and caps.family == meta.get("family"):
+            self._apply_model_settings(meta)
+            text = f"restored seed {meta.get('seed')}, {self.n.value()} image(s) and the options of {name}"
+            if not same_path(origin, self.session.loaded_checkpoint):
+                text += f"; it was made with {self._origin_text(meta)}"
+                self.origin_btn.setVisible(self._origin is not None)
+            self.status.setText(text)
+        elif self._origin is not None and (not self.checkpoint or same_path(origin, self.checkpoint)):
+            self.open_origin()   # nothing else is open, or its own checkpoint is not loaded yet: load it
+        else:
+            loaded = f"the loaded model is a {caps.family}" if caps is not None else "no model is loaded"
+            text = f"{name} came from a {meta.get('family')} model, {self._origin_text(meta)}; {loaded}. " \
+                   f"Seed and images are restored; its class and options apply to its own model"
+            text += ": open its checkpoint to restore them" if self._origin is not None else \
+                " (that checkpoint is not on this machine)"
+            self.status.setText(text)
+            self.origin_btn.setVisible(self._origin is not None)
+        return True
+
+    def open_origin(self) -> None:
+        """Open the checkpoint the last restored PNG came from; its class and options are applied
+        once it has loaded (apply_capabilities)."""
+        if self._origin is None:
+            return
+        self._restore_pending = self._origin
+        self.origin_btn.hide()
+        ckpt = str(self._origin["checkpoint"])
+        self.status.setText(f"opening {Path(ckpt).name}, where {self._origin['_png']} came from…")
+        self.session.set_checkpoint(ckpt)
+
+    def _apply_model_settings(self, meta: dict) -> None:
+        """The class and the options of a PNG made by a model of the loaded family."""
+        self._select_class(meta.get("cls"))
+        if self.options is not None and isinstance(meta.get("options"), dict):
+            self.options.set_values(meta["options"])
+
+    @staticmethod
+    def _origin_text(meta: dict) -> str:
+        ckpt = Path(str(meta.get("checkpoint", "?")))
+        return f"{ckpt.parent.parent.name}/{ckpt.name} (step {meta.get('step')})"
 
     # ---- evaluation (its own engine process: it may take minutes) ------------------------------
     def evaluate(self) -> None:
@@ -151,7 +307,11 @@ class SamplingCanvas(Canvas):
             self.eval_result.setText("Open a checkpoint first.")
             return
         self.eval_btn.setEnabled(False)
+        self.eval_cancel_btn.setEnabled(True)
+        self._eval_cancelled = False
+        self._eval_stage = ("", 0.0, 0)
         self.eval_result.setText("")
+        self.eval_progress.setRange(0, 0)
         self.eval_progress.setFormat("starting…")
         iterative = self.capabilities is not None and self.capabilities.sampling.steps
         steps = self.option_values().get("steps") if iterative else None  # IterativeSampler's option
@@ -159,19 +319,50 @@ class SamplingCanvas(Canvas):
         self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps,
                                metrics="fid,kid,pr,is" + (",bpd" if likelihood else ""))
 
+    def cancel_evaluation(self) -> None:
+        """Stop the evaluation: its engine process is ended (it holds nothing worth saving)."""
+        if not self.eval_job.is_running():
+            return
+        self._eval_cancelled = True
+        self.eval_cancel_btn.setEnabled(False)
+        self.eval_progress.setFormat("cancelling…")
+        self.eval_job.kill()
+
     def _on_eval_progress(self, stage: str, done: int, total: int) -> None:
-        self.eval_progress.setRange(0, total)
+        if stage != self._eval_stage[0]:   # each stage (sampling, features, …) has its own pace
+            self._eval_stage = (stage, time.monotonic(), done)
+        _, since, done0 = self._eval_stage
+        text = f"{stage} {done} / {total}"
+        if done0 < done < total:   # the pace since this stage's first report (the process start is no part of it)
+            left = (time.monotonic() - since) * (total - done) / (done - done0)
+            text += f" · {human_duration(left)} left"
+        self.eval_progress.setRange(0, max(total, 1))
         self.eval_progress.setValue(done)
-        self.eval_progress.setFormat(f"{stage} %v / %m")
+        self.eval_progress.setFormat(text)
+        self.eval_progress.setToolTip(text)   # the whole text, where the bar is too narrow
 
     def _on_eval_done(self, r: dict) -> None:
         self.eval_btn.setEnabled(True)
+        self.eval_cancel_btn.setEnabled(False)
         self.eval_progress.setFormat(f"done in {r.get('seconds', 0):.0f}s")
         lines = [f"{label}: <b>{r[k]:.4g}</b>" for k, label in EVAL_NAMES if k in r]
         note = "" if r.get("extractor") == "inception" else "<br><i>Inception weights not found: domain features</i>"
         if "bits_per_dim" in r:
             lines[-1] += f" on {r.get('bpd_images')} {r.get('bpd_split')} images"
         self.eval_result.setText(f"{r.get('n')} samples at step {r.get('step')}:<br>" + "<br>".join(lines) + note)
+
+    def _on_eval_failed(self, message: str) -> None:
+        self.eval_btn.setEnabled(True)
+        self.eval_cancel_btn.setEnabled(False)
+        self.eval_progress.setRange(0, 1)
+        self.eval_progress.setValue(0)
+        if self._eval_cancelled:
+            self.eval_progress.setFormat("cancelled")
+            self.eval_result.setText("Evaluation cancelled.")
+        else:
+            self.eval_progress.setFormat("failed")
+            self.eval_result.setText(f"<span style='color:#c0392b'>✖ {message}</span>")
+        self._eval_cancelled = False
 
     # ---- files ---------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -180,22 +371,44 @@ class SamplingCanvas(Canvas):
             self.set_checkpoint(path)
 
     def save_to(self, path: str) -> None:
-        shutil.copyfile(self.view.path, path)
+        """The grid PNG as the engine wrote it, with the batch's parameters."""
+        shutil.copyfile(self.grid_path(), path)
         self.status.setText(f"saved {path}")
 
     def _save(self) -> None:
-        if not self.view.path:
+        if not self.grid_path():
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save samples", "samples.png", "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the grid", "samples.png", "PNG (*.png)")
         if path:
-            self.save_to(path)
+            try:
+                self.save_to(path)
+            except OSError as e:
+                self.show_error(f"cannot save {path}: {e.strerror or e}")
+
+    @staticmethod
+    def _dropped(e) -> str:
+        urls = e.mimeData().urls() if e.mimeData().hasUrls() else []
+        return urls[0].toLocalFile() if urls else ""
 
     def dragEnterEvent(self, e):
-        if e.mimeData().hasUrls() and e.mimeData().urls()[0].toLocalFile().endswith(".safetensors"):
+        path = self._dropped(e)
+        if path.endswith(".safetensors") or (path.lower().endswith(".png") and _has_png_info(path)):
             e.acceptProposedAction()
 
     def dropEvent(self, e):
-        self.set_checkpoint(e.mimeData().urls()[0].toLocalFile())
+        path = self._dropped(e)
+        if path.lower().endswith(".png"):
+            self.restore_png_info(path)
+        elif path:
+            self.set_checkpoint(path)
 
     def shutdown(self) -> None:
         self.eval_job.kill(wait_ms=3000)
+
+
+def _has_png_info(path: str) -> bool:
+    """Whether a PNG carries GenLab parameters (a drop of one is accepted); unreadable: no."""
+    try:
+        return read_png_info(path) is not None
+    except ValueError:
+        return False

@@ -4,11 +4,9 @@ fills, which need no model. The model works at its resolution on a region of the
 whole image, its central square, or a square around the mask: engine/inpainting/geometry.py);
 its result is pasted back into the full-size image with a feathered edge, so pixels away from
 the mask come back bit for bit. One PNG per seed, with the method and its parameters in the PNG's
-text metadata."""
+text metadata (engine/pnginfo.py)."""
 from __future__ import annotations
 
-import io
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION
 from engine.inpainting.composite import cut, feather, paste, resize, to_channels, to_uint8
 from engine.inpainting.geometry import mask_outside, work_region
 from engine.ops.base import Cancel, ModelSession, StageProgress, stage
+from engine.pnginfo import parameters_line, write_png
 from engine.schema import section_from_dict, validate_section
 from engine.sections.inpaint import InpaintSettings
 
@@ -86,21 +85,7 @@ def load_mask(path: str, size: tuple[int, int], resize_ok: bool) -> tuple[np.nda
     return mask.astype(np.float32), note
 
 
-def png_bytes(img: np.ndarray, text: dict[str, str]) -> bytes:
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-    u8 = to_uint8(img)
-    pil = Image.fromarray(u8[..., 0], "L") if u8.shape[2] == 1 else Image.fromarray(u8, "RGB")
-    info = PngInfo()
-    for k, v in text.items():
-        info.add_text(k, v)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
-
-
 def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgress, cancel: Cancel) -> InpaintResult:
-    from engine.util import atomic_write_bytes
     settings = section_from_dict(InpaintSettings, req.settings, "settings")
     validate_section(settings, "settings")
     method = req.method or (session.family.inpaint_methods[0] if _inpaints(session) else CLASSICAL_METHODS[0])
@@ -116,8 +101,8 @@ def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgre
         seeds, params = list(req.seeds), more
         if mask_outside(mask, region):
             note = "; ".join(filter(None, [note, "part of the mask lies outside the frame and is left unchanged"]))
-    meta = {"method": method, "image": str(req.image), "mask": str(req.mask), "settings": asdict(settings),
-            "params": params, "elapsed_s": round(time.perf_counter() - t0, 3)}
+    meta = {"kind": "inpaint", "method": method, "image": str(req.image), "mask": str(req.mask),
+            "settings": asdict(settings), "params": params, "elapsed_s": round(time.perf_counter() - t0, 3)}
     if session is not None and method not in CLASSICAL_METHODS:
         meta.update(checkpoint=str(session.checkpoint), step=session.step, family=session.family.name)
     out_dir = Path(req.out_dir)
@@ -127,9 +112,8 @@ def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgre
     for i, out in enumerate(outs):
         suffix = f"_seed{seeds[i]}" if seeds else ""
         path = out_dir / f"{stem}_{method.replace(' ', '-')}{suffix}.png"
-        text = {"genlab": json.dumps({**meta, **({"seed": seeds[i]} if seeds else {})}),
-                "parameters": _parameters_line(meta, seeds[i] if seeds else None)}
-        atomic_write_bytes(path, png_bytes(out, text))
+        seed = seeds[i] if seeds else None
+        write_png(path, to_uint8(out), {**meta, **({"seed": seed} if seeds else {})}, _parameters_line(meta, seed))
         paths.append(str(path))
     return InpaintResult(paths, seeds, method, list(region), note)
 
@@ -184,12 +168,7 @@ def _with_model(session, image, mask, method, settings, req, progress, cancel):
 
 
 def _parameters_line(meta: dict, seed: int | None) -> str:
-    """One readable line, like the 'parameters' text other tools write into their PNGs."""
-    parts = [f"Method: {meta['method']}"]
-    if seed is not None:
-        parts.append(f"Seed: {seed}")
-    for k, v in {**meta["params"].get("options", {}), **meta["params"].get("inpaint", {})}.items():
-        parts.append(f"{k}: {v}")
-    if "checkpoint" in meta:
-        parts.append(f"Checkpoint: {Path(meta['checkpoint']).name} (step {meta['step']}, {meta['family']})")
-    return ", ".join(parts)
+    """The readable 'parameters' line: the method, the seed, its options, the checkpoint."""
+    params = meta["params"]
+    return parameters_line({"Method": meta["method"], "Seed": seed, **params.get("options", {}),
+                            **params.get("inpaint", {})}, meta)

@@ -1,4 +1,7 @@
-"""Sample a grid of images from the loaded model."""
+"""Sample a batch of images from the loaded model: a grid PNG, and one PNG per image in a folder
+next to it (the gallery's images). Every PNG carries how it was made (engine/pnginfo.py): the
+grid the batch's parameters, each image its own seed and class, so that image alone can be made
+again (image i is drawn alone with seed + i: engine/training/grid.py::sample_images)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ class SampleRequest:
     ema: bool = True
     options: dict = field(default_factory=dict)   # the family's sample options (engine/sections/)
     scale: int = 1
+    images_dir: str = ""             # the per-image PNGs; "": a folder named after `out`, next to it
 
     def check(self) -> None:
         check_like(self.n, SamplingSection, "grid_size", "n", "sampling.grid_size")  # 1..1024 images
@@ -26,15 +30,58 @@ class SampleRequest:
 
 @dataclass
 class SampleResult:
-    path: str
+    path: str                        # the grid
     n: int
+    images: list = field(default_factory=list)    # one PNG per image, in grid order
+    seeds: list = field(default_factory=list)     # image i's own seed (seed + i)
+    classes: list = field(default_factory=list)   # image i's class index (None: unconditional)
+
+
+def images_dir_for(out: str | Path) -> Path:
+    out = Path(out)
+    return out.parent / f"{out.stem}_images"
 
 
 def run(session: ModelSession, req: SampleRequest, progress: StageProgress, cancel: Cancel) -> SampleResult:
-    from engine.training.grid import sample_grid_image, save_png
+    from engine.pnginfo import write_png
+    from engine.training.grid import grid_classes, grid_columns, make_grid, sample_images
     fam = session.family
     options = fam.sample_options(req.options)
-    img = sample_grid_image(fam, req.n, seed=req.seed, cls=req.cls, scale=req.scale, use_ema=req.ema,
-                            options=options, progress=stage(progress, "sampling"), cancel=cancel)
-    save_png(img, Path(req.out))
-    return SampleResult(req.out, req.n)
+    imgs, labels = sample_images(fam, req.n, seed=req.seed, cls=req.cls, per_image_seeds=True, use_ema=req.ema,
+                                 options=options, progress=stage(progress, "sampling"), cancel=cancel)
+    batch = batch_meta(session, req, options)
+    grid = make_grid(imgs, grid_columns(req.n, grid_classes(fam, req.cls)), scale=req.scale)
+    write_png(req.out, grid, batch, parameters(batch, fam))
+    folder = Path(req.images_dir) if req.images_dir else images_dir_for(req.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = [req.seed + i for i in range(req.n)]
+    classes = [None if labels is None or labels[i] < 0 else int(labels[i]) for i in range(req.n)]
+    paths = []
+    for i in range(req.n):
+        meta = {**batch, "seed": seeds[i], "cls": classes[i], "n": 1, "n_index": i,
+                "batch_seed": req.seed, "batch_n": req.n}
+        path = folder / f"{i:04d}_seed{seeds[i]}.png"
+        write_png(path, make_grid(imgs[i:i + 1], 1, pad=0, scale=req.scale), meta, parameters(meta, fam))
+        paths.append(str(path))
+    return SampleResult(str(req.out), req.n, paths, seeds, classes)
+
+
+def batch_meta(session: ModelSession, req: SampleRequest, options) -> dict:
+    """What made this batch: the checkpoint, its family, the seed, the class and every sample option
+    (the run's values where the request set none)."""
+    from engine.sections.common import option_values
+    fam = session.family
+    return {"kind": "sample", "checkpoint": str(session.checkpoint), "step": session.step, "family": fam.name,
+            "resolution": fam.resolution, "seed": req.seed, "n": req.n, "cls": req.cls,
+            "options": option_values(options), "ema": req.ema}
+
+
+def parameters(meta: dict, fam) -> str:
+    from engine.pnginfo import parameters_line
+    cls = meta.get("cls")
+    names = list(getattr(fam, "class_names", []) or [])
+    named = cls is not None and 0 <= cls < len(names) and names[cls] != str(cls)   # digits are named "0".."9"
+    cls_text = None if cls is None else (f"{cls} ({names[cls]})" if named else str(cls))
+    images = None if meta.get("n", 1) == 1 else meta["n"]
+    return parameters_line({"Seed": meta["seed"], "Images": images, "Class": cls_text, **meta["options"],
+                            "EMA": meta["ema"]}, meta)
