@@ -1,18 +1,21 @@
 """Latent-interpolation canvas, for any model with a latent record: a list of endpoints (seeds, or
 dropped images that the model encodes — projection, inversion, …), lerp or slerp, N frames, the
-model's own rendering options; a strip and an animated preview; GIF and MP4 export (written by the
-engine)."""
+model's own rendering options; a strip and an animated preview with play/pause (button, or space
+on the preview) and a frame scrubber; GIF and MP4 export (written by the engine). A walk renders
+when the tab opens, and option changes re-render live (Canvas.request_live: one render in flight,
+the newest change sent when it answers, every frame shown)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.common import IMAGE_SUFFIXES, dropped_images
+from app.qt_util import signals_blocked
 from app.widgets.image_view import ImageView
 from engine.capabilities import Capabilities
 
@@ -23,10 +26,14 @@ class InterpolationCanvas(Canvas):
 
     def __init__(self, session, parent=None, settings=None):
         super().__init__(session, parent, settings)
-        self.pending_id = 0
+        self.pending_id = 0                 # the newest preview render sent (0: none since the last reset)
+        self.render_ids: dict[int, str] = {}  # preview renders whose frames are shown -> their checkpoint
+        self.frames_checkpoint = ""          # the checkpoint the frames on screen were rendered from
         self.export_id = 0
+        self._render_after_export = False   # a preview asked for while an export ran
         self.frames: list[QPixmap] = []
-        self.frame_index = 0
+        self.frame_index = 0                # the frame the preview shows
+        self.playing = True
 
         self.endpoints = QListWidget()
         self.endpoints.setToolTip("Endpoints in order. Drop images here (they are encoded into the latent space).")
@@ -52,8 +59,21 @@ class InterpolationCanvas(Canvas):
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
         self.preview.setMinimumSize(256, 256)
+        self.preview.setFocusPolicy(Qt.StrongFocus)   # space plays and pauses once it has focus
+        self.preview.setToolTip("Space (or a click) plays and pauses")
+        self.preview.installEventFilter(self)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._next_frame)
+        self.play_btn = QPushButton("Pause")
+        self.play_btn.setToolTip("Play or pause the preview (space on the preview)")
+        self.play_btn.setEnabled(False)
+        self.play_btn.clicked.connect(self.toggle_play)
+        self.scrubber = QSlider(Qt.Horizontal)
+        self.scrubber.setToolTip("Drag to a frame (pauses the preview)")
+        self.scrubber.setEnabled(False)
+        self.scrubber.sliderPressed.connect(self.pause)
+        self.scrubber.valueChanged.connect(self._scrubbed)
+        self.frame_label = QLabel("")
 
         add_row = QHBoxLayout()
         add_row.addWidget(self.seed)
@@ -80,11 +100,17 @@ class InterpolationCanvas(Canvas):
         side.addLayout(exp)
         side.addWidget(self.progress_row)
         side.addWidget(self.status)
+        side.addWidget(self.live_label)
         side_w = QWidget()
         side_w.setLayout(side)
         side_w.setMaximumWidth(340)
+        player = QHBoxLayout()
+        player.addWidget(self.play_btn)
+        player.addWidget(self.scrubber, 1)
+        player.addWidget(self.frame_label)
         right = QVBoxLayout()
         right.addWidget(self.preview, 3)
+        right.addLayout(player)
         right.addWidget(self.strip, 1)
         lay = QHBoxLayout(self)
         lay.addWidget(side_w)
@@ -96,7 +122,7 @@ class InterpolationCanvas(Canvas):
         self.render_btn.clicked.connect(self.render)
         self.gif_btn.clicked.connect(lambda: self._export_dialog(".gif"))
         self.mp4_btn.clicked.connect(lambda: self._export_dialog(".mp4"))
-        self.fps.valueChanged.connect(self._restart_animation)
+        self.fps.valueChanged.connect(self._restart_timer)
         for seed in (1, 2):
             self.add_endpoint(seed)
         self._set_enabled(False)
@@ -104,6 +130,19 @@ class InterpolationCanvas(Canvas):
     # ---- model ---------------------------------------------------------------------------------
     def clear_pending(self) -> None:
         self.pending_id = self.export_id = 0
+        self.render_ids.clear()
+        self._render_after_export = False
+
+    def on_checkpoint_changed(self, path: str) -> None:
+        # a walk still rendering is of the previous model: it is not shown (newer requests are)
+        self.render_ids.clear()
+
+    def on_failed(self, rid: int, message: str) -> None:
+        self.render_ids.pop(rid, None)
+        super().on_failed(rid, message)
+
+    def on_cancelled(self, rid: int) -> None:
+        self.render_ids.pop(rid, None)
 
     def apply_capabilities(self, caps: Capabilities) -> None:
         lat = caps.latent
@@ -112,7 +151,7 @@ class InterpolationCanvas(Canvas):
             self.status.setText(f"A {caps.family} model offers no latent space to interpolate in.")
             return
         self._set_enabled(True)
-        self.build_options(caps, decode_only=True)
+        self.build_options(caps, decode_only=True, on_change=self.render)
         self.mode.setCurrentText(lat.default_mode)
         cond = caps.conditional
         self.cls.clear()
@@ -121,14 +160,14 @@ class InterpolationCanvas(Canvas):
             self.cls.addItem(f"{i}: {name}", i)
         self.cls.setEnabled(bool(caps.class_labels))
         self.status.setText(f"Walks through {lat.title or lat.space}; images enter by {lat.encode_method or 'no encoder'}.")
-        if lat.one_pass and self.isVisible():
-            self.render()  # one generator pass per frame: a walk renders in milliseconds, show one now
+        if self.isVisible():
+            self.render()  # the tab is open: show this model's walk (a slow model shows progress and Cancel)
 
     def showEvent(self, e):
         super().showEvent(e)
         lat = self.capabilities.latent if self.capabilities is not None else None
-        if lat is not None and lat.one_pass and not self.frames and not self.pending_id:
-            self.render()  # the model was loaded while another tab was shown: a walk takes milliseconds
+        if lat is not None and self.frames_checkpoint != self.checkpoint and not self.live_busy():
+            self.render()  # the model was loaded while another tab was shown: the tab opens on its walk
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.render_btn, self.gif_btn, self.mp4_btn):
@@ -158,29 +197,48 @@ class InterpolationCanvas(Canvas):
             self.add_endpoint(path)
 
     # ---- rendering -------------------------------------------------------------------------------
-    def _request(self, out: str | None = None) -> int:
+    def _fields(self) -> dict | None:
+        """The walk's request fields, or None (saying why in the status) when it cannot be asked for."""
         specs = self.endpoint_specs()
         if not self.checkpoint:
             self.status.setText("Open a checkpoint first.")
-            return 0
+            return None
         if len(specs) < 2:
             self.status.setText("Add at least two endpoints.")
-            return 0
-        fields = dict(endpoints=specs, frames=self.frames_spin.value(), mode=self.mode.currentText(),
-                      fps=self.fps.value(), cls=self.cls.currentData(),
-                      options=self.option_values())
-        if out:
-            fields["out"] = out
-        self.progress.setFormat("starting…")
-        return self.request("interpolate", **fields)
+            return None
+        return dict(endpoints=specs, frames=self.frames_spin.value(), mode=self.mode.currentText(),
+                    fps=self.fps.value(), cls=self.cls.currentData(), options=self.option_values())
 
     def render(self) -> int:
-        self.pending_id = self._request()
-        return self.pending_id
+        """A preview walk, live: sent now, or (0) sent when the one rendering answers."""
+        fields = self._fields()
+        if fields is None:
+            return 0
+        if self.export_id in self.inflight:  # the worker would cancel the export for it: it follows the export
+            self._render_after_export = True
+            return 0
+        return self.request_live("interpolate", **fields)
+
+    def request(self, op: str, **fields) -> int:
+        """Every preview walk sent (also a live one that waited and is sent later by the base) is shown."""
+        rid = super().request(op, **fields)
+        if op == "interpolate":
+            self.progress.setFormat("starting…")
+            if "out" not in fields:
+                self.pending_id = rid
+                self.render_ids[rid] = self.checkpoint
+        return rid
+
+    def on_done(self, rid: int, kind: str) -> None:
+        super().on_done(rid, kind)
+        if rid == self.export_id and self._render_after_export:
+            self._render_after_export = False
+            self.render()
 
     def export(self, path: str) -> int:
         """Write a GIF or MP4 (by suffix) through the engine."""
-        self.export_id = self._request(out=path)
+        fields = self._fields()
+        self.export_id = self.request("interpolate", **fields, out=path) if fields is not None else 0
         return self.export_id
 
     def _export_dialog(self, suffix: str) -> None:
@@ -191,8 +249,9 @@ class InterpolationCanvas(Canvas):
 
     def on_result(self, ev: dict) -> None:
         rid = ev.get("id")
-        if rid not in (self.pending_id, self.export_id) or ev.get("op") != "interpolate":
+        if ev.get("op") != "interpolate" or not (rid in self.render_ids or rid == self.export_id):
             return
+        self.frames_checkpoint = self.render_ids.pop(rid, self.checkpoint)
         self._show_strip(ev["path"], int(ev["frames"]), int(ev["frame_size"]))
         self.progress.setFormat(f"{ev['frames']} frames in {ev.get('elapsed_s', 0):.1f}s")
         if rid == self.export_id and ev.get("out"):
@@ -205,21 +264,66 @@ class InterpolationCanvas(Canvas):
         sheet = QPixmap(path)
         # the strip is one row of frames with a 1-pixel border around each
         self.frames = [sheet.copy(QRect(1 + i * (size + 1), 1, size, size)) for i in range(n)]
-        self.frame_index = 0
-        self._restart_animation()
+        with signals_blocked(self.scrubber):
+            self.scrubber.setRange(0, n - 1)
+        self.scrubber.setEnabled(True)
+        self.play_btn.setEnabled(True)
+        # the same frame of the newer walk: a drag while paused (or playing) changes the picture in place
+        self.show_frame(min(self.frame_index, n - 1))
+        if self.playing and not self.timer.isActive():  # a restart per live frame would stop the animation
+            self._restart_timer()
 
-    def _restart_animation(self) -> None:
-        if self.frames:
-            self.timer.start(int(1000 / self.fps.value()))
-            self._next_frame()
-
-    def _next_frame(self) -> None:
+    # ---- the preview player --------------------------------------------------------------------
+    def show_frame(self, i: int) -> None:
         if not self.frames:
             return
-        pm = self.frames[self.frame_index % len(self.frames)]
+        self.frame_index = i % len(self.frames)
+        pm = self.frames[self.frame_index]
         side = max(64, min(self.preview.width(), self.preview.height()))
         self.preview.setPixmap(pm.scaled(side, side, Qt.KeepAspectRatio, Qt.FastTransformation))
-        self.frame_index += 1
+        with signals_blocked(self.scrubber):   # following the animation is not a person scrubbing
+            self.scrubber.setValue(self.frame_index)
+        self.frame_label.setText(f"frame {self.frame_index + 1} / {len(self.frames)}")
+
+    def _next_frame(self) -> None:
+        self.show_frame(self.frame_index + 1)
+
+    def _restart_timer(self) -> None:
+        if self.playing and self.frames:
+            self.timer.start(int(1000 / self.fps.value()))
+        else:
+            self.timer.stop()
+
+    def play(self) -> None:
+        self.playing = True
+        self.play_btn.setText("Pause")
+        self._restart_timer()
+
+    def pause(self) -> None:
+        self.playing = False
+        self.play_btn.setText("Play")
+        self.timer.stop()
+
+    def toggle_play(self) -> None:
+        if self.playing:
+            self.pause()
+        else:
+            self.play()
+
+    def _scrubbed(self, i: int) -> None:
+        self.pause()
+        self.show_frame(i)
+
+    def eventFilter(self, obj, e):
+        if obj is self.preview and self.frames:
+            if e.type() == QEvent.KeyPress and e.key() == Qt.Key_Space:
+                self.toggle_play()
+                return True
+            if e.type() == QEvent.MouseButtonPress and e.button() == Qt.LeftButton:
+                self.preview.setFocus()
+                self.toggle_play()
+                return True
+        return super().eventFilter(obj, e)
 
     def dragEnterEvent(self, e):
         if dropped_images(e.mimeData()):

@@ -2,14 +2,17 @@
 down the left, column sources across the top; each cell is its row's image with the checked style
 layers taken from its column. Sources are seeds or dropped images (projected into w+ first).
 The rendering options are the model's own sample options (psi, noise, …). Every change re-renders
-through the engine worker; a newer request supersedes an older one, so dragging a slider stays fluid."""
+live through the engine worker (Canvas.request_live: one render in flight, the newest change sent
+when it answers, every frame shown), so dragging a slider shows the grid moving at the render rate.
+Hovering a cell names its sources and the layers it takes from the column."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QPushButton, QToolTip, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.common import copy_result, dropped_images, parse_sources
@@ -21,15 +24,74 @@ GROUP_TIPS = {"coarse": "pose, shape (low resolutions)", "middle": "features (mi
               "fine": "colour, texture (high resolutions)", "all": "every style layer", "none": "no layer"}
 
 
+def source_name(src) -> str:
+    return f"seed {src}" if isinstance(src, int) else Path(str(src)).name
+
+
+def layer_ranges(layers: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0–2, 5'."""
+    runs: list[list[int]] = []
+    for i in sorted(layers):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
+
+
+def shown_image_rect(view: ImageView) -> QRect:
+    """Where ImageView paints its image in widget coordinates (the same fit and whole-number zoom
+    as its paintEvent)."""
+    size = view.image_size()
+    if size.isEmpty():
+        return QRect()
+    scale = min(view.width() / size.width(), view.height() / size.height())
+    if scale >= 1:
+        scale = max(1, int(scale))
+    w, h = int(size.width() * scale), int(size.height() * scale)
+    return QRect((view.width() - w) // 2, (view.height() - h) // 2, w, h)
+
+
+class MixGrid:
+    """What the grid on screen shows: the row and column sources and the layers of the request it
+    answers. Grid cell (i, j) is row i, column j of (rows + 1) × (cols + 1) equal cells: the top row
+    shows the column sources, the left column the row sources, the corner is blank."""
+
+    def __init__(self, rows: list, cols: list, layers: list[int]):
+        self.rows, self.cols, self.layers = rows, cols, layers
+
+    def cell_at(self, image_rect: QRect, pos: QPoint) -> tuple[int, int] | None:
+        if not image_rect.contains(pos):
+            return None
+        i = (pos.y() - image_rect.top()) * (len(self.rows) + 1) // image_rect.height()
+        j = (pos.x() - image_rect.left()) * (len(self.cols) + 1) // image_rect.width()
+        return min(i, len(self.rows)), min(j, len(self.cols))
+
+    def cell_rect(self, image_rect: QRect, i: int, j: int) -> QRect:
+        h, w = image_rect.height() / (len(self.rows) + 1), image_rect.width() / (len(self.cols) + 1)
+        return QRect(image_rect.left() + int(j * w), image_rect.top() + int(i * h), int(w), int(h))
+
+    def describe(self, i: int, j: int) -> str:
+        if i == 0 and j == 0:
+            return ""
+        if i == 0:
+            return f"column {source_name(self.cols[j - 1])}"
+        if j == 0:
+            return f"row {source_name(self.rows[i - 1])}"
+        taken = f"layers {layer_ranges(self.layers)} from the column" if self.layers else "no layer from the column"
+        return f"row {source_name(self.rows[i - 1])} × column {source_name(self.cols[j - 1])}, {taken}"
+
+
 class StyleMixCanvas(Canvas):
     rendered = Signal(str)
 
     def __init__(self, session, parent=None, settings=None):
         super().__init__(session, parent, settings)
         self.groups: dict[str, list[int]] = {}
-        self.pending_id = 0
+        self.pending_id = 0                          # the newest mix sent (0: none since the last reset)
+        self.render_ids: dict[int, MixGrid] = {}     # mix requests whose frames are shown -> their grid
+        self.grid: MixGrid | None = None             # what the view shows now
         self.project_ids: set[int] = set()
-        self._sent_at = 0.0
 
         self.rows = QLineEdit("1-4")
         self.cols = QLineEdit("5-8")
@@ -52,6 +114,7 @@ class StyleMixCanvas(Canvas):
         self.status.setText("Open or train a model with per-layer styles (a style-based generator) to mix styles.")
         self.latency = QLabel("")
         self.view = ImageView("The style-mixing grid appears here. Drop images to use them as sources.")
+        self.view.installEventFilter(self)   # hover tooltips name each cell's sources
 
         form = QFormLayout()
         form.addRow("Rows", self.rows)
@@ -80,11 +143,21 @@ class StyleMixCanvas(Canvas):
     # ---- model ---------------------------------------------------------------------------------
     def on_failed(self, rid: int, message: str) -> None:
         self.project_ids.discard(rid)
+        self.render_ids.pop(rid, None)
         super().on_failed(rid, message)
+
+    def on_cancelled(self, rid: int) -> None:
+        self.project_ids.discard(rid)
+        self.render_ids.pop(rid, None)
 
     def clear_pending(self) -> None:
         self.pending_id = 0
+        self.render_ids.clear()
         self.project_ids.clear()
+
+    def on_checkpoint_changed(self, path: str) -> None:
+        # a frame still rendering is of the previous model: it is not shown (newer requests are)
+        self.render_ids.clear()
 
     def apply_capabilities(self, caps: Capabilities) -> None:
         for c in self.layer_checks:
@@ -151,10 +224,15 @@ class StyleMixCanvas(Canvas):
         if not rows or not cols:
             self.status.setText("Give at least one row and one column source.")
             return 0
-        self._sent_at = time.perf_counter()
-        self.pending_id = self.request("mix", rows=rows, cols=cols, layers=self.layers(),
-                                       options=self.option_values())
-        return self.pending_id
+        return self.request_live("mix", rows=rows, cols=cols, layers=self.layers(), options=self.option_values())
+
+    def request(self, op: str, **fields) -> int:
+        """Every mix sent (also a live one that waited and is sent later by the base) is a frame to show."""
+        rid = super().request(op, **fields)
+        if op == "mix":
+            self.pending_id = rid
+            self.render_ids[rid] = MixGrid(fields["rows"], fields["cols"], list(fields["layers"]))
+        return rid
 
     def add_image(self, path: str, to: str | None = None) -> None:
         """Use an image as a source: project it now (with progress), then add it to rows or columns."""
@@ -171,13 +249,37 @@ class StyleMixCanvas(Canvas):
             self.project_ids.discard(rid)
             self.progress.setFormat("projected")
             self.render()
-        elif rid == self.pending_id and ev.get("op") == "mix":
+        elif rid in self.render_ids and ev.get("op") == "mix":
+            self.grid = self.render_ids.pop(rid)
+            self.grid.layers = list(ev.get("layers", self.grid.layers))  # what the engine used
             self.view.set_path(ev["path"])
             self.export_btn.setEnabled(True)
-            round_trip = (time.perf_counter() - self._sent_at) * 1000
+            round_trip = (time.monotonic() - self._started.get(rid, time.monotonic())) * 1000
             self.latency.setText(f"{ev.get('rows')}×{ev.get('cols')} grid: {ev.get('elapsed_s', 0) * 1000:.0f} ms "
                                  f"in the engine, {round_trip:.0f} ms round trip")
             self.rendered.emit(ev["path"])
+
+    # ---- hover ---------------------------------------------------------------------------------
+    def cell_text_at(self, pos: QPoint) -> tuple[str, QRect]:
+        """The sources of the grid cell under `pos` (view coordinates) and that cell's rectangle;
+        ('', empty) off the grid."""
+        if self.grid is None or not self.view.has_image():
+            return "", QRect()
+        shown = shown_image_rect(self.view)
+        cell = self.grid.cell_at(shown, pos)
+        if cell is None:
+            return "", QRect()
+        return self.grid.describe(*cell), self.grid.cell_rect(shown, *cell)
+
+    def eventFilter(self, obj, e):
+        if obj is self.view and e.type() == QEvent.ToolTip:
+            text, rect = self.cell_text_at(e.pos())
+            if text:
+                QToolTip.showText(e.globalPos(), text, self.view, rect)  # hidden when the mouse leaves the cell
+            else:
+                QToolTip.hideText()
+            return True
+        return super().eventFilter(obj, e)
 
     # ---- files ---------------------------------------------------------------------------------
     def save_to(self, path: str) -> None:

@@ -93,7 +93,9 @@ def test_a_request_carries_the_checkpoint_and_the_typed_options(qtbot, fake):
     sample, mix, _ = _canvases(qtbot, session)
     session.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(STYLE, {"truncation_psi": 1.0, "noise_mode": "const"})
-    mix.options.editors["truncation_psi"].setValue(0.5)      # a drag re-renders at once
+    first = client.last("mix")["id"]                          # the grid rendered on load
+    mix.options.editors["truncation_psi"].setValue(0.5)      # a drag re-renders once that frame is back
+    client.event.emit({"event": "result", "id": first, "op": "mix", "path": "/x.png", "rows": 4, "cols": 4})
     req = client.last("mix")
     assert req["checkpoint"].endswith("step_000010.safetensors") and req["layers"] == [0, 1]
     assert req["options"] == {"truncation_psi": 0.5, "noise_mode": "const"}
@@ -108,7 +110,7 @@ def test_replies_and_errors_reach_only_the_canvas_that_asked(qtbot, fake, tmp_pa
     sample, mix, walk = _canvases(qtbot, session)
     session.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(STYLE, {"truncation_psi": 1.0, "noise_mode": "const"})
-    mix_id = mix.render()
+    mix_id = mix.pending_id                                   # the grid rendered on load, in flight
     sample_id = sample.sample()
     sample_status = sample.status.text()
     client.event.emit({"event": "progress", "id": mix_id, "op": "mix", "stage": "encoding face.png", "done": 3,
@@ -131,7 +133,8 @@ def test_a_worker_crash_resets_every_canvas_and_a_bad_checkpoint_is_named(qtbot,
     sample, mix, walk = _canvases(qtbot, session)
     session.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(STYLE, {"truncation_psi": 1.0, "noise_mode": "const"})
-    assert mix.render() and walk.render()
+    mix.render()                                              # waits behind the grid rendered on load
+    assert mix.live_busy() and walk.render()
     client.ended.emit(1, True, "Traceback …\nRuntimeError: out of memory")
     for c in (sample, mix, walk):
         assert "worker stopped" in c.status.text() and "out of memory" in c.status.text()

@@ -40,17 +40,20 @@ def test_style_mixing_canvas_renders_grid_rerenders_on_change_and_exports(qtbot,
     assert [c.isChecked() for c in canvas.layer_checks] == [i in canvas.groups["coarse"] for i in range(6)]
     canvas.rows.setText("1-3")
     canvas.cols.setText("4, 5")
-    with qtbot.waitSignal(canvas.rendered, timeout=60000):
-        canvas.render()
+    canvas.render()                                    # shown after the grid rendered on load, if still running
+    qtbot.waitUntil(lambda: not canvas.live_busy(), timeout=60000)
     size = canvas.view.image_size()
     assert (size.width(), size.height()) == (3 * 17 + 1, 4 * 17 + 1)    # (cols+1) x (rows+1) cells of 16 + pad
     first = Image.open(canvas.view.path).copy()
-    # a click on "fine" and a psi drag each re-render; the newest request wins
+    # a click on "fine" and a psi drag each re-render, live: every frame is shown, the newest last
     qtbot.mouseClick(canvas.preset_btns["fine"], Qt.LeftButton)
     assert [i for i, c in enumerate(canvas.layer_checks) if c.isChecked()] == canvas.groups["fine"]
-    with qtbot.waitSignal(canvas.rendered, timeout=60000):
-        for v in (0.9, 0.7, 0.5):
-            psi.setValue(v)
+    shown = []
+    canvas.rendered.connect(shown.append)
+    for v in (0.9, 0.7, 0.5):
+        psi.setValue(v)
+    qtbot.waitUntil(lambda: not canvas.live_busy(), timeout=60000)
+    assert len(shown) >= 2 and canvas.frame_rate() > 0     # at least the "fine" grid, then the newest psi
     assert canvas.latency.text().endswith("round trip")
     assert Image.open(canvas.view.path).tobytes() != first.tobytes()
     out = tmp_path / "mix.png"
@@ -78,8 +81,8 @@ def test_interpolation_canvas_strip_animation_and_exports(qtbot, tmp_path, style
     canvas.seed.setValue(9)
     qtbot.mouseClick(canvas.add_seed_btn, Qt.LeftButton)              # three endpoints: 1, 2, 9
     assert canvas.endpoint_specs() == [1, 2, 9]
-    with qtbot.waitSignal(canvas.rendered, timeout=60000):
-        qtbot.mouseClick(canvas.render_btn, Qt.LeftButton)
+    qtbot.mouseClick(canvas.render_btn, Qt.LeftButton)   # after the walk rendered on load, if still running
+    qtbot.waitUntil(lambda: not canvas.live_busy(), timeout=60000)
     assert len(canvas.frames) == 6 and canvas.strip.image_size().width() == 6 * 17 + 1
     qtbot.waitUntil(lambda: canvas.frame_index >= 3, timeout=5000)   # the preview animates
     assert canvas.preview.pixmap() is not None and not canvas.preview.pixmap().isNull()
