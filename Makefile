@@ -1,16 +1,17 @@
 # Quick start:  `make run` (set up, open the app)   `make test` (set up, run the tests)
 PYTHON ?= python3
 VENV   ?= .venv
-# The CPU build of torch by default, so a laptop without a GPU does not download a multi-GB CUDA
-# build. For a GPU: make run TORCH="torch==2.13.0 --index-url <PyTorch's CUDA wheel index>"
-TORCH  ?= torch==2.13.0
+# torch: on Linux without an NVIDIA GPU the CPU build from PyTorch's CPU wheel index (the default
+# index would serve a multi-GB CUDA build), falling back to the default index if it cannot be
+# reached (packaging/install_torch.sh). To choose: make run TORCH="torch==2.13.0 --index-url <index>"
+TORCH  ?=
 BIN    := $(VENV)/bin
 
 .PHONY: setup run test lint bench clean
 
 $(BIN)/.genlab-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH)
+	bash packaging/install_torch.sh $(BIN)/pip $(TORCH)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

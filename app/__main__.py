@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshot-delay", type=int, default=3000)
     args = p.parse_args(argv)
 
+    from app.qt_check import qt_platform_hint
+    hint = qt_platform_hint()
+    if hint:   # Qt may still load (e.g. on Wayland); if it aborts, this line said why
+        print(hint, file=sys.stderr)
     from PySide6.QtCore import QCoreApplication, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
     from app.dialogs import apply_ui_scale, runs_root_setting

@@ -9,10 +9,12 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from app.canvases import CANVASES, TAB_KEYS
 from app.dialogs import apply_config_defaults
+from app.qt_util import scrolled
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
@@ -20,6 +22,7 @@ from app.panels.plots_panel import BarPlot, LossPlot, MetricPlot
 from app.panels.runs import RunsBrowser
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
+from app.widgets.checkpoint_bar import CheckpointBar
 from app.widgets.image_view import ImageView
 from app.worker_session import WorkerSession
 from engine.capabilities import Capabilities
@@ -44,7 +47,7 @@ def plot_groups() -> dict:
 
 class MainWindow(QMainWindow):
     def __init__(self, runs_root: Path | None = None, preset: str = DEFAULT_PRESET,
-                 settings: QSettings | None = None):
+                 settings: QSettings | None = None, session: WorkerSession | None = None):
         super().__init__()
         self.setWindowTitle("GenLab")
         self.setAcceptDrops(True)
@@ -72,7 +75,7 @@ class MainWindow(QMainWindow):
         self.recon.hide()
         self.recon_caption.hide()
         # one engine worker serves every canvas: the window's checkpoint is loaded once
-        self.session = WorkerSession(parent=self)
+        self.session = session or WorkerSession(parent=self)
         self.canvases = {spec.key: spec.canvas_class()(self.session, settings=settings) for spec in CANVASES}
         self.watcher = RunWatcher(parent=self)
 
@@ -105,14 +108,15 @@ class MainWindow(QMainWindow):
 
         self.runs = RunsBrowser(self.runs_root, settings)
         self.tabs = QTabWidget()
-        self.tabs.addTab(train_tab, "Train")
-        self.tabs.addTab(self.runs, "Runs")
+        # every page and the left column scroll below their minimum size: the window fits 1024×640
+        self.tabs.addTab(scrolled(train_tab), "Train")
+        self.tabs.addTab(scrolled(self.runs), "Runs")
         for spec in CANVASES:
-            self.tabs.addTab(self.canvases[spec.key], spec.title)
+            self.tabs.addTab(scrolled(self.canvases[spec.key]), spec.title)
         main = QSplitter(Qt.Horizontal)
-        main.addWidget(left)
+        main.addWidget(scrolled(left))
         main.addWidget(self.tabs)
-        main.setSizes([380, 900])
+        main.setSizes([430, 930])
         main.setStretchFactor(1, 1)
         self.setCentralWidget(main)
         self.status_label = QLabel(f"runs: {self.runs_root}")
@@ -138,6 +142,20 @@ class MainWindow(QMainWindow):
         self.runs.resume_run.connect(self.continue_run)
         self.runs.duplicate_config.connect(self.duplicate_config)
         self.menus = build_menus(self)
+        # the one checkpoint every canvas works on, with a recent list, in the toolbar
+        self.checkpoint_bar = CheckpointBar(self.session, recent=self.menus.recent_checkpoints)
+        self.checkpoint_bar.picked.connect(lambda p: self._open_checkpoint(p, switch_tab=False))
+        self.checkpoint_bar.open_requested.connect(self._ask_checkpoint)
+        toolbar = QToolBar("Checkpoint")
+        toolbar.setObjectName("checkpoint_toolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(self.checkpoint_bar)
+        self.addToolBar(toolbar)
+        self.data_panel.run_dropped.connect(lambda d: (self.open_run(d), self.show_tab("train")))
+        self.model_panel.changed.connect(self._hint_data_panel)
+        self.model_panel.preset_loaded.connect(lambda _cfg: self._hint_data_panel())
+        self.training.run_started.connect(lambda _d: self._lock_panels(True))
+        self.training.job.ended.connect(lambda *_a: self._lock_panels(False))
 
         self.model_panel.load_preset(preset)
         self.resize(1360, 860)
@@ -158,14 +176,37 @@ class MainWindow(QMainWindow):
     def show_tab(self, key: str) -> None:
         self.tabs.setCurrentIndex(TAB_KEYS.index(key))
 
+    def current_tab(self) -> str:
+        return TAB_KEYS[self.tabs.currentIndex()]
+
     def _on_tab(self, index: int) -> None:
         if TAB_KEYS[index] in {c.key for c in CANVASES}:
             self.session.ensure_loaded()
 
-    def _open_checkpoint(self, path: str) -> None:
-        self.set_checkpoint(path)
+    def _open_checkpoint(self, path: str, switch_tab: bool = True) -> None:
+        """Make `path` the checkpoint of every canvas (from the runs browser, a drop, the toolbar)."""
+        self.set_checkpoint(path, load=switch_tab or TAB_KEYS[self.tabs.currentIndex()] not in ("train", "runs"))
         self.menus.remember_checkpoint(path)
-        self.show_tab("sample")
+        self.checkpoint_bar.refresh()
+        if switch_tab:
+            self.show_tab("sample")
+
+    def _ask_checkpoint(self) -> None:
+        start = self.checkpoint or str(self.runs_root)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", start, "GenLab checkpoints (*.safetensors)")
+        if path:
+            self._open_checkpoint(path, switch_tab=False)
+
+    # ---- panels --------------------------------------------------------------------------------
+    def _hint_data_panel(self) -> None:
+        """The Data panel warns about a dataset far too small for the chosen batch size."""
+        batch = self.model_panel.training_form.values().get("batch_size")
+        self.data_panel.set_model_hint(batch if isinstance(batch, int) else None)
+
+    def _lock_panels(self, on: bool) -> None:
+        """The Data and Model panels describe the run that trains: read-only until it ends."""
+        self.data_panel.set_read_only(on)
+        self.model_panel.set_read_only(on)
 
     def _enable_tabs(self, caps: Capabilities | None) -> None:
         """A tab whose canvas needs a capability the loaded model lacks is disabled, with the
@@ -281,11 +322,21 @@ class MainWindow(QMainWindow):
             e.acceptProposedAction()
 
     def dropEvent(self, e):
-        path = Path(e.mimeData().urls()[0].toLocalFile())
+        self.open_dropped(e.mimeData().urls()[0].toLocalFile())
+
+    def open_dropped(self, path: str) -> None:
+        """A file or folder dropped on the window: a checkpoint opens for every canvas, a run folder
+        opens as a run, a PNG GenLab wrote restores its settings in the Sample tab (PNG Info), any
+        other folder becomes the dataset."""
+        path = Path(path)
         if path.suffix == ".safetensors":
             self._open_checkpoint(str(path))
         elif (path / "config.toml").exists() and (path / "status.json").exists():
             self.open_run(str(path))
+            self.show_tab("train")
+        elif path.suffix.lower() == ".png":
+            self.show_tab("sample")
+            self.canvases["sample"].restore_png_info(str(path))
         elif path.is_dir():
             self.data_panel.set_folder(str(path))
 

@@ -35,3 +35,14 @@ def scratch_settings():
     import os
     os.close(handle)
     return QSettings(path, QSettings.IniFormat)
+
+
+def scrolled(widget):
+    """`widget` in a scroll area that resizes it: below its minimum size it scrolls instead of
+    forcing the window wider (the window must fit a 1024×640 screen)."""
+    from PySide6.QtWidgets import QFrame, QScrollArea
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    return area

@@ -4,20 +4,17 @@ the field. The families and their sections come from the registry (engine/famili
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QScrollArea, QTabWidget, QVBoxLayout
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QTabWidget,
+                               QVBoxLayout)
 
-from app.qt_util import signals_blocked
+from app.qt_util import scrolled, signals_blocked
 from app.widgets.config_form import ConfigForm
 from engine.config import ConfigError, MetricsConfig, RunConfig, TrainingConfig, list_presets, load_preset
+
+CUSTOM = "(custom)"   # the preset combo's entry for settings that are no preset's
+LOCKED = "Read-only while the run trains — stop it or start a new run to change the model."
 from engine.families import DEFAULT_FAMILY, FAMILIES, family_spec
 from engine.sections.common import GRID_FIELDS
-
-
-def _scrolled(w):
-    s = QScrollArea()
-    s.setWidget(w)
-    s.setWidgetResizable(True)
-    return s
 
 
 class ModelPanel(QGroupBox):
@@ -32,9 +29,15 @@ class ModelPanel(QGroupBox):
             self.family.setItemData(self.family.count() - 1, family_spec(name).title, 3)  # 3 = Qt.ToolTipRole
         self.family.setToolTip("The model family: " + ", ".join(f"{n} ({family_spec(n).title})" for n in FAMILIES))
         self.preset = QComboBox()
+        self.preset.addItem(CUSTOM, "")
+        self.preset.setItemData(0, "Settings of no preset: a family's defaults, or an opened run's config", 3)
+        self._preset_family: dict[str, str] = {}
         for name, desc in list_presets().items():
             self.preset.addItem(name, name)
             self.preset.setItemData(self.preset.count() - 1, desc, 3)  # 3 = Qt.ToolTipRole
+        self.preset.setToolTip("A tested starting point for a family and a dataset (it sets the Data panel too)")
+        self.run_name = QLineEdit("run")
+        self.run_name.setToolTip("The run's name: its folder is runs/<date>-<time>-<name>")
         spec = family_spec(DEFAULT_FAMILY)
         self.model_form = ConfigForm(spec.config, exclude=("family",))
         self.training_form = ConfigForm(TrainingConfig)
@@ -42,26 +45,60 @@ class ModelPanel(QGroupBox):
         self.metrics_form = ConfigForm(MetricsConfig)
         tabs = QTabWidget()
         self.tabs = tabs
-        tabs.addTab(_scrolled(self.model_form), "Network")
-        tabs.addTab(_scrolled(self.training_form), "Training")
-        tabs.addTab(_scrolled(self.sampling_form), "Sampling")
-        tabs.addTab(_scrolled(self.metrics_form), "Metrics")
+        tabs.addTab(scrolled(self.model_form), "Network")
+        tabs.addTab(scrolled(self.training_form), "Training")
+        tabs.addTab(scrolled(self.sampling_form), "Sampling")
+        tabs.addTab(scrolled(self.metrics_form), "Metrics")
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color:#c0392b")
         self.error.hide()
+        self.lock_note = QLabel(LOCKED)
+        self.lock_note.setWordWrap(True)
+        self.lock_note.setStyleSheet("color:#b26b00")
+        self.lock_note.hide()
         top = QFormLayout()
         top.addRow("Family", self.family)
         top.addRow("Preset", self.preset)
+        top.addRow("Run name", self.run_name)
         lay = QVBoxLayout(self)
+        lay.addWidget(self.lock_note)
         lay.addLayout(top)
         lay.addWidget(tabs, 1)
         lay.addWidget(self.error)
-        self.name = "run"
-        self.preset.currentIndexChanged.connect(lambda _: self.load_preset(self.preset.currentData()))
+        self.preset.currentIndexChanged.connect(self._on_preset_picked)
         self.family.currentTextChanged.connect(self._family_changed)
         for f in (self.model_form, self.training_form, self.sampling_form, self.metrics_form):
             f.changed.connect(self.changed)
+
+    @property
+    def name(self) -> str:
+        return self.run_name.text().strip() or "run"
+
+    def _on_preset_picked(self) -> None:
+        if self.preset.currentData():
+            self.load_preset(self.preset.currentData())
+
+    def show_preset_of(self, cfg: RunConfig) -> None:
+        """The preset combo names the preset a config came from (by its name and family, as runs
+        are named after their preset), else says it is custom."""
+        name = cfg.name if cfg.name in list_presets() else ""
+        if name and self._family_of_preset(name) != cfg.model.family:
+            name = ""
+        with signals_blocked(self.preset):
+            self.preset.setCurrentIndex(max(0, self.preset.findData(name)))
+
+    def _family_of_preset(self, name: str) -> str:
+        if name not in self._preset_family:
+            self._preset_family[name] = load_preset(name).model.family
+        return self._preset_family[name]
+
+    def set_read_only(self, on: bool, reason: str = "") -> None:
+        """While the run these panels describe trains, its model cannot change: say so."""
+        for w in (self.family, self.preset, self.run_name, self.tabs):
+            w.setEnabled(not on)
+        self.lock_note.setText(reason or LOCKED)
+        self.lock_note.setVisible(on)
 
     def load_preset(self, name: str) -> RunConfig:
         cfg = load_preset(name)
@@ -84,7 +121,7 @@ class ModelPanel(QGroupBox):
         current = self.tabs.currentIndex()
         self.tabs.widget(index).deleteLater()  # the old form's scroll area: removeTab keeps it alive
         self.tabs.removeTab(index)
-        self.tabs.insertTab(index, _scrolled(form), title)
+        self.tabs.insertTab(index, scrolled(form), title)
         self.tabs.setCurrentIndex(current)
         return form
 
@@ -96,10 +133,13 @@ class ModelPanel(QGroupBox):
         spec = family_spec(family)
         self.model_form.set_values(spec.config())
         self.sampling_form.set_values({**vars(spec.sample_options()), **grid})
+        with signals_blocked(self.preset):   # a family's defaults are no preset
+            self.preset.setCurrentIndex(0)
         self.changed.emit()
 
     def set_config(self, cfg: RunConfig) -> None:
-        self.name = cfg.name
+        self.run_name.setText(cfg.name)
+        self.show_preset_of(cfg)
         with signals_blocked(self.family):
             self.family.setCurrentText(cfg.model.family)
         self._use_family_form(cfg.model.family)

@@ -110,7 +110,7 @@ def test_view_actions_and_their_shortcuts_switch_tabs_and_ctrl_return_belongs_to
     inpaint = window.canvases["inpaint"]
     inpaint.inpaint_btn.clicked.connect(lambda: filled.append(1))
     qtbot.keyClick(window, Qt.Key_6, Qt.ControlModifier)
-    assert window.tabs.currentWidget() is inpaint
+    assert window.current_tab() == "inpaint"
     qtbot.keyClick(window, Qt.Key_Return, Qt.ControlModifier)
     qtbot.waitUntil(lambda: filled == [1], timeout=3000)   # a button's shortcut animates its click
     assert started == [1]

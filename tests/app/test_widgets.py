@@ -73,3 +73,14 @@ def test_the_watcher_reports_reconstruction_grids_apart_from_sample_grids(qtbot,
     w.stop()
     assert samples == [str(tmp_path / "samples" / "step_000010.png")]
     assert recons == [str(tmp_path / "samples" / "recon" / "step_000010.png")]
+
+
+def test_a_missing_qt_system_library_is_named_in_one_line():
+    from app.qt_check import qt_platform_hint
+    lacking = {"xcb-cursor"}
+    find = lambda lib: None if lib in lacking else f"lib{lib}.so"  # noqa: E731
+    line = qt_platform_hint("", "linux", find)
+    assert "sudo apt install libxcb-cursor0" in line and "\n" not in line
+    assert qt_platform_hint("offscreen", "linux", find) == ""     # no xcb: nothing to say
+    assert qt_platform_hint("", "darwin", find) == ""
+    assert qt_platform_hint("", "linux", lambda lib: "x.so") == ""
