@@ -1,5 +1,7 @@
 """Live loss plot: raw and smoothed curves, log-scale toggle. Data arriving only appends to numpy
-buffers; one timer redraws at ~20 Hz when something changed (pyqtgraph's scrolling-plot pattern)."""
+buffers; a timer redraws at 4 Hz when something changed (pyqtgraph's scrolling-plot pattern). The
+plots' timers are staggered: a pyqtgraph repaint costs ~14 ms, and several plots repainting in one
+pass of the event loop stalled it for ~90 ms while training (benchmarks/ui_stall.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +10,19 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.logkeys import QUALITY, short
+
+REDRAW_MS = 250     # new rows arrive at the run watcher's 4 Hz poll: redrawing faster shows nothing new
+STAGGER_MS = 70     # each plot's redraws fall in their own event-loop pass
+_plots_made = 0
+
+
+def start_staggered(timer: QTimer) -> None:
+    """Start a redraw timer offset from the plots made before it."""
+    global _plots_made
+    offset = (_plots_made * STAGGER_MS) % REDRAW_MS
+    _plots_made += 1
+    QTimer.singleShot(offset, timer, timer.start)
+
 
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
 
@@ -68,8 +83,8 @@ class LossPlot(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.plot, 1)
         self._dirty = False
-        self.timer = QTimer(self, interval=50, timeout=self._redraw)
-        self.timer.start()
+        self.timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
+        start_staggered(self.timer)
 
     def wants(self, key: str) -> bool:
         return any(key == k or (k.endswith("/") and key.startswith(k)) for k in self.keys)
@@ -148,6 +163,9 @@ class BarPlot(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
         lay.addWidget(self.plot, 1)
+        self._dirty = False
+        self.timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
+        start_staggered(self.timer)
 
     wants = LossPlot.wants
 
@@ -160,10 +178,12 @@ class BarPlot(QWidget):
                 self.step = int(r["step"])
                 self.rows += 1
                 changed = True
-        if changed:
-            self._redraw()
+        self._dirty = self._dirty or changed
 
     def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
         names = sorted(self.latest, key=natural_key)
         heights = [self.latest[k] for k in names]
         self.bars.setOpts(x=list(range(len(names))), height=heights, width=0.7)
