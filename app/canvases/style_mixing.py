@@ -39,19 +39,6 @@ def layer_ranges(layers: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
-def shown_image_rect(view: ImageView) -> QRect:
-    """Where ImageView paints its image in widget coordinates (the same fit and whole-number zoom
-    as its paintEvent)."""
-    size = view.image_size()
-    if size.isEmpty():
-        return QRect()
-    scale = min(view.width() / size.width(), view.height() / size.height())
-    if scale >= 1:
-        scale = max(1, int(scale))
-    w, h = int(size.width() * scale), int(size.height() * scale)
-    return QRect((view.width() - w) // 2, (view.height() - h) // 2, w, h)
-
-
 class MixGrid:
     """What the grid on screen shows: the row and column sources and the layers of the request it
     answers. Grid cell (i, j) is row i, column j of (rows + 1) × (cols + 1) equal cells: the top row
@@ -265,7 +252,7 @@ class StyleMixCanvas(Canvas):
         ('', empty) off the grid."""
         if self.grid is None or not self.view.has_image():
             return "", QRect()
-        shown = shown_image_rect(self.view)
+        shown = self.view.image_rect()
         cell = self.grid.cell_at(shown, pos)
         if cell is None:
             return "", QRect()

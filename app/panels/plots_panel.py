@@ -16,12 +16,14 @@ STAGGER_MS = 70     # each plot's redraws fall in their own event-loop pass
 _plots_made = 0
 
 
-def start_staggered(timer: QTimer) -> None:
-    """Start a redraw timer offset from the plots made before it."""
+def redraw_timer(owner, redraw) -> QTimer:
+    """A plot's redraw timer, started offset from the plots made before it."""
     global _plots_made
+    timer = QTimer(owner, interval=REDRAW_MS, timeout=redraw)
     offset = (_plots_made * STAGGER_MS) % REDRAW_MS
     _plots_made += 1
     QTimer.singleShot(offset, timer, timer.start)
+    return timer
 
 
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
@@ -83,8 +85,7 @@ class LossPlot(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.plot, 1)
         self._dirty = False
-        self.timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
-        start_staggered(self.timer)
+        self.timer = redraw_timer(self, self._redraw)
 
     def wants(self, key: str) -> bool:
         return any(key == k or (k.endswith("/") and key.startswith(k)) for k in self.keys)
@@ -164,8 +165,7 @@ class BarPlot(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.plot, 1)
         self._dirty = False
-        self.timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
-        start_staggered(self.timer)
+        self.timer = redraw_timer(self, self._redraw)
 
     wants = LossPlot.wants
 

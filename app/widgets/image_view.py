@@ -1,7 +1,7 @@
 """Shows an image scaled to fit, with sharp (nearest) scaling so small samples stay crisp."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -37,6 +37,18 @@ class ImageView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(320, 320)
 
+    def image_rect(self) -> QRect:
+        """Where the image is painted, in widget coordinates: fitted and centred, with a whole-number
+        zoom when it is enlarged (empty without an image)."""
+        if self._pixmap is None or self._pixmap.isNull():
+            return QRect()
+        pw, ph = self._pixmap.width(), self._pixmap.height()
+        scale = min(self.width() / pw, self.height() / ph)
+        if scale >= 1:
+            scale = max(1, int(scale))  # whole-number zoom keeps pixels square
+        w, h = int(pw * scale), int(ph * scale)
+        return QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+
     def paintEvent(self, _):
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().window())
@@ -44,11 +56,6 @@ class ImageView(QWidget):
             p.setPen(self.palette().placeholderText().color())
             p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.placeholder)
             return
-        pw, ph = self._pixmap.width(), self._pixmap.height()
-        scale = min(self.width() / pw, self.height() / ph)
-        if scale >= 1:
-            scale = max(1, int(scale))  # whole-number zoom keeps pixels square
-        w, h = int(pw * scale), int(ph * scale)
-        x, y = (self.width() - w) // 2, (self.height() - h) // 2
-        p.setRenderHint(QPainter.SmoothPixmapTransform, scale < 1)
-        p.drawPixmap(x, y, w, h, self._pixmap)
+        r = self.image_rect()
+        p.setRenderHint(QPainter.SmoothPixmapTransform, r.width() < self._pixmap.width())
+        p.drawPixmap(r, self._pixmap)

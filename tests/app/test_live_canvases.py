@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication, QToolTip
 from test_canvas_views import DDPM, STYLE, FakeClient
 
 from app.canvases.interpolation import InterpolationCanvas
-from app.canvases.style_mixing import StyleMixCanvas, layer_ranges, shown_image_rect
+from app.canvases.style_mixing import StyleMixCanvas, layer_ranges
 from app.worker_session import WorkerSession
 
 CKPT = "/runs/a/step_000010.safetensors"
@@ -100,7 +100,7 @@ def test_hovering_a_style_mixing_cell_names_its_seeds_and_layers(qtbot, fake, tm
     mix.cols.setText("7, 8")
     rid = mix.render()
     _mix_result(client, rid, _mix_png(tmp_path, 3, 2, "small.png"), rows=3, cols=2)
-    shown = shown_image_rect(mix.view)
+    shown = mix.view.image_rect()
     zoom = shown.width() // (3 * 17 + 1)                               # whole-number zoom, centred
     assert zoom >= 1 and (shown.width(), shown.height()) == (zoom * (3 * 17 + 1), zoom * (4 * 17 + 1))
     assert shown.center().x() in range(mix.view.width() // 2 - 1, mix.view.width() // 2 + 1)
