@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
             plots.addWidget(plot)
         plots.addWidget(self.quality_plot)
         plots.setSizes([400] + [260] * (len(self.plots) - 1) + [220])
-        self.quality_plot.plot.setXLink(self.loss_plot.plot)  # one step axis for loss and quality
+        self.quality_plot.link_x(self.loss_plot.plot)  # one step axis for loss and quality
         live = QSplitter(Qt.Horizontal)
         live.addWidget(plots)
         live.addWidget(samples_box)

@@ -98,7 +98,20 @@ def share_train(dist, args) -> tuple[RunConfig, Path]:
     return RunConfig.from_dict(got["config"], stored=True), Path(got["run_dir"])
 
 
+def lower_priority(nice: int | None) -> None:
+    """At least `nice` (a POSIX niceness) for this process and the threads it starts from now on, so
+    that a run started from the app leaves the CPU to the app's window and canvas renders first. An
+    absolute level, not an increment: torchrun's ranks get the same flag and must not add to it."""
+    if not nice or not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), min(int(nice), 19)))
+    except OSError:
+        pass  # a priority is a courtesy: never a reason not to train
+
+
 def cmd_train(args) -> int:
+    lower_priority(args.nice)  # first: the thread pools torch starts below inherit it
     if args.nproc is not None:
         return launch_torchrun(args)
     from engine.training import distributed
@@ -527,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     t.add_argument("--no-stdin", action="store_true", help="do not read control commands from stdin")
+    t.add_argument("--nice", type=int, metavar="N",
+                   help="run at scheduling priority N (0-19, higher yields more; the app uses 10 so training "
+                        "never starves its window or canvases; POSIX only)")
     t.add_argument("--nproc", type=int, metavar="K",
                    help="train with K processes on this machine (data parallel, one per GPU on CUDA): runs "
                         "torchrun --standalone --nproc-per-node K -m engine train ...; training.batch_size "

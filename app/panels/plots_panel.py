@@ -232,6 +232,7 @@ class MetricPlot(QWidget):
         self.title = QLabel(self.OFF)
         self.title.setWordWrap(True)
         self.every = 0          # the run's metrics.every (0: no passes while training)
+        self._x_partner = None  # the plot whose step axis this one shares once it has points
         self.metric_names: list[str] = []
         self.status = QLabel("")
         lay = QVBoxLayout(self)
@@ -239,6 +240,17 @@ class MetricPlot(QWidget):
         lay.addWidget(self.title)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.status)
+
+    def link_x(self, other: pg.PlotWidget) -> None:
+        """Share `other`'s step axis, from the first point on: an empty plot linked to the loss
+        plot would repaint with every loss redraw, in the same event-loop pass (ui_stall.py)."""
+        self._x_partner = other
+        self._update_link()
+
+    def _update_link(self) -> None:
+        want = self._x_partner.getViewBox() if self._x_partner is not None and self.series.n else None
+        if self.plot.getViewBox().linkedView(0) is not want:
+            self.plot.setXLink(want)
 
     OFF = "<b>sample quality</b>: off (set Metrics → every N steps, or Evaluate a checkpoint)"
 
@@ -254,6 +266,7 @@ class MetricPlot(QWidget):
         return (int(step) // self.every + 1) * self.every if self.every else 0
 
     def add_rows(self, rows: list[dict]) -> None:
+        changed = False
         for r in rows:
             key = next((k for k in self.keys if k in r), None)
             if key is None:
@@ -268,6 +281,7 @@ class MetricPlot(QWidget):
                 self.title.setText(f"<b>{name}</b> — lower is better")
                 self.plot.setLabel("left", "FID" if fid else "FD-domain")
             self.series.append(float(r["step"]), float(r[key]))
+            changed = True
             extra = []
             for k in ("precision", "recall", "kid", "is", "bits_per_dim"):
                 v = next((r[kk] for kk in (QUALITY + k, f"{QUALITY}{k}_domain") if kk in r), None)
@@ -277,14 +291,17 @@ class MetricPlot(QWidget):
                                 + (" · " + ", ".join(extra) if extra else "")
                                 + (f" · {r['eval_s']:.0f}s" if "eval_s" in r else ""))
         s = self.series
-        self.line.setData(s.x[:s.n], s.y[:s.n])
-        self.points.setData(s.x[:s.n], s.y[:s.n])
+        if changed:  # setData repaints the plot (~10 ms): not for every loss line that passes by
+            self.line.setData(s.x[:s.n], s.y[:s.n])
+            self.points.setData(s.x[:s.n], s.y[:s.n])
+            self._update_link()
 
     def show_progress(self, ev: dict) -> None:
         self.status.setText(f"evaluating at step {ev['step']}: {ev['stage']} {ev['done']}/{ev['total']}")
 
     def clear(self) -> None:
         self.series.clear()
+        self._update_link()
         self.key = None
         self.title.setText(self.OFF)
         self.line.setData([], [])

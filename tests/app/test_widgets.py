@@ -47,6 +47,25 @@ def test_quality_plot_says_when_the_next_evaluation_comes(qtbot):
     assert "FD-domain" in plot.title.text() and plot.point_count() == 1
 
 
+def test_quality_plot_stays_still_until_its_first_point(qtbot):
+    """Loss lines passing through must not repaint an empty quality plot, nor move it with the loss
+    plot's axis: those repaints stalled the GUI thread while training (benchmarks/ui_stall.py)."""
+    import pyqtgraph as pg
+    from app.panels.plots_panel import MetricPlot
+    plot, loss = MetricPlot(), pg.PlotWidget()
+    qtbot.addWidget(plot)
+    qtbot.addWidget(loss)
+    plot.link_x(loss)
+    drawn = []
+    plot.line.setData = lambda *a, **k: drawn.append(a)
+    plot.add_rows([{"step": s, "loss/mse": 0.1} for s in range(1, 50)])
+    assert drawn == [] and plot.plot.getViewBox().linkedView(0) is None
+    plot.add_rows([{"step": 600, "quality/fid": 40.0}])
+    assert len(drawn) == 1 and plot.plot.getViewBox().linkedView(0) is loss.getViewBox()
+    plot.clear()
+    assert plot.plot.getViewBox().linkedView(0) is None
+
+
 def test_kl_bars_show_the_newest_value_of_each_dimension_in_natural_order(qtbot):
     from app.panels.plots_panel import BarPlot
     plot = BarPlot(("kl/",), "KL per latent dimension or group (nats): a bar at 0 = unused")

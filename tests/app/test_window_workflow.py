@@ -2,6 +2,7 @@
 toolbar picker; a canvas's own pick sticks), a dropped GenLab PNG restores its settings, a run
 folder dropped on the Data panel opens as a run, the panels are read-only while their run trains,
 the first loss point comes before the step-0 grid, and the layout holds at 1024×640."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,22 @@ def test_the_first_loss_point_shows_before_the_step_0_grid(qtbot, tmp_path):
     assert seen[0] == ("loss", 1), seen
     assert ("grid", "step_000000.png") in seen
     w.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX scheduling priorities")
+def test_a_run_started_from_the_app_trains_at_a_lower_priority_than_the_window(qtbot, tmp_path):
+    """Training is background work: it must not take the CPU from the window's event loop."""
+    from app.engine_client import TRAIN_NICE, TrainJob
+    job = TrainJob()
+    events = []
+    job.event.connect(events.append)
+    job.start_run(tiny_config(training={"steps": 100_000, "checkpoint_every": 0}), tmp_path / "run")
+    try:
+        qtbot.waitUntil(lambda: any(e.get("event") == "metrics" for e in events), timeout=60000)
+        assert TRAIN_NICE >= 5 and os.getpriority(os.PRIO_PROCESS, job.proc.processId()) == TRAIN_NICE
+    finally:
+        job.stop()
+        qtbot.waitUntil(lambda: not job.is_running(), timeout=30000)
 
 
 def _overlaps(root: QWidget) -> list[str]:

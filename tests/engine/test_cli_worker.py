@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from engine.worker import Worker
@@ -113,3 +114,17 @@ def test_cli_eval_folder_vs_folder(tmp_path):
     assert results["fake"]["real_images"] == 60
     r = engine("eval", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "far"), "--metrics", "lpips")
     assert r.returncode == 2 and "unknown metric 'lpips'" in r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="POSIX scheduling priorities")
+def test_train_nice_is_an_absolute_level_for_the_process_and_its_later_threads():
+    """train --nice 10 (what the app passes) lowers the engine to niceness 10 once: torchrun's ranks
+    get the flag again and must not end at 19; threads started afterwards (torch's pools) inherit it."""
+    code = ("import os, threading; from engine.__main__ import lower_priority\n"
+            "lower_priority(10); lower_priority(10)\n"
+            "seen = []; t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+            "t.start(); t.join(); print(os.getpriority(os.PRIO_PROCESS, 0), seen[0])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["10", "10"]
