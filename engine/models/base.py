@@ -18,13 +18,14 @@ import torch.nn as nn
 
 from engine.capabilities import Capabilities
 from engine.config import RunConfig
+from engine.sampling.noise import seeded_rows
 from engine.schema import ConfigError, replace_fields
 from engine.sections.common import option_fields
 
 
 def seed_noise(seeds: list[int], dim: int) -> torch.Tensor:
     """One standard-normal vector per seed, each from its own CPU generator."""
-    return torch.stack([torch.randn(dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    return seeded_rows(seeds, (dim,))
 
 
 @dataclass
@@ -150,7 +151,9 @@ class Family:
     def generate(self, n: int, *, seed: int, labels: list[int] | None, use_ema: bool, options,
                  progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None) -> torch.Tensor:
         """n images in [-1, 1], (n, C, H, W), on the CPU, drawn with `options` (this family's
-        sample options dataclass). Same seed and options, same images."""
+        sample options dataclass). Image i depends on seed + i (and its label) alone: it is the
+        image generate(1, seed=seed + i) gives, up to float rounding between batch sizes (all its
+        noise is drawn per image: engine/sampling/noise.py). Same seed and options, same images."""
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------

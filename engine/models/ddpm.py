@@ -9,11 +9,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from engine.models.base import Batch, Family, StepContext, seed_noise
+from engine.models.base import Batch, Family, StepContext
 from engine.models.interfaces import Conditional, Inpainter, IterativeSampler, LatentModel
 from engine.models.unet import UNet
 from engine.sampling.denoise import Denoiser, denoise, invert
 from engine.sampling.inpaint import inpaint_diffusion
+from engine.sampling.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_rows
 from engine.sampling.schedules import make_schedule
 from engine.sampling.solvers import build_solver, spaced_timesteps
 
@@ -115,21 +116,21 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         guided = self.num_classes > 0 and float(opts.guidance_scale) != 1.0
         return steps * (2 if guided else 1)
 
-    def initial_noise(self, n: int, seed: int) -> torch.Tensor:
-        """x_T for n images, drawn on the CPU so that a seed gives the same images on every device."""
-        return torch.randn((n, self.channels, self.resolution, self.resolution),
-                           generator=torch.Generator().manual_seed(int(seed)))
+    def initial_noise(self, seeds: list[int]) -> torch.Tensor:
+        """x_T, one image per seed, drawn on the CPU so that a seed gives the same image on every
+        device and in every batch."""
+        return seeded_rows(seeds, (self.channels, self.resolution, self.resolution))
 
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
-        x_T = self.initial_noise(n, seed)
-        dev_gen = torch.Generator(device=self.device).manual_seed(int(seed) + 1)
-        return self._run(x_T, labels, options, use_ema=use_ema, sampler=options.sampler, eta=options.eta,
-                         generator=dev_gen, progress=progress, cancel=cancel)
+        seeds = list(range(int(seed), int(seed) + n))
+        # a stochastic solver's per-step noise also follows each image's own seed
+        step_noise = RowGenerators([s + STEP_NOISE_SEED_OFFSET for s in seeds], self.device)
+        return self._run(self.initial_noise(seeds), labels, options, use_ema=use_ema, sampler=options.sampler,
+                         eta=options.eta, generator=step_noise, progress=progress, cancel=cancel)
 
     # ---- the latent space: x_T of deterministic DDIM ---------------------------------------------
     def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
-        shape = (self.channels, self.resolution, self.resolution)
-        return seed_noise(seeds, self.channels * self.resolution ** 2).view(len(seeds), *shape)
+        return self.initial_noise(seeds)   # the x_T plain sampling with that seed starts from
 
     def decode_latents(self, latents, labels=None, *, options=None, use_ema: bool = True, cancel=None,
                        differentiable: bool = False) -> torch.Tensor:
@@ -169,7 +170,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         """RePaint or per-step blending (engine/sampling/inpaint.py) with the run's solver. Image i
         starts from x_T of seeds[i] (the noise plain sampling with that seed starts from), so with an
         all-regenerate mask, a "noise" start and a deterministic solver, seed k fills exactly as it
-        samples; the solver's and the re-noising's own noise follow seeds[0]."""
+        samples; the solver's and the re-noising's own noise follow seeds[i] too."""
         method = self.check_inpaint_method(method)
         opts = self.sample_options(options)
         ino = self.inpaint_options_for(inpaint_options)
@@ -177,7 +178,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         if len(seeds) != n:
             raise ValueError(f"inpaint: {len(seeds)} seeds for {n} images")
         known = images.float().clamp(-1, 1)
-        x_T = torch.cat([self.initial_noise(1, s) for s in seeds])
+        x_T = self.initial_noise(seeds)
         x_init = known
         if ino.start == "fill":   # the hole pre-filled by OpenCV, so strength < 1 keeps its rough colours
             from engine.inpainting.classical import classical_fill
@@ -196,8 +197,8 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
                 self.denoiser(net, lab, float(opts.guidance_scale)), solver, known.to(dev), mask.to(dev),
                 x_init.to(dev), opts.steps, method=method, jump=ino.jump, resample=ino.resample,
                 strength=ino.strength, noise_init=x_T, noise_start=x_T if ino.start == "noise" else None,
-                generator=torch.Generator(device=dev).manual_seed(int(seeds[0]) + 1),
-                merge_generator=torch.Generator(device=dev).manual_seed(int(seeds[0]) + 2),
+                generator=RowGenerators([int(s) + STEP_NOISE_SEED_OFFSET for s in seeds], dev),
+                merge_generator=RowGenerators([int(s) + 2 * STEP_NOISE_SEED_OFFSET for s in seeds], dev),
                 progress=progress, cancel=cancel)
         finally:
             net.train(was_training)

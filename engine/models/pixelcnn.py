@@ -21,6 +21,7 @@ from engine.models.base import Batch, Family, StepContext
 from engine.models.interfaces import Conditional, Inpainter, Likelihood
 from engine.models.pixelcnn_layers import GatedPixelCNN, output_distribution
 from engine.sampling.denoise import Cancelled
+from engine.sampling.noise import seeded_uniform_rows
 from engine.schema import ConfigError
 
 BPD_BATCH = 256   # images per forward pass when scoring bits/dim
@@ -121,8 +122,9 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
         x = torch.zeros(n, self.channels, self.resolution, self.resolution, device=self.device)
         todo = torch.ones(n, 1, self.resolution, self.resolution, dtype=torch.bool, device=self.device)
-        return self._draw(x, todo, labels, options, uniforms=self._uniforms(x.shape, seed), use_ema=use_ema,
-                          progress=progress, cancel=cancel)
+        uniforms = seeded_uniform_rows(list(range(int(seed), int(seed) + n)), tuple(x.shape[1:]))
+        return self._draw(x, todo, labels, options, uniforms=uniforms, use_ema=use_ema, progress=progress,
+                          cancel=cancel)
 
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seeds: list[int], labels=None, options=None,
                 inpaint_options=None, method: str | None = None, progress=None, cancel=None) -> torch.Tensor:
@@ -136,15 +138,10 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
         if len(seeds) != images.shape[0]:
             raise ValueError(f"inpaint: {len(seeds)} seeds for {images.shape[0]} images")
         todo = (mask.float() >= 0.5).expand(images.shape[0], 1, *images.shape[2:]).to(self.device)
-        uniforms = torch.cat([self._uniforms((1, *images.shape[1:]), s) for s in seeds])
+        uniforms = seeded_uniform_rows(seeds, tuple(images.shape[1:]))
         drawn = self._draw(images.to(self.device).clone(), todo, labels, opts, uniforms=uniforms, use_ema=True,
                            progress=progress, cancel=cancel)
         return torch.where(todo.cpu(), drawn, images)
-
-    @staticmethod
-    def _uniforms(shape, seed: int) -> torch.Tensor:
-        """One uniform per sub-pixel, drawn up front on the CPU: the same seed gives the same images anywhere."""
-        return torch.rand(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
 
     @torch.no_grad()
     def _draw(self, x: torch.Tensor, todo: torch.Tensor, labels, options, *, uniforms: torch.Tensor, use_ema: bool,

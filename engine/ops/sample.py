@@ -1,7 +1,7 @@
 """Sample a batch of images from the loaded model: a grid PNG, and one PNG per image in a folder
 next to it (the gallery's images). Every PNG carries how it was made (engine/pnginfo.py): the
 grid the batch's parameters, each image its own seed and class, so that image alone can be made
-again (image i is drawn alone with seed + i: engine/training/grid.py::sample_images)."""
+again (image i depends on seed + i alone: Family.generate's contract, engine/sampling/noise.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ def run(session: ModelSession, req: SampleRequest, progress: StageProgress, canc
     from engine.training.grid import grid_classes, grid_columns, make_grid, sample_images
     fam = session.family
     options = fam.sample_options(req.options)
-    imgs, labels = sample_images(fam, req.n, seed=req.seed, cls=req.cls, per_image_seeds=True, use_ema=req.ema,
+    imgs, labels = sample_images(fam, req.n, seed=req.seed, cls=req.cls, use_ema=req.ema,
                                  options=options, progress=stage(progress, "sampling"), cancel=cancel)
     batch = batch_meta(session, req, options)
     grid = make_grid(imgs, grid_columns(req.n, grid_classes(fam, req.cls)), scale=req.scale)

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from engine.sampling.denoise import Cancelled
+from engine.sampling.noise import RowGenerators, randn_like
 from engine.sampling.solvers import Solver
 
 DIFFUSION_METHODS = ("repaint", "blend")
@@ -78,7 +79,8 @@ def inpaint_diffusion(denoiser: Callable[[torch.Tensor, int], torch.Tensor], sol
                       mask: torch.Tensor, x_init: torch.Tensor, steps: int, *, method: str = "repaint",
                       jump: int = 10, resample: int = 10, strength: float = 1.0,
                       noise_init: torch.Tensor | None = None, noise_start: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None, merge_generator: torch.Generator | None = None,
+                      generator: torch.Generator | RowGenerators | None = None,
+                      merge_generator: torch.Generator | RowGenerators | None = None,
                       progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
     """Fill the masked part of `known` (jump 0: paper_jump of the steps).
 
@@ -102,7 +104,7 @@ def inpaint_diffusion(denoiser: Callable[[torch.Tensor, int], torch.Tensor], sol
     mask = mask.to(dev, torch.float32)
 
     def randn():
-        return torch.randn(known.shape, generator=merge_generator, device=dev, dtype=torch.float32)
+        return randn_like(known.float(), merge_generator)
 
     fixed = noise_init.to(dev) if noise_init is not None else randn()
     x = _noised(x_init.to(dev).float(), fixed, _alpha_bar(solver, ts, s0, dev))

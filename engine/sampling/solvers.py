@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engine.registry import load_object
+from engine.sampling.noise import randn_like
 from engine.solvers import SOLVERS, SPACINGS
 
 
@@ -125,10 +126,6 @@ class Solver:
         raise NotImplementedError(f"solver {self.name} cannot run backwards")
 
 
-def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
 class DDIMSolver(Solver):
     """DDIM (Song et al. 2021). eta 0 is deterministic (and invertible); eta 1 matches DDPM's
     posterior variance."""
@@ -148,7 +145,7 @@ class DDIMSolver(Solver):
         sigma = self.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
         x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps
         if self.eta > 0:
-            x = x + sigma * _noise_like(x, generator)
+            x = x + sigma * randn_like(x, generator)
         return x
 
     def inverse_step(self, model_output: torch.Tensor, t: int, t_next: int, x: torch.Tensor) -> torch.Tensor:
@@ -170,7 +167,7 @@ class DDPMSolver(Solver):
         beta = 1 - ab / ab_prev  # the respaced chain's beta between t and t_prev
         mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + ((1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)) * x
         var = beta * (1 - ab_prev) / (1 - ab)
-        return mean + var.sqrt() * _noise_like(x, generator)
+        return mean + var.sqrt() * randn_like(x, generator)
 
 
 def build_solver(name: str, alphas_cumprod: torch.Tensor, *, spacing: str = "linspace", clip_x0: bool = True,

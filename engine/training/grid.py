@@ -46,41 +46,21 @@ def grid_columns(n: int, num_classes: int) -> int:
     return math.ceil(math.sqrt(n))
 
 
-def sample_images(family, n: int, *, seed: int, cls: int | None = None, per_image_seeds: bool = False,
-                  progress=None, cancel=None, **sample_kwargs) -> tuple[torch.Tensor, list[int] | None]:
+def sample_images(family, n: int, *, seed: int, cls: int | None = None, progress=None, cancel=None,
+                  **sample_kwargs) -> tuple[torch.Tensor, list[int] | None]:
     """n images (N, C, H, W) in [-1, 1] from a family, all of class `cls` or one class per column,
     and their labels (None: unconditional); sample_kwargs go to family.sample (options, use_ema).
-
-    Batched (the default, as training grids are drawn), image i depends on n: the batch shares
-    one noise draw. With per_image_seeds, image i is drawn alone with seed + i and its own label,
-    exactly as family.sample(1, seed=seed + i) draws it: a gallery image can be made again from
-    its seed alone, at the cost of batching (one image at a time)."""
+    Drawn as one batch; image i depends on seed + i and its label alone (the family contract,
+    Family.generate), so a gallery image is made again from its seed."""
     labels = family.labels_for(n, cls)
-    if not per_image_seeds:
-        imgs = family.sample(n, seed=seed, labels=labels, progress=progress, cancel=cancel, **sample_kwargs)
-        return imgs, labels
-    from engine.sampling.denoise import Cancelled
-    parts = []
-    per_image = [1]   # the steps of one image, as the family's progress counts them
-    for i in range(n):
-        if cancel is not None and cancel():   # a one-pass family checks nowhere else
-            raise Cancelled()
-
-        def step(done: int, total: int, i: int = i) -> None:   # one image's steps, as a share of the batch
-            per_image[0] = max(1, total)
-            progress(i * per_image[0] + done, n * per_image[0])
-
-        parts.append(family.sample(1, seed=seed + i, labels=None if labels is None else labels[i:i + 1],
-                                   progress=None if progress is None else step, cancel=cancel, **sample_kwargs))
-        if progress is not None:   # also for a family that reports no progress of its own
-            progress((i + 1) * per_image[0], n * per_image[0])
-    return torch.cat(parts), labels
+    imgs = family.sample(n, seed=seed, labels=labels, progress=progress, cancel=cancel, **sample_kwargs)
+    return imgs, labels
 
 
 def sample_grid_image(family, n: int, *, seed: int, cls: int | None = None, scale: int = 1,
                       **sample_kwargs) -> Image.Image:
     """Sample n images from a family (all of class `cls`, or one class per column) as a grid;
-    sample_kwargs go to sample_images (options, use_ema, progress, cancel, per_image_seeds)."""
+    sample_kwargs go to sample_images (options, use_ema, progress, cancel)."""
     imgs, _ = sample_images(family, n, seed=seed, cls=cls, **sample_kwargs)
     return make_grid(imgs, grid_columns(n, grid_classes(family, cls)), scale=scale)
 
