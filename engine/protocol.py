@@ -23,12 +23,16 @@ Worker events (the one vocabulary of operations; every reply carries the request
                                                run's sample options)
   progress    id, op, stage, done, total       throttled to ~10 per second, always the last one
   result      id, op, elapsed_s, and the op's Result fields (paths of written images, counts, …)
-  cancelled   id, op                           superseded by a newer request of the same op
+  cancelled   id, op                           stopped by a "cancel" request naming it, or superseded by
+                                               a newer request of the same op (not for an op that is
+                                               never superseded, e.g. interpolate-export: only cancel)
   error       id, op, message                  the request failed; the worker keeps serving
 
 Control commands come in on stdin (a plain word or {"cmd": ...}) and through the file `control`
 in the run directory (one command per line), so a run on another machine can be steered through a
-shared folder. Worker requests are JSON objects with "id" and "op".
+shared folder. Worker requests are JSON objects with "id" and "op" (engine/worker.py lists them);
+a preview walk is "interpolate" and writing one to a file is "interpolate-export", so a preview
+never cancels an export.
 """
 from __future__ import annotations
 

@@ -7,17 +7,20 @@ every other op is an operation of engine/ops (OPS), whose Request dataclass give
   {"id": 3, "op": "project", "image": "face.png"}           (the latent is cached for mix/interpolate)
   {"id": 4, "op": "mix", "rows": [1, 2, "face.png"], "cols": [4, 5], "layers": [0, 1, 2],
    "options": {"truncation_psi": 0.7, "noise_mode": "const"}}
-  {"id": 5, "op": "interpolate", "endpoints": [1, "face.png", 7], "frames": 16, "out": "walk.gif"}
-  {"id": 6, "op": "evaluate", "n": 1000}
-  {"id": 7, "op": "inpaint", "image": "photo.png", "mask": "mask.png", "method": "repaint", "seeds": [0, 1]}
-  {"id": 8, "op": "cancel", "target": 7}                    (stops request 7 between steps)
-  {"id": 9, "op": "quit"}
+  {"id": 5, "op": "interpolate", "endpoints": [1, "face.png", 7], "frames": 16}   (a preview: a strip)
+  {"id": 6, "op": "interpolate-export", "endpoints": [1, 7], "frames": 16, "out": "walk.gif"}
+  {"id": 7, "op": "evaluate", "n": 1000}
+  {"id": 8, "op": "inpaint", "image": "photo.png", "mask": "mask.png", "method": "repaint", "seeds": [0, 1]}
+  {"id": 9, "op": "cancel", "target": 8}                    (stops request 8 between steps)
+  {"id": 10, "op": "quit"}
 "options" are the loaded family's sample options (engine/sections/); one it does not have is an
 error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one). An op
 that writes an image and names no "out" writes it into the worker's cache folder.
 Replies are the events of engine/protocol.py: ready, progress, result, cancelled, error.
 A newer request of the same op supersedes an older one: a queued one is dropped and a running one
-is cancelled between steps, so dragging a slider never queues stale work.
+is cancelled between steps, so dragging a slider never queues stale work. Ops marked
+superseded=False in OPS (interpolate-export: a file someone asked for; project: an image someone
+dropped) are stopped only by their own "cancel"; a newer request of the same op queues behind them.
 """
 from __future__ import annotations
 
@@ -64,11 +67,12 @@ class Worker:
             if op == "cancel":   # answered at once, not queued: the work it stops may be running
                 self._cancel(req.get("target"))
                 return
-            for old in [r for r in self._queue if r.get("op") == op]:
-                self._queue.remove(old)
-                self.emit(protocol.event("cancelled", id=old.get("id"), op=op))
-            if self._running is not None and self._running.get("op") == op:
-                self._running_cancel.set()  # the running one stops at its next step
+            if supersedes(op):
+                for old in [r for r in self._queue if r.get("op") == op]:
+                    self._queue.remove(old)
+                    self.emit(protocol.event("cancelled", id=old.get("id"), op=op))
+                if self._running is not None and self._running.get("op") == op:
+                    self._running_cancel.set()  # the running one stops at its next step
             self._queue.append(req)
             self._cond.notify()
 
@@ -95,6 +99,10 @@ class Worker:
     def serve(self) -> None:
         threading.Thread(target=self.read_stdin, name="worker-stdin", daemon=True).start()
         self.emit(protocol.event("worker", state="idle", cache_dir=str(self.cache_dir)))
+        self.serve_queue()
+
+    def serve_queue(self) -> None:
+        """Answer submitted requests in order until a "quit" (serve() feeds it from stdin)."""
         while True:
             with self._cond:
                 while not self._queue:
@@ -168,6 +176,12 @@ class Worker:
             self.load(req["checkpoint"])  # a request for another checkpoint: load it, and say so
         if self.session is None and required:
             raise ValueError("no checkpoint loaded: send a 'load' request first")
+
+
+def supersedes(op) -> bool:
+    """Whether a newer request of `op` replaces older ones (the worker's own ops do: a newer load)."""
+    known = OPS.get(op) if isinstance(op, str) else None   # a malformed op is answered as an error later
+    return known is None or known.superseded
 
 
 def error_message(e: Exception, op) -> str:

@@ -3,7 +3,8 @@ dropped images that the model encodes — projection, inversion, …), lerp or s
 model's own rendering options; a strip and an animated preview with play/pause (button, or space
 on the preview) and a frame scrubber; GIF and MP4 export (written by the engine). A walk renders
 when the tab opens, and option changes re-render live (Canvas.request_live: one render in flight,
-the newest change sent when it answers, every frame shown)."""
+the newest change sent when it answers, every frame shown). An export is its own op
+("interpolate-export"), so the engine queues a preview behind it instead of cancelling it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,6 @@ class InterpolationCanvas(Canvas):
         self.render_ids: dict[int, str] = {}  # preview renders whose frames are shown -> their checkpoint
         self.frames_checkpoint = ""          # the checkpoint the frames on screen were rendered from
         self.export_id = 0
-        self._render_after_export = False   # a preview asked for while an export ran
         self.frames: list[QPixmap] = []
         self.frame_index = 0                # the frame the preview shows
         self.playing = True
@@ -131,7 +131,6 @@ class InterpolationCanvas(Canvas):
     def clear_pending(self) -> None:
         self.pending_id = self.export_id = 0
         self.render_ids.clear()
-        self._render_after_export = False
 
     def on_checkpoint_changed(self, path: str) -> None:
         # a walk still rendering is of the previous model: it is not shown (newer requests are)
@@ -214,31 +213,21 @@ class InterpolationCanvas(Canvas):
         fields = self._fields()
         if fields is None:
             return 0
-        if self.export_id in self.inflight:  # the worker would cancel the export for it: it follows the export
-            self._render_after_export = True
-            return 0
         return self.request_live("interpolate", **fields)
 
     def request(self, op: str, **fields) -> int:
         """Every preview walk sent (also a live one that waited and is sent later by the base) is shown."""
         rid = super().request(op, **fields)
+        self.progress.setFormat("starting…")
         if op == "interpolate":
-            self.progress.setFormat("starting…")
-            if "out" not in fields:
-                self.pending_id = rid
-                self.render_ids[rid] = self.checkpoint
+            self.pending_id = rid
+            self.render_ids[rid] = self.checkpoint
         return rid
 
-    def on_done(self, rid: int, kind: str) -> None:
-        super().on_done(rid, kind)
-        if rid == self.export_id and self._render_after_export:
-            self._render_after_export = False
-            self.render()
-
     def export(self, path: str) -> int:
-        """Write a GIF or MP4 (by suffix) through the engine."""
+        """Write a GIF or MP4 (by suffix) through the engine; previews asked for meanwhile queue behind it."""
         fields = self._fields()
-        self.export_id = self.request("interpolate", **fields, out=path) if fields is not None else 0
+        self.export_id = self.request("interpolate-export", **fields, out=path) if fields is not None else 0
         return self.export_id
 
     def _export_dialog(self, suffix: str) -> None:
@@ -249,7 +238,7 @@ class InterpolationCanvas(Canvas):
 
     def on_result(self, ev: dict) -> None:
         rid = ev.get("id")
-        if ev.get("op") != "interpolate" or not (rid in self.render_ids or rid == self.export_id):
+        if not (rid in self.render_ids or rid == self.export_id):
             return
         self.frames_checkpoint = self.render_ids.pop(rid, self.checkpoint)
         self._show_strip(ev["path"], int(ev["frames"]), int(ev["frame_size"]))

@@ -1,4 +1,6 @@
-"""A latent walk through seeds and/or images: a strip PNG, a GIF or an MP4."""
+"""A latent walk through seeds and/or images: a strip PNG, a GIF or an MP4. The worker serves it
+as two ops: "interpolate" (a preview, superseded by a newer one) and "interpolate-export" (the same
+walk written to `out`, which no newer request cancels)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,6 +37,16 @@ class InterpolateRequest:
         check_scale(self.scale)
         if self.out:
             check_output(self.out)  # before seconds of rendering, not after
+
+
+@dataclass
+class ExportRequest(InterpolateRequest):
+    """An export: the fields of InterpolateRequest, with `out` required (the file someone named)."""
+
+    def check(self) -> None:
+        if not self.out:
+            raise ValueError("interpolate-export: the request is missing 'out' (a .png, .gif or .mp4 file)")
+        super().check()
 
 
 @dataclass

@@ -157,17 +157,33 @@ def test_the_interpolate_tab_renders_when_it_opens_also_for_a_slow_model(qtbot, 
     assert client.last("interpolate")["checkpoint"].endswith("step_000020.safetensors")
 
 
-def test_an_option_change_waits_for_an_export_instead_of_cancelling_it(qtbot, fake, tmp_path):
+def test_an_option_change_during_an_export_is_a_preview_that_cannot_cancel_it(qtbot, fake, tmp_path):
+    """The export is its own op (interpolate-export), which the engine never supersedes, so a
+    preview is sent at once (the engine queues it behind the export) and both are shown."""
     client, session = fake
     walk = InterpolationCanvas(session)
     qtbot.addWidget(walk)
     client.ready(STYLE, {"truncation_psi": 1.0, "noise_mode": "const"})
+    exported = []
+    walk.exported.connect(exported.append)
     export = walk.export(str(tmp_path / "walk.gif"))
+    sent = client.last("interpolate-export")
+    assert sent["id"] == export and sent["out"].endswith("walk.gif") and sent["endpoints"] == [1, 2]
     walk.options.editors["truncation_psi"].setValue(0.5)
-    assert client.last("interpolate")["id"] == export
-    _walk_result(client, export, _strip_png(tmp_path, 4), 4)
-    after = client.last("interpolate")
-    assert after["id"] != export and "out" not in after and after["options"]["truncation_psi"] == pytest.approx(0.5)
+    preview = client.last("interpolate")
+    assert preview["id"] > export and "out" not in preview and preview["options"]["truncation_psi"] == pytest.approx(0.5)
+    assert [r["op"] for r in client.sent if r["op"] == "cancel"] == []       # nothing cancels the export
+    client.event.emit({"event": "result", "id": export, "op": "interpolate-export", "path": _strip_png(tmp_path, 4),
+                       "out": sent["out"], "frames": 4, "frame_size": 8, "elapsed_s": 0.1})
+    assert exported == [sent["out"]] and "saved" in walk.status.text() and len(walk.frames) == 4
+    assert walk.live_busy()                                                  # the preview, still rendering
+    _walk_result(client, preview["id"], _strip_png(tmp_path, 6), 6)
+    assert len(walk.frames) == 6 and not walk.live_busy() and not walk.inflight
+    # Cancel stops both an export and the preview in flight
+    export = walk.export(str(tmp_path / "again.gif"))
+    walk.options.editors["truncation_psi"].setValue(0.4)
+    walk.cancel()
+    assert sorted(r["target"] for r in client.sent if r["op"] == "cancel") == [export, client.last("interpolate")["id"]]
 
 
 def _walk_with_frames(qtbot, fake, tmp_path, n=6):

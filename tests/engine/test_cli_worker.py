@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,58 @@ def test_worker_serves_and_newer_request_supersedes(tmp_path, tiny_cfg):
     assert Image.open(path).size[0] > 8
     w.handle({"id": 9, "op": "sample", "n": 0})
     assert events[-1]["event"] == "error" and "n = 0 is too small; the minimum is 1" in events[-1]["message"]
+
+
+def test_previews_sent_while_an_export_runs_queue_behind_it_and_never_cancel_it(tmp_path, tiny_cfg):
+    """The Interpolate canvas exports a GIF, then the person drags a slider: the previews (op
+    interpolate) arrive while the export (op interpolate-export) renders. The export finishes and
+    writes its file, a second export queues behind it too, and previews still supersede previews."""
+    res = train(tiny_cfg.replace(training={"steps": 5}), tmp_path / "run", emit=lambda e: None)
+    events, exporting, previews_sent = [], threading.Event(), threading.Event()
+
+    def emit(ev):
+        events.append(ev)
+        if ev.get("id") == 2 and not exporting.is_set():
+            exporting.set()                  # the export is between its batches of frames (or failed):
+            previews_sent.wait(timeout=30)   # hold it there until the previews are in
+
+    w = Worker(tmp_path / "cache", device="cpu", emit=emit)
+    walk = {"endpoints": [1, 2], "frames": 20, "options": {"steps": 2}}   # two batches: 16 frames, then 4
+    w.submit({"id": 1, "op": "load", "checkpoint": str(res.last_checkpoint)})
+    w.submit({"id": 2, "op": "interpolate-export", **walk, "out": str(tmp_path / "walk.gif")})
+    serving = threading.Thread(target=w.serve_queue, daemon=True)
+    serving.start()
+    assert exporting.wait(timeout=60), events
+    for rid in (3, 4):                       # the drag: the newer preview supersedes the older
+        w.submit({"id": rid, "op": "interpolate", **walk, "frames": 3})
+    w.submit({"id": 5, "op": "interpolate-export", **walk, "out": str(tmp_path / "strip.png")})
+    w.submit({"id": 6, "op": "quit"})
+    previews_sent.set()
+    serving.join(timeout=120)
+    assert not serving.is_alive()
+    final = {e["id"]: e for e in events if e["event"] in ("result", "cancelled", "error")}
+    assert final[2]["event"] == "result", final    # the export was not cancelled by the previews
+    assert final[2]["op"] == "interpolate-export" and final[2]["frames"] == 20
+    assert Image.open(final[2]["out"]).format == "GIF"     # written (alike frames of a tiny model may merge)
+    assert final[3]["event"] == "cancelled" and final[4]["event"] == "result" and final[4]["frames"] == 3
+    assert final[5]["event"] == "result" and Path(final[5]["out"]).is_file()
+    done = [e["id"] for e in events if e["event"] == "result"]
+    assert done == [2, 4, 5]                         # answered in the order asked, after the export
+    # its own cancel still stops an export; an export with no file to write says so
+    w.submit({"id": 7, "op": "interpolate-export", **walk, "out": str(tmp_path / "x.gif")})
+    w.submit({"id": 8, "op": "cancel", "target": 7})
+    assert events[-1] == {"event": "cancelled", "id": 7, "op": "interpolate-export"} and not w._queue
+    w.handle({"id": 9, "op": "interpolate-export", **walk})
+    assert events[-1]["event"] == "error" and "missing 'out'" in events[-1]["message"]
+
+
+def test_a_newer_render_drops_a_queued_one_but_projections_and_exports_all_wait_their_turn(tmp_path):
+    events = []
+    w = Worker(tmp_path / "cache", device="cpu", emit=events.append)
+    for rid, op in enumerate(("mix", "mix", "project", "project", "interpolate-export", "interpolate-export"), 1):
+        w.submit({"id": rid, "op": op, "out": f"{rid}.gif"} if op.endswith("export") else {"id": rid, "op": op})
+    assert events == [{"event": "cancelled", "id": 1, "op": "mix"}]    # a slider's stale frame only
+    assert [r["id"] for r in w._queue] == [2, 3, 4, 5, 6]
 
 
 def test_cli_eval_folder_vs_folder(tmp_path):
