@@ -9,6 +9,17 @@ from app.canvases import TAB_KEYS
 from engine.families import DEFAULT_PRESET
 
 
+def window_size(text: str) -> tuple[int, int]:
+    """'1024x640' -> (1024, 640), for --size."""
+    try:
+        w, h = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the size as WIDTHxHEIGHT, e.g. 1024x640") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the width and height must be positive")
+    return w, h
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="genlab", description="GenLab: train and explore image generative models.")
     p.add_argument("--runs-root", help="where runs are written (default ~/GenLab/runs or $GENLAB_HOME/runs)")
@@ -21,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the tab to show first")
     p.add_argument("--screenshot", help="save a screenshot of the window to this PNG after --screenshot-delay ms, then quit")
     p.add_argument("--screenshot-delay", type=int, default=3000)
+    p.add_argument("--size", type=window_size, metavar="WxH",
+                   help="the window's size, e.g. 1024x640 (default: the last one, else 1360x860)")
     args = p.parse_args(argv)
 
     from app.qt_check import qt_platform_hint
@@ -42,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     runs_root = Path(args.runs_root) if args.runs_root else runs_root_setting(settings)
     win = MainWindow(runs_root, preset=args.preset, settings=settings)
+    if args.size:
+        win.resize(*args.size)
     win.show()
     run_dir, checkpoint = args.open_run, None
     if args.path:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QSplitter, QTab
 
 from app.canvases import CANVASES, TAB_KEYS
 from app.dialogs import apply_config_defaults
-from app.qt_util import scrolled
+from app.qt_util import AutoSplit, scrolled
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
@@ -34,6 +34,15 @@ from engine.rundir import RunDir
 def default_runs_root() -> Path:
     home = os.environ.get("GENLAB_HOME")
     return Path(home) / "runs" if home else Path.home() / "GenLab" / "runs"
+
+
+# The left column's width: what the tabs leave (their pages need about TABS_WIDTH px: the Sample
+# canvas's 707, its scroll bar and the tab frame), within [LEFT_MIN, LEFT_MAX] px: 270 px at a
+# width of 1024, 430 px from about 1185 up. Its height: the Model panel keeps MODEL_HEIGHT px
+# (about 6 rows of its form under family, preset and run name) or 60 % of it, whichever is less;
+# the Data panel gets the rest, at most what it needs.
+TABS_WIDTH, LEFT_MIN, LEFT_MAX = 750, 270, 430
+MODEL_HEIGHT, MODEL_SHARE = 330, 0.6
 
 
 def plot_groups() -> dict:
@@ -79,10 +88,13 @@ class MainWindow(QMainWindow):
         self.canvases = {spec.key: spec.canvas_class()(self.session, settings=settings) for spec in CANVASES}
         self.watcher = RunWatcher(parent=self)
 
+        # the Data panel scrolls inside its pane, so a tall preview or warning never squeezes the
+        # model form: the panes share the column by _data_height until the handle is dragged
         left = QSplitter(Qt.Vertical)
-        left.addWidget(self.data_panel)
+        left.setChildrenCollapsible(False)
+        left.addWidget(scrolled(self.data_panel))
         left.addWidget(self.model_panel)
-        left.setStretchFactor(1, 1)
+        self.left_split = AutoSplit(left, self._data_height)
 
         samples_box = QWidget()
         sl = QVBoxLayout(samples_box)
@@ -116,13 +128,15 @@ class MainWindow(QMainWindow):
         main = QSplitter(Qt.Horizontal)
         main.addWidget(scrolled(left))
         main.addWidget(self.tabs)
-        main.setSizes([430, 930])
+        main.setChildrenCollapsible(False)
         main.setStretchFactor(1, 1)
+        self.main_split = AutoSplit(main, self._left_width)
         self.setCentralWidget(main)
         self.status_label = QLabel(f"runs: {self.runs_root}")
         self.statusBar().addWidget(self.status_label, 1)
 
         self.model_panel.preset_loaded.connect(lambda cfg: self.data_panel.set_config(cfg.data))
+        self.data_panel.previewed.connect(lambda _info: self.left_split.refresh())   # its height changed
         self.training.run_started.connect(self._on_run_started)
         self.training.checkpoint_saved.connect(lambda p: self.set_checkpoint(p, load=False))
         self.training.run_ended.connect(self._on_run_ended)
@@ -161,6 +175,15 @@ class MainWindow(QMainWindow):
         self.resize(1360, 860)
         if settings is not None and settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
+
+    # ---- the left column's share -----------------------------------------------------------------
+    @staticmethod
+    def _left_width(length: int) -> int:
+        return min(max(length - TABS_WIDTH, LEFT_MIN), LEFT_MAX)
+
+    def _data_height(self, length: int) -> int:
+        model = min(MODEL_HEIGHT, int(MODEL_SHARE * length))
+        return min(self.data_panel.minimumSizeHint().height(), length - model)
 
     # ---- checkpoint and tabs -------------------------------------------------------------------
     @property

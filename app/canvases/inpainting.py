@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas, enable_by_capability
+from app.qt_util import FlowLayout
 from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
 from app.widgets.image_view import ImageView
@@ -33,6 +34,7 @@ from engine.sections.inpaint import InpaintSettings
 
 KEY = "inpainting/"
 THUMB = 96
+SIDE_MAX, SIDE_SHARE = 340, 0.32   # the side panel's width: at most 340 px, or 32 % of a narrow page
 
 
 def method_title(name: str) -> str:
@@ -74,6 +76,9 @@ class InpaintingCanvas(Canvas):
 
         self.method = QComboBox()
         self.method.setToolTip("Classical fills need no model; the others are the loaded checkpoint's")
+        # as wide as its longest method name where there is room; on a narrow page the name is cut
+        # short (the list still shows it whole) rather than the page scrolling sideways
+        self.method.setMinimumWidth(self.method.fontMetrics().horizontalAdvance("Navier-Stokes") + 40)
         self.seeds = QLineEdit(self.settings.value(KEY + "seeds", "0, 1, 2, 3"))
         self.seeds.setToolTip("One result per seed, e.g. 0, 1, 2, 3 or 10-13; the same seed gives the same fill")
         self.cls = QComboBox()
@@ -118,13 +123,14 @@ class InpaintingCanvas(Canvas):
         side.addWidget(self.progress_row)   # progress with the time left, and Cancel
         side.addWidget(self.status)
         side.addStretch(1)
-        side_w = QWidget()
+        side_w = self.side_panel = QWidget()
         side_w.setLayout(side)
-        side_w.setMaximumWidth(340)
+        side_w.setMaximumWidth(SIDE_MAX)
 
         right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)   # like the editor's: the splitter holds both
         right.addWidget(self.result_view, 1)
-        act = QHBoxLayout()
+        act = FlowLayout()   # one row where the results column is wide enough, else two
         for b in (self.compare_btn, self.accept_btn, self.undo_accept_btn, self.save_btn):
             act.addWidget(b)
         right.addLayout(act)
@@ -135,6 +141,7 @@ class InpaintingCanvas(Canvas):
         split.addWidget(right_w)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([300, 200])   # the editor 3/5 of the width (a splitter keeps the proportion)
         centre = QVBoxLayout()
         centre.addWidget(split, 1)
         centre.addWidget(QLabel("Results, one per seed: click one to view it"))
@@ -157,6 +164,13 @@ class InpaintingCanvas(Canvas):
         self.accept_btn.clicked.connect(self.accept_result)
         self.undo_accept_btn.clicked.connect(self.undo_accept)
         self.save_btn.clicked.connect(self._save)
+
+    def resizeEvent(self, e):
+        super().resizeEvent(e)
+        # a box layout would squeeze the editor and the results before the side panel: on a narrow
+        # page the panel takes its share only (a long method name is then cut short)
+        share = max(self.side_panel.minimumSizeHint().width(), int(SIDE_SHARE * self.width()))
+        self.side_panel.setMaximumWidth(min(SIDE_MAX, share))
 
     # ---- methods and options -------------------------------------------------------------------
     def _fill_methods(self, caps: Capabilities | None) -> None:

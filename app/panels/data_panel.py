@@ -20,7 +20,7 @@ from app.widgets.config_form import ConfigForm
 from app.widgets.image_view import ImageView
 from engine.config import DATASETS, DataConfig
 
-DATASET_LABELS = {"digits": "Digits (scikit-learn, 1,797 handwritten)", "shapes": "Shapes (procedural, RGB)",
+DATASET_LABELS = {"digits": "Digits (1,797 handwritten)", "shapes": "Shapes (procedural, RGB)",
                   "faces": "Faces (scikit-image LFW subset)", "textures": "Textures (scikit-image photos)",
                   "folder": "Image folder…"}
 PREVIEW_COUNT = 16                  # a 4 x 4 grid: each image large enough to see in the panel
@@ -119,6 +119,10 @@ class DataPanel(QGroupBox):
         self.combo = QComboBox()
         for key in DATASETS:
             self.combo.addItem(DATASET_LABELS[key], key)
+        self.combo.setItemData(self.combo.findData("digits"), "scikit-learn's 1,797 handwritten digits", Qt.ToolTipRole)
+        # a narrow column cuts a long name short instead of growing wider (the list shows it whole)
+        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(8)
         self.browse = QPushButton("Choose folder…")
         self.browse.setToolTip("A folder of images (png, jpg, webp, bmp, tiff); subfolders become classes. "
                                "You can also drop a folder anywhere on this panel.")
@@ -132,7 +136,11 @@ class DataPanel(QGroupBox):
         self.info = WrappedLabel("Drop a folder of images here, or pick a built-in dataset.")
         self.info.setObjectName("data_info")
         self.preview = ImageView("loading preview…")
-        self.preview.setMinimumSize(200, 200)   # a 4 x 4 grid at about 50 pixels an image, at the least
+        self.preview.setMinimumSize(160, 160)   # a 4 x 4 grid at about 40 pixels an image, at the least
+        # it grows into the room the panel has, but asks for no more than its minimum: the panel
+        # scrolls in its pane of the window's left column, which would otherwise make room for
+        # the view's 320-pixel size hint and push the options out of sight
+        self.preview.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Ignored)
         self.form = ConfigForm(DataConfig, exclude=("dataset", "path"))
 
     @staticmethod
@@ -144,14 +152,15 @@ class DataPanel(QGroupBox):
         return label
 
     def _lay_out(self) -> None:
-        row = QHBoxLayout()
-        row.addWidget(self.combo, 1)
-        row.addWidget(self.browse)
+        # the dataset's name gets a row of its own (the window's left column can be 270 px wide);
+        # under it the folder button, and the chosen folder's path with an Open button
         path_row = QHBoxLayout()
+        path_row.addWidget(self.browse)
         path_row.addWidget(self.path_label, 1)
+        path_row.addStretch(0)   # takes the room while no path shows
         path_row.addWidget(self.open_folder)
         lay = QVBoxLayout(self)
-        lay.addLayout(row)
+        lay.addWidget(self.combo)
         lay.addLayout(path_row)
         lay.addWidget(self.read_only_note)
         lay.addWidget(self.notice)

@@ -17,6 +17,13 @@ from engine.families import DEFAULT_FAMILY, FAMILIES, family_spec
 from engine.sections.common import GRID_FIELDS
 
 
+def form_page(form: ConfigForm):
+    """A tab's form, scrolling below its height. Narrow margins (the tab's frame is around it): in a
+    270-pixel column every family's form fits without scrolling sideways."""
+    form.layout().setContentsMargins(4, 4, 4, 4)
+    return scrolled(form)
+
+
 class ModelPanel(QGroupBox):
     preset_loaded = Signal(object)   # RunConfig
     changed = Signal()
@@ -45,10 +52,10 @@ class ModelPanel(QGroupBox):
         self.metrics_form = ConfigForm(MetricsConfig)
         tabs = QTabWidget()
         self.tabs = tabs
-        tabs.addTab(scrolled(self.model_form), "Network")
-        tabs.addTab(scrolled(self.training_form), "Training")
-        tabs.addTab(scrolled(self.sampling_form), "Sampling")
-        tabs.addTab(scrolled(self.metrics_form), "Metrics")
+        tabs.addTab(form_page(self.model_form), "Network")
+        tabs.addTab(form_page(self.training_form), "Training")
+        tabs.addTab(form_page(self.sampling_form), "Sampling")
+        tabs.addTab(form_page(self.metrics_form), "Metrics")
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color:#c0392b")
@@ -121,7 +128,7 @@ class ModelPanel(QGroupBox):
         current = self.tabs.currentIndex()
         self.tabs.widget(index).deleteLater()  # the old form's scroll area: removeTab keeps it alive
         self.tabs.removeTab(index)
-        self.tabs.insertTab(index, scrolled(form), title)
+        self.tabs.insertTab(index, form_page(form), title)
         self.tabs.setCurrentIndex(current)
         return form
 

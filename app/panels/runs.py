@@ -4,9 +4,9 @@ rescans every few seconds (stat calls, plus the metrics lines appended since), s
 and a run started from a shell appears by itself.
 
 The selected run shows its sample grids with a step slider (a flip-book of training), its
-checkpoints as thumbnails (a click opens one in the canvases), its curves and its config. Actions:
-open, resume, continue longer, duplicate the config, export, rename, delete to the trash; several
-selected runs can be compared (app/panels/run_compare.py).
+checkpoints as thumbnails (a click opens one in the canvases), its config and, under the list, its
+curves. Actions: open, resume, continue longer, duplicate the config, export, rename, delete to the
+trash; several selected runs can be compared (app/panels/run_compare.py).
 
 Everything is read from the run directories (engine/runs_index.py); the window connects the
 signals to the panels that train and sample."""
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 from app.panels.family_compare import FamilyCompare
 from app.panels.plots_panel import LossPlot, MetricPlot
 from app.panels.run_compare import RunCompare
-from app.qt_util import scratch_settings, signals_blocked
+from app.qt_util import FlowLayout, scratch_settings, signals_blocked
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
 from engine.families import FAMILIES, LOSS_PLOT
@@ -155,12 +155,10 @@ class RunsBrowser(QWidget):
         self.families_btn.setToolTip("Quality, diversity, sampling speed and training cost of the selected runs' newest "
                                      "checkpoints (any families, one dataset), measured on the same real images; "
                                      "with fewer than two runs selected, pick checkpoint files")
-        list_bar = QHBoxLayout()
-        for b in (self.add_folder_btn, self.remove_folder_btn):
+        # one row where the list column is wide enough, else two: the column stays narrow
+        list_bar = FlowLayout()
+        for b in (self.add_folder_btn, self.remove_folder_btn, self.compare_btn, self.families_btn):
             list_bar.addWidget(b)
-        list_bar.addStretch(1)
-        list_bar.addWidget(self.compare_btn)
-        list_bar.addWidget(self.families_btn)
         list_box = QWidget()
         ll = QVBoxLayout(list_box)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -236,14 +234,16 @@ class RunsBrowser(QWidget):
         self.config_text.setReadOnly(True)
         self.config_text.setFont(QFont("monospace"))
         self.compare = RunCompare()
-        self.tabs = QTabWidget()          # the selected run: its samples and checkpoints, its config
+        self.family_compare = FamilyCompare()
+        # the selected run's samples and config, and the selected runs compared, in one tab widget:
+        # the comparisons' pages are about 500 px wide, and beside the run's they would not fit the
+        # page at a window width of 1024 (the run's curves stay in view under the list)
+        self.tabs = QTabWidget()
         self.tabs.addTab(samples_tab, "Samples")
         self.tabs.addTab(self.config_text, "Config")
-        self.plot_tabs = QTabWidget()     # under the list: the selected run's curves, or several runs compared
-        self.plot_tabs.addTab(self.curves_tab, "Curves")
-        self.plot_tabs.addTab(self.compare, "Compare")
-        self.family_compare = FamilyCompare()
-        self.plot_tabs.addTab(self.family_compare, "Families")
+        self.tabs.addTab(self.compare, "Compare")
+        self.tabs.addTab(self.family_compare, "Families")
+        self.plot_tabs = self.tabs        # where the comparisons are shown (the name callers know)
         # ask_open(title, folder, filter) -> [paths] (replaceable in tests)
         self.ask_open = lambda title, folder, flt: QFileDialog.getOpenFileNames(self, title, folder, flt)[0]
 
@@ -266,14 +266,14 @@ class RunsBrowser(QWidget):
 
         left = QSplitter(Qt.Vertical)
         left.addWidget(list_box)
-        left.addWidget(self.plot_tabs)
+        left.addWidget(self.curves_tab)
         left.setSizes([330, 470])
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
         split.addWidget(details)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
-        split.setSizes([620, 580])
+        split.setSizes([560, 640])
         self.splitter = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)

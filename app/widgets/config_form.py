@@ -7,14 +7,24 @@ import dataclasses
 from typing import Any, get_type_hints
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QSlider, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QSlider, QSpinBox, QWidget)
 
 from app.qt_util import signals_blocked
 
 
 def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
+
+
+def _cap_min_width(ed: QWidget) -> None:
+    """A spin box's minimum fits its range's widest value (a float up to 1e9 with 6 decimals: about
+    150 px) and a combo's its longest choice: far more than the values shown need. Capped at about
+    7 digits, so a form fits a narrow column; wider columns still grow the fields."""
+    if isinstance(ed, (QAbstractSpinBox, QComboBox)):
+        cap = ed.fontMetrics().horizontalAdvance("0" * 7) + 30   # + the arrows and the frame
+        if ed.minimumSizeHint().width() > cap:
+            ed.setMinimumWidth(cap)
 
 
 def _list_item(text: str):
@@ -77,6 +87,7 @@ class ConfigForm(QWidget):
             if f.name in exclude or (include is not None and f.name not in include):
                 continue
             ed = self._make_editor(f, self._types[f.name])
+            _cap_min_width(ed)
             ed.setToolTip(f.metadata.get("help", ""))
             ed.setObjectName(f"field_{f.name}")
             self.editors[f.name] = ed

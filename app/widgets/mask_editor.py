@@ -64,7 +64,10 @@ class MaskView(QWidget):
         self._build_lut()
 
     def sizeHint(self):
-        return QSize(384, 384)
+        # modest: a canvas page in its scroll area is made as tall as it prefers (its word-wrapped
+        # labels ask for that), and 384 made the Inpainting tab scroll at a window height of 640;
+        # the view grows into whatever room there is anyway
+        return QSize(240, 240)
 
     # ---- content -------------------------------------------------------------------------------
     def set_image(self, arr: np.ndarray | None) -> None:

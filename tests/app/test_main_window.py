@@ -214,7 +214,7 @@ def test_processes_k_starts_the_run_under_torchrun_and_the_device_line_lists_eve
     monkeypatch.setattr(tp.job, "start", lambda *args: started.append(args))
     tp.nproc.setValue(2)
     assert tp.start()
-    assert started[0][-2:] == ("--nproc", "2") and "--config" in started[0]
+    assert started[0][-4:] == ("--nproc", "2", "--nice", "10") and "--config" in started[0]   # below the window
     assert not tp.nproc.isEnabled()                               # fixed while the run trains
     tp._on_event({"event": "started", "device": "cpu (1 thread)", "devices": ["cpu (1 thread)", "cpu (1 thread)"],
                   "world_size": 2, "precision": "fp32", "step": 0, "total_steps": 6})
@@ -225,5 +225,5 @@ def test_processes_k_starts_the_run_under_torchrun_and_the_device_line_lists_eve
     tp.more_steps.setValue(4)
     tp.planned_steps = lambda: 6
     assert tp.continue_run(4)
-    assert started[1][-4:] == ("--steps", "10", "--nproc", "2") and "--resume" in started[1]
+    assert started[1][-6:] == ("--steps", "10", "--nproc", "2", "--nice", "10") and "--resume" in started[1]
     tp.state = "idle"                                            # nothing runs: the window may close

@@ -1,14 +1,15 @@
 """The window's flow between its parts, as a person meets it: one checkpoint for every canvas (the
 toolbar picker; a canvas's own pick sticks), a dropped GenLab PNG restores its settings, a run
 folder dropped on the Data panel opens as a run, the panels are read-only while their run trains,
-the first loss point comes before the step-0 grid, and the layout holds at 1024×640."""
+the first loss point comes before the step-0 grid, and the layout holds at 1024×640: no tab scrolls
+sideways and the model form shows a useful number of rows."""
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QStackedWidget, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFormLayout, QScrollArea, QStackedWidget, QWidget
 from test_canvas_views import DDPM, STYLE, FakeClient
 
 from app.canvases import TAB_KEYS
@@ -172,14 +173,58 @@ def _overlaps(root: QWidget) -> list[str]:
     return out
 
 
-def test_the_layout_holds_at_1024_by_640(faked, qtbot):
-    _client, w = faked
-    w.resize(1024, 640)
+def _sideways_scroll(area: QScrollArea) -> str:
+    """Why `area` (a tab page's or a form's scroll area) scrolls sideways, or ''."""
+    page, bar = area.widget(), area.horizontalScrollBar()
+    if bar.maximum() > 0 or page.minimumSizeHint().width() > area.viewport().width():
+        return (f"scrolls sideways: its {type(page).__name__} needs {page.minimumSizeHint().width()} px, "
+                f"the view is {area.viewport().width()} px")
+    return ""
+
+
+def _form_rows_shown(w: MainWindow) -> float:
+    """How many rows of the model form (the Model panel's Network tab, shown) its view shows."""
+    area, form = w.model_panel.tabs.currentWidget(), w.model_panel.model_form
+    first, second = (form.layout().itemAt(i, QFormLayout.FieldRole).widget().geometry() for i in (0, 1))
+    return area.viewport().height() / (second.top() - first.top())
+
+
+# Five rows of the model form in view: enough to see a section's main fields together (DDPM's
+# channels, their multipliers, blocks per level, attention) and to scroll it a useful step at a
+# time. The Data panel above it once left two rows (70 px) at 1024×640, and two at 1400×900.
+MODEL_ROWS_SHOWN = 5
+
+
+def _layout_problems(w: MainWindow, qtbot, width: int, height: int) -> list[str]:
+    """At width×height: the window fits, nothing overlaps, no tab page needs sideways scrolling,
+    and the model form shows MODEL_ROWS_SHOWN rows without scrolling sideways."""
+    w.resize(width, height)
     problems = []
     for key in ("train", "runs", "sample", "style-mixing", "interpolate", "inpaint"):
         w.show_tab(key)
         qtbot.wait(50)
-        if w.width() > 1024 or w.height() > 640:
-            problems.append(f"{key}: the window cannot be 1024×640 (it is {w.width()}×{w.height()})")
+        if w.width() > width or w.height() > height:
+            problems.append(f"{key}: the window cannot be {width}×{height} (it is {w.width()}×{w.height()})")
         problems += [f"{key}: {p}" for p in _overlaps(w)]
+        if why := _sideways_scroll(w.tabs.currentWidget()):
+            problems.append(f"{key} tab {why}")
+    w.model_panel.tabs.setCurrentIndex(0)   # Network: the model form
+    qtbot.wait(20)
+    if why := _sideways_scroll(w.model_panel.tabs.currentWidget()):
+        problems.append(f"the model form {why}")
+    if (rows := _form_rows_shown(w)) < MODEL_ROWS_SHOWN:
+        problems.append(f"the model form shows {rows:.1f} rows, fewer than {MODEL_ROWS_SHOWN}")
+    return problems
+
+
+def test_the_layout_holds_at_1024_by_640(faked, qtbot):
+    _client, w = faked
+    problems = _layout_problems(w, qtbot, 1024, 640)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_layout_holds_at_1400_by_900(faked, qtbot):
+    """A usual window size keeps all of it too (the Runs tab once scrolled sideways even here)."""
+    _client, w = faked
+    problems = _layout_problems(w, qtbot, 1400, 900)
     assert not problems, "\n".join(problems)
