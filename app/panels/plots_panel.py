@@ -26,6 +26,21 @@ def redraw_timer(owner, redraw) -> QTimer:
     return timer
 
 
+def shrinkable(label: QLabel) -> QLabel:
+    """A readout cut to the width it is given (its full text is put in the tooltip by its owner):
+    a long one (16 KL curves) must not widen the page it sits in."""
+    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+    label.setMinimumWidth(1)   # an explicit minimum (0 would mean none) overrides the text's minimumSizeHint
+    return label
+
+
+def title_label(title: str) -> QLabel:
+    """A plot's title, wrapped onto more lines where a long one would widen the page."""
+    label = QLabel(f"<b>{title}</b>")
+    label.setWordWrap(len(title) > 24)
+    return label
+
+
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
 
 
@@ -75,9 +90,9 @@ class LossPlot(QWidget):
         self.log.setChecked(log)  # losses span decades; the log view shows progress late in a run
         self.readout = QLabel("")
         # a long readout (16 KL curves) must not widen the window: it is cut, the tooltip has it all
-        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        shrinkable(self.readout)
         top = QHBoxLayout()
-        top.addWidget(QLabel(f"<b>{title}</b>"))
+        top.addWidget(title_label(title))
         top.addWidget(self.readout, 1)
         top.addWidget(self.log)
         lay = QVBoxLayout(self)
@@ -156,9 +171,9 @@ class BarPlot(QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(20, 70, 160))
         self.plot.addItem(self.bars)
         self.readout = QLabel("")
-        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        shrinkable(self.readout)
         top = QHBoxLayout()
-        top.addWidget(QLabel(f"<b>{title}</b>"))
+        top.addWidget(title_label(title))
         top.addWidget(self.readout, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

@@ -104,3 +104,16 @@ def test_a_missing_qt_system_library_is_named_in_one_line():
     assert qt_platform_hint("offscreen", "linux", find) == ""     # no xcb: nothing to say
     assert qt_platform_hint("", "darwin", find) == ""
     assert qt_platform_hint("", "linux", lambda lib: "x.so") == ""
+
+
+def test_a_plot_with_a_long_title_and_many_curves_does_not_widen_its_page(qtbot):
+    """A hierarchical VAE's KL plot (long title, a readout of every group) once made the Runs tab
+    scroll sideways at 1024 px: the title and readout are cut instead, the full text in tooltips."""
+    from app.panels.plots_panel import LossPlot
+    title = "KL per latent dimension or group (nats): a bar at 0 = unused"
+    plot = LossPlot(("kl/",), title)
+    qtbot.addWidget(plot)
+    plot.add_rows([{"step": s, **{f"kl/group_{g}": 100.0 + g for g in range(8)}} for s in (1, 2)])
+    plot._redraw()
+    assert "group_7" in plot.readout.toolTip()
+    assert plot.minimumSizeHint().width() < 300
