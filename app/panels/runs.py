@@ -243,7 +243,6 @@ class RunsBrowser(QWidget):
         self.tabs.addTab(self.config_text, "Config")
         self.tabs.addTab(self.compare, "Compare")
         self.tabs.addTab(self.family_compare, "Families")
-        self.plot_tabs = self.tabs        # where the comparisons are shown (the name callers know)
         # ask_open(title, folder, filter) -> [paths] (replaceable in tests)
         self.ask_open = lambda title, folder, flt: QFileDialog.getOpenFileNames(self, title, folder, flt)[0]
 
@@ -411,7 +410,7 @@ class RunsBrowser(QWidget):
                 self._on_selection()
             elif s != self.current:
                 self._update_details(s)
-        if self.plot_tabs.currentWidget() is self.compare and any(
+        if self.tabs.currentWidget() is self.compare and any(
                 self.summaries.get(r) is not None and self.summaries[r].live for r in self.compare.runs):
             self.compare.reload()
 
@@ -773,7 +772,7 @@ class RunsBrowser(QWidget):
     def compare_selected(self) -> None:
         runs = self.selected_runs()
         self.compare.set_runs(runs)
-        self.plot_tabs.setCurrentWidget(self.compare)
+        self.tabs.setCurrentWidget(self.compare)
 
     def compare_families(self, checkpoints=None) -> bool:
         """Measure the newest checkpoints of the selected runs (two or more), else checkpoints
@@ -786,7 +785,7 @@ class RunsBrowser(QWidget):
                                             str(self.runs_root), "Checkpoints (*.safetensors)")
                 if not checkpoints:
                     return False
-        self.plot_tabs.setCurrentWidget(self.family_compare)
+        self.tabs.setCurrentWidget(self.family_compare)
         return self.family_compare.start(checkpoints)
 
     def shutdown(self) -> None:

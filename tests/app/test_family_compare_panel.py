@@ -126,7 +126,7 @@ def test_the_runs_browsers_button_compares_the_selected_runs_newest_checkpoints(
     monkeypatch.setattr(b.family_compare.job, "compare", lambda cks, n, **kw: started.append((list(cks), n)))
     b.select_run(a, c)
     b.families_btn.click()
-    assert b.plot_tabs.currentWidget() is b.family_compare
+    assert b.tabs.currentWidget() is b.family_compare
     assert started == [([str(a / "checkpoints" / "step_000010.safetensors"),
                          str(c / "checkpoints" / "step_000007.safetensors")], 500)]
     # one run selected: the checkpoints come from a file dialog; a cancelled dialog does nothing

@@ -137,7 +137,7 @@ def test_compare_overlays_the_selected_runs_by_step_or_training_time(qtbot, tmp_
     b.select_run(a, c)
     assert b.compare_btn.isEnabled()
     b.compare_btn.click()
-    assert b.plot_tabs.currentWidget() is b.compare
+    assert b.tabs.currentWidget() is b.compare
     assert set(b.compare.curves) == {"run-a", "run-c"} and b.compare.key.currentText() == "loss/mse"
     legend = sorted(label.text for _, label in b.compare.legend.items)
     assert legend == ["run-a", "run-c"]
