@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from app.canvases import TAB_KEYS
-from engine.families import DEFAULT_PRESET
+from engine.core.families import DEFAULT_PRESET
 
 
 def window_size(text: str) -> tuple[int, int]:

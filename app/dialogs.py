@@ -3,7 +3,7 @@
 
 Settings keys (QSettings): "paths/runs_root", "paths/inception_weights", "training/device",
 "ui/scale" (percent). The GUI never imports torch: About reads torch's version from the package
-metadata and asks a separate Python process (engine/info.py) which device it finds."""
+metadata and asks a separate Python process (engine/core/info.py) which device it finds."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.engine_client import REPO_ROOT, engine_environment
-from engine.config import DEVICES
+from engine.core.config import DEVICES
 from engine.metrics.weight_paths import WEIGHTS_NAME as INCEPTION_WEIGHTS_NAME
 from engine.metrics.weight_paths import candidate_paths as inception_candidates
 
@@ -261,11 +261,11 @@ def genlab_version() -> str:
 
 
 def info_command() -> tuple[str, list[str]]:
-    return sys.executable, ["-c", "from engine.info import main; main()"]
+    return sys.executable, ["-c", "from engine.core.info import main; main()"]
 
 
 def describe_device(info: dict) -> str:
-    """One line from engine/info.py's JSON."""
+    """One line from engine/core/info.py's JSON."""
     if not info.get("torch"):
         return f"PyTorch could not be imported: {info.get('error', 'unknown error')}"
     if info.get("cuda"):
@@ -281,10 +281,10 @@ def describe_device(info: dict) -> str:
 
 
 class AboutDialog(QDialog):
-    """Versions and the device PyTorch finds. The device check runs engine/info.py in a process
+    """Versions and the device PyTorch finds. The device check runs engine/core/info.py in a process
     of its own (the GUI never imports torch): "checking…" until it answers."""
 
-    checked = Signal(dict)   # engine/info.py's JSON (or {"error": ...})
+    checked = Signal(dict)   # engine/core/info.py's JSON (or {"error": ...})
 
     def __init__(self, parent=None, command: tuple[str, list[str]] | None = None):
         super().__init__(parent)

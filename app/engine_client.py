@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from engine import protocol
-from engine.config import RunConfig
+from engine.core import protocol
+from engine.core.config import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,10 +25,10 @@ from app.run_watcher import RunWatcher
 from app.widgets.checkpoint_bar import CheckpointBar
 from app.widgets.image_view import ImageView
 from app.worker_session import WorkerSession
-from engine.capabilities import Capabilities
-from engine.config import ConfigError, RunConfig
-from engine.families import DEFAULT_PRESET, FAMILIES
-from engine.rundir import RunDir
+from engine.core.capabilities import Capabilities
+from engine.core.config import ConfigError, RunConfig
+from engine.core.families import DEFAULT_PRESET, FAMILIES
+from engine.runs.rundir import RunDir
 
 
 def default_runs_root() -> Path:

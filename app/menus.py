@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox
 
 from app.canvases import TAB_KEYS, TAB_TITLES
 from app.dialogs import AboutDialog, SettingsDialog, ShortcutsDialog, runs_root_setting
-from engine.config import ConfigError
+from engine.core.config import ConfigError
 
 MAX_RECENT = 10
 KEY_RECENT_RUNS = "recent/runs"

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.logkeys import normalize_row
-from engine.rundir import ACTIVE_STATES, effective_status
+from engine.core.logkeys import normalize_row
+from engine.runs.rundir import ACTIVE_STATES, effective_status
 
 LIVENESS_EVERY_S = 2.0  # how often a run recorded as running is checked for a living process
 
 
 class RunWatcher(QObject):
-    metrics = Signal(list)   # new rows (dicts, namespaced names: engine/logkeys.py) since the last poll
+    metrics = Signal(list)   # new rows (dicts, namespaced names: engine/core/logkeys.py) since the last poll
     sample = Signal(str)     # path of a newer sample grid
     recon = Signal(str)      # path of a newer reconstruction grid (samples/recon/, families that reconstruct)
     status = Signal(dict)    # status.json when it changed ("interrupted" when its process is gone)

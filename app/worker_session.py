@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.engine_client import WorkerClient
-from engine.capabilities import Capabilities
+from engine.core.capabilities import Capabilities
 
 
 class RequestOwner:

@@ -14,7 +14,7 @@ from common import write_result
 
 import torch
 
-from engine.config import load_preset
+from engine.core.config import load_preset
 from engine.training.loop import Trainer
 
 

@@ -52,7 +52,7 @@ def gui(cfg, app, tmp: Path, k: int) -> float:
 
 def main():
     from PySide6.QtWidgets import QApplication
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--rounds", type=int, default=2)

@@ -23,9 +23,9 @@ PRESETS = ("ddpm-digits", "ddpm-faces")
 
 
 def session_for(preset: str, checkpoint: str | None, device: str):
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     from engine.data import build_dataset
-    from engine.models import build_family
+    from engine.family.base import build_family
     from engine.ops.base import ModelSession
     from engine.training.device import select_device
     if checkpoint:
@@ -60,7 +60,7 @@ def main() -> None:
     a = p.parse_args()
     from engine.ops.base import never, no_progress, parse_request
     from engine.ops.inpaint import InpaintRequest, run
-    from engine.sampling.inpaint import repaint_schedule
+    from engine.diffusion.inpaint import repaint_schedule
     tmp = Path(tempfile.mkdtemp())
     walk = repaint_schedule(a.steps, a.jump, a.resample)
     nfe = {"blend": a.steps, "repaint": sum(1 for x, y in zip(walk, walk[1:]) if y == x + 1)}

@@ -81,7 +81,7 @@ def measure(preset: str, budget: float, folder: Path, classifier) -> dict:
 
 def digit_scores(preset: str, images: Path, classifier) -> dict:
     """How the digit classifier reads the 50 sampled images (one PNG each, in seed order)."""
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     cfg = load_preset(preset)
     if cfg.data.dataset != "digits":
         return {}

@@ -25,12 +25,12 @@ def throughput(fn, x, repeats=3):
 
 
 def main():
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     from engine.data import build_dataset
     from engine.metrics import domain
     from engine.metrics.evaluate import Evaluator, family_sampler
     from engine.metrics.inception import FIDInceptionV3
-    from engine.models import build_family
+    from engine.family.base import build_family
     p = argparse.ArgumentParser()
     p.add_argument("--samples", type=int, default=2000)
     a = p.parse_args()
@@ -73,7 +73,7 @@ def main():
     preset_pass_s = time.perf_counter() - t0
 
     # training time between evaluations at the preset's interval, from a short timed run
-    from engine.models import Batch, StepContext
+    from engine.family.base import Batch, StepContext
     opts = fam.make_optimizers()
     ctx = StepContext(dev, torch.Generator(device=dev).manual_seed(0), opts, grad_clip=1.0)
     xb, yb = data.float_batch(torch.arange(cfg.training.batch_size)).to(dev), data.labels[:cfg.training.batch_size].to(dev)

@@ -23,7 +23,7 @@ import numpy as np
 
 def make_checkpoint(folder: Path) -> str:
     """The preset's architecture after a few steps: latency does not depend on training."""
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     from engine.training.loop import train
     cfg = load_preset("stylegan-shapes").replace(training={"steps": 2, "checkpoint_every": 0, "sample_every": 0},
                                                  metrics={"every": 0})

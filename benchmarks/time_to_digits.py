@@ -29,7 +29,7 @@ from PIL import Image
 def digit_classifier():
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
-    from engine.config import DataConfig
+    from engine.core.config import DataConfig
     from engine.data import build_dataset
     d = build_dataset(DataConfig(dataset="digits", resolution=16))
     X = d.images.reshape(len(d), -1).numpy() / 255.0
@@ -55,7 +55,7 @@ def main():
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--preset", default="ddpm-digits")
     a = p.parse_args()
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     conditional = bool(getattr(load_preset(a.preset).model, "class_conditional", False))
     clf, real_acc, real_conf = digit_classifier()
     run = Path(tempfile.mkdtemp(prefix="genlab-ttd-")) / "run"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 
 def ours(cfg, device):
-    from engine.models import StepContext, Batch, build_family
+    from engine.family.base import StepContext, Batch, build_family
     fam = build_family(cfg, 1 if cfg.data.dataset in ("digits", "faces") else 3, cfg.data.resolution,
                        [str(i) for i in range(10)]).to(device)
     opts = fam.make_optimizers()
@@ -72,7 +72,7 @@ def timed(step, x, y, steps, device):
 
 
 def main():
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="ddpm-digits")
     p.add_argument("--steps", type=int, default=40)

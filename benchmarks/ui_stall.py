@@ -120,7 +120,7 @@ class RenderLog:
 # ---- models ---------------------------------------------------------------------------------------
 def tiny_ddpm_config(steps: int):
     """A DDPM small enough to log many lines a second on a CPU (the tests' tiny model)."""
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
     return RunConfig(name="ui-stall").replace(
         data={"dataset": "digits", "resolution": 8},
         model={"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4], "timesteps": 50,
@@ -132,7 +132,7 @@ def tiny_ddpm_config(steps: int):
 
 def stylegan_checkpoint(folder: Path) -> str:
     """The stylegan-shapes architecture (32x32) after two steps: render time does not depend on training."""
-    from engine.config import load_preset
+    from engine.core.config import load_preset
     from engine.training.loop import train
     cfg = load_preset("stylegan-shapes").replace(training={"steps": 2, "checkpoint_every": 0, "sample_every": 0},
                                                  metrics={"every": 0})

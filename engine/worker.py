@@ -13,10 +13,10 @@ every other op is an operation of engine/ops (OPS), whose Request dataclass give
   {"id": 8, "op": "inpaint", "image": "photo.png", "mask": "mask.png", "method": "repaint", "seeds": [0, 1]}
   {"id": 9, "op": "cancel", "target": 8}                    (stops request 8 between steps)
   {"id": 10, "op": "quit"}
-"options" are the loaded family's sample options (engine/sections/); one it does not have is an
+"options" are the loaded family's sample options (its section.py); one it does not have is an
 error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one). An op
 that writes an image and names no "out" writes it into the worker's cache folder.
-Replies are the events of engine/protocol.py: ready, progress, result, cancelled, error.
+Replies are the events of engine/core/protocol.py: ready, progress, result, cancelled, error.
 A newer request of the same op supersedes an older one: a queued one is dropped and a running one
 is cancelled between steps, so dragging a slider never queues stale work. Ops marked
 superseded=False in OPS (interpolate-export: a file someone asked for; project: an image someone
@@ -33,12 +33,12 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from engine import protocol
+from engine.core import protocol
 from engine.ops import OPS
 from engine.ops.base import ModelSession, parse_request, result_fields
-from engine.sampling.denoise import Cancelled
-from engine.sections.common import option_values
-from engine.util import throttled
+from engine.family.progress import Cancelled
+from engine.core.sections import option_values
+from engine.core.util import throttled
 
 OWN_OPS = ("load", "cancel", "quit")
 
@@ -189,7 +189,7 @@ def error_message(e: Exception, op) -> str:
     checkpoint that does not fit), or, for a bug in GenLab, that it is one (the traceback goes to
     the worker's stderr, which the GUI shows)."""
     from engine.data.dataset import DataError
-    from engine.errors import os_error_line
+    from engine.core.errors import os_error_line
     from engine.training.checkpoint import CheckpointError
     if isinstance(e, OSError):
         return os_error_line(e)

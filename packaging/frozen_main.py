@@ -19,12 +19,12 @@ def main() -> int:
     multiprocessing.freeze_support()
     first = sys.argv[1] if len(sys.argv) > 1 else ""
     if first == "--engine":
-        from engine.__main__ import main as engine_main
+        from engine.cli.main import main as engine_main
         return engine_main(sys.argv[2:])
     for python_m in (["-u", "-m", "engine"], ["-m", "engine"]):
         # what app/engine_client.py runs when it does not know it is frozen: `python -u -m engine ...`
         if sys.argv[1:1 + len(python_m)] == python_m:
-            from engine.__main__ import main as engine_main
+            from engine.cli.main import main as engine_main
             return engine_main(sys.argv[1 + len(python_m):])
     if first == "--install-desktop":
         from app.desktop_install import main as install_main

@@ -9,7 +9,7 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
-from engine.config import RunConfig  # noqa: E402
+from engine.core.config import RunConfig  # noqa: E402
 
 
 def tiny_config(**sections) -> RunConfig:

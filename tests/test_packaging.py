@@ -238,8 +238,8 @@ def test_spec_finds_every_lazily_imported_module():
     """Run the spec's registry scan (not the build: PyInstaller is not a dependency) and check it
     covers every registry reference and only names modules that exist."""
     from app.canvases import CANVASES
-    from engine.families import FAMILIES
-    from engine.solvers import SOLVERS
+    from engine.core.families import FAMILIES
+    from engine.core.solvers import SOLVERS
     text = (ROOT / "packaging" / "genlab.spec").read_text(encoding="utf-8")
     scan = text[:text.index("# ---- what is left out")]
     ns = {"SPECPATH": str(ROOT / "packaging"), "__name__": "genlab_spec"}
@@ -254,9 +254,9 @@ def test_spec_finds_every_lazily_imported_module():
     modules = set(ns["lazy_modules"])
     wanted = {c.impl for c in CANVASES} | {s.impl for _, s in SOLVERS.items()}
     for _, f in FAMILIES.items():
-        wanted |= {f.config_section, f.options_section, f.impl}
+        wanted |= set(f.refs())
     assert {r.partition(":")[0] for r in wanted} <= modules
-    assert "engine.sections.inpaint" in modules  # a reference outside the registries (ddpm's inpaint_options)
+    assert "engine.inpainting.options" in modules  # a reference outside the registries (ddpm's inpaint_options)
     assert all(ns["module_exists"](m) for m in modules)
 
 
@@ -270,14 +270,14 @@ def test_spec_finds_every_lazily_imported_module():
 ])
 def test_frozen_entry_dispatches_on_its_first_arguments(monkeypatch, argv, wanted):
     import app.__main__
-    import engine.__main__
+    import engine.cli.main
     sys.path.insert(0, str(ROOT / "packaging"))
     try:
         import frozen_main
     finally:
         sys.path.remove(str(ROOT / "packaging"))
     calls = []
-    monkeypatch.setattr(engine.__main__, "main", lambda a: calls.append(("engine", a)) or 0)
+    monkeypatch.setattr(engine.cli.main, "main", lambda a: calls.append(("engine", a)) or 0)
     monkeypatch.setattr(app.__main__, "main", lambda a: calls.append(("app", a)) or 0)
     monkeypatch.setattr(di, "main", lambda a: calls.append(("install", a)) or 0)
     monkeypatch.setattr(sys, "argv", ["genlab", *argv])

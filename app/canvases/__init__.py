@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.registry import load_object
+from engine.core.registry import load_object
 
 
 @dataclass(frozen=True)

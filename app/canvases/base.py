@@ -21,9 +21,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QV
 from app.qt_util import human_duration, scratch_settings, signals_blocked
 from app.widgets.config_form import ConfigForm
 from app.worker_session import WorkerSession
-from engine.capabilities import Capabilities
-from engine.families import FAMILIES, family_spec
-from engine.sections.common import option_fields
+from engine.core.capabilities import Capabilities
+from engine.core.families import FAMILIES, family_spec
+from engine.core.sections import option_fields
 
 ERROR_STYLE = "<span style='color:#c0392b'>✖ {}</span>"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from engine.imageformats import IMAGE_SUFFIXES
+from engine.core.imageformats import IMAGE_SUFFIXES
 
 
 def parse_sources(text: str) -> list:

@@ -26,11 +26,11 @@ from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
 from app.widgets.image_view import ImageView
 from app.widgets.mask_editor import MaskEditor
-from engine.capabilities import Capabilities
+from engine.core.capabilities import Capabilities
 from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION, METHOD_TITLES
 from engine.inpainting.geometry import work_region
-from engine.registry import load_object
-from engine.sections.inpaint import InpaintSettings
+from engine.core.registry import load_object
+from engine.inpainting.options import InpaintSettings
 
 KEY = "inpainting/"
 THUMB = 96

@@ -18,7 +18,7 @@ from app.canvases.base import Canvas
 from app.canvases.common import IMAGE_SUFFIXES, dropped_images
 from app.qt_util import signals_blocked
 from app.widgets.image_view import ImageView
-from engine.capabilities import Capabilities
+from engine.core.capabilities import Capabilities
 
 
 class InterpolationCanvas(Canvas):

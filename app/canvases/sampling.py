@@ -2,7 +2,7 @@
 family's own sample options (drawn from its options dataclass: steps, solver, eta and guidance for
 diffusion, psi for a GAN, …), browse it as a gallery (each image with its own seed and class; click
 to enlarge; use its seed, copy, save one or all), go back to recent batches, save the grid,
-evaluate. Every PNG the engine writes carries its generation parameters (engine/pnginfo.py);
+evaluate. Every PNG the engine writes carries its generation parameters (engine/core/pnginfo.py);
 dropping such a PNG here restores them (restore_png_info). Requests go to the shared engine
 worker; a newer one supersedes an older one, so clicking again never queues stale work."""
 from __future__ import annotations
@@ -21,8 +21,8 @@ from app.qt_util import human_duration
 from app.widgets.gallery import Batch, Gallery, GalleryImage
 from app.widgets.image_view import ImageView
 from app.worker_session import same_path
-from engine.capabilities import Capabilities
-from engine.pnginfo import read_png_info
+from engine.core.capabilities import Capabilities
+from engine.core.pnginfo import read_png_info
 
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
 EVAL_NAMES = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),

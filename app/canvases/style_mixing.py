@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from app.canvases.base import Canvas
 from app.canvases.common import copy_result, dropped_images, parse_sources
 from app.widgets.image_view import ImageView
-from engine.capabilities import Capabilities
+from engine.core.capabilities import Capabilities
 
 
 GROUP_TIPS = {"coarse": "pose, shape (low resolutions)", "middle": "features (middle resolutions)",

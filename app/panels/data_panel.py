@@ -18,7 +18,7 @@ from app.engine_client import DataPreviewJob
 from app.qt_util import signals_blocked
 from app.widgets.config_form import ConfigForm
 from app.widgets.image_view import ImageView
-from engine.config import DATASETS, DataConfig
+from engine.core.config import DATASETS, DataConfig
 
 DATASET_LABELS = {"digits": "Digits (1,797 handwritten)", "shapes": "Shapes (procedural, RGB)",
                   "faces": "Faces (scikit-image LFW subset)", "textures": "Textures (scikit-image photos)",

@@ -1,5 +1,5 @@
 """Family comparison: checkpoints of any families trained on the same dataset in one table and one
-plot (quality against sampling speed), measured by `genlab-engine compare` (engine/compare.py) in
+plot (quality against sampling speed), measured by `genlab-engine compare` (engine/ops/compare.py) in
 an engine process of its own: FD (FID with the Inception weights, else FD-domain), precision,
 recall, bits/dim where the family has a likelihood, images/s and network evaluations per image,
 training time and size. A progress bar with an ETA, Cancel (kills the process), and Export CSV… /
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 from app.engine_client import EngineJob
 from app.panels.plots_panel import COLORS
 from app.qt_util import human_duration
-from engine.compare_table import best_index, pareto_front, write_csv
+from engine.runs.compare_table import best_index, pareto_front, write_csv
 
 _MORE_COLORS = [(0, 150, 160), (170, 110, 60), (110, 110, 200), (150, 150, 20)]
 

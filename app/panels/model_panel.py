@@ -1,6 +1,6 @@
 """Model panel: family, preset, and forms generated from the config schema (the family's model and
 sampling sections, training, metrics), with the fields' help as tooltips. Validation errors name
-the field. The families and their sections come from the registry (engine/families.py)."""
+the field. The families and their sections come from the registry (engine/core/families.py)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
@@ -9,12 +9,12 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QLineE
 
 from app.qt_util import scrolled, signals_blocked
 from app.widgets.config_form import ConfigForm
-from engine.config import ConfigError, MetricsConfig, RunConfig, TrainingConfig, list_presets, load_preset
+from engine.core.config import ConfigError, MetricsConfig, RunConfig, TrainingConfig, list_presets, load_preset
 
 CUSTOM = "(custom)"   # the preset combo's entry for settings that are no preset's
 LOCKED = "Read-only while the run trains — stop it or start a new run to change the model."
-from engine.families import DEFAULT_FAMILY, FAMILIES, family_spec
-from engine.sections.common import GRID_FIELDS
+from engine.core.families import DEFAULT_FAMILY, FAMILIES, family_spec
+from engine.core.sections import GRID_FIELDS
 
 
 def form_page(form: ConfigForm):

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from engine.logkeys import QUALITY, short
+from engine.core.logkeys import QUALITY, short
 
 REDRAW_MS = 250     # new rows arrive at the run watcher's 4 Hz poll: redrawing faster shows nothing new
 STAGGER_MS = 70     # each plot's redraws fall in their own event-loop pass

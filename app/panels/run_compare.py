@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLa
 
 from app.panels.plots_panel import COLORS, SMOOTHING
 from app.qt_util import signals_blocked
-from engine.logkeys import QUALITY
-from engine.runs_index import read_curves
+from engine.core.logkeys import QUALITY
+from engine.runs.index import read_curves
 
 X_AXES = {"step": "step", "training time": "training time (s)"}
 

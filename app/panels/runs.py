@@ -8,7 +8,7 @@ checkpoints as thumbnails (a click opens one in the canvases), its config and, u
 curves. Actions: open, resume, continue longer, duplicate the config, export, rename, delete to the
 trash; several selected runs can be compared (app/panels/run_compare.py).
 
-Everything is read from the run directories (engine/runs_index.py); the window connects the
+Everything is read from the run directories (engine/runs/index.py); the window connects the
 signals to the panels that train and sample."""
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from app.panels.run_compare import RunCompare
 from app.qt_util import FlowLayout, scratch_settings, signals_blocked
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
-from engine.families import FAMILIES, LOSS_PLOT
-from engine.logkeys import short
-from engine.runs_index import (RunsIndex, RunSummary, export_checkpoint, export_config, rename_run, trash)
+from engine.core.families import FAMILIES, LOSS_PLOT
+from engine.core.logkeys import short
+from engine.runs.index import (RunsIndex, RunSummary, export_checkpoint, export_config, rename_run, trash)
 
 FOLDERS_KEY = "runs_browser/folders"
 POLL_MS = 2000

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPla
 
 from app.engine_client import TrainJob
 from app.qt_util import human_duration
-from engine.config import ConfigError, RunConfig
-from engine.families import FAMILIES, family_spec
-from engine.logkeys import short
-from engine.rundir import new_run_dir
+from engine.core.config import ConfigError, RunConfig
+from engine.core.families import FAMILIES, family_spec
+from engine.core.logkeys import short
+from engine.runs.rundir import new_run_dir
 
 
 class TrainingPanel(QGroupBox):

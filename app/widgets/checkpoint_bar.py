@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSize
 
 from app.qt_util import signals_blocked
 from app.worker_session import WorkerSession, same_path
-from engine.capabilities import Capabilities
+from engine.core.capabilities import Capabilities
 
 
 def checkpoint_label(path: str) -> str:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.config import DataConfig
+from engine.core.config import DataConfig
 from engine.data.dataset import BatchOrder, DataError, ImageData, to_uint8_nchw
 
 __all__ = ["build_dataset", "ImageData", "DataError", "BatchOrder"]

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.data.dataset import DataError
-from engine.imageformats import IMAGE_SUFFIXES, is_image_path
+from engine.core.imageformats import IMAGE_SUFFIXES, is_image_path
 
 MAX_PIXELS = int(os.environ.get("GENLAB_MAX_IMAGE_PIXELS", 64_000_000))  # e.g. 8000 x 8000
 NOT_AN_IMAGE = "not an image"

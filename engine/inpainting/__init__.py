@@ -1,7 +1,7 @@
 """Inpainting's model-free parts, light enough for the GUI to import (numpy and OpenCV, no torch):
 which region of a large image the model works on (geometry), the classical fills that need no
 model (classical) and the feathered composite back into the full image (composite). The
-diffusion methods are in engine/sampling/inpaint.py; the operation that ties them together is
+diffusion methods are in engine/diffusion/inpaint.py; the operation that ties them together is
 engine/ops/inpaint.py."""
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save
 
-from engine.util import atomic_write_bytes, atomic_write_json
+from engine.core.util import atomic_write_bytes, atomic_write_json
 
 FEATURE_DIM = 128
 VERSION = 2

@@ -12,11 +12,11 @@ from safetensors.numpy import load_file as np_load, save as np_save
 from engine.metrics import domain, inception
 from engine.metrics.stats import (feature_stats, frechet_distance, inception_score, kernel_inception_distance,
                                   precision_recall)
-from engine.util import atomic_write_bytes
+from engine.core.util import atomic_write_bytes
+from engine.family.progress import StageProgress, check_cancel
 
 METRICS = ("fid", "kid", "pr", "is")   # sample quality, from generated images
 LIKELIHOOD_METRICS = ("bpd",)          # from the model's likelihood of real images
-Progress = Callable[[str, int, int], None]
 
 
 def parse_metrics(spec) -> list[str]:
@@ -32,7 +32,7 @@ def family_sampler(family, steps: int) -> Callable[[int, int], torch.Tensor]:
     """sample(count, seed) from a family's EMA weights with the run's sample options (an iterative
     sampler with `steps` steps), cycling through the classes of a conditional model, for
     Evaluator.score_sampler."""
-    from engine.models.interfaces import IterativeSampler
+    from engine.family.interfaces import IterativeSampler
     options = family.sample_options(steps=steps) if isinstance(family, IterativeSampler) else family.sample_options()
 
     def sample(n: int, seed: int) -> torch.Tensor:
@@ -57,7 +57,7 @@ class Evaluator:
 
     def __init__(self, real: torch.Tensor, labels: torch.Tensor, num_classes: int, *, metrics=METRICS,
                  inception_path: str | None = None, device: str | torch.device = "cpu", batch: int = 250,
-                 domain_steps: int = 300, cache: Path | None = None, progress: Progress | None = None):
+                 domain_steps: int = 300, cache: Path | None = None, progress: StageProgress | None = None):
         self.metrics = [m for m in parse_metrics(metrics) if m in METRICS]
         self.device, self.batch = torch.device(device), batch
         self.progress = progress or (lambda stage, done, total: None)
@@ -127,11 +127,9 @@ class Evaluator:
     def score_sampler(self, sample: Callable[[int, int], torch.Tensor], n: int,
                       cancel: Callable[[], bool] | None = None) -> dict[str, float]:
         """sample(count, seed) -> images in [-1, 1]; drawn in batches with progress."""
-        from engine.sampling.denoise import Cancelled
         parts, done = [], 0
         while done < n:
-            if cancel is not None and cancel():
-                raise Cancelled()
+            check_cancel(cancel)
             k = min(self.batch, n - done)
             parts.append(sample(k, 10_000 + done).cpu())
             done += k

@@ -11,12 +11,9 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from engine.schema import coerce
-
-StageProgress = Callable[[str, int, int], None]   # stage, done, total (a family's progress has no stage)
-Cancel = Callable[[], bool]                  # True: stop (raise Cancelled between steps)
+from engine.core.schema import coerce
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -25,11 +22,6 @@ def no_progress(stage: str, done: int, total: int) -> None:
 
 def never() -> bool:
     return False
-
-
-def stage(progress: StageProgress, name: str) -> Callable[[int, int], None]:
-    """A family-level progress(done, total) reporting under one stage name."""
-    return lambda done, total: progress(name, done, total)
 
 
 def check_scale(scale: int) -> None:
@@ -79,7 +71,7 @@ class ModelSession:
 
     def __post_init__(self):
         if self.endpoints is None:
-            from engine.sampling.interpolate import EndpointCache
+            from engine.ops.latent_walk import EndpointCache
             self.endpoints = EndpointCache()
 
     @classmethod

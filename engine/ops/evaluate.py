@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config import MetricsConfig
-from engine.models.interfaces import Likelihood
-from engine.ops.base import Cancel, ModelSession, StageProgress
-from engine.schema import check_like
+from engine.core.config import MetricsConfig
+from engine.family.interfaces import Likelihood
+from engine.family.progress import Cancel, StageProgress
+from engine.ops.base import ModelSession
+from engine.core.schema import check_like
 
 
 @dataclass

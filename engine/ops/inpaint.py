@@ -4,7 +4,7 @@ fills, which need no model. The model works at its resolution on a region of the
 whole image, its central square, or a square around the mask: engine/inpainting/geometry.py);
 its result is pasted back into the full-size image with a feathered edge, so pixels away from
 the mask come back bit for bit. One PNG per seed, with the method and its parameters in the PNG's
-text metadata (engine/pnginfo.py)."""
+text metadata (engine/core/pnginfo.py)."""
 from __future__ import annotations
 
 import time
@@ -16,10 +16,11 @@ import numpy as np
 from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION
 from engine.inpainting.composite import cut, feather, paste, resize, to_channels, to_uint8
 from engine.inpainting.geometry import mask_outside, work_region
-from engine.ops.base import Cancel, ModelSession, StageProgress, stage
-from engine.pnginfo import parameters_line, write_png
-from engine.schema import section_from_dict, validate_section
-from engine.sections.inpaint import InpaintSettings
+from engine.family.progress import Cancel, StageProgress, stage
+from engine.ops.base import ModelSession
+from engine.core.pnginfo import parameters_line, write_png
+from engine.core.schema import section_from_dict, validate_section
+from engine.inpainting.options import InpaintSettings
 
 MAX_SEEDS = 64
 
@@ -119,7 +120,7 @@ def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgre
 
 
 def _inpaints(session: ModelSession | None) -> bool:
-    from engine.models.interfaces import Inpainter
+    from engine.family.interfaces import Inpainter
     return session is not None and isinstance(session.family, Inpainter)
 
 
@@ -134,7 +135,7 @@ def _with_model(session, image, mask, method, settings, req, progress, cancel):
     """The model's fill of the region, pasted back: a list of full-size images (one per seed), the
     region and the parameters used."""
     import torch
-    from engine.sections.common import option_values
+    from engine.core.sections import option_values
     if session is None:
         raise ValueError(f"no checkpoint loaded: {method!r} needs a model; "
                          f"{' and '.join(CLASSICAL_METHODS)} work without one")

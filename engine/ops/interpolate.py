@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.models.interfaces import LatentModel
-from engine.sampling.interpolate import check_output, interpolate, save_animation
-from engine.ops.base import Cancel, ModelSession, StageProgress, check_encode_steps, check_scale
+from engine.family.interfaces import LatentModel
+from engine.ops.latent_walk import check_output, interpolate, save_animation
+from engine.family.progress import Cancel, StageProgress
+from engine.ops.base import ModelSession, check_encode_steps, check_scale
 
 
 @dataclass

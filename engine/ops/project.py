@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.models.interfaces import LatentModel
-from engine.ops.base import Cancel, ModelSession, StageProgress, check_encode_steps, stage
+from engine.family.interfaces import LatentModel
+from engine.family.progress import Cancel, StageProgress, stage
+from engine.ops.base import ModelSession, check_encode_steps
 
 
 @dataclass

@@ -1,15 +1,16 @@
 """Sample a batch of images from the loaded model: a grid PNG, and one PNG per image in a folder
-next to it (the gallery's images). Every PNG carries how it was made (engine/pnginfo.py): the
+next to it (the gallery's images). Every PNG carries how it was made (engine/core/pnginfo.py): the
 grid the batch's parameters, each image its own seed and class, so that image alone can be made
-again (image i depends on seed + i alone: Family.generate's contract, engine/sampling/noise.py)."""
+again (image i depends on seed + i alone: Family.generate's contract, engine/family/noise.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.ops.base import Cancel, ModelSession, StageProgress, check_scale, stage
-from engine.schema import check_like
-from engine.sections.common import SamplingSection
+from engine.family.progress import Cancel, StageProgress, stage
+from engine.ops.base import ModelSession, check_scale
+from engine.core.schema import check_like
+from engine.core.sections import SamplingSection
 
 
 @dataclass
@@ -19,7 +20,7 @@ class SampleRequest:
     seed: int = 0
     cls: int | None = None           # every image of this class; None: one class per column
     ema: bool = True
-    options: dict = field(default_factory=dict)   # the family's sample options (engine/sections/)
+    options: dict = field(default_factory=dict)   # the family's sample options (its section.py)
     scale: int = 1
     images_dir: str = ""             # the per-image PNGs; "": a folder named after `out`, next to it
 
@@ -43,7 +44,7 @@ def images_dir_for(out: str | Path) -> Path:
 
 
 def run(session: ModelSession, req: SampleRequest, progress: StageProgress, cancel: Cancel) -> SampleResult:
-    from engine.pnginfo import write_png
+    from engine.core.pnginfo import write_png
     from engine.training.grid import grid_classes, grid_columns, make_grid, sample_images
     fam = session.family
     options = fam.sample_options(req.options)
@@ -69,7 +70,7 @@ def run(session: ModelSession, req: SampleRequest, progress: StageProgress, canc
 def batch_meta(session: ModelSession, req: SampleRequest, options) -> dict:
     """What made this batch: the checkpoint, its family, the seed, the class and every sample option
     (the run's values where the request set none)."""
-    from engine.sections.common import option_values
+    from engine.core.sections import option_values
     fam = session.family
     return {"kind": "sample", "checkpoint": str(session.checkpoint), "step": session.step, "family": fam.name,
             "resolution": fam.resolution, "seed": req.seed, "n": req.n, "cls": req.cls,
@@ -77,7 +78,7 @@ def batch_meta(session: ModelSession, req: SampleRequest, options) -> dict:
 
 
 def parameters(meta: dict, fam) -> str:
-    from engine.pnginfo import parameters_line
+    from engine.core.pnginfo import parameters_line
     cls = meta.get("cls")
     names = list(getattr(fam, "class_names", []) or [])
     named = cls is not None and 0 <= cls < len(names) and names[cls] != str(cls)   # digits are named "0".."9"

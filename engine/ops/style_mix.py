@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from engine.models.interfaces import StyleMixer
-from engine.ops.base import Cancel, ModelSession, StageProgress, check_encode_steps, check_scale
+from engine.family.interfaces import StyleMixer
+from engine.family.progress import Cancel, StageProgress
+from engine.ops.base import ModelSession, check_encode_steps, check_scale
 from engine.ops.project import encode_source
 
 

@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from engine.config import ConfigError, RunConfig
-from engine.families import DEFAULT_FAMILY
-from engine.util import atomic_write_bytes, atomic_write_json
+from engine.core.config import ConfigError, RunConfig
+from engine.core.families import DEFAULT_FAMILY
+from engine.core.util import atomic_write_bytes, atomic_write_json
 
 FORMAT = "genlab-checkpoint"
 VERSION = 1
@@ -330,7 +330,7 @@ def fmt_value(v: Any) -> str:
 
 def family_from_checkpoint(path: str | Path, device: str = "auto"):
     """Build the family a checkpoint was trained as and load its weights, for sampling."""
-    from engine.models import build_family
+    from engine.family.base import build_family
     from engine.training.device import select_device
     ckpt = load_checkpoint(path)
     cfg = ckpt.config

@@ -11,8 +11,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from engine.protocol import parse_command
-from engine.rundir import RunDir
+from engine.core.protocol import parse_command
+from engine.runs.rundir import RunDir
 
 if TYPE_CHECKING:
     from engine.training.distributed import Distributed

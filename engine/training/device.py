@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.config import ConfigError
+from engine.core.config import ConfigError
 
 
 def select_device(pref: str = "auto") -> torch.device:

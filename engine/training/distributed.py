@@ -35,8 +35,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from engine.config import ConfigError
-from engine.protocol import COMMANDS
+from engine.core.config import ConfigError
+from engine.core.protocol import COMMANDS
 
 BUCKET_BYTES = 32 * 2 ** 20   # gradients are all-reduced in flat buckets of at most this size
 MAX_COMMANDS = 8              # commands carried per broadcast; more wait for the next one

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.util import atomic_write_bytes
+from engine.core.util import atomic_write_bytes
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

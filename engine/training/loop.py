@@ -26,22 +26,22 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from engine import protocol
-from engine import logkeys
-from engine.config import ConfigError, RunConfig
+from engine.core import protocol
+from engine.core import logkeys
+from engine.core.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
-from engine.models import Batch, StepContext, build_family
-from engine.models.interfaces import Likelihood, Reconstructor
+from engine.family.base import Batch, StepContext, build_family
+from engine.family.interfaces import Likelihood, Reconstructor
 from engine.training import checkpoint as ck
 from engine.training import distributed
 from engine.training.control import ControlChannel, SharedControl
 from engine.training.device import device_label, resolve_precision, select_device
-from engine.training.ema import ema_decay_at
-from engine.errors import os_error_line
-from engine.util import throttled
+from engine.family.ema import ema_decay_at
+from engine.core.errors import os_error_line
+from engine.core.util import throttled
 from engine.training.grid import make_grid, sample_grid_image, save_png
-from engine.rundir import RunDir
+from engine.runs.rundir import RunDir
 
 Emit = Callable[[dict], None]
 

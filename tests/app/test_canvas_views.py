@@ -11,7 +11,7 @@ from app.canvases.sampling import SamplingCanvas
 from app.canvases.style_mixing import StyleMixCanvas
 from app.widgets.config_form import FloatSlider
 from app.worker_session import WorkerSession
-from engine.capabilities import Capabilities, ConditionalCaps, LatentCaps, SamplingCaps, StyleMixCaps
+from engine.core.capabilities import Capabilities, ConditionalCaps, LatentCaps, SamplingCaps, StyleMixCaps
 
 DDPM = Capabilities("ddpm", 8, 1, SamplingCaps(["sampler", "steps", "eta", "guidance_scale", "spacing"], True,
                                                ["ddim", "ddpm"]),

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from app.panels.data_panel import PREVIEW_COUNT, DataPanel, run_folder_of
-from engine.config import DataConfig
+from engine.core.config import DataConfig
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage
 
 from app.panels.family_compare import FamilyCompare
 from app.panels.runs import RunsBrowser
-from engine.compare_table import COLUMNS
+from engine.runs.compare_table import COLUMNS
 from tests.engine.test_runs_index import add_checkpoint, make_run
 
 

@@ -11,13 +11,13 @@ from PySide6.QtCore import QSettings, Qt
 
 from app.canvases.inpainting import InpaintingCanvas
 from app.worker_session import WorkerSession
-from engine.capabilities import Capabilities, ConditionalCaps, InpaintCaps, SamplingCaps
+from engine.core.capabilities import Capabilities, ConditionalCaps, InpaintCaps, SamplingCaps
 from tests.app.test_canvas_views import FakeClient
 
 DDPM = Capabilities("ddpm", 8, 1, SamplingCaps(["sampler", "steps", "eta", "guidance_scale", "spacing"], True,
                                                ["ddim", "ddpm"]),
                     conditional=ConditionalCaps([str(i) for i in range(10)], guidance=True, unconditional=True),
-                    inpaint=InpaintCaps(["repaint", "blend"], "engine.sections.inpaint:DiffusionInpaintOptions"))
+                    inpaint=InpaintCaps(["repaint", "blend"], "engine.inpainting.options:DiffusionInpaintOptions"))
 GAN = Capabilities("gan", 8, 1, SamplingCaps(["truncation_psi"]))
 OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.0, "spacing": "linspace"}
 

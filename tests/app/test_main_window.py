@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from app.main_window import MainWindow
-from engine.rundir import RunDir
+from engine.runs.rundir import RunDir
 from tests.conftest import tiny_config
 
 

@@ -17,7 +17,7 @@ from app.canvases import TAB_KEYS
 from app.dialogs import (AboutDialog, SettingsDialog, apply_config_defaults, apply_ui_scale, describe_device,
                          inception_candidates)
 from app.menus import MAX_RECENT, build_menus
-from engine.config import RunConfig
+from engine.core.config import RunConfig
 from tests.app.test_canvas_views import DDPM, FakeClient
 
 
@@ -335,7 +335,7 @@ def test_describe_device_lines():
 
 
 def test_engine_info_prints_one_json_line(capsys):
-    from engine.info import main
+    from engine.core.info import main
     main()
     info = json.loads(capsys.readouterr().out.strip())
     assert set(info) >= {"torch", "cuda", "device_name", "mps"} and isinstance(info["cuda"], bool)

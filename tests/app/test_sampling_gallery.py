@@ -16,7 +16,7 @@ from PySide6.QtGui import QDragEnterEvent, QGuiApplication
 
 from app.canvases.sampling import SamplingCanvas
 from app.worker_session import WorkerSession
-from engine.pnginfo import read_png_info, write_png
+from engine.core.pnginfo import read_png_info, write_png
 from engine.training.loop import train
 from tests.app.test_canvas_views import DDPM, STYLE, FakeClient
 from tests.conftest import tiny_config

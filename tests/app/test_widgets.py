@@ -1,6 +1,6 @@
 from app.widgets.config_form import ConfigForm
-from engine.config import TrainingConfig
-from engine.sections.ddpm import DDPMConfig
+from engine.core.config import TrainingConfig
+from engine.families.ddpm.section import DDPMConfig
 
 
 def test_config_form_round_trip_and_tooltips(qtbot):
@@ -27,7 +27,7 @@ def test_config_form_ranges_follow_schema(qtbot):
 
 
 def test_config_form_list_fields_keep_decimals(qtbot):
-    from engine.sections.hvae import HVAESampleOptions
+    from engine.families.hvae.section import HVAESampleOptions
     form = ConfigForm(HVAESampleOptions)
     qtbot.addWidget(form)
     form.editors["group_temperatures"].setText("1, 0.5, 1e-1, 0")

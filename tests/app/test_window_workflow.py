@@ -15,7 +15,7 @@ from test_canvas_views import DDPM, STYLE, FakeClient
 from app.canvases import TAB_KEYS
 from app.main_window import MainWindow
 from app.worker_session import WorkerSession
-from engine.pnginfo import write_png
+from engine.core.pnginfo import write_png
 from tests.conftest import tiny_config
 
 OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 
-from engine.sampling.denoise import Cancelled
+from engine.family.progress import Cancelled
 
 
 def respaced_timesteps(T: int, steps: int) -> list[int]:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.__main__ import main
+from engine.cli.main import main
 from engine.training.loop import train
 from engine.worker import Worker
 from tests.conftest import tiny_config

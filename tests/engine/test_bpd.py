@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from engine.metrics import bpd
+from engine.nn import likelihood as bpd
 
 LEVELS = torch.arange(256, dtype=torch.float64) / 127.5 - 1   # the 256 values of 8-bit data
 

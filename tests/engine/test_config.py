@@ -1,6 +1,6 @@
 import pytest
 
-from engine.config import ConfigError, RunConfig, list_presets, load_preset
+from engine.core.config import ConfigError, RunConfig, list_presets, load_preset
 
 
 def test_toml_round_trip(tmp_path):
@@ -57,16 +57,16 @@ import dataclasses  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from engine.families import FAMILIES, family_spec, preset_families  # noqa: E402
-from engine.logkeys import normalize_row  # noqa: E402
-from engine.schema import dumps_toml  # noqa: E402
-from engine.sections.common import SamplingSection, option_fields  # noqa: E402
+from engine.core.families import FAMILIES, family_spec, preset_families  # noqa: E402
+from engine.core.logkeys import normalize_row  # noqa: E402
+from engine.core.schema import dumps_toml  # noqa: E402
+from engine.core.sections import SamplingSection, option_fields  # noqa: E402
 
 
 def test_the_light_seam_imports_no_torch():
     """The GUI imports the config, the registries and the capability records: none may pull in torch."""
-    code = ("import sys; import engine.config, engine.families, engine.capabilities, engine.solvers, "
-            "engine.logkeys, engine.protocol; print('torch' in sys.modules)")
+    code = ("import sys; import engine.core.config, engine.core.families, engine.core.capabilities, engine.core.solvers, "
+            "engine.core.logkeys, engine.core.protocol; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.config import DataConfig
+from engine.core.config import DataConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data import folder as folder_mod
 
@@ -107,7 +107,7 @@ def test_missing_folder(tmp_path):
 
 def test_folder_loader_and_gui_share_one_suffix_list_and_ignore_case(tmp_path):
     from app.canvases import common as app_common
-    from engine import imageformats
+    from engine.core import imageformats
 
     assert app_common.IMAGE_SUFFIXES is imageformats.IMAGE_SUFFIXES is folder_mod.IMAGE_SUFFIXES
     assert all(s == s.lower() and s.startswith(".") for s in imageformats.IMAGE_SUFFIXES)
@@ -214,7 +214,7 @@ def test_named_pipe_in_folder_is_skipped_not_opened(tmp_path):
 
 
 def test_non_utf8_folder_path_is_one_config_error():
-    from engine.config import ConfigError, RunConfig
+    from engine.core.config import ConfigError, RunConfig
     with pytest.raises(ConfigError) as e:
         RunConfig().replace(data={"dataset": "folder", "path": os.fsdecode(b"/tmp/caf\xe9")})
     msg = str(e.value)

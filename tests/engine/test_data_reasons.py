@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from engine.__main__ import main
-from engine.config import DataConfig
+from engine.cli.main import main
+from engine.core.config import DataConfig
 from engine.data import build_dataset
 from engine.data import folder as folder_mod
 from engine.data.dataset import FEW_IMAGES, preview_size, too_few_images_warning

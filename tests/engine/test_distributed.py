@@ -16,9 +16,9 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 from safetensors.torch import load_file
 
-from engine.__main__ import main
-from engine.rundir import RunDir, send_control
-from engine.sections.pixelcnn import PixelCNNConfig
+from engine.cli.main import main
+from engine.runs.rundir import RunDir, send_control
+from engine.families.pixelcnn.section import PixelCNNConfig
 from engine.training import checkpoint as ck
 from engine.training.control import SharedControl
 from engine.training.distributed import SINGLE, Distributed
@@ -263,7 +263,7 @@ def test_a_single_process_polls_control_every_step(tmp_path):
 
 
 def test_strip_nproc_leaves_the_rest_of_the_command():
-    from engine.__main__ import strip_nproc
+    from engine.cli.main import strip_nproc
     assert strip_nproc(["train", "--nproc", "2", "--steps", "5", "--nproc=4", "--run-dir", "x", "--np", "3",
                         "--no-stdin"]) == ["train", "--steps", "5", "--run-dir", "x", "--no-stdin"]
 

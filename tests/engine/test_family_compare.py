@@ -1,4 +1,4 @@
-"""Family comparison (engine/compare.py): two tiny checkpoints of different families trained on the
+"""Family comparison (engine/ops/compare.py): two tiny checkpoints of different families trained on the
 same 8x8 digits give one row each, scored against the same real images; checkpoints of other data
 are refused in one line; the CLI writes the table as CSV."""
 from __future__ import annotations
@@ -9,11 +9,11 @@ import math
 
 import pytest
 
-from engine.__main__ import main
-from engine.compare import CompareError, compare_checkpoints
-from engine.compare_table import COLUMNS, best_index, csv_text, overall_fraction, pareto_front
-from engine.config import RunConfig
-from engine.families import family_spec
+from engine.cli.main import main
+from engine.ops.compare import CompareError, compare_checkpoints
+from engine.runs.compare_table import COLUMNS, best_index, csv_text, overall_fraction, pareto_front
+from engine.core.config import RunConfig
+from engine.core.families import family_spec
 from engine.training.loop import train
 
 RES = 8
@@ -92,7 +92,7 @@ def test_progress_names_each_checkpoint_and_stage(rows):
 
 def test_network_evaluations_per_family():
     """Without training: the count each family gives for its run's sample options."""
-    from engine.models import build_family
+    from engine.family.base import build_family
     names = [str(i) for i in range(10)]
 
     def fam(name, **model):
@@ -176,7 +176,7 @@ def test_cli_refuses_one_checkpoint_and_other_data_in_one_line(runs, tmp_path, c
 
 def test_training_cost_of_a_checkpoint_outside_its_run_folder(runs, tmp_path):
     """An exported checkpoint: the time of its own last training session, from its JSON."""
-    from engine.compare import run_name, training_cost
+    from engine.ops.compare import run_name, training_cost
     from engine.training.checkpoint import peek_checkpoint
     inside = peek_checkpoint(runs["vae"])
     out = peek_checkpoint(other_data(runs["vae"], tmp_path / "exported"))

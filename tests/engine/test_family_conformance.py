@@ -2,20 +2,20 @@
 (its config section's TINY overrides), must sample the right shape and range, give the same images
 for the same seed, round-trip its checkpoint bit-exactly, advertise exactly the capabilities of the
 interfaces it implements, and pass the contract of each of them. A new family gets all of this by
-registering (engine/families.py); nothing here names a family."""
+registering (engine/core/families.py); nothing here names a family."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from engine.capabilities import Capabilities
-from engine.config import RunConfig
-from engine.families import FAMILIES, family_spec
-from engine.models.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
+from engine.core.capabilities import Capabilities
+from engine.core.config import RunConfig
+from engine.core.families import FAMILIES, family_spec
+from engine.family.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
                                       Reconstructor, StyleMixer)
-from engine.sampling.denoise import Cancelled
-from engine.schema import ConfigError
-from engine.sections.common import option_fields
+from engine.family.progress import Cancelled
+from engine.core.schema import ConfigError
+from engine.core.sections import option_fields
 from engine.training import checkpoint as ck
 from engine.training.loop import train
 

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from engine.config import ConfigError, RunConfig, load_preset
-from engine.metrics.bpd import to_levels
-from engine.models import StepContext, build_family
-from engine.models.base import Batch
-from engine.models.flow import MultiScaleFlow
-from engine.models.flow_layers import ActNorm, Coupling, InvConv1x1
+from engine.core.config import ConfigError, RunConfig, load_preset
+from engine.nn.likelihood import to_levels
+from engine.family.base import StepContext, build_family
+from engine.family.base import Batch
+from engine.families.glow.model import MultiScaleFlow
+from engine.families.glow.layers import ActNorm, Coupling, InvConv1x1
 from engine.training.loop import train
 
 PARTS = [("channel", "lu", "affine"), ("channel", "plain", "additive"), ("checkerboard", "none", "affine"),

@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from engine.config import ConfigError, RunConfig
-from engine.models import build_family
-from engine.models.augment import AdaptiveAugment, diff_augment
-from engine.models.gan_layers import ModulatedConv2d, modulated_weight
-from engine.models.gan_losses import gradient_penalty, r1_penalty
-from engine.models.projection import project
-from engine.models.stylegan import mix_styles, truncate
+from engine.core.config import ConfigError, RunConfig
+from engine.family.base import build_family
+from engine.families.gan.augment import AdaptiveAugment, diff_augment
+from engine.families.gan.layers import ModulatedConv2d, modulated_weight
+from engine.families.gan.losses import gradient_penalty, r1_penalty
+from engine.families.gan.projection import project
+from engine.families.gan.stylegan import mix_styles, truncate
 from engine.training import checkpoint as ck
 from engine.training.loop import train
 
@@ -213,7 +213,7 @@ def test_gan_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_gan_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    import engine.models.gan as gan_module
+    import engine.families.gan.model as gan_module
     real_g_loss = gan_module.g_loss
     calls = []
 

@@ -9,14 +9,14 @@ from functools import lru_cache
 import pytest
 import torch
 
-from engine.config import RunConfig
+from engine.core.config import RunConfig
 from engine.data import build_dataset
-from engine.models import StepContext, build_family
-from engine.models.base import Batch
-from engine.models.hvae import HVAEFamily
-from engine.models.hvae_layers import Block, DecoderBlock, gaussian_kl, gaussian_log_prob
-from engine.schema import ConfigError
-from engine.sections.hvae import hvae_sizes
+from engine.family.base import StepContext, build_family
+from engine.family.base import Batch
+from engine.families.hvae.model import HVAEFamily
+from engine.families.hvae.layers import Block, DecoderBlock, gaussian_kl, gaussian_log_prob
+from engine.core.schema import ConfigError
+from engine.families.hvae.section import hvae_sizes
 
 RES = 8
 MODEL = {"family": "hvae", "width": 16, "zdim": 2, "top_1x1": True, "decoder_groups": [1, 2, 1],

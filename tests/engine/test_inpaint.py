@@ -16,10 +16,10 @@ from PIL import Image
 from engine.inpainting.classical import classical_fill
 from engine.inpainting.composite import feather, paste
 from engine.inpainting.geometry import mask_outside, work_region
-from engine.models import build_family
+from engine.family.base import build_family
 from engine.ops.base import ModelSession, never, no_progress, parse_request
 from engine.ops.inpaint import InpaintRequest, run
-from engine.sampling.inpaint import inpaint_diffusion, paper_jump, repaint_schedule, start_position
+from engine.diffusion.inpaint import inpaint_diffusion, paper_jump, repaint_schedule, start_position
 from engine.training.loop import train
 from engine.worker import Worker
 
@@ -150,9 +150,9 @@ def test_with_an_all_regenerate_mask_the_fill_has_the_statistics_of_unconditiona
     sqrt(1-ab)(x_t - sqrt(ab) mu) / (ab s² + 1 - ab): a perfect model. Plain sampling with it draws
     from the data; so must inpainting with nothing known (RePaint's resampling included), whatever
     the given images were."""
-    from engine.sampling.denoise import denoise
-    from engine.sampling.schedules import make_schedule
-    from engine.sampling.solvers import build_solver
+    from engine.diffusion.denoise import denoise
+    from engine.diffusion.schedules import make_schedule
+    from engine.diffusion.solvers import build_solver
     ac = make_schedule("linear", 200)["alphas_cumprod"]
     mu, sd = 0.3, 0.5
 
@@ -187,7 +187,7 @@ def test_strength_below_one_keeps_the_start_content_closer(ddpm):
 
 
 def test_inpainting_reports_progress_and_can_be_cancelled(ddpm):
-    from engine.sampling.denoise import Cancelled
+    from engine.family.progress import Cancelled
     fam, _ = ddpm
     seen = []
     fam.inpaint(digits(1), torch.ones(1, 1, 8, 8), seeds=[0], method="repaint", options={"steps": 6},
@@ -297,7 +297,7 @@ def engine_cli(*args):
 
 
 def test_cli_inpaint_writes_one_file_per_seed_and_refuses_bad_input_in_one_line(ddpm, tmp_path, capsys):
-    from engine.__main__ import main
+    from engine.cli.main import main
     _, ckpt = ddpm
     write_case(tmp_path)
     r = engine_cli("inpaint", "--image", str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
@@ -319,8 +319,8 @@ def test_cli_inpaint_writes_one_file_per_seed_and_refuses_bad_input_in_one_line(
 
 
 def test_a_checkpoint_that_cannot_inpaint_is_refused_with_the_classical_methods_named(tmp_path):
-    from engine.config import RunConfig
-    from engine.families import family_spec
+    from engine.core.config import RunConfig
+    from engine.core.families import family_spec
     tiny = family_spec("vae").config.TINY
     cfg = RunConfig(name="v").replace(data={"dataset": "digits", "resolution": 8},
                                       model={"family": "vae", **tiny["model"]})

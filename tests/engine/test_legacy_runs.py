@@ -1,5 +1,5 @@
 """Run directories written by GenLab before the one-folder-per-family move (tests/fixtures/
-legacy_runs/, one per family, made by make.py there at commit a31fdd9) still open, sample and
+legacy_runs/, one per family: its README says how they were made) still open, sample and
 resume as they did: the checkpoint loads into today's family class, samples the images the old
 code drew from it, and resuming one step more logs the losses and reaches the weights the old
 code reached. (Close, not bit-equal: the fixtures were computed on another machine's CPU, whose
@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.capabilities import Capabilities
-from engine.config import RunConfig
-from engine.runs_index import RunsIndex, list_samples
+from engine.core.capabilities import Capabilities
+from engine.core.config import RunConfig
+from engine.runs.index import RunsIndex, list_samples
 from engine.training import checkpoint as ck
 from engine.training.loop import train
 

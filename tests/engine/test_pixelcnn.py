@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import RunConfig
-from engine.metrics.bpd import to_levels
-from engine.models.base import Batch, StepContext
-from engine.models.pixelcnn import PixelCNNFamily
-from engine.models.pixelcnn_layers import GatedPixelCNN, LogisticMixtureOutput, SoftmaxOutput
-from engine.sampling.denoise import Cancelled
+from engine.core.config import RunConfig
+from engine.nn.likelihood import to_levels
+from engine.family.base import Batch, StepContext
+from engine.families.pixelcnn.model import PixelCNNFamily
+from engine.families.pixelcnn.layers import GatedPixelCNN, LogisticMixtureOutput, SoftmaxOutput
+from engine.family.progress import Cancelled
 
 CLASSES = ["0", "1", "2"]
 

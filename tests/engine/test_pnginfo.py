@@ -9,8 +9,8 @@ from PIL import Image
 
 from engine.ops.base import ModelSession, never, no_progress, parse_request
 from engine.ops.sample import SampleRequest, run
-from engine.pnginfo import parameters_line, read_png_info, write_png
-from engine.sampling.denoise import Cancelled
+from engine.core.pnginfo import parameters_line, read_png_info, write_png
+from engine.family.progress import Cancelled
 from engine.training.loop import train
 
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine import util
-from engine.models import build_family
-from engine.models.ddpm import DDPMFamily
-from engine.rundir import RunDir, effective_status
+from engine.core import util
+from engine.family.base import build_family
+from engine.families.ddpm.model import DDPMFamily
+from engine.runs.rundir import RunDir, effective_status
 from engine.training import checkpoint as ck
 from engine.training.loop import Trainer, train
 from tests.conftest import tiny_config

@@ -1,4 +1,4 @@
-"""The runs index (engine/runs_index.py): what the runs browser lists, and its file operations."""
+"""The runs index (engine/runs/index.py): what the runs browser lists, and its file operations."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig
-from engine.runs_index import (RunBusyError, RunsIndex, better, default_trash_for, export_checkpoint,
+from engine.core.config import RunConfig
+from engine.runs.index import (RunBusyError, RunsIndex, better, default_trash_for, export_checkpoint,
                                export_config, higher_is_better, read_curves, rename_run, scan_runs, trash)
 from tests.conftest import tiny_config
 

@@ -1,9 +1,10 @@
 import torch
 
-from engine.models import build_family
-from engine.sampling.denoise import Cancelled, Denoiser, denoise
-from engine.sampling.solvers import build_solver, spaced_timesteps
-from engine.sampling.schedules import make_schedule
+from engine.family.base import build_family
+from engine.diffusion.denoise import Denoiser, denoise
+from engine.family.progress import Cancelled
+from engine.diffusion.solvers import build_solver, spaced_timesteps
+from engine.diffusion.schedules import make_schedule
 from tests.conftest import tiny_config
 
 

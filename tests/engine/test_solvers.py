@@ -1,4 +1,4 @@
-"""Solver conformance suite: every solver registered in engine.solvers.SOLVERS runs against every
+"""Solver conformance suite: every solver registered in engine.core.solvers.SOLVERS runs against every
 parameterisation and timestep spacing, so a new solver is tested by registering it."""
 import math
 
@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.registry import load_object
+from engine.core.registry import load_object
 
-from engine.sampling.denoise import PREDICTIONS, Cancelled, Denoiser, denoise, invert
+from engine.diffusion.denoise import PREDICTIONS, Denoiser, denoise, invert
+from engine.family.progress import Cancelled
 from tests.engine.reference_sampler import ddim_invert, respaced_timesteps, sample_loop
-from engine.sampling.schedules import make_schedule
-from engine.sampling.solvers import DDIMSolver, DDPMSolver, Solver, build_solver, spaced_timesteps
-from engine.solvers import SOLVERS, SPACINGS
+from engine.diffusion.schedules import make_schedule
+from engine.diffusion.solvers import DDIMSolver, DDPMSolver, Solver, build_solver, spaced_timesteps
+from engine.core.solvers import SOLVERS, SPACINGS
 
 T, STEPS, SHAPE = 50, 5, (2, 1, 4, 4)
 NAMES = SOLVERS.names()

@@ -4,10 +4,10 @@ import math
 
 import torch
 
-from engine.families import FAMILIES
-from engine.models.ddpm import DDPMFamily
-from engine.models.interfaces import Likelihood
-from engine.rundir import RunDir, send_control
+from engine.core.families import FAMILIES
+from engine.families.ddpm.model import DDPMFamily
+from engine.family.interfaces import Likelihood
+from engine.runs.rundir import RunDir, send_control
 from engine.training import checkpoint as ck
 from engine.training.loop import Trainer, lr_factor, train
 
@@ -41,7 +41,7 @@ def test_the_first_loss_point_comes_before_the_step_0_grid_which_shows_the_untra
     the engine says what it does, logs step 1, then draws step 0's grid from the weights it began with."""
     from PIL import Image
 
-    from engine.models import build_family
+    from engine.family.base import build_family
     from engine.training.grid import sample_grid_image
     events = []
     cfg = tiny_cfg.replace(training={"steps": 12, "log_every": 10, "checkpoint_every": 0})

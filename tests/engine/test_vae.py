@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from engine.config import RunConfig
+from engine.core.config import RunConfig
 from engine.data import build_dataset
-from engine.metrics.bpd import bpd_discrete
-from engine.models import StepContext, build_family
-from engine.models.base import Batch
-from engine.models.vae import capacity_at, free_bits_kl, gaussian_kl, gaussian_log_density, log_mean_exp
-from engine.models.vae_layers import pixel_distribution
+from engine.nn.likelihood import bpd_discrete
+from engine.family.base import StepContext, build_family
+from engine.family.base import Batch
+from engine.families.vae.model import capacity_at, free_bits_kl, gaussian_kl, gaussian_log_density
+from engine.nn.likelihood import log_mean_exp, pixel_distribution
 
 RES = 8
 

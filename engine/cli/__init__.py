@@ -1,0 +1,1 @@
+"""genlab-engine, the command line: main.py builds the parser and runs a command."""

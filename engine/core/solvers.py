@@ -1,0 +1,47 @@
+"""The solver registry (light: no torch). A diffusion family's `sampler` option chooses from these
+names; the classes live in engine/diffusion/solvers.py and are imported on first use.
+
+Adding a solver: one class in engine/diffusion/solvers.py and one line here. The solver
+conformance suite (tests/engine/test_solvers.py) then runs it against every parameterisation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.core.registry import Registry
+
+# How the respaced timesteps are picked from the T training steps (as diffusers' `timestep_spacing`):
+#   linspace  evenly spaced from T-1 down to 0, both ends included (GenLab's default)
+#   leading   0, k, 2k, ... with k = T // n, reversed (DDIM paper, Stable Diffusion's default)
+#   trailing  T-1, T-1-k, ... counting down from the last step (Lin et al. 2024, "Common Diffusion
+#             Noise Schedules and Sample Steps are Flawed": starts from pure noise at few steps)
+SPACINGS = ("linspace", "leading", "trailing")
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A solver's name, where its class lives, and one line for `--help`. What it can do
+    (stochastic, invertible) is the class's to say, not the registry's."""
+    name: str
+    impl: str            # "engine.diffusion.solvers:DDIMSolver"
+    help: str
+
+
+SOLVERS: Registry[SolverSpec] = Registry("solver")
+
+
+def register_solver(spec: SolverSpec) -> SolverSpec:
+    return SOLVERS.register(spec.name, spec)
+
+
+register_solver(SolverSpec("ddim", "engine.diffusion.solvers:DDIMSolver",
+                           "DDIM (Song et al. 2021): deterministic at eta 0, like DDPM at eta 1"))
+register_solver(SolverSpec("ddpm", "engine.diffusion.solvers:DDPMSolver",
+                           "ancestral DDPM (Ho et al. 2020) over the respaced chain"))
+
+
+def solvers_help() -> str:
+    return "; ".join(f"{name}: {SOLVERS.get(name).help}" for name in SOLVERS)
+
+
+def solver_names() -> tuple[str, ...]:
+    return SOLVERS.names()

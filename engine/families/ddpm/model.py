@@ -1,0 +1,206 @@
+"""DDPM (Ho et al. 2020) with epsilon prediction over a small UNet; optional class conditioning
+with label dropout for classifier-free guidance (Ho & Salimans 2022). Sampling runs any registered
+solver (engine/core/solvers.py) through the one denoising loop; its latent space for interpolation is
+the initial noise x_T of deterministic DDIM, which images enter by DDIM inversion."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from engine.family.base import Batch, Family, StepContext
+from engine.family.interfaces import Conditional, Inpainter, IterativeSampler, LatentModel
+from engine.nn.unet import UNet
+from engine.diffusion.denoise import Denoiser, denoise, invert
+from engine.diffusion.inpaint import inpaint_diffusion
+from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_rows
+from engine.diffusion.schedules import make_schedule
+from engine.diffusion.solvers import build_solver, spaced_timesteps
+from engine.families.ddpm import SPEC
+
+
+class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
+    name = SPEC.name
+    prediction = "eps"
+    latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise)", "ddim-inversion"
+    inpaint_methods = ("repaint", "blend")
+    inpaint_options = "engine.inpainting.options:DiffusionInpaintOptions"
+
+    def __init__(self, cfg, channels, resolution, class_names):
+        super().__init__(cfg, channels, resolution, class_names)
+        m = cfg.model
+        self.num_classes = len(class_names) if (m.class_conditional and len(class_names) > 1) else 0
+        self.guidance = self.num_classes > 0
+        self.networks["unet"] = UNet(
+            in_channels=channels, resolution=resolution, base_channels=m.base_channels,
+            channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
+            attention_resolutions=tuple(m.attention_resolutions), attention_heads=m.attention_heads,
+            dropout=m.dropout, num_classes=self.num_classes)
+        self.init_ema()
+        self.T = m.timesteps
+        self.alphas_cumprod = make_schedule(m.schedule, m.timesteps)["alphas_cumprod"]
+
+    def to(self, device):
+        super().to(device)
+        self.alphas_cumprod = self.alphas_cumprod.to(self.device)
+        return self
+
+    # ---- labels: the label-dropout token is "no class" ----------------------------------------
+    def null_label(self) -> int | None:
+        return self.num_classes
+
+    def unlabelled(self, n: int) -> None:
+        return None  # labels=None samples unconditionally
+
+    # ---- training --------------------------------------------------------------------------------
+    def make_optimizers(self):
+        t = self.cfg.training
+        return {"unet": torch.optim.AdamW(self.networks["unet"].parameters(), lr=t.lr,
+                                          weight_decay=t.weight_decay, betas=(0.9, 0.999))}
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
+        x0 = batch.images
+        b, dev, g = x0.shape[0], x0.device, ctx.generator
+        t = torch.randint(0, self.T, (b,), generator=g, device=dev)
+        noise = torch.randn(x0.shape, generator=g, device=dev)
+        ab = self.alphas_cumprod[t].view(b, 1, 1, 1)
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        labels = None
+        if self.num_classes:
+            drop = torch.rand(b, generator=g, device=dev) < self.cfg.model.label_dropout
+            labels = torch.where(drop, torch.full_like(batch.labels, self.num_classes), batch.labels)
+        with ctx.autocast():
+            pred = self.networks["unet"](x_t, t, labels)
+        loss = F.mse_loss(pred.float(), noise)
+        ctx.optimize("unet", loss)
+        return {"loss/mse": loss}
+
+    # ---- sampling --------------------------------------------------------------------------------
+    def denoiser(self, net, labels: torch.Tensor | None, guidance_scale: float) -> Denoiser:
+        """The network as an epsilon predictor, with classifier-free guidance folded in."""
+        if labels is None or not self.num_classes:
+            fn = lambda x, t: net(x, t, None)  # noqa: E731
+        elif guidance_scale == 1.0:
+            fn = lambda x, t: net(x, t, labels)  # noqa: E731
+        else:
+            null = torch.full_like(labels, self.num_classes)
+
+            def fn(x, t):
+                # one batched forward for the conditional and unconditional predictions
+                e_c, e_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
+                return e_u + guidance_scale * (e_c - e_u)
+        return Denoiser(fn, self.alphas_cumprod, prediction=self.prediction)
+
+    @torch.no_grad()
+    def _run(self, x_T: torch.Tensor, labels, options, *, use_ema: bool, sampler: str, eta: float,
+             generator=None, progress=None, cancel=None) -> torch.Tensor:
+        net = self.nets(use_ema)["unet"]
+        was_training = net.training
+        net.eval()
+        try:
+            lab = self.label_tensor(labels, x_T.shape[0])
+            # lenient: eta reaches the solvers that take it (DDIM), the others ignore it
+            solver = build_solver(sampler, self.alphas_cumprod, spacing=options.spacing, lenient=True, eta=eta)
+            out = denoise(self.denoiser(net, lab, float(options.guidance_scale)), solver, x_T.to(self.device),
+                          options.steps, generator=generator, progress=progress, cancel=cancel)
+        finally:
+            net.train(was_training)
+        return out.float().clamp(-1, 1).cpu()
+
+    def network_evaluations(self, options=None) -> int:
+        """One UNet pass per timestep the solver visits (the respaced schedule: fewer than `steps`
+        when steps > T), two under classifier-free guidance (the conditional and the unconditional
+        prediction of each step, batched into one call)."""
+        opts = self.sample_options(options)
+        steps = len(spaced_timesteps(self.T, int(opts.steps), opts.spacing))
+        guided = self.num_classes > 0 and float(opts.guidance_scale) != 1.0
+        return steps * (2 if guided else 1)
+
+    def initial_noise(self, seeds: list[int]) -> torch.Tensor:
+        """x_T, one image per seed, drawn on the CPU so that a seed gives the same image on every
+        device and in every batch."""
+        return seeded_rows(seeds, (self.channels, self.resolution, self.resolution))
+
+    def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:
+        seeds = list(range(int(seed), int(seed) + n))
+        # a stochastic solver's per-step noise also follows each image's own seed
+        step_noise = RowGenerators([s + STEP_NOISE_SEED_OFFSET for s in seeds], self.device)
+        return self._run(self.initial_noise(seeds), labels, options, use_ema=use_ema, sampler=options.sampler,
+                         eta=options.eta, generator=step_noise, progress=progress, cancel=cancel)
+
+    # ---- the latent space: x_T of deterministic DDIM ---------------------------------------------
+    def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        return self.initial_noise(seeds)   # the x_T plain sampling with that seed starts from
+
+    def decode_latents(self, latents, labels=None, *, options=None, use_ema: bool = True, cancel=None,
+                       differentiable: bool = False) -> torch.Tensor:
+        """DDIM with eta 0 from each x_T: the same noise always gives the same image."""
+        opts = self.sample_options(options)
+        return self._run(latents, labels, opts, use_ema=use_ema, sampler="ddim", eta=0.0, cancel=cancel)
+
+    def default_encode_steps(self, options=None) -> int:
+        return int(self.sample_options(options).steps)  # inversion retraces the sampler's own steps
+
+    def encoding_key(self, options=None) -> tuple:
+        # an inverted x_T decodes back to its image only with the same steps, spacing and guidance
+        opts = self.sample_options(options)
+        return int(opts.steps), opts.spacing, float(opts.guidance_scale)
+
+    @torch.no_grad()
+    def encode_images(self, images, labels=None, *, steps: int | None = None, options=None,
+                      progress: Callable[[int, int], None] | None = None, cancel=None) -> torch.Tensor:
+        """DDIM inversion of images ((N, C, H, W) in [-1, 1]) to their x_T: DDIM run backwards,
+        with the spacing and guidance that decode_latents will use with the same options."""
+        opts = self.sample_options(options)
+        net = self.nets(True)["unet"]
+        was = net.training
+        net.eval()
+        try:
+            lab = self.label_tensor(labels, images.shape[0])
+            solver = build_solver("ddim", self.alphas_cumprod, spacing=opts.spacing)
+            return invert(self.denoiser(net, lab, float(opts.guidance_scale)), solver, images.to(self.device).float(),
+                          steps or self.default_encode_steps(opts), progress=progress, cancel=cancel).cpu()
+        finally:
+            net.train(was)
+
+    # ---- inpainting: the known region imposed on the sampling chain ------------------------------
+    @torch.no_grad()
+    def inpaint(self, images, mask, *, seeds, labels=None, options=None, inpaint_options=None, method=None,
+                progress=None, cancel=None) -> torch.Tensor:
+        """RePaint or per-step blending (engine/diffusion/inpaint.py) with the run's solver. Image i
+        starts from x_T of seeds[i] (the noise plain sampling with that seed starts from), so with an
+        all-regenerate mask, a "noise" start and a deterministic solver, seed k fills exactly as it
+        samples; the solver's and the re-noising's own noise follow seeds[i] too."""
+        method = self.check_inpaint_method(method)
+        opts = self.sample_options(options)
+        ino = self.inpaint_options_for(inpaint_options)
+        n = images.shape[0]
+        if len(seeds) != n:
+            raise ValueError(f"inpaint: {len(seeds)} seeds for {n} images")
+        known = images.float().clamp(-1, 1)
+        x_T = self.initial_noise(seeds)
+        x_init = known
+        if ino.start == "fill":   # the hole pre-filled by OpenCV, so strength < 1 keeps its rough colours
+            from engine.inpainting.classical import classical_fill
+            u8 = ((known.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
+            hole = mask.expand(n, 1, *mask.shape[2:]).cpu().numpy()[:, 0]
+            filled = [classical_fill(u8[i], hole[i]) for i in range(n)]
+            x_init = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 127.5 - 1 for f in filled])
+        net = self.nets(True)["unet"]
+        was_training = net.training
+        net.eval()
+        try:
+            lab = self.label_tensor(labels, n)
+            solver = build_solver(opts.sampler, self.alphas_cumprod, spacing=opts.spacing, lenient=True, eta=opts.eta)
+            dev = self.device
+            out = inpaint_diffusion(
+                self.denoiser(net, lab, float(opts.guidance_scale)), solver, known.to(dev), mask.to(dev),
+                x_init.to(dev), opts.steps, method=method, jump=ino.jump, resample=ino.resample,
+                strength=ino.strength, noise_init=x_T, noise_start=x_T if ino.start == "noise" else None,
+                generator=RowGenerators([int(s) + STEP_NOISE_SEED_OFFSET for s in seeds], dev),
+                merge_generator=RowGenerators([int(s) + 2 * STEP_NOISE_SEED_OFFSET for s in seeds], dev),
+                progress=progress, cancel=cancel)
+        finally:
+            net.train(was_training)
+        return out.float().clamp(-1, 1).cpu()

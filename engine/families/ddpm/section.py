@@ -1,0 +1,53 @@
+"""DDPM's config: the [model] section (UNet and noise schedule) and its sampling options."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from engine.core.schema import ConfigError, Section, check_positive_int_list, opt
+from engine.core.sections import SamplingSection, family_field
+from engine.core.solvers import SPACINGS, solver_names
+from engine.families.ddpm import SPEC
+
+
+@dataclass
+class DDPMConfig(Section):
+    family: str = family_field(SPEC)
+    base_channels: int = opt(32, "Channels of the UNet's first level.", min=4, max=1024)
+    channel_mults: list = opt([1, 2, 2], "Channel multiplier per UNet level; each level halves the resolution.")
+    num_res_blocks: int = opt(1, "Residual blocks per UNet level.", min=1, max=8)
+    attention_resolutions: list = opt([4], "Feature-map sizes (pixels) that get self-attention.")
+    attention_heads: int = opt(4, "Heads of each self-attention layer.", min=1, max=64, advanced=True)
+    dropout: float = opt(0.0, "Dropout inside residual blocks.", min=0.0, max=0.9)
+    class_conditional: bool = opt(True, "Condition on class labels (when the dataset has more than one class).")
+    label_dropout: float = opt(0.1, "Probability of dropping the label while training (enables classifier-free guidance).",
+                               min=0.0, max=1.0)
+    schedule: str = opt("cosine", "Noise schedule.", choices=("linear", "cosine"))
+    timesteps: int = opt(1000, "Number of diffusion steps T.", min=2, max=10000)
+
+    # the smallest sensible model, for the conformance suite: a few steps on 8x8 images in a second
+    TINY: ClassVar[dict] = {"model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4],
+                                      "attention_heads": 2, "timesteps": 50}, "sampling": {"steps": 3}}
+
+    def check(self, where: str, run) -> None:
+        check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
+        check_positive_int_list(self.attention_resolutions, f"{where}.attention_resolutions")
+        levels = len(self.channel_mults) - 1
+        res = run.data.resolution if run is not None else None
+        if res is not None and res % (2 ** levels):
+            raise ConfigError(f"data.resolution = {res} must be divisible by {2 ** levels} "
+                              f"for a UNet with {len(self.channel_mults)} levels ({where}.channel_mults)")
+
+
+@dataclass
+class DDPMSampleOptions(SamplingSection):
+    # decode=False: latent walks always decode with deterministic DDIM (eta 0), so x_T -> image is a function
+    sampler: str = opt("ddim", "Solver: DDIM (deterministic at eta 0) or ancestral DDPM.", choices=solver_names(),
+                       decode=False)
+    steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000)
+    eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2)
+    guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
+                                min=0.0, max=50.0, requires="conditional.guidance", decimals=2)
+    spacing: str = opt("linspace", "Which of the T steps the sampler visits: linspace (evenly, both ends), "
+                                   "leading (0, k, 2k, …) or trailing (from T-1 down), as in diffusers.",
+                       choices=SPACINGS, advanced=True)

@@ -1,0 +1,6 @@
+"""Gated PixelCNN: an autoregressive model with exact bits/dim, and raster-order inpainting."""
+from engine.core.families import BPD_PLOT, LOSS_PLOT, FamilySpec
+
+SPEC = FamilySpec(__name__, "pixelcnn", "Gated PixelCNN (autoregressive)", ".section:PixelCNNConfig",
+                  ".section:PixelCNNSampleOptions", ".model:PixelCNNFamily", headline=("loss/bpd",),
+                  plots=(LOSS_PLOT, BPD_PLOT), order=50)

@@ -1,0 +1,99 @@
+"""The family-comparison table (engine/ops/compare.py measures it): its columns, which way each is
+better, the CSV it is exported as, the checkpoints on the speed-quality front, and the overall
+progress of a comparison. Light: no torch, so the GUI imports it.
+
+A row is a dict with these keys (None where a value does not apply: bits/dim of a family without
+a likelihood, IS without a classifier's logits, training time of a checkpoint whose run folder
+and JSON say nothing of it)."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+COLUMNS = (
+    "family", "run", "step",
+    "dataset", "resolution", "channels",
+    "fd_kind",          # "FID" (Inception features) or "FD-domain" (GenLab's domain features)
+    "fd", "kid", "kid_std", "precision", "recall", "is",
+    "bits_per_dim", "bpd_split", "bpd_images",
+    "images_per_s",     # samples drawn per second, after a warm-up batch, batches of sample_batch
+    "nfe",              # network evaluations per image (Family.network_evaluations)
+    "sample_steps",     # the iterative sampler's steps (None: a one-pass or autoregressive family)
+    "sample_seconds", "sample_batch", "n",
+    "params",           # parameters of all the family's networks (a GAN's discriminator included)
+    "train_seconds", "train_steps", "batch_size", "images_seen", "train_time_source",
+    "device", "checkpoint",
+)
+
+HIGHER_IS_BETTER = ("precision", "recall", "is", "images_per_s")
+LOWER_IS_BETTER = ("fd", "kid", "bits_per_dim")
+
+# overall progress: the share of one checkpoint's time each stage stands for (roughly; sampling
+# dominates), in the order they run
+_STAGES = (("warm-up", 0.05), ("sampling", 0.75), ("real features", 0.0), ("generated features", 0.1),
+           ("bits/dim", 0.1))
+
+
+def overall_fraction(item: int, items: int, stage: str, done: int, total: int) -> float:
+    """0..1 through a comparison of `items` checkpoints, at stage `stage` (done of total) of the
+    checkpoint `item` (0-based): for a progress bar and its ETA. Stages before the first
+    checkpoint's own (training the domain features) count as 0."""
+    start, share = 0.0, 0.0
+    for name, w in _STAGES:
+        if name == stage:
+            share = w
+            break
+        start += w
+    else:
+        return max(0.0, min(1.0, item / max(1, items)))
+    within = start + share * (done / total if total else 1.0)
+    return max(0.0, min(1.0, (item + within) / max(1, items)))
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def best_index(rows: list[dict], key: str) -> int | None:
+    """The row with the best value of key (HIGHER_/LOWER_IS_BETTER), None when fewer than two rows
+    have one or the key has no better direction."""
+    if key not in HIGHER_IS_BETTER + LOWER_IS_BETTER:
+        return None
+    have = [(r[key], i) for i, r in enumerate(rows) if _finite(r.get(key))]
+    if len(have) < 2:
+        return None
+    return (max(have) if key in HIGHER_IS_BETTER else min(have))[1]
+
+
+def pareto_front(rows: list[dict], x: str = "images_per_s", y: str = "fd") -> list[bool]:
+    """Whether each row is on the speed-quality front: no other row is at least as fast (x, higher
+    is better) and at least as close to the data (y, lower is better), and better in one."""
+    out = []
+    for r in rows:
+        if not (_finite(r.get(x)) and _finite(r.get(y))):
+            out.append(False)
+            continue
+        beaten = any(_finite(o.get(x)) and _finite(o.get(y)) and o[x] >= r[x] and o[y] <= r[y]
+                     and (o[x] > r[x] or o[y] < r[y]) for o in rows if o is not r)
+        out.append(not beaten)
+    return out
+
+
+def csv_text(rows: list[dict]) -> str:
+    """The rows as CSV: a header of COLUMNS, then one line per checkpoint (empty cells for None)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def write_csv(rows: list[dict], path: str | Path) -> Path:
+    """Write csv_text(rows) to path (atomically); returns the path."""
+    from engine.core.util import atomic_write_bytes
+    path = Path(path)
+    atomic_write_bytes(path, csv_text(rows).encode("utf-8"))
+    return path
