@@ -95,8 +95,9 @@ class StepContext:
 
 
 class Family:
-    """Base class. Subclasses set `name`, build `self.networks` (an nn.ModuleDict) in __init__,
-    and implement make_optimizers, training_step and generate."""
+    """Base class. Subclasses set `name` (from their FamilySpec), build `self.networks` (an
+    nn.ModuleDict) in __init__, and implement training_step and generate (and make_optimizers when
+    one AdamW over all networks is not what they train with)."""
 
     name: str = ""
 
@@ -138,9 +139,19 @@ class Family:
         """The averaged networks when asked for and kept, else the live ones."""
         return self.ema if (use_ema and self.ema is not None) else self.networks
 
-    # -- to implement ---------------------------------------------------------------------------
+    def optimizer_name(self) -> str:
+        """The name of the single optimizer (checkpoints keep its state under it, the log its
+        gradient norm as grad/<name>): the network's name when there is one, else the family's."""
+        return next(iter(self.networks)) if len(self.networks) == 1 else self.name
+
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
+        """One AdamW over all the networks (training.lr, training.weight_decay, betas 0.9/0.999).
+        A family with several optimizers (a GAN's G and D) or another kind overrides this."""
+        t = self.cfg.training
+        return {self.optimizer_name(): torch.optim.AdamW(self.networks.parameters(), lr=t.lr,
+                                                         weight_decay=t.weight_decay, betas=(0.9, 0.999))}
+
+    # -- to implement ---------------------------------------------------------------------------
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         """One step: compute losses, call ctx.optimize(...), return scalar values to log under

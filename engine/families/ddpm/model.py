@@ -54,11 +54,6 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         return None  # labels=None samples unconditionally
 
     # ---- training --------------------------------------------------------------------------------
-    def make_optimizers(self):
-        t = self.cfg.training
-        return {"unet": torch.optim.AdamW(self.networks["unet"].parameters(), lr=t.lr,
-                                          weight_decay=t.weight_decay, betas=(0.9, 0.999))}
-
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         x0 = batch.images
         b, dev, g = x0.shape[0], x0.device, ctx.generator

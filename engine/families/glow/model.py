@@ -139,6 +139,7 @@ class FlowFamily(Family, Conditional, LatentModel, Likelihood):
 
     # ---- training --------------------------------------------------------------------------------
     def make_optimizers(self):
+        # Adam with L2 weight decay (not AdamW's decoupled decay), as this family has always trained
         t = self.cfg.training
         return {"flow": torch.optim.Adam(self.networks["flow"].parameters(), lr=t.lr, weight_decay=t.weight_decay)}
 

@@ -74,11 +74,6 @@ class HVAEFamily(Family, Conditional, LatentModel, Likelihood, Reconstructor):
                 for g in range(self.num_groups)]
 
     # ---- training --------------------------------------------------------------------------------
-    def make_optimizers(self):
-        t = self.cfg.training
-        return {"hvae": torch.optim.AdamW(self.networks.parameters(), lr=t.lr, weight_decay=t.weight_decay,
-                                          betas=(0.9, 0.999))}
-
     def neg_elbo_terms(self, x: torch.Tensor, labels, generator: torch.Generator | None,
                        nets=None, autocast=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(-log p(x|z) (B,) nats, [KL of group g (B,) nats]) with z drawn from the posterior."""

@@ -100,11 +100,6 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
         return self.label_tensor(labels, n)
 
     # ---- training -------------------------------------------------------------------------------
-    def make_optimizers(self):
-        t = self.cfg.training
-        return {"pixelcnn": torch.optim.AdamW(self.networks["pixelcnn"].parameters(), lr=t.lr,
-                                              weight_decay=t.weight_decay, betas=(0.9, 0.999))}
-
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         x = batch.images
         labels = batch.labels if self.num_classes else None

@@ -72,11 +72,6 @@ class VAEFamily(Family, Conditional, LatentModel, Likelihood, Reconstructor):
         self.init_ema()
 
     # ---- training --------------------------------------------------------------------------------
-    def make_optimizers(self):
-        t = self.cfg.training
-        return {"vae": torch.optim.AdamW(self.networks.parameters(), lr=t.lr, weight_decay=t.weight_decay,
-                                         betas=(0.9, 0.999))}
-
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         m = self.cfg.model
         x = batch.images
