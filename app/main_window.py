@@ -18,12 +18,12 @@ from app.qt_util import AutoSplit, scrolled
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
+from app.panels.artifacts_pane import ArtifactsPane
 from app.panels.plots_panel import BarPlot, LossPlot, MetricPlot
 from app.panels.runs import RunsBrowser
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
 from app.widgets.checkpoint_bar import CheckpointBar
-from app.widgets.image_view import ImageView
 from app.worker_session import WorkerSession
 from engine.core.capabilities import Capabilities
 from engine.core.config import ConfigError, RunConfig
@@ -74,15 +74,8 @@ class MainWindow(QMainWindow):
             if key != "loss":
                 plot.hide()
         self.quality_plot = MetricPlot()
-        self.samples = ImageView("Sample grids appear here while training (fixed seed, every N steps).")
-        self.sample_caption = QLabel("")
-        self.sample_caption.setAlignment(Qt.AlignCenter)
-        # families that reconstruct (VAEs): held-out images over their reconstructions
-        self.recon = ImageView("")
-        self.recon_caption = QLabel("")
-        self.recon_caption.setAlignment(Qt.AlignCenter)
-        self.recon.hide()
-        self.recon_caption.hide()
+        # the images the watched run declares (sample grids; reconstructions for a VAE; ...)
+        self.artifacts = ArtifactsPane()
         # one engine worker serves every canvas: the window's checkpoint is loaded once
         self.session = session or WorkerSession(parent=self)
         self.canvases = {spec.key: spec.canvas_class()(self.session, settings=settings) for spec in CANVASES}
@@ -96,13 +89,6 @@ class MainWindow(QMainWindow):
         left.addWidget(self.model_panel)
         self.left_split = AutoSplit(left, self._data_height)
 
-        samples_box = QWidget()
-        sl = QVBoxLayout(samples_box)
-        sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.samples, 3)
-        sl.addWidget(self.sample_caption)
-        sl.addWidget(self.recon, 1)
-        sl.addWidget(self.recon_caption)
         plots = QSplitter(Qt.Vertical)
         for plot in self.plots.values():
             plots.addWidget(plot)
@@ -111,7 +97,7 @@ class MainWindow(QMainWindow):
         self.quality_plot.link_x(self.loss_plot.plot)  # one step axis for loss and quality
         live = QSplitter(Qt.Horizontal)
         live.addWidget(plots)
-        live.addWidget(samples_box)
+        live.addWidget(self.artifacts)
         live.setSizes([450, 450])
         train_tab = QWidget()
         tl = QVBoxLayout(train_tab)
@@ -145,8 +131,8 @@ class MainWindow(QMainWindow):
         self.watcher.status.connect(self._on_watched_status)
         self.training.job.event.connect(
             lambda ev: self.quality_plot.show_progress(ev) if ev.get("event") == "eval_progress" else None)
-        self.watcher.sample.connect(self._on_sample)
-        self.watcher.recon.connect(self._on_recon)
+        self.watcher.artifacts.connect(self.artifacts.set_specs)
+        self.watcher.artifact.connect(self.artifacts.show_image)
         self.session.loaded.connect(self._enable_tabs)
         self.session.load_failed.connect(lambda _m: self._enable_tabs(None))
         self.session.reset.connect(lambda _m: self._enable_tabs(None))
@@ -322,22 +308,7 @@ class MainWindow(QMainWindow):
         for plot in self.plots.values():
             plot.clear()
         self.quality_plot.clear()
-        self.recon.clear()
-        self.recon.hide()
-        self.recon_caption.hide()
-
-    def _on_recon(self, path: str) -> None:
-        self.recon.set_path(path)
-        step = Path(path).stem.replace("step_", "")
-        self.recon_caption.setText(f"held-out images (top) and their reconstructions (bottom), step "
-                                   f"{int(step) if step.isdigit() else '?'}")
-        self.recon.show()
-        self.recon_caption.show()
-
-    def _on_sample(self, path: str) -> None:
-        self.samples.set_path(path)
-        step = Path(path).stem.replace("step_", "")
-        self.sample_caption.setText(f"samples at step {int(step)}" if step.isdigit() else Path(path).name)
+        self.artifacts.clear()   # another run's images never stay on screen
 
     # ---- drag and drop anywhere ---------------------------------------------------------------
     def dragEnterEvent(self, e):

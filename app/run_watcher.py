@@ -1,6 +1,7 @@
-"""Tails a run directory on a timer: new metrics lines, the newest sample grid, status changes.
-The plots and sample view read the run directory, so they work the same for runs started from the
-GUI, from a shell, or on another machine writing to a shared folder."""
+"""Tails a run directory on a timer: new metrics lines, the newest image of each training artifact
+the run declares (artifacts.json: its sample grids, reconstructions, ...), status changes. The
+plots and image views read the run directory, so they work the same for runs started from the GUI,
+from a shell, or on another machine writing to a shared folder."""
 from __future__ import annotations
 
 import json
@@ -9,16 +10,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from engine.core.artifacts import ARTIFACTS_FILE
 from engine.core.logkeys import normalize_row
-from engine.runs.rundir import ACTIVE_STATES, effective_status
+from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
 
 LIVENESS_EVERY_S = 2.0  # how often a run recorded as running is checked for a living process
 
 
 class RunWatcher(QObject):
     metrics = Signal(list)   # new rows (dicts, namespaced names: engine/core/logkeys.py) since the last poll
-    sample = Signal(str)     # path of a newer sample grid
-    recon = Signal(str)      # path of a newer reconstruction grid (samples/recon/, families that reconstruct)
+    artifacts = Signal(list)  # the ArtifactSpecs the watched run declares (on watch, and when that changes)
+    artifact = Signal(str, str)  # an artifact's key and the path of its newer image
     status = Signal(dict)    # status.json when it changed ("interrupted" when its process is gone)
     reset = Signal()         # a different run is now watched
 
@@ -27,8 +29,9 @@ class RunWatcher(QObject):
         self.run_dir: Path | None = None
         self._offset = 0
         self._partial = b""
-        self._last_sample = ""
-        self._last_recon = ""
+        self._declared: list = []                 # the run's ArtifactSpecs
+        self._declared_sig: float | None = None   # artifacts.json's mtime when they were read
+        self._newest: dict[str, str] = {}         # artifact key -> the newest image reported
         self._last_status_mtime = 0.0
         self._last_state = ""
         self._last_liveness = 0.0
@@ -38,8 +41,8 @@ class RunWatcher(QObject):
 
     def watch(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        self._offset, self._partial, self._last_sample, self._last_status_mtime = 0, b"", "", 0.0
-        self._last_state, self._last_recon = "", ""
+        self._offset, self._partial, self._last_status_mtime = 0, b"", 0.0
+        self._last_state, self._newest, self._declared, self._declared_sig = "", {}, [], None
         self.reset.emit()
         self.poll()
         self.timer.start()
@@ -51,7 +54,7 @@ class RunWatcher(QObject):
         if self.run_dir is None:
             return
         self._poll_metrics()
-        self._poll_samples()
+        self._poll_artifacts()
         self._poll_status()
 
     def _poll_metrics(self) -> None:
@@ -81,13 +84,24 @@ class RunWatcher(QObject):
         if rows:
             self.metrics.emit(rows)
 
-    def _poll_samples(self) -> None:
-        for folder, last, signal in ((self.run_dir / "samples", "_last_sample", self.sample),
-                                     (self.run_dir / "samples" / "recon", "_last_recon", self.recon)):
-            newest = newest_png(folder)
-            if newest is not None and str(newest) != getattr(self, last):
-                setattr(self, last, str(newest))
-                signal.emit(str(newest))
+    def _poll_artifacts(self) -> None:
+        """What the run declares (read again when artifacts.json changes: a new run writes it as it
+        starts), then the newest image of each."""
+        try:
+            sig = (self.run_dir / ARTIFACTS_FILE).stat().st_mtime
+        except OSError:
+            sig = -1.0
+        if sig != self._declared_sig:
+            self._declared_sig = sig
+            declared = RunDir(self.run_dir).artifacts()
+            if declared != self._declared:
+                self._declared = declared
+                self.artifacts.emit(list(declared))
+        for spec in self._declared:
+            newest = newest_png(self.run_dir / spec.folder)
+            if newest is not None and str(newest) != self._newest.get(spec.key):
+                self._newest[spec.key] = str(newest)
+                self.artifact.emit(spec.key, str(newest))
 
     def _poll_status(self) -> None:
         """On every change of status.json; and, while it says a process runs the run, every few

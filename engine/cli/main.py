@@ -449,7 +449,7 @@ def cmd_data_preview(args) -> int:
     from engine.data import build_dataset
     from engine.data.dataset import preview_size, too_few_images_warning
     from engine.data.folder import skipped_summary
-    from engine.training.grid import make_grid, save_png
+    from engine.family.grid import make_grid, save_png
     fields = {"dataset": args.dataset, "path": args.path or ""}
     if args.resolution:
         fields["resolution"] = args.resolution

@@ -7,8 +7,9 @@ Events go out of an engine process on stdout, one JSON object per line, each wit
   started     run_dir, device, devices (one per rank), world_size, precision, step, total_steps, params, dataset, images
   metrics     step, total_steps, lr, img_per_s, eta_s, elapsed_s, and the family's values under
               their namespaces (loss/…, gan/…, reg/…, grad/…: engine/core/logkeys.py)
-  sample      step, path[, recon]            (a sample grid PNG was written; recon: held-out images over
-                                             their reconstructions, for families that reconstruct)
+  sample      step, path, artifacts          (the step's training artifacts were written: path is the
+                                             sample grid, artifacts maps each declared artifact's key to
+                                             its PNG, engine/core/artifacts.py)
   checkpoint  step, path
   status      state (running/paused/stopped/finished/failed), step, message
   eval        step, quality/fid or quality/fd_domain, quality/kid…, …, eval_s  (a metric pass ended)

@@ -217,6 +217,13 @@ class Family:
     def is_conditional(self) -> bool:
         return getattr(self, "num_classes", 0) > 0
 
+    def training_artifacts(self) -> list:
+        """The previews the training loop writes at every grid interval (engine/family/artifacts.py):
+        the sample grid, and what this family's interfaces add (reconstructions for a
+        Reconstructor). Extend to add your own: super().training_artifacts() + [MyArtifact()]."""
+        from engine.family.artifacts import default_artifacts
+        return default_artifacts(self)
+
     def capabilities(self) -> Capabilities:
         """Built from the interfaces this family implements (never by hand)."""
         from engine.family.interfaces import capabilities_of

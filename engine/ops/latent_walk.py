@@ -134,7 +134,7 @@ def save_animation(frames: torch.Tensor, path: str | Path, fps: float = 12.0, sc
                    bounce: bool = False) -> Path:
     """Write frames ((N, C, H, W) in [-1, 1]) as a GIF, an MP4 or a one-row strip PNG, by suffix."""
     from PIL import Image
-    from engine.training.grid import make_grid, save_png, to_uint8
+    from engine.family.grid import make_grid, save_png, to_uint8
     path = Path(path)
     check_output(path)
     suffix = path.suffix.lower()

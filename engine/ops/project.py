@@ -39,7 +39,7 @@ def encode_source(session: ModelSession, spec, labels, options, encode_steps: in
 
 
 def run(session: ModelSession, req: ProjectRequest, progress: StageProgress, cancel: Cancel) -> ProjectResult:
-    from engine.training.grid import make_grid, save_png
+    from engine.family.grid import make_grid, save_png
     session.require(LatentModel, "has no latent space to project images into")
     fam = session.family
     options = fam.sample_options(req.options)

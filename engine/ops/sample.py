@@ -45,7 +45,7 @@ def images_dir_for(out: str | Path) -> Path:
 
 def run(session: ModelSession, req: SampleRequest, progress: StageProgress, cancel: Cancel) -> SampleResult:
     from engine.core.pnginfo import write_png
-    from engine.training.grid import grid_classes, grid_columns, make_grid, sample_images
+    from engine.family.grid import grid_classes, grid_columns, make_grid, sample_images
     fam = session.family
     options = fam.sample_options(req.options)
     imgs, labels = sample_images(fam, req.n, seed=req.seed, cls=req.cls, use_ema=req.ema,

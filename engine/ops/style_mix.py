@@ -69,7 +69,7 @@ def parse_layers(spec, num_ws: int, groups: dict[str, list[int]]) -> list[int]:
 
 
 def run(session: ModelSession, req: StyleMixRequest, progress: StageProgress, cancel: Cancel) -> StyleMixResult:
-    from engine.training.grid import make_grid, save_png
+    from engine.family.grid import make_grid, save_png
     session.require(StyleMixer, "has no per-layer styles to mix (style mixing needs a style-based generator)")
     fam = session.family
     if not req.rows or not req.cols:

@@ -1,6 +1,7 @@
 """The run directory, the source of truth shared by the engine, the GUI and the shell:
 
   config.toml  status.json  metrics.jsonl  samples/step_000500.png
+  artifacts.json (the previews it writes: samples/, samples/recon/, ...)
   checkpoints/step_000500.safetensors + .json  control (commands in)
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from engine.core.artifacts import ARTIFACTS, ARTIFACTS_FILE, SAMPLES, ArtifactSpec
 from engine.core.protocol import CONTROL_FILE
 from engine.core.util import atomic_write_json, atomic_write_text, is_temp_file, pid_alive, process_start_time
 
@@ -113,11 +115,29 @@ class RunDir:
         return self.checkpoints_dir / f"step_{step:06d}"
 
     def sample_path(self, step: int) -> Path:
-        return self.samples_dir / f"step_{step:06d}.png"
+        return self.artifact_path(SAMPLES, step)
 
-    def recon_path(self, step: int) -> Path:
-        """Held-out images over their reconstructions (families that reconstruct), beside the samples."""
-        return self.samples_dir / "recon" / f"step_{step:06d}.png"
+    def artifact_path(self, spec: ArtifactSpec, step: int) -> Path:
+        """Where a training artifact of this step goes: <its folder>/step_NNNNNN.png."""
+        return self.path / spec.folder / f"step_{step:06d}.png"
+
+    def write_artifacts(self, specs: list[ArtifactSpec]) -> None:
+        """Record the artifacts this run writes (artifacts.json), for the GUI and the runs browser."""
+        atomic_write_json(self.path / ARTIFACTS_FILE, [s.to_dict() for s in specs])
+
+    def artifacts(self) -> list[ArtifactSpec]:
+        """The artifacts this run declared. A run written before they were declared: the sample
+        grids, and each known artifact whose folder it has."""
+        try:
+            raw = json.loads((self.path / ARTIFACTS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raw = None
+        if isinstance(raw, list):
+            specs = [s for s in (ArtifactSpec.from_dict(d) for d in raw) if s is not None]
+            if specs:
+                return specs
+        return [SAMPLES] + [spec for key, spec in ARTIFACTS.items()
+                            if spec is not SAMPLES and (self.path / spec.folder).is_dir()]
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints (both files present), oldest first."""

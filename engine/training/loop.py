@@ -1,8 +1,11 @@
 """The training loop, the same for every family.
 
 It owns: device and precision, seeding, the batch order, LR warm-up and cosine decay, EMA, gradient
-clipping (through StepContext), logging to metrics.jsonl and stdout events, sample grids,
-checkpoints (atomic, resumable to the bit on CPU), control commands, and stopping on NaN/Inf.
+clipping (through StepContext), logging to metrics.jsonl and stdout events, control commands, and
+stopping on NaN/Inf. Its other jobs live beside it: claiming the run folder and resuming
+(resume.py), the family's training artifacts (artifacts.py), evaluation passes (evaluation.py),
+what a checkpoint holds (saving.py, checkpoint.py), the processes of a distributed run
+(distributed.py).
 
 Under torchrun it is one of K ranks (engine/training/distributed.py). Every rank runs the same
 code, in lockstep at every collective: each takes its slice of the global batch, gradients are
@@ -23,25 +26,25 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from engine.core import protocol
-from engine.core import logkeys
 from engine.core.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
 from engine.family.base import Batch, StepContext, build_family
-from engine.family.interfaces import Likelihood, Reconstructor
 from engine.training import checkpoint as ck
 from engine.training import distributed
 from engine.training.control import ControlChannel, SharedControl
 from engine.training.device import device_label, resolve_precision, select_device
 from engine.family.ema import ema_decay_at
 from engine.core.errors import os_error_line
-from engine.core.util import throttled
-from engine.training.grid import make_grid, sample_grid_image, save_png
 from engine.runs.rundir import RunDir
+from engine.training.artifacts import ArtifactWriter
+from engine.training.errors import PeerFailed, RunBusy, TrainingFailed, error_line
+from engine.training.evaluation import RunEvaluation, skip_final_evaluation
+from engine.training.saving import check_state_finite, ranks_agree, rng_tensors, state_tensors
+from engine.training.resume import (checkpoint_to_resume, claim_run_dir, report_changes, restore_batch_order,
+                                    restore_optimizers, restore_rng)
 
 Emit = Callable[[dict], None]
 
@@ -49,22 +52,6 @@ Emit = Callable[[dict], None]
 def stdout_emit(ev: dict) -> None:
     sys.stdout.write(protocol.encode(ev) + "\n")
     sys.stdout.flush()
-
-
-class TrainingFailed(RuntimeError):
-    pass
-
-
-class RunBusy(TrainingFailed):
-    """Another live process is training this run directory: refused without touching its files."""
-
-
-class PeerFailed(TrainingFailed):
-    """Another rank of a distributed run failed; its message says which and why."""
-
-
-# optimizer settings that come from the config, not from the saved state, when a run resumes
-HYPERPARAMETERS = ("base_lr", "weight_decay", "betas")
 
 
 @dataclass
@@ -99,12 +86,10 @@ class Trainer:
         self.last_saved_step = -1
         self.last_sampled_step = -1
         self.last_evaluated_step = -1
-        self.evaluator = None
         self.recorded: dict = {}   # status.json as found, before this process writes it
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
         self._stepped = False      # distributed: state is broadcast again after the first step
-        self._initial_weights: dict | None = None   # step 0's sampling weights (rank 0), until its grid is drawn
-        self._initial_pending = False                # the same on every rank: step 0's grid is still to draw
+        self._initial_pending = False  # every rank: step 0's artifacts are still to draw (after the first step)
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -128,8 +113,8 @@ class Trainer:
         self.set_up = True
 
     def _prepare_run_dir(self) -> ck.Checkpoint | None:
-        self._claim_run_dir()
-        return self._checkpoint_to_resume() if self.resume else None
+        self.recorded = claim_run_dir(self.rd, self.resume, self.emit)
+        return checkpoint_to_resume(self.rd, self.emit) if self.resume else None
 
     def _build(self, ckpt: ck.Checkpoint | None) -> None:
         cfg, t, d = self.cfg, self.cfg.training, self.dist
@@ -164,6 +149,8 @@ class Trainer:
         small = self.data.images.numel() < 2 ** 31
         self.images = self.data.images.to(self.device) if small else self.data.images
         self.labels = self.data.labels.to(self.device)
+        self.artifacts = ArtifactWriter(self.family, self.rd, cfg.sampling, self.data, self.heldout, self.emit)
+        self.evaluation = RunEvaluation(cfg.metrics, self.data, self.heldout, self.device, self.rd, self.emit)
         if ckpt is not None:
             self.phase(f"restoring {ckpt.name}")
             self._restore(ckpt)
@@ -171,131 +158,22 @@ class Trainer:
             if self.resume:  # starting again from step 0: the killed attempt's curve goes
                 self.rd.truncate_metrics_after(0)
             cfg.save(self.rd.config_path)
-
-    def _claim_run_dir(self) -> None:
-        """Refuse a run directory another live trainer is writing; otherwise create it and clear
-        the temp files that writes killed midway left behind (no other writer can be alive)."""
-        if self.resume and not self.rd.path.is_dir():
-            raise TrainingFailed(f"{self.rd.path}: nothing to resume: no such folder")
-        self.recorded = self.rd.read_status()
-        owner = self.rd.live_owner(self.recorded)
-        if owner is not None:
-            raise RunBusy(f"{self.rd.path}: another process (pid {owner}) is training this run; "
-                          f"stop it or wait for it to end")
-        self.rd.create()
-        removed = self.rd.remove_stale_temp_files()
-        if removed:
-            self.emit(protocol.event("info", message=f"{self.rd.path}: removed {removed} temp file(s) "
-                                                     f"left by writes that were interrupted"))
-
-    def _checkpoint_to_resume(self) -> ck.Checkpoint | None:
-        """The newest checkpoint that can be read, with a warning for each newer one that cannot
-        (left in place). None for a run stopped before its first checkpoint: it starts again."""
-        found = self.rd.checkpoints()
-        if not found:
-            if not self.rd.config_path.is_file():
-                raise TrainingFailed(f"{self.rd.path}: nothing to resume: no config.toml and no checkpoint")
-            self.emit(protocol.event("warning", message=f"{self.rd.path}: the run has no checkpoint yet (it was "
-                                                        f"interrupted before the first one): starting it again "
-                                                        f"from step 0 with its config"))
-            return None
-        errors = []
-        for _, path in reversed(found):
-            try:
-                ckpt = ck.load_checkpoint(path)
-            except ck.CheckpointError as e:
-                errors.append(str(e))
-                continue
-            for err in errors:
-                self.emit(protocol.event("warning", message=f"skipping a checkpoint that cannot be read: {err}; "
-                                                            f"resuming from {path.name} instead (the bad file "
-                                                            f"is kept)"))
-            return ckpt
-        more = f" (nor can the {len(errors) - 1} older ones)" if len(errors) > 1 else ""
-        raise ck.CheckpointError(errors[0] + more)
+        if d.is_main:
+            self.artifacts.declare()
 
     def _restore(self, ckpt: ck.Checkpoint) -> None:
         ck.load_weights_into(self.family, ckpt)
-        changed = self._restore_optimizers(ckpt)
+        changed = restore_optimizers(self.optimizers, ckpt)
         if self.scaler is not None and ckpt.meta.get("scaler"):
             self.scaler.load_state_dict(ckpt.meta["scaler"])
-        self._restore_batch_order(ckpt)
-        self._restore_rng(ckpt)
+        restore_batch_order(self.order, ckpt, len(self.data), self.emit)
+        restore_rng(ckpt, self.generator, self.device, self.dist, self.cfg.training.batch_size, self.emit)
         self.step = ckpt.step
         self.last_saved_step = self.last_sampled_step = self.step
-        self.last_ckpt = ckpt.path  # not necessarily the newest file: see _checkpoint_to_resume
+        self.last_ckpt = ckpt.path  # not necessarily the newest file: see checkpoint_to_resume
         if self.dist.is_main:
             self.rd.truncate_metrics_after(self.step)
-        self._report_changes(ckpt, changed)
-
-    def _restore_rng(self, ckpt: ck.Checkpoint) -> None:
-        """Each rank continues its own random streams. A run resumed on more processes than it was
-        saved from gives the new ranks fresh streams (seeded by rank), and says so; the batches
-        continue exactly either way, since the batch order is global."""
-        d = self.dist
-        saved = ckpt.meta.get("world_size", 1)
-        saved = saved if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 else 1
-        if ck.has_rng(ckpt, d.rank) or d.rank == 0:
-            ck.restore_rng(ckpt, self.generator, self.device, rank=d.rank)
-        fresh = [r for r in range(d.world_size) if not ck.has_rng(ckpt, r)]
-        noise = (f"the noise of rank{'s' if len(fresh) > 1 else ''} {', '.join(map(str, fresh))} starts a fresh "
-                 f"stream") if fresh else ""
-        if saved != d.world_size:
-            b = self.cfg.training.batch_size
-            self.emit(protocol.event("info", message=(
-                f"{ckpt.name} was saved by {saved} process{'es' if saved != 1 else ''}, this run has "
-                f"{d.world_size}: the global batch stays training.batch_size = {b} ({b // d.world_size} per "
-                f"process) and the batch order continues where it was" + (f"; {noise}" if noise else ""))))
-        elif fresh:  # saved by rank 0 alone, on an interrupt
-            self.emit(protocol.event("info", message=f"{ckpt.name} holds rank 0's random state only: {noise}"))
-
-    def _restore_optimizers(self, ckpt: ck.Checkpoint) -> list[str]:
-        """Load each optimizer's saved state, then put back the hyperparameters the config gives
-        (the saved state carries the old ones: an edited lr would be silently ignored). Returns
-        what changed, e.g. "unet base_lr 0.002 -> 0.001"; unchanged values are left untouched."""
-        changed = []
-        for name, opt in self.optimizers.items():
-            wanted = [{k: g[k] for k in HYPERPARAMETERS if k in g} for g in opt.param_groups]
-            ck.load_optimizer(name, opt, ckpt)
-            for group, want in zip(opt.param_groups, wanted):
-                for key, value in want.items():
-                    if _normal(group.get(key)) != _normal(value):
-                        changed.append(f"{name} {key} {group.get(key)} -> {value}")
-                        group[key] = value
-        return changed
-
-    def _restore_batch_order(self, ckpt: ck.Checkpoint) -> None:
-        state = ckpt.require("batch_order", dict, "a table with 'epoch' and 'pos'")
-        epoch, pos = state.get("epoch"), state.get("pos")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (epoch, pos)):
-            raise ck.CheckpointError(f"{ckpt.json_name}: field 'batch_order' is {state!r}; "
-                                     f"expected whole numbers 'epoch' and 'pos'")
-        trained_on = ckpt.meta["data"].get("images")
-        if trained_on is not None and trained_on != len(self.data):  # the data changed: its order cannot continue
-            self.emit(protocol.event("warning", message=f"{ckpt.name} was trained on {trained_on} images, the "
-                                                        f"data now has {len(self.data)}: the batch order starts "
-                                                        f"a new epoch"))
-            self.order.load_state({"epoch": epoch + 1, "pos": 0})
-        else:
-            self.order.load_state(state)
-
-    def _report_changes(self, ckpt: ck.Checkpoint, optimizer_changes: list[str]) -> None:
-        """Say which config fields differ from the checkpoint's: they all take effect from here."""
-        diffs = ck.config_differences(ckpt.meta["config"], self.cfg.to_dict(),
-                                      ("data", "model", "training", "sampling", "metrics"))
-        if len(diffs) == 1:
-            key, old, new = diffs[0]
-            message = f"{key} changed {ck.fmt_value(old)} -> {ck.fmt_value(new)} since the checkpoint: applied"
-        elif diffs:
-            message = "changed since the checkpoint, applied: " + ", ".join(
-                f"{key} {ck.fmt_value(old)} -> {ck.fmt_value(new)}" for key, old, new in diffs)
-        elif optimizer_changes:  # not explained by the recorded config: say what was set
-            message = "optimizer settings differ from the checkpoint's, set from the config: " + \
-                      ", ".join(optimizer_changes)
-        else:
-            return
-        # a changed optimizer setting changes where training goes: worth a warning
-        self.emit(protocol.event("warning" if optimizer_changes else "info", message=message))
+        report_changes(ckpt, self.cfg.to_dict(), changed, self.emit)
 
     # ---- pieces -------------------------------------------------------------------------------
     def phase(self, what: str) -> None:
@@ -338,7 +216,7 @@ class Trainer:
                 result = fn(*args)
             except Exception as e:
                 error = e
-        message = d.broadcast_bytes(_error_line(error).encode("utf-8") if error is not None else None)
+        message = d.broadcast_bytes(error_line(error).encode("utf-8") if error is not None else None)
         if error is not None:
             raise error
         if message:
@@ -351,7 +229,7 @@ class Trainer:
             if error is not None:
                 raise error
             return
-        found = self.dist.first_error(None if error is None else _error_line(error))
+        found = self.dist.first_error(None if error is None else error_line(error))
         if error is not None:
             raise error
         if found is not None:
@@ -359,59 +237,16 @@ class Trainer:
 
     def save(self) -> Path:
         """A checkpoint of this step (every rank calls it; rank 0 writes it)."""
-        self._check_ranks_agree()
-        rng = self._rng_tensors()
+        ranks_agree(self.family, self.dist, self.device, self.step, self.emit)
+        rng = rng_tensors(self.generator, self.device, self.dist)
         self._main(self._write_checkpoint, rng)
         self.last_ckpt = ck.checkpoint_paths(self.rd.checkpoint_stem(self.step))[0]
         self.last_saved_step = self.step
         return self.last_ckpt
 
-    def _check_ranks_agree(self) -> None:
-        """Every rank should hold the same weights, averages and buffers (same start, same averaged
-        gradients). Checked at each checkpoint with two sums per network (one small all-gather); a
-        difference is reported and healed from rank 0, whose state the checkpoint keeps."""
-        d = self.dist
-        if not d.enabled:
-            return
-        parts = {f"weights of {n}": m for n, m in self.family.networks.items()}
-        parts.update({f"EMA of {n}": m for n, m in (self.family.ema or {}).items()})
-        sums = {}
-        for label, m in parts.items():
-            total = torch.zeros(2, dtype=torch.float64, device=self.device)
-            for t in (*m.parameters(), *m.buffers()):
-                if t.is_floating_point():
-                    t64 = t.detach().double()  # one tensor at a time: no second copy of the model
-                    total += torch.stack([t64.sum(), (t64 * t64).sum()])
-            sums[label] = total
-        differ = d.mismatched(sums)
-        if differ:
-            self.emit(protocol.event("warning", message=f"the processes' {', '.join(differ)} differed at step "
-                                                        f"{self.step}; set to rank 0's, which the checkpoint keeps"))
-            d.broadcast_state(self.family.networks, self.family.ema)
-
-    def _rng_tensors(self, alone: bool = False) -> dict[str, torch.Tensor]:
-        """Every rank's random states (rank 0's as in a single-process run, rank r's under
-        rng.rank{r}.*), gathered to all ranks as safetensors bytes. `alone`: this rank's only."""
-        d = self.dist
-        mine = ck.rng_tensors(self.generator, self.device, rank=d.rank)
-        if not d.enabled or alone:
-            return mine
-        out: dict[str, torch.Tensor] = {}
-        for blob in d.all_gather_bytes(st_save({k: v.contiguous() for k, v in mine.items()})):
-            out.update(st_load(blob))
-        return out
-
     def _write_checkpoint(self, rng: dict[str, torch.Tensor]) -> Path:
-        tensors = {}
-        tensors.update({f"net.{k}": v for k, v in self.family.networks.state_dict().items()})
-        if self.family.ema is not None:
-            tensors.update({f"ema.{k}": v for k, v in self.family.ema.state_dict().items()})
-        opt_meta = {}
-        for name, opt in self.optimizers.items():
-            ts, js = ck.optimizer_to_flat(name, opt)
-            tensors.update(ts)
-            opt_meta[name] = js
-        self._check_state_finite(tensors)
+        tensors, opt_meta = state_tensors(self.family, self.optimizers)
+        check_state_finite(tensors, self.device, self.step)
         tensors.update(rng)
         meta = {"step": self.step, "family": self.family.name, "config": self.cfg.to_dict(),
                 "config_hash": self.cfg.hash(), "ema": self.family.ema is not None,
@@ -427,87 +262,34 @@ class Trainer:
         self.emit(protocol.event("checkpoint", step=self.step, path=str(path)))
         return path
 
-    def _check_state_finite(self, tensors: dict[str, torch.Tensor]) -> None:
-        """A checkpoint counts as good only if all its weights, averages and optimizer state are
-        finite: a NaN can reach Adam's state or the EMA while the logged losses still look fine.
-        One isfinite per tensor and a single sync; run only when saving."""
-        groups: dict[str, list[torch.Tensor]] = {}
-        for key, v in tensors.items():
-            if v.is_floating_point():
-                groups.setdefault(_state_label(key), []).append(v)
-        if not groups:
-            return
-        flags = [torch.stack([torch.isfinite(v).all() for v in vs]).all().to(self.device) for vs in groups.values()]
-        bad = [label for label, ok in zip(groups, torch.stack(flags).tolist()) if not ok]
-        if bad:
-            raise TrainingFailed(f"the {' and the '.join(bad)} {'has' if len(bad) == 1 else 'have'} NaN/Inf at "
-                                 f"step {self.step}, so no checkpoint was written; training stopped. "
-                                 f"Try a lower training.lr or training.grad_clip.")
-
     def sample_grid(self) -> Path:
-        """The fixed-seed grid of this step: drawn and written by rank 0 (every rank calls it)."""
-        self._main(self._write_sample_grid, self.step)
+        """This step's artifacts: drawn and written by rank 0 (every rank calls it)."""
+        self._main(self.artifacts.write, self.step)
         self.last_sampled_step = self.step
         return self.rd.sample_path(self.step)
 
     def _keep_initial_weights(self) -> None:
-        """Step 0's grid is drawn after the first logged step, so that a slow grid (many sampling
-        steps on a CPU) never holds the first loss point back: keep the weights it is drawn from."""
+        """Step 0's artifacts are drawn after the first logged step, so that a slow grid (many
+        sampling steps on a CPU) never holds the first loss point back: keep the weights they are
+        drawn from."""
         self._initial_pending = True
         if self.dist.is_main:
-            nets = self.family.nets(use_ema=True)
-            self._initial_weights = {k: v.detach().clone() for k, v in nets.state_dict().items()}
+            self.artifacts.keep_initial_weights()
 
     def _initial_grid(self) -> None:
-        """Draw step 0's grid from the kept weights (every rank calls it; rank 0 draws)."""
+        """Draw step 0's artifacts from the kept weights (every rank calls it; rank 0 draws)."""
         if not self._initial_pending:
             return
         self.phase("drawing the step-0 sample grid")
-        self._main(self._write_initial_grid)
-        self._initial_weights, self._initial_pending = None, False
+        self._main(self.artifacts.write_initial)
+        self._initial_pending = False
         self.last_sampled_step = 0
 
-    def _write_initial_grid(self) -> None:
-        nets = self.family.nets(use_ema=True)
-        now = {k: v.detach().clone() for k, v in nets.state_dict().items()}
-        nets.load_state_dict(self._initial_weights)
-        try:
-            self._write_sample_grid(0)
-        finally:
-            nets.load_state_dict(now)
-
-    def _write_sample_grid(self, step: int) -> None:
-        s = self.cfg.sampling
-        path = self.rd.sample_path(step)
-        save_png(sample_grid_image(self.family, s.grid_size, seed=s.seed, use_ema=True, options=s), path)
-        recon = self._write_recon_grid(step) if isinstance(self.family, Reconstructor) else None
-        self.emit(protocol.event("sample", step=step, path=str(path),
-                                 **({"recon": str(recon)} if recon else {})))
-
-    RECON_IMAGES = 10   # one row of inputs over one row of their reconstructions
-
-    def _write_recon_grid(self, step: int) -> Path:
-        """The first held-out images (training ones when the run keeps none out) over their
-        reconstructions: the same images at every step, so the grids compare over training."""
-        on = self.heldout if self.heldout is not None else self.data
-        idx = torch.arange(min(self.RECON_IMAGES, len(on)))
-        x = on.float_batch(idx)
-        labels = on.labels[idx].tolist() if getattr(self.family, "num_classes", 0) else None
-        rec = self.family.reconstruct(x, labels)
-        path = self.rd.recon_path(step)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(make_grid(torch.cat([x.cpu(), rec]), len(idx), scale=1), path)
-        return path
-
     def _final_evaluation(self, total: int) -> None:
-        """The finished run's last score. A run shorter than one evaluation interval has had none:
-        its first would build the feature network (minutes on a CPU) for a few steps' model, so it
-        is skipped, and the run says so and how to score it."""
-        m = self.cfg.metrics
-        if total < m.every:
-            self.emit(protocol.event("info", message=(
-                f"no evaluation: the run ({total} steps) is shorter than the evaluation interval (metrics.every = "
-                f"{m.every}); score it with Evaluate in the Sample tab or `genlab-engine eval --checkpoint …`")))
+        """The finished run's last score, unless the run is shorter than one evaluation interval."""
+        skip = skip_final_evaluation(self.cfg.metrics, total)
+        if skip:
+            self.emit(protocol.event("info", message=skip))
             return
         self.evaluate(f"final evaluation at step {self.step}")
 
@@ -515,36 +297,8 @@ class Trainer:
         """Score EMA samples against the real data (metrics section); logs a row and an event.
         Rank 0 scores while the other ranks wait (every rank calls it)."""
         self.phase(what or f"evaluating at step {self.step}")
-        row = self._main(self._evaluate)
+        row = self._main(self.evaluation.run, self.family, self.step)
         self.last_evaluated_step = self.step
-        return row
-
-    def _evaluate(self) -> dict:
-        from engine.metrics.evaluate import METRICS, Evaluator, bits_per_dim_on, family_sampler
-        m = self.cfg.metrics
-        t0 = time.perf_counter()
-        progress = throttled(lambda stage, done, total: self.emit(
-            protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total)), 0.25)
-        extra_row: dict = {}
-        sample_metrics = [k for k in m.metrics if k in METRICS]  # only bpd asked: no samples, no feature network
-        if self.evaluator is None and sample_metrics:
-            self.evaluator = Evaluator(self.data.images, self.data.labels, self.data.num_classes,
-                                       metrics=m.metrics, inception_path=m.inception_weights or None,
-                                       device=self.device, domain_steps=m.domain_steps, progress=progress)
-            self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
-                                     message=self.evaluator.note))
-        fam = self.family
-        scores = self.evaluator.score_sampler(family_sampler(fam, m.sampling_steps), m.samples) \
-            if self.evaluator is not None else {}
-        if isinstance(fam, Likelihood):  # held-out images when the run keeps some out, else training ones
-            on = self.heldout if self.heldout is not None else self.data
-            scores["bits_per_dim"] = bits_per_dim_on(fam, on, m.samples, self.device)
-            extra_row["bpd_images"] = min(m.samples, len(on))
-            extra_row["bpd_split"] = "held-out" if self.heldout is not None else "training"
-        row = {"step": self.step, "time": round(time.time(), 3), **logkeys.quality(scores),
-               "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples, **extra_row}
-        self.rd.append_metrics(row)
-        self.emit(protocol.event("eval", **row))
         return row
 
     def _handle(self, cmds: list[str]) -> bool:
@@ -718,7 +472,7 @@ class Trainer:
                 if not alone:
                     self.save()
                 elif self.dist.is_main:
-                    self._write_checkpoint(self._rng_tensors(alone=True))
+                    self._write_checkpoint(rng_tensors(self.generator, self.device, self.dist, alone=True))
             if alone:
                 self.status("stopped", message)
             else:
@@ -748,29 +502,6 @@ class Trainer:
 
 def _silent(ev: dict) -> None:
     """The events of ranks other than 0: rank 0 says everything once."""
-
-
-def _error_line(e: BaseException) -> str:
-    """An error as the other ranks are told it: ours in their words, anything else with its type."""
-    if isinstance(e, OSError):
-        return os_error_line(e)
-    text = str(e).strip()
-    if isinstance(e, (TrainingFailed, ConfigError, DataError, ck.CheckpointError)) and text:
-        return text
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _normal(v):
-    """Optimizer values as compared: betas come back from JSON as a list, not a tuple."""
-    return tuple(v) if isinstance(v, (list, tuple)) else v
-
-
-def _state_label(key: str) -> str:
-    """What a checkpoint tensor belongs to, in words: net.G.* -> "weights of G"."""
-    kind, _, rest = key.partition(".")
-    owner = rest.split(".", 1)[0]
-    return {"net": f"weights of {owner}", "ema": f"EMA of {owner}",
-            "optim": f"optimizer state of {owner}"}.get(kind, key)
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, until_step: int | None = None,

@@ -39,7 +39,7 @@ def test_start_plots_loss_shows_samples_and_stop_ends_engine(window, qtbot):
     _use(window, tiny_config(training={"steps": 100000, "log_every": 2, "sample_every": 10, "checkpoint_every": 0}))
     qtbot.mouseClick(window.training.start_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.loss_plot.point_count() >= 3, timeout=90000)
-    qtbot.waitUntil(lambda: "step_000010" in window.samples.path, timeout=60000)
+    qtbot.waitUntil(lambda: "step_000010" in window.artifacts.views["samples"].image.path, timeout=60000)
     assert window.training.state == "running"
     assert "device: cpu" in window.training.device.text()
     assert "img/s" in window.training.stats.text()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from app.widgets.config_form import ConfigForm
 from engine.core.config import TrainingConfig
 from engine.families.ddpm.section import DDPMConfig
@@ -79,20 +81,50 @@ def test_kl_bars_show_the_newest_value_of_each_dimension_in_natural_order(qtbot)
     assert "step 20" in plot.readout.text() and "2 near 0" in plot.readout.text() and plot.point_count() == 2
 
 
-def test_the_watcher_reports_reconstruction_grids_apart_from_sample_grids(qtbot, tmp_path):
+def test_the_watcher_reports_each_declared_artifact_apart(qtbot, tmp_path):
+    """A run written before artifacts were declared (no artifacts.json) shows its sample grids and
+    the known artifacts whose folders it has; a run's artifacts.json says what it declares."""
+    import json
     from PIL import Image
     from app.run_watcher import RunWatcher
     (tmp_path / "samples" / "recon").mkdir(parents=True)
     Image.new("L", (8, 8)).save(tmp_path / "samples" / "step_000010.png")
     Image.new("L", (8, 8)).save(tmp_path / "samples" / "recon" / "step_000010.png")
     w = RunWatcher()
-    samples, recons = [], []
-    w.sample.connect(samples.append)
-    w.recon.connect(recons.append)
+    declared, images = [], []
+    w.artifacts.connect(lambda specs: declared.append([s.key for s in specs]))
+    w.artifact.connect(lambda key, path: images.append((key, path)))
     w.watch(tmp_path)
+    assert declared == [["samples", "recon"]]
+    assert images == [("samples", str(tmp_path / "samples" / "step_000010.png")),
+                      ("recon", str(tmp_path / "samples" / "recon" / "step_000010.png"))]
+    # a run that declares another artifact: the watcher follows what the run says
+    (tmp_path / "samples" / "hist").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "samples" / "hist" / "step_000010.png")
+    (tmp_path / "artifacts.json").write_text(json.dumps([
+        {"key": "samples", "title": "samples", "folder": "samples", "caption": "samples at step {step}"},
+        {"key": "hist", "title": "code usage", "folder": "samples/hist", "caption": "code usage, step {step}"}]))
+    w.poll()
     w.stop()
-    assert samples == [str(tmp_path / "samples" / "step_000010.png")]
-    assert recons == [str(tmp_path / "samples" / "recon" / "step_000010.png")]
+    assert declared[-1] == ["samples", "hist"]
+    assert images[-1] == ("hist", str(tmp_path / "samples" / "hist" / "step_000010.png"))
+
+
+def test_the_train_tab_shows_whatever_artifacts_a_run_declares(qtbot):
+    from app.panels.artifacts_pane import ArtifactsPane
+    from engine.core.artifacts import SAMPLES, ArtifactSpec
+    pane = ArtifactsPane()
+    qtbot.addWidget(pane)
+    assert list(pane.views) == ["samples"] and "Sample grids appear here" in pane.views["samples"].image.placeholder
+    hist = ArtifactSpec("hist", "code usage", "samples/hist", "code usage, step {step}")
+    pane.set_specs([SAMPLES, hist])
+    assert list(pane.views) == ["samples", "hist"] and pane.views["hist"].isHidden()   # no image yet
+    pane.show()
+    path = str(Path(__file__).resolve().parents[2] / "resources" / "icons" / "genlab-48.png")
+    pane.show_image("hist", path)
+    assert pane.views["hist"].image.path == path and not pane.views["hist"].isHidden()
+    pane.clear()   # another run is watched: nothing of this one stays
+    assert pane.views["hist"].image.path == "" and pane.views["hist"].isHidden()
 
 
 def test_a_missing_qt_system_library_is_named_in_one_line():

@@ -131,7 +131,7 @@ def test_the_first_loss_point_shows_before_the_step_0_grid(qtbot, tmp_path):
     w.data_panel.set_config(cfg.data)
     seen = []
     w.watcher.metrics.connect(lambda rows: seen.append(("loss", rows[0]["step"])))
-    w.watcher.sample.connect(lambda path: seen.append(("grid", Path(path).name)))
+    w.watcher.artifact.connect(lambda key, path: seen.append(("grid", Path(path).name)) if key == "samples" else None)
     qtbot.mouseClick(w.training.start_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: not w.training.job.is_running(), timeout=90000)
     w.watcher.poll()

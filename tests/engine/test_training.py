@@ -42,7 +42,7 @@ def test_the_first_loss_point_comes_before_the_step_0_grid_which_shows_the_untra
     from PIL import Image
 
     from engine.family.base import build_family
-    from engine.training.grid import sample_grid_image
+    from engine.family.grid import sample_grid_image
     events = []
     cfg = tiny_cfg.replace(training={"steps": 12, "log_every": 10, "checkpoint_every": 0})
     train(cfg, tmp_path / "run", emit=events.append)

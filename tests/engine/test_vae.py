@@ -207,6 +207,9 @@ def test_a_training_run_writes_held_out_images_over_their_reconstructions_beside
     w, h = Image.open(recon[-1]).size
     assert (w, h) == (1 + 10 * (RES + 1), 1 + 2 * (RES + 1))       # 10 images over their 10 reconstructions
     sample_events = [e for e in events if e["event"] == "sample"]
-    assert sample_events and all(e["recon"].endswith(f"step_{e['step']:06d}.png") for e in sample_events)
+    assert sample_events and all(e["artifacts"]["recon"].endswith(f"step_{e['step']:06d}.png") for e in sample_events)
+    # the run declares what it writes, for the GUI and the runs browser
+    from engine.runs.rundir import RunDir
+    assert [a.key for a in RunDir(tmp_path / "run").artifacts()] == ["samples", "recon"]
     # the sample grids themselves are where they always were
     assert (tmp_path / "run" / "samples" / "step_000004.png").exists()
