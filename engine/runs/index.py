@@ -18,7 +18,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,7 @@ from urllib.parse import quote
 
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short
+from engine.core.util import atomic_copy_file, atomic_write_bytes
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
 
 if sys.version_info >= (3, 11):
@@ -471,7 +471,7 @@ def export_config(run_dir: str | Path, dest: str | Path) -> Path:
         dest = dest / f"{run_dir.name}.toml"
     header = (f"# exported from the GenLab run {run_dir}\n"
               f"# train it again without the GUI:  python -m engine train --config {dest.name}\n\n")
-    _atomic_write(dest, (header + text).encode("utf-8"))
+    atomic_write_bytes(dest, (header + text).encode("utf-8"))
     return dest
 
 
@@ -487,30 +487,7 @@ def export_checkpoint(checkpoint: str | Path, dest: str | Path) -> Path:
     if dest.is_dir():
         dest = dest / src.name
     dest = dest.with_suffix(".safetensors")
-    _atomic_copy(meta, dest.with_suffix(".json"))
-    _atomic_copy(src, dest)
+    atomic_copy_file(meta, dest.with_suffix(".json"))
+    atomic_copy_file(src, dest)
     return dest
 
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
