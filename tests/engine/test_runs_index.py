@@ -1,4 +1,5 @@
-"""The runs index (engine/runs/index.py): what the runs browser lists, and its file operations."""
+"""The runs index (engine/runs/index.py): what the runs browser lists, and its file operations
+(engine/runs/fileops.py)."""
 from __future__ import annotations
 
 import errno
@@ -16,8 +17,8 @@ import pytest
 
 from engine.core import util
 from engine.core.config import RunConfig
-from engine.runs.index import (RunBusyError, RunsIndex, better, default_trash_for, export_checkpoint,
-                               export_config, higher_is_better, read_curves, rename_run, scan_runs, trash)
+from engine.runs.fileops import RunBusyError, default_trash_for, export_checkpoint, export_config, rename_run, trash
+from engine.runs.index import RunsIndex, better, higher_is_better, read_curves, scan_runs
 from tests.conftest import tiny_config
 
 
