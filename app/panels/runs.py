@@ -31,7 +31,8 @@ from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
 from engine.core.families import FAMILIES, LOSS_PLOT
 from engine.core.logkeys import short
-from engine.runs.index import (RunsIndex, RunSummary, export_checkpoint, export_config, rename_run, trash)
+from engine.runs.fileops import export_checkpoint, export_config, rename_run, trash
+from engine.runs.index import RunsIndex, RunSummary
 
 FOLDERS_KEY = "runs_browser/folders"
 POLL_MS = 2000

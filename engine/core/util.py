@@ -1,8 +1,9 @@
-"""Small helpers with no heavy imports: atomic file writes, temp-file names, process liveness."""
+"""Small helpers with no heavy imports: atomic file writes and copies, temp-file names, process liveness."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ def _read_umask() -> int:
 FILE_MODE = 0o666 & ~_read_umask()
 
 TEMP_SUFFIX = ".tmp"
+COPY_CHUNK = 1 << 20  # bytes per read when copying (checkpoints run to hundreds of MB)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -58,9 +60,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target. An OSError
-    names the target (not the temp file, and not None as a failed write() would)."""
+def _atomic_replace(path: Path, write: Callable) -> None:
+    """Call write(f) on a temp file in the target's folder, fsync it, rename it over the target,
+    then fsync the folder (so the rename itself survives a crash). On any failure the temp file is
+    removed and the target is untouched; an OSError names the target (not the temp file, and not
+    None as a failed write() would)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)  # an error names the folder it could not make
     try:
@@ -71,7 +75,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             _set_mode(f.fileno())
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -84,6 +88,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             _name_target(e, path)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write data to path through a temp file in the same folder (see _atomic_replace)."""
+    _atomic_replace(path, lambda f: f.write(data))
+
+
+def atomic_copy_file(src: Path, dest: Path) -> None:
+    """Copy src's bytes to dest the same way: a reader never sees a partial dest, and a failed copy
+    leaves dest as it was. src is opened first, so a missing src is reported under its own name."""
+    with open(src, "rb") as s:
+        _atomic_replace(dest, lambda f: shutil.copyfileobj(s, f, COPY_CHUNK))
 
 
 def _set_mode(fd: int) -> None:
@@ -106,7 +122,7 @@ def atomic_write_json(path: Path, obj) -> None:
 
 
 def is_temp_file(name: str) -> bool:
-    """A temp file of atomic_write_bytes: .{target name}.{random}.tmp"""
+    """A temp file of the atomic writes and copies here: .{target name}.{random}.tmp"""
     return name.startswith(".") and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
 
 

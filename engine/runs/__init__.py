@@ -1,3 +1,3 @@
 """The run directory and what reads it (light: no torch, the GUI imports these): rundir.py (the
-folder's files), index.py (the runs browser's summaries and file actions), compare_table.py (the
-family comparison's columns)."""
+folder's files), index.py (the runs browser's summaries and curves), fileops.py (rename, trash, export),
+compare_table.py (the family comparison's columns)."""

@@ -385,6 +385,30 @@ def test_settings_persist_to_a_second_editor(qtbot, settings, tmp_path):
     assert c.brush_size() == 17 and c.hardness() == pytest.approx(0.4)
 
 
+def test_toolbar_controls_drive_the_editor_and_show_its_state(editor, settings):
+    bar, ops = editor.brush_bar, editor.ops_bar
+    bar.eraser_action.trigger()
+    assert editor.is_eraser() and bar.eraser_action.isChecked()
+    bar.brush_action.trigger()
+    assert not editor.is_eraser() and bar.brush_action.isChecked()
+    bar.size_spin.setValue(23)
+    bar.hardness_slider.setValue(30)
+    bar.opacity_slider.setValue(70)
+    assert editor.brush_size() == 23 and editor.hardness() == pytest.approx(0.3)
+    assert editor.opacity() == pytest.approx(0.7)
+    assert settings.value("mask_editor/brush_size", type=int) == 23
+    editor.set_eraser(True)  # and the other way: a key or a call shows in the controls
+    editor.set_opacity(0.1)
+    assert bar.eraser_action.isChecked() and bar.opacity_slider.value() == 10
+    assert not ops.undo_action.isEnabled()
+    editor.stroke([(4, 4)])
+    editor.set_eraser(False)
+    editor.stroke([(20, 20)])
+    assert ops.undo_action.isEnabled() and not ops.redo_action.isEnabled()
+    ops.undo_action.trigger()
+    assert ops.redo_action.isEnabled() and not editor.mask()[20, 20]
+
+
 def test_operation_during_a_drag_closes_the_stroke_first(editor, qtbot):
     editor.set_brush_size(2)
     v = editor.view

@@ -1,9 +1,13 @@
-"""The runs index (engine/runs/index.py): what the runs browser lists, and its file operations."""
+"""The runs index (engine/runs/index.py): what the runs browser lists, and its file operations
+(engine/runs/fileops.py)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -11,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.core import util
 from engine.core.config import RunConfig
-from engine.runs.index import (RunBusyError, RunsIndex, better, default_trash_for, export_checkpoint,
-                               export_config, higher_is_better, read_curves, rename_run, scan_runs, trash)
+from engine.runs.fileops import RunBusyError, default_trash_for, export_checkpoint, export_config, rename_run, trash
+from engine.runs.index import RunsIndex, better, higher_is_better, read_curves, scan_runs
 from tests.conftest import tiny_config
 
 
@@ -190,3 +195,61 @@ def test_exports_rerun_headless(tmp_path):
     assert ck.read_bytes() == b"\0" * 16 and json.loads(ck.with_suffix(".json").read_text()) == {"step": 7}
     with pytest.raises(FileNotFoundError):
         export_checkpoint(run / "checkpoints" / "step_000099.safetensors", tmp_path)
+
+
+def test_an_export_that_fails_half_way_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A copy that dies part way (a full disk, a pulled drive) leaves the destination as it was,
+    the earlier export included, and no temp file; the error names the destination."""
+    run = make_run(tmp_path, "r", checkpoints=[7])
+    ck = run / "checkpoints" / "step_000007.safetensors"
+    ck.write_bytes(bytes(range(256)) * 64)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.safetensors").write_bytes(b"an earlier export")
+    real_copy = shutil.copyfileobj
+
+    def dies_half_way(src, dst, *args):
+        if not src.name.endswith(".safetensors"):
+            return real_copy(src, dst, *args)
+        dst.write(src.read(1000))
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a failed write(): no file name
+
+    monkeypatch.setattr(util.shutil, "copyfileobj", dies_half_way)
+    with pytest.raises(OSError) as e:
+        export_checkpoint(ck, out / "mine.safetensors")
+    monkeypatch.undo()
+    assert e.value.filename == str(out / "mine.safetensors")
+    assert (out / "mine.safetensors").read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in out.iterdir()) == ["mine.json", "mine.safetensors"]  # no temp file
+
+    def no_room(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(util.os, "fsync", no_room)
+    with pytest.raises(OSError):
+        export_config(run, out / "r.toml")
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["mine.json", "mine.safetensors"]
+
+
+def test_an_export_is_on_disk_file_and_folder_before_it_returns(tmp_path, monkeypatch):
+    """Exports go through engine/core/util's atomic writes: the copy and the rename that puts it in
+    place are fsynced (file, then folder), so a crash right after cannot leave an empty file."""
+    run = make_run(tmp_path, "r", checkpoints=[7])
+    synced = []
+    real_fsync = os.fsync
+
+    def recording(fd):
+        synced.append(stat.S_IFMT(os.fstat(fd).st_mode))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(util.os, "fsync", recording)
+    export_checkpoint(run / "checkpoints" / "step_000007.safetensors", tmp_path / "mine.safetensors")
+    assert synced.count(stat.S_IFREG) == 2  # the .safetensors and its .json
+    if sys.platform != "win32":
+        assert synced.count(stat.S_IFDIR) == 2
+    synced.clear()
+    export_config(run, tmp_path / "r.toml")
+    assert stat.S_IFREG in synced
+    monkeypatch.undo()
+    assert (tmp_path / "mine.safetensors").read_bytes() == b"\0" * 16
