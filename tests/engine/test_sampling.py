@@ -3,7 +3,8 @@ import torch
 from engine.family.base import build_family
 from engine.diffusion.denoise import Denoiser, denoise
 from engine.family.progress import Cancelled
-from engine.diffusion.solvers import build_solver, spaced_timesteps
+from engine.diffusion.levels import spaced_timesteps
+from engine.diffusion.solvers import build_solver
 from engine.diffusion.schedules import make_schedule
 from tests.conftest import tiny_config
 
@@ -33,7 +34,7 @@ def test_ddim_eta0_uses_no_fresh_noise():
     sched = make_schedule("cosine", 50)["alphas_cumprod"]
     eps = lambda x, t: 0.3 * x + 0.01 * t.view(-1, 1, 1, 1)
     x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    den = Denoiser(eps, sched)
+    den = Denoiser(eps)
 
     def run(eta, seed):
         return denoise(den, build_solver("ddim", sched, eta=eta), x_T, 10, generator=torch.Generator().manual_seed(seed))
@@ -69,3 +70,4 @@ def test_guidance_uses_class_labels():
     a = fam.sample(2, seed=0, labels=[1, 1], steps=4, guidance_scale=3.0)
     b = fam.sample(2, seed=0, labels=[7, 7], steps=4, guidance_scale=3.0)
     assert not torch.equal(a, b)
+
