@@ -16,7 +16,7 @@ from engine.diffusion.schedules import make_schedule
 from engine.diffusion.levels import DiscreteVP, spaced_timesteps
 from engine.diffusion.solvers import DDIMSolver, DDPMSolver, Solver, build_solver
 from engine.core.solvers import SOLVERS, SPACINGS
-from tests.engine.diffusion_toys import in_parameterisation
+from tests.engine.diffusion_toys import LEVEL_TYPES, in_parameterisation, sensible
 
 T, STEPS, SHAPE = 50, 5, (2, 1, 4, 4)
 NAMES = SOLVERS.names()
@@ -147,6 +147,88 @@ def test_invert_equals_ddim_invert(schedule):
     for steps in (STEPS, T):
         new = invert(Denoiser(net), build_solver("ddim", ac), x0, steps)
         assert torch.equal(new, ddim_invert(net, x0, ac, steps=steps))
+
+
+# -- every level type ---------------------------------------------------------------------------------
+# The same solvers over EDM's sigma and flow matching's t (and DDPM's levels beside them), with a
+# linear x0-network re-expressed in every parameterisation that makes sense on the level type.
+
+KINDS = ["vp", "edm", "flow"]
+COMBOS = [(kind, p) for kind in KINDS for p in PREDICTIONS if sensible(kind, p)]
+
+
+def _linear_x0(x, a, s, cond):
+    flat = (x.reshape(x.shape[0], -1) @ _W.T).reshape(x.shape)
+    x0 = 0.5 * flat / (a * a + s * s).sqrt() + 0.01 * cond.double().view(-1, 1, 1, 1)
+    return x0, (x - a * x0) / s
+
+
+def _run_on(name, kind, prediction="x0", steps=STEPS, seed=1, callback=None, fn=None, **params):
+    levels = LEVEL_TYPES[kind]()
+    solver = build_solver(name, levels, **params)
+    den = Denoiser(fn or in_parameterisation(prediction, levels, _linear_x0), prediction=prediction)
+    return denoise(den, solver, levels.prior_std * _x_T(), steps, generator=_gen(seed), callback=callback)
+
+
+@pytest.mark.parametrize("kind,prediction", COMBOS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_solver_gives_finite_images_on_every_level_type(name, kind, prediction):
+    out = _run_on(name, kind, prediction)
+    assert out.shape == SHAPE and out.dtype == torch.float32
+    assert torch.isfinite(out).all() and out.min() >= -1 and out.max() <= 1
+
+
+@pytest.mark.parametrize("kind,prediction", [c for c in COMBOS if c[1] != "x0"])
+@pytest.mark.parametrize("name", NAMES)
+def test_parameterisations_agree_on_every_level_type(name, kind, prediction):
+    """The x0-network re-expressed as eps, v, flow or edm gives the same images (clip_x0 off, so
+    nothing hides a wrong conversion)."""
+    ref = _run_on(name, kind, "x0", clip_x0=False)
+    out = _run_on(name, kind, prediction, clip_x0=False)
+    assert ref.abs().max() > 0.1
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_solver_walks_its_levels_to_the_clean_one(name, kind):
+    """The levels go from the prior's noise down to no noise, and the loop visits each noisy one
+    once, in order; the solver says how many denoiser calls that took."""
+    solver = build_solver(name, LEVEL_TYPES[kind]())
+    levels = solver.levels(STEPS)
+    assert len(levels) == STEPS + 1 and levels[-1].clean and not any(lv.clean for lv in levels[:-1])
+    noise = [lv.sigma.item() / lv.alpha.item() if lv.alpha > 0 else math.inf for lv in levels]
+    assert noise == sorted(noise, reverse=True) and len(set(noise)) == len(noise)
+    seen, calls = [], []
+    net = in_parameterisation("x0", solver.noise_levels, _linear_x0)
+    _run_on(name, kind, fn=lambda x, c: calls.append(c) or net(x, c),
+            callback=lambda i, level, x, x0: seen.append(level.cond))
+    assert seen == solver.timesteps(STEPS) == [lv.cond for lv in levels[:-1]]
+    assert len(calls) == solver.network_evaluations(STEPS)
+    assert solver.network_evaluations(1) == 1  # one step: straight to x̂0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_determinism_matches_stochasticity_on_every_level_type(name, kind):
+    a, b, c = (_run_on(name, kind, seed=seed, clip_x0=False) for seed in (1, 2, 1))
+    assert torch.equal(a, c)
+    assert torch.equal(a, b) != build_solver(name, LEVEL_TYPES[kind]()).stochastic
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", INVERTIBLE)
+def test_inversion_runs_on_every_level_type(name, kind):
+    levels = LEVEL_TYPES[kind]()
+    solver = build_solver(name, levels, clip_x0=False)
+    den = Denoiser(in_parameterisation("x0", levels, _linear_x0), prediction="x0")
+    x_T = invert(den, solver, _x_T(3).clamp(-1, 1), STEPS)
+    assert torch.isfinite(x_T).all() and x_T.std() > 0.5 * levels.prior_std
+
+
+def test_spacing_belongs_to_the_discrete_schedule():
+    with pytest.raises(ValueError, match="spacing 'trailing'"):
+        build_solver("ddim", LEVEL_TYPES["edm"](), spacing="trailing")
 
 
 # -- timestep spacing -------------------------------------------------------------------------------
