@@ -2,7 +2,8 @@
 names; the classes live in engine/diffusion/solvers.py and are imported on first use.
 
 Adding a solver: one class in engine/diffusion/solvers.py and one line here. The solver
-conformance suite (tests/engine/test_solvers.py) then runs it against every parameterisation."""
+conformance suite (tests/engine/test_solvers.py) then runs it against every parameterisation and
+every level type (DDPM's discrete schedule, EDM's sigma, flow matching's t)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ register_solver(SolverSpec("ddim", "engine.diffusion.solvers:DDIMSolver",
                            "DDIM (Song et al. 2021): deterministic at eta 0, like DDPM at eta 1"))
 register_solver(SolverSpec("ddpm", "engine.diffusion.solvers:DDPMSolver",
                            "ancestral DDPM (Ho et al. 2020) over the respaced chain"))
+register_solver(SolverSpec("heun", "engine.diffusion.solvers:HeunSolver",
+                           "EDM's deterministic 2nd-order Heun (Karras et al. 2022): two network passes "
+                           "per step but the last"))
 
 
 def solvers_help() -> str:

@@ -8,19 +8,21 @@ is imposed on the sampling chain, at the noise level of each step.
   steps the chain is re-noised `jump` steps back and denoised again, `resample` times in all, so the
   generated part can harmonise with the known one. Costs about `resample` times the steps.
 
-Both take any registered solver (engine/diffusion/solvers.py) and a soft mask (1 = regenerate;
-values between blend the two). Positions index the solver's schedule: 0 is its noisiest timestep
-ts[0], n = len(ts) is the clean image.
+Both take any registered solver (engine/diffusion/solvers.py) over any level type
+(engine/diffusion/levels.py) and a soft mask (1 = regenerate; values between blend the two).
+Positions index the solver's schedule of levels: 0 is its noisiest level, n (the number of
+steps) the clean image.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 import torch
 
-from engine.family.progress import Cancel, Progress, check_cancel
-from engine.family.noise import RowGenerators, randn_like
+from engine.diffusion.denoise import as_denoiser
 from engine.diffusion.solvers import Solver
+from engine.family.noise import RowGenerators, randn_like
+from engine.family.progress import Cancel, Progress, check_cancel
 
 DIFFUSION_METHODS = ("repaint", "blend")
 
@@ -61,26 +63,16 @@ def start_position(n: int, strength: float) -> int:
     return n - max(1, min(int(n * strength), n))
 
 
-def _alpha_bar(solver: Solver, ts: list[int], pos: int, device) -> torch.Tensor:
-    """alpha-bar at a position of the schedule (1 for the clean image)."""
-    if pos >= len(ts):
-        return torch.ones((), device=device)
-    return solver._ac(device)[ts[pos]]
-
-
-def _noised(x0: torch.Tensor, noise: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-
-
 @torch.no_grad()
-def inpaint_diffusion(denoiser: Callable[[torch.Tensor, int], torch.Tensor], solver: Solver, known: torch.Tensor,
+def inpaint_diffusion(denoiser: Any, solver: Solver, known: torch.Tensor,
                       mask: torch.Tensor, x_init: torch.Tensor, steps: int, *, method: str = "repaint",
                       jump: int = 10, resample: int = 10, strength: float = 1.0,
                       noise_init: torch.Tensor | None = None, noise_start: torch.Tensor | None = None,
                       generator: torch.Generator | RowGenerators | None = None,
                       merge_generator: torch.Generator | RowGenerators | None = None,
                       progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
-    """Fill the masked part of `known` (jump 0: paper_jump of the steps).
+    """Fill the masked part of `known` (jump 0: paper_jump of the steps). `denoiser`: a Denoiser
+    (engine/diffusion/denoise.py; or see its as_denoiser).
 
     known: (B, C, H, W) the images in [-1, 1]; mask: (B or 1, 1, H, W) in [0, 1], 1 = regenerate;
     x_init: what the chain starts from, noised to the starting step (the original, or the original
@@ -93,32 +85,32 @@ def inpaint_diffusion(denoiser: Callable[[torch.Tensor, int], torch.Tensor], sol
     """
     if method not in DIFFUSION_METHODS:
         raise ValueError(f"unknown diffusion inpainting method {method!r}; choose one of {', '.join(DIFFUSION_METHODS)}")
-    ts = solver.timesteps(steps)
-    n = len(ts)
+    den = as_denoiser(denoiser)
+    dev = known.device
+    levels = solver.levels(steps, dev)   # n noisy levels, then the clean one at position n
+    n = len(levels) - 1
     s0 = start_position(n, strength)
     walk = repaint_schedule(n - s0, jump or paper_jump(n), resample) if method == "repaint" else list(range(n - s0 + 1))
     walk = [p + s0 for p in walk]
-    dev = known.device
     mask = mask.to(dev, torch.float32)
 
     def randn():
         return randn_like(known.float(), merge_generator)
 
     fixed = noise_init.to(dev) if noise_init is not None else randn()
-    x = _noised(x_init.to(dev).float(), fixed, _alpha_bar(solver, ts, s0, dev))
+    x = levels[s0].noised(x_init.to(dev).float(), fixed)
     if noise_start is not None:
         x = mask * noise_start.to(dev).float() + (1 - mask) * x
     total = len(walk) - 1
     for i, (p, q) in enumerate(zip(walk[:-1], walk[1:])):
         check_cancel(cancel)
         if q == p + 1:   # one denoising step, then the known region at the new level
-            x_gen, _ = solver.step(denoiser(x, ts[p]), ts[p], x, generator=generator)
-            ab = _alpha_bar(solver, ts, q, dev)
-            known_q = known if q >= n else _noised(known, fixed if method == "blend" else randn(), ab)
+            x_gen, _ = solver.step(den, levels[p], x, generator=generator)
+            known_q = known if q >= n else levels[q].noised(known, fixed if method == "blend" else randn())
             x = mask * x_gen + (1 - mask) * known_q
         else:            # RePaint's jump back: forward diffusion from position p up to q < p
-            ratio = _alpha_bar(solver, ts, q, dev) / _alpha_bar(solver, ts, p, dev)
-            x = ratio.sqrt() * x + (1 - ratio).sqrt() * randn()
+            a, var = levels[q].transition(levels[p])
+            x = a * x + var.sqrt() * randn()
         if progress is not None:
             progress(i + 1, total)
     return x

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.core.solvers import solver_names
 from engine.inpainting.classical import classical_fill
 from engine.inpainting.composite import feather, paste
 from engine.inpainting.geometry import mask_outside, work_region
@@ -119,7 +120,7 @@ def digits(n):
 
 
 @pytest.mark.parametrize("method", ["blend", "repaint"])
-@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("sampler", solver_names())
 def test_diffusion_methods_keep_the_known_pixels(ddpm, method, sampler):
     fam, _ = ddpm
     x = digits(2)
@@ -132,7 +133,7 @@ def test_diffusion_methods_keep_the_known_pixels(ddpm, method, sampler):
     assert not torch.equal(out[~keep], x[~keep])
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("sampler", solver_names())
 def test_an_all_regenerate_mask_samples_exactly_as_plain_sampling_with_that_seed(ddpm, sampler):
     fam, _ = ddpm
     x = digits(1)

@@ -3,7 +3,8 @@ import torch
 from engine.family.base import build_family
 from engine.diffusion.denoise import Denoiser, denoise
 from engine.family.progress import Cancelled
-from engine.diffusion.solvers import build_solver, spaced_timesteps
+from engine.diffusion.levels import spaced_timesteps
+from engine.diffusion.solvers import build_solver
 from engine.diffusion.schedules import make_schedule
 from tests.conftest import tiny_config
 
@@ -33,7 +34,7 @@ def test_ddim_eta0_uses_no_fresh_noise():
     sched = make_schedule("cosine", 50)["alphas_cumprod"]
     eps = lambda x, t: 0.3 * x + 0.01 * t.view(-1, 1, 1, 1)
     x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    den = Denoiser(eps, sched)
+    den = Denoiser(eps)
 
     def run(eta, seed):
         return denoise(den, build_solver("ddim", sched, eta=eta), x_T, 10, generator=torch.Generator().manual_seed(seed))
@@ -69,3 +70,25 @@ def test_guidance_uses_class_labels():
     a = fam.sample(2, seed=0, labels=[1, 1], steps=4, guidance_scale=3.0)
     b = fam.sample(2, seed=0, labels=[7, 7], steps=4, guidance_scale=3.0)
     assert not torch.equal(a, b)
+
+
+def test_heun_samples_end_to_end_and_counts_its_network_evaluations():
+    """Heun (EDM's 2nd order) as a DDPM sampler: deterministic, its own images, and two UNet passes
+    per step but the last, each doubled under guidance (the rows the UNet sees per image)."""
+    fam = _family()
+    rows = []
+    hook = fam.nets(True)["unet"].register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    try:
+        outs = {}
+        for sampler, guidance in (("heun", 2.0), ("heun", 1.0), ("ddim", 2.0), ("ddpm", 1.0)):
+            opts = fam.sample_options(sampler=sampler, steps=6, guidance_scale=guidance)
+            rows.clear()
+            outs[sampler, guidance] = fam.sample(2, seed=3, labels=[1, 2], options=opts)
+            assert sum(rows) == 2 * fam.network_evaluations(opts), (sampler, guidance)
+        assert fam.network_evaluations(fam.sample_options(sampler="heun", steps=6, guidance_scale=1.0)) == 11
+    finally:
+        hook.remove()
+    heun = outs["heun", 2.0]
+    assert heun.shape == (2, 1, 8, 8) and torch.isfinite(heun).all() and heun.abs().max() <= 1
+    assert torch.equal(heun, fam.sample(2, seed=3, labels=[1, 2], sampler="heun", steps=6, guidance_scale=2.0))
+    assert not torch.equal(heun, outs["ddim", 2.0])

@@ -1,5 +1,6 @@
 """Solver conformance suite: every solver registered in engine.core.solvers.SOLVERS runs against every
-parameterisation and timestep spacing, so a new solver is tested by registering it."""
+parameterisation, timestep spacing and level type (DDPM's discrete schedule, EDM's sigma, flow
+matching's t), so a new solver is tested by registering it."""
 import math
 
 import numpy as np
@@ -12,8 +13,10 @@ from engine.diffusion.denoise import PREDICTIONS, Denoiser, denoise, invert
 from engine.family.progress import Cancelled
 from tests.engine.reference_sampler import ddim_invert, respaced_timesteps, sample_loop
 from engine.diffusion.schedules import make_schedule
-from engine.diffusion.solvers import DDIMSolver, DDPMSolver, Solver, build_solver, spaced_timesteps
+from engine.diffusion.levels import DiscreteVP, spaced_timesteps
+from engine.diffusion.solvers import DDIMSolver, DDPMSolver, Solver, build_solver
 from engine.core.solvers import SOLVERS, SPACINGS
+from tests.engine.diffusion_toys import LEVEL_TYPES, in_parameterisation, sensible
 
 T, STEPS, SHAPE = 50, 5, (2, 1, 4, 4)
 NAMES = SOLVERS.names()
@@ -34,8 +37,8 @@ def _gen(seed: int) -> torch.Generator:
 
 
 # -- networks ---------------------------------------------------------------------------------------
-# A fixed random linear eps-network, and x0 / v networks that are the same map re-expressed
-# (computed in float64, so they differ from it only by float32 rounding).
+# A fixed random linear eps-network, and x0 / v / flow / edm networks that are the same map
+# re-expressed (computed in float64, so they differ from it only by float32 rounding).
 
 _W = torch.randn(16, 16, generator=torch.Generator().manual_seed(42), dtype=torch.float64) * 0.3
 
@@ -45,17 +48,14 @@ def _eps64(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return flat.reshape(x.shape) + 0.01 * t.double().view(-1, 1, 1, 1)
 
 
+def _linear_eps(x, a, s, t):
+    eps = _eps64(x, t)
+    return (x - s * eps) / a, eps
+
+
 def _network(prediction: str, ac: torch.Tensor):
     """fn(x (B,C,H,W), t (B,) long) -> the `prediction` target of the linear eps-network."""
-    ac64 = ac.double()
-
-    def fn(x, t):
-        eps = _eps64(x, t)
-        ab = ac64[t].view(-1, 1, 1, 1)
-        x0 = (x.double() - (1 - ab).sqrt() * eps) / ab.sqrt()
-        out = {"eps": eps, "x0": x0, "v": ab.sqrt() * eps - (1 - ab).sqrt() * x0}[prediction]
-        return out.float()
-    return fn
+    return in_parameterisation(prediction, DiscreteVP(ac), _linear_eps)
 
 
 def _perfect(x_star: torch.Tensor, ac: torch.Tensor):
@@ -69,7 +69,7 @@ def _perfect(x_star: torch.Tensor, ac: torch.Tensor):
 def _run(name, prediction="eps", spacing="linspace", seed=1, ac=None, steps=STEPS, **params):
     ac = _ac() if ac is None else ac
     solver = build_solver(name, ac, spacing=spacing, **params)
-    den = Denoiser(_network(prediction, ac), ac, prediction=prediction)
+    den = Denoiser(_network(prediction, ac), prediction=prediction)
     return denoise(den, solver, _x_T(), steps, generator=_gen(seed))
 
 
@@ -94,10 +94,10 @@ def test_every_solver_gives_finite_images(name, prediction, spacing):
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
-@pytest.mark.parametrize("prediction", ["x0", "v"])
+@pytest.mark.parametrize("prediction", [p for p in PREDICTIONS if p != "eps"])
 @pytest.mark.parametrize("name", NAMES)
 def test_parameterisations_agree(name, prediction, spacing):
-    """An x0 or v network that is the eps network re-expressed gives the same images."""
+    """An x0, v, flow or edm network that is the eps network re-expressed gives the same images."""
     ref = _run(name, "eps", spacing)
     out = _run(name, prediction, spacing)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
@@ -106,7 +106,7 @@ def test_parameterisations_agree(name, prediction, spacing):
 @pytest.mark.parametrize("name", NAMES)
 def test_determinism_matches_stochasticity(name):
     solver = build_solver(name, _ac())
-    den = Denoiser(_network("eps", _ac()), _ac())
+    den = Denoiser(_network("eps", _ac()))
     if solver.stochastic:
         a = denoise(den, solver, _x_T(), STEPS, generator=_gen(1))
         b = denoise(den, solver, _x_T(), STEPS, generator=_gen(2))
@@ -133,7 +133,7 @@ def test_denoise_equals_sample_loop(sampler, eta, clip_x0, schedule):
     params = {"eta": eta} if sampler == "ddim" else {}
     solver = build_solver(sampler, ac, clip_x0=clip_x0, **params)
     for steps in (STEPS, 1, T):
-        new = denoise(Denoiser(net, ac), solver, _x_T(), steps, generator=_gen(3))
+        new = denoise(Denoiser(net), solver, _x_T(), steps, generator=_gen(3))
         old = sample_loop(net, _x_T(), ac, sampler=sampler, steps=steps, eta=eta, generator=_gen(3),
                           clip_x0=clip_x0)
         assert torch.equal(new, old), (sampler, eta, steps)
@@ -145,8 +145,90 @@ def test_invert_equals_ddim_invert(schedule):
     net = _network("eps", ac)
     x0 = _x_T(5).clamp(-1, 1)
     for steps in (STEPS, T):
-        new = invert(Denoiser(net, ac), build_solver("ddim", ac), x0, steps)
+        new = invert(Denoiser(net), build_solver("ddim", ac), x0, steps)
         assert torch.equal(new, ddim_invert(net, x0, ac, steps=steps))
+
+
+# -- every level type ---------------------------------------------------------------------------------
+# The same solvers over EDM's sigma and flow matching's t (and DDPM's levels beside them), with a
+# linear x0-network re-expressed in every parameterisation that makes sense on the level type.
+
+KINDS = ["vp", "edm", "flow"]
+COMBOS = [(kind, p) for kind in KINDS for p in PREDICTIONS if sensible(kind, p)]
+
+
+def _linear_x0(x, a, s, cond):
+    flat = (x.reshape(x.shape[0], -1) @ _W.T).reshape(x.shape)
+    x0 = 0.5 * flat / (a * a + s * s).sqrt() + 0.01 * cond.double().view(-1, 1, 1, 1)
+    return x0, (x - a * x0) / s
+
+
+def _run_on(name, kind, prediction="x0", steps=STEPS, seed=1, callback=None, fn=None, **params):
+    levels = LEVEL_TYPES[kind]()
+    solver = build_solver(name, levels, **params)
+    den = Denoiser(fn or in_parameterisation(prediction, levels, _linear_x0), prediction=prediction)
+    return denoise(den, solver, levels.prior_std * _x_T(), steps, generator=_gen(seed), callback=callback)
+
+
+@pytest.mark.parametrize("kind,prediction", COMBOS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_solver_gives_finite_images_on_every_level_type(name, kind, prediction):
+    out = _run_on(name, kind, prediction)
+    assert out.shape == SHAPE and out.dtype == torch.float32
+    assert torch.isfinite(out).all() and out.min() >= -1 and out.max() <= 1
+
+
+@pytest.mark.parametrize("kind,prediction", [c for c in COMBOS if c[1] != "x0"])
+@pytest.mark.parametrize("name", NAMES)
+def test_parameterisations_agree_on_every_level_type(name, kind, prediction):
+    """The x0-network re-expressed as eps, v, flow or edm gives the same images (clip_x0 off, so
+    nothing hides a wrong conversion)."""
+    ref = _run_on(name, kind, "x0", clip_x0=False)
+    out = _run_on(name, kind, prediction, clip_x0=False)
+    assert ref.abs().max() > 0.1
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_solver_walks_its_levels_to_the_clean_one(name, kind):
+    """The levels go from the prior's noise down to no noise, and the loop visits each noisy one
+    once, in order; the solver says how many denoiser calls that took."""
+    solver = build_solver(name, LEVEL_TYPES[kind]())
+    levels = solver.levels(STEPS)
+    assert len(levels) == STEPS + 1 and levels[-1].clean and not any(lv.clean for lv in levels[:-1])
+    noise = [lv.sigma.item() / lv.alpha.item() if lv.alpha > 0 else math.inf for lv in levels]
+    assert noise == sorted(noise, reverse=True) and len(set(noise)) == len(noise)
+    seen, calls = [], []
+    net = in_parameterisation("x0", solver.noise_levels, _linear_x0)
+    _run_on(name, kind, fn=lambda x, c: calls.append(c) or net(x, c),
+            callback=lambda i, level, x, x0: seen.append(level.cond))
+    assert seen == solver.timesteps(STEPS) == [lv.cond for lv in levels[:-1]]
+    assert len(calls) == solver.network_evaluations(STEPS)
+    assert solver.network_evaluations(1) == 1  # one step: straight to x̂0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_determinism_matches_stochasticity_on_every_level_type(name, kind):
+    a, b, c = (_run_on(name, kind, seed=seed, clip_x0=False) for seed in (1, 2, 1))
+    assert torch.equal(a, c)
+    assert torch.equal(a, b) != build_solver(name, LEVEL_TYPES[kind]()).stochastic
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", INVERTIBLE)
+def test_inversion_runs_on_every_level_type(name, kind):
+    levels = LEVEL_TYPES[kind]()
+    solver = build_solver(name, levels, clip_x0=False)
+    den = Denoiser(in_parameterisation("x0", levels, _linear_x0), prediction="x0")
+    x_T = invert(den, solver, _x_T(3).clamp(-1, 1), STEPS)
+    assert torch.isfinite(x_T).all() and x_T.std() > 0.5 * levels.prior_std
+
+
+def test_spacing_belongs_to_the_discrete_schedule():
+    with pytest.raises(ValueError, match="spacing 'trailing'"):
+        build_solver("ddim", LEVEL_TYPES["edm"](), spacing="trailing")
 
 
 # -- timestep spacing -------------------------------------------------------------------------------
@@ -187,8 +269,8 @@ def test_solver_walks_its_schedule(name, spacing):
     ts = solver.timesteps(STEPS)
     assert ts == spaced_timesteps(T, STEPS, spacing)
     seen = []
-    den = Denoiser(_network("eps", _ac()), _ac())
-    denoise(den, solver, _x_T(), STEPS, generator=_gen(0), callback=lambda i, t, x, x0: seen.append(t))
+    den = Denoiser(_network("eps", _ac()))
+    denoise(den, solver, _x_T(), STEPS, generator=_gen(0), callback=lambda i, level, x, x0: seen.append(level.cond))
     assert seen == ts
 
 
@@ -202,14 +284,14 @@ def test_cancel_raises_before_the_first_step(name):
         calls.append(t)
         return torch.zeros_like(x)
     with pytest.raises(Cancelled):
-        denoise(Denoiser(net, _ac()), build_solver(name, _ac()), _x_T(), STEPS, cancel=lambda: True)
+        denoise(Denoiser(net), build_solver(name, _ac()), _x_T(), STEPS, cancel=lambda: True)
     assert calls == []
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_progress_and_callback_see_every_step(name):
     solver = build_solver(name, _ac())
-    den = Denoiser(_network("eps", _ac()), _ac())
+    den = Denoiser(_network("eps", _ac()))
     progress, steps = [], []
     out = denoise(den, solver, _x_T(), STEPS, generator=_gen(0), progress=lambda i, n: progress.append((i, n)),
                   callback=lambda i, t, x, x0: steps.append((i, t, x.clone(), x0.clone())))
@@ -223,11 +305,12 @@ def test_progress_and_callback_see_every_step(name):
 def test_step_needs_a_schedule():
     solver = build_solver("ddim", _ac())
     x = _x_T()
+    den = Denoiser(lambda x, t: torch.zeros_like(x))
     with pytest.raises(RuntimeError, match="timesteps"):
-        solver.step(torch.zeros_like(x), T - 1, x)
+        solver.step(den, T - 1, x)
     solver.timesteps(STEPS)
     with pytest.raises(ValueError, match="not in the schedule"):
-        solver.step(torch.zeros_like(x), 3, x)
+        solver.step(den, 3, x)
 
 
 # -- inversion ------------------------------------------------------------------------------------------
@@ -239,11 +322,9 @@ def test_inversion_round_trip_with_a_perfect_denoiser(name, prediction):
     x_star = torch.rand((1,) + SHAPE[1:], generator=_gen(7)) * 1.6 - 0.8
     eps = _perfect(x_star, ac)
 
-    def fn(x, t):  # the perfect denoiser in the requested parameterisation
-        ab = ac[t].view(-1, 1, 1, 1)
-        return {"eps": eps(x, t), "x0": x_star.expand_as(x),
-                "v": ab.sqrt() * eps(x, t) - (1 - ab).sqrt() * x_star}[prediction]
-    den = Denoiser(fn, ac, prediction=prediction)
+    # the perfect denoiser in the requested parameterisation
+    fn = in_parameterisation(prediction, DiscreteVP(ac), lambda x, a, s, t: (x_star.double().expand_as(x), eps(x, t)))
+    den = Denoiser(fn, prediction=prediction)
     solver = build_solver(name, ac)
     start = x_star.expand(SHAPE[0], -1, -1, -1).clone()
     x_T = invert(den, solver, start, STEPS)
@@ -266,8 +347,8 @@ def test_inversion_round_trip_on_gaussian_data(name):
     solver = build_solver(name, ac, clip_x0=False)
 
     def error(steps):
-        x_T = invert(Denoiser(eps, ac), solver, start, steps)
-        return (denoise(Denoiser(eps, ac), solver, x_T, steps) - start).abs().max().item()
+        x_T = invert(Denoiser(eps), solver, start, steps)
+        return (denoise(Denoiser(eps), solver, x_T, steps) - start).abs().max().item()
     # inversion reuses eps at t for the step to t_next, so the error is first order in the step
     coarse, fine = error(10), error(T)
     assert fine < 0.1 and fine < coarse / 3
@@ -276,7 +357,7 @@ def test_inversion_round_trip_on_gaussian_data(name):
 @pytest.mark.parametrize("name", NOT_INVERTIBLE)
 def test_invert_refuses_a_non_invertible_solver(name):
     with pytest.raises(ValueError, match=name):
-        invert(Denoiser(_network("eps", _ac()), _ac()), build_solver(name, _ac()), _x_T(), STEPS)
+        invert(Denoiser(_network("eps", _ac())), build_solver(name, _ac()), _x_T(), STEPS)
 
 
 # -- construction errors -----------------------------------------------------------------------------
@@ -310,12 +391,12 @@ def test_ddim_options():
 
 def test_unknown_prediction_is_named():
     with pytest.raises(ValueError, match="'sample'"):
-        Denoiser(lambda x, t: x, _ac(), prediction="sample")
+        Denoiser(lambda x, t: x, prediction="sample")
 
 
 def test_denoiser_passes_a_long_timestep_tensor():
     seen = []
-    Denoiser(lambda x, t: seen.append(t) or x, _ac())(_x_T(), 7)
+    Denoiser(lambda x, t: seen.append(t) or x).predict(_x_T(), DiscreteVP(_ac()).level(7))
     assert seen[0].dtype == torch.long and seen[0].tolist() == [7] * SHAPE[0]
 
 

@@ -14,9 +14,10 @@ from engine.family.interfaces import Conditional, Inpainter, IterativeSampler, L
 from engine.nn.unet import UNet
 from engine.diffusion.denoise import Denoiser, denoise, invert
 from engine.diffusion.inpaint import inpaint_diffusion
-from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_rows
+from engine.diffusion.levels import DiscreteVP
 from engine.diffusion.schedules import make_schedule
-from engine.diffusion.solvers import build_solver, spaced_timesteps
+from engine.diffusion.solvers import Solver, build_solver
+from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_rows
 from engine.families.ddpm import SPEC
 
 
@@ -85,7 +86,14 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
                 # one batched forward for the conditional and unconditional predictions
                 e_c, e_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
                 return e_u + guidance_scale * (e_c - e_u)
-        return Denoiser(fn, self.alphas_cumprod, prediction=self.prediction)
+        return Denoiser(fn, prediction=self.prediction)
+
+    def solver(self, options, sampler: str | None = None, eta: float | None = None) -> Solver:
+        """The solver `sampler` (default: the options') over the training schedule at the options'
+        spacing; eta reaches the solvers that take it (DDIM), the others ignore it."""
+        levels = DiscreteVP(self.alphas_cumprod, options.spacing)
+        return build_solver(sampler or options.sampler, levels, lenient=True,
+                            eta=options.eta if eta is None else eta)
 
     @torch.no_grad()
     def _run(self, x_T: torch.Tensor, labels, options, *, use_ema: bool, sampler: str, eta: float,
@@ -95,8 +103,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         net.eval()
         try:
             lab = self.label_tensor(labels, x_T.shape[0])
-            # lenient: eta reaches the solvers that take it (DDIM), the others ignore it
-            solver = build_solver(sampler, self.alphas_cumprod, spacing=options.spacing, lenient=True, eta=eta)
+            solver = self.solver(options, sampler, eta)
             out = denoise(self.denoiser(net, lab, float(options.guidance_scale)), solver, x_T.to(self.device),
                           options.steps, generator=generator, progress=progress, cancel=cancel)
         finally:
@@ -104,13 +111,14 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         return out.float().clamp(-1, 1).cpu()
 
     def network_evaluations(self, options=None) -> int:
-        """One UNet pass per timestep the solver visits (the respaced schedule: fewer than `steps`
-        when steps > T), two under classifier-free guidance (the conditional and the unconditional
-        prediction of each step, batched into one call)."""
+        """The solver's UNet passes (one per timestep it visits for DDIM and DDPM, fewer than
+        `steps` when steps > T; Heun's two per step but the last), two for each under
+        classifier-free guidance (the conditional and the unconditional prediction, batched into
+        one call)."""
         opts = self.sample_options(options)
-        steps = len(spaced_timesteps(self.T, int(opts.steps), opts.spacing))
+        calls = self.solver(opts).network_evaluations(int(opts.steps))
         guided = self.num_classes > 0 and float(opts.guidance_scale) != 1.0
-        return steps * (2 if guided else 1)
+        return calls * (2 if guided else 1)
 
     def initial_noise(self, seeds: list[int]) -> torch.Tensor:
         """x_T, one image per seed, drawn on the CPU so that a seed gives the same image on every
@@ -153,7 +161,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         net.eval()
         try:
             lab = self.label_tensor(labels, images.shape[0])
-            solver = build_solver("ddim", self.alphas_cumprod, spacing=opts.spacing)
+            solver = build_solver("ddim", DiscreteVP(self.alphas_cumprod, opts.spacing))
             return invert(self.denoiser(net, lab, float(opts.guidance_scale)), solver, images.to(self.device).float(),
                           steps or self.default_encode_steps(opts), progress=progress, cancel=cancel).cpu()
         finally:
@@ -187,7 +195,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         net.eval()
         try:
             lab = self.label_tensor(labels, n)
-            solver = build_solver(opts.sampler, self.alphas_cumprod, spacing=opts.spacing, lenient=True, eta=opts.eta)
+            solver = self.solver(opts)
             dev = self.device
             out = inpaint_diffusion(
                 self.denoiser(net, lab, float(opts.guidance_scale)), solver, known.to(dev), mask.to(dev),

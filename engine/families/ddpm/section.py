@@ -42,7 +42,8 @@ class DDPMConfig(Section):
 @dataclass
 class DDPMSampleOptions(SamplingSection):
     # decode=False: latent walks always decode with deterministic DDIM (eta 0), so x_T -> image is a function
-    sampler: str = opt("ddim", "Solver: DDIM (deterministic at eta 0) or ancestral DDPM.", choices=solver_names(),
+    sampler: str = opt("ddim", "Solver: DDIM (deterministic at eta 0), ancestral DDPM, or Heun (EDM's 2nd order: "
+                               "better at few steps, two network passes per step).", choices=solver_names(),
                        decode=False)
     steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000)
     eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2)
