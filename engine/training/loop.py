@@ -32,7 +32,7 @@ from engine.core.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
 from engine.family.base import Batch, StepContext, build_family
-from engine.family.interfaces import Likelihood, Reconstructor
+from engine.family.interfaces import Reconstructor
 from engine.training import checkpoint as ck
 from engine.training import distributed
 from engine.training.control import ControlChannel, SharedControl
@@ -520,27 +520,17 @@ class Trainer:
         return row
 
     def _evaluate(self) -> dict:
-        from engine.metrics.evaluate import METRICS, Evaluator, bits_per_dim_on, family_sampler
+        from engine.metrics.evaluate import RunEvaluation
         m = self.cfg.metrics
         t0 = time.perf_counter()
-        progress = throttled(lambda stage, done, total: self.emit(
-            protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total)), 0.25)
-        extra_row: dict = {}
-        sample_metrics = [k for k in m.metrics if k in METRICS]  # only bpd asked: no samples, no feature network
-        if self.evaluator is None and sample_metrics:
-            self.evaluator = Evaluator(self.data.images, self.data.labels, self.data.num_classes,
-                                       metrics=m.metrics, inception_path=m.inception_weights or None,
-                                       device=self.device, domain_steps=m.domain_steps, progress=progress)
-            self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
-                                     message=self.evaluator.note))
-        fam = self.family
-        scores = self.evaluator.score_sampler(family_sampler(fam, m.sampling_steps), m.samples) \
-            if self.evaluator is not None else {}
-        if isinstance(fam, Likelihood):  # held-out images when the run keeps some out, else training ones
-            on = self.heldout if self.heldout is not None else self.data
-            scores["bits_per_dim"] = bits_per_dim_on(fam, on, m.samples, self.device)
-            extra_row["bpd_images"] = min(m.samples, len(on))
-            extra_row["bpd_split"] = "held-out" if self.heldout is not None else "training"
+        if self.evaluator is None:
+            self.evaluator = RunEvaluation(
+                m, self.data, self.heldout, self.device,
+                progress=throttled(lambda stage, done, total: self.emit(
+                    protocol.event("eval_progress", step=self.step, stage=stage, done=done, total=total)), 0.25),
+                on_extractor=lambda kind, note: self.emit(
+                    protocol.event("warning" if kind == "domain" else "info", message=note)))
+        scores, extra_row = self.evaluator.run(self.family)
         row = {"step": self.step, "time": round(time.time(), 3), **logkeys.quality(scores),
                "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples, **extra_row}
         self.rd.append_metrics(row)
