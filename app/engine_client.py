@@ -266,7 +266,7 @@ class EvalJob(EngineJob):
         self.ended.connect(self._on_ended)
         self._result = None
 
-    def evaluate(self, checkpoint: str, n: int, metrics: str = "fid,kid,pr,is", steps: int | None = None) -> None:
+    def evaluate(self, checkpoint: str, n: int, metrics: str, steps: int | None = None) -> None:
         self._result = None
         args = ["eval", "--checkpoint", checkpoint, "--n", str(n), "--metrics", metrics]
         if steps:

@@ -21,14 +21,27 @@ from app.qt_util import human_duration
 from app.widgets.gallery import Batch, Gallery, GalleryImage
 from app.widgets.image_view import ImageView
 from app.worker_session import same_path
+from engine.core import metrics
 from engine.core.capabilities import Capabilities
 from engine.core.pnginfo import read_png_info
 
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
-EVAL_NAMES = [("fid", "FID"), ("fd_domain", "FD-domain"), ("kid", "KID"), ("kid_domain", "KID-domain"),
-              ("precision", "precision"), ("precision_domain", "precision-domain"), ("recall", "recall"),
-              ("recall_domain", "recall-domain"), ("is", "IS"), ("is_domain", "IS-domain"),
-              ("bits_per_dim", "bits/dim")]
+
+
+def eval_lines(r: dict) -> list[str]:
+    """The scores of an evaluation result, one line each, as the metric registry titles them (FID or
+    FD-domain, KID, precision, ...; spreads left out); a likelihood value says which images it used."""
+    lines = []
+    for m, v in metrics.values():
+        for domain in m.variants():
+            name = v.name(domain)
+            if v.spread_of or name not in r:
+                continue
+            line = f"{v.label(domain)}: <b>{r[name]:.4g}</b>"
+            if m.needs == metrics.LIKELIHOOD:
+                line += f" on {r.get('bpd_images')} {r.get('bpd_split')} images"
+            lines.append(line)
+    return lines
 
 
 class SamplingCanvas(Canvas):
@@ -315,9 +328,9 @@ class SamplingCanvas(Canvas):
         self.eval_progress.setFormat("starting…")
         iterative = self.capabilities is not None and self.capabilities.sampling.steps
         steps = self.option_values().get("steps") if iterative else None  # IterativeSampler's option
-        likelihood = self.capabilities is not None and self.capabilities.has("likelihood")
-        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps,
-                               metrics="fid,kid,pr,is" + (",bpd" if likelihood else ""))
+        caps = self.capabilities   # every measure the checkpoint can be scored on (bpd: a likelihood)
+        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps, metrics=",".join(
+            m.key for m in metrics.measures() if m.needs == metrics.SAMPLING or (caps is not None and caps.has(m.needs))))
 
     def cancel_evaluation(self) -> None:
         """Stop the evaluation: its engine process is ended (it holds nothing worth saving)."""
@@ -345,10 +358,8 @@ class SamplingCanvas(Canvas):
         self.eval_btn.setEnabled(True)
         self.eval_cancel_btn.setEnabled(False)
         self.eval_progress.setFormat(f"done in {r.get('seconds', 0):.0f}s")
-        lines = [f"{label}: <b>{r[k]:.4g}</b>" for k, label in EVAL_NAMES if k in r]
+        lines = eval_lines(r)
         note = "" if r.get("extractor") == "inception" else "<br><i>Inception weights not found: domain features</i>"
-        if "bits_per_dim" in r:
-            lines[-1] += f" on {r.get('bpd_images')} {r.get('bpd_split')} images"
         self.eval_result.setText(f"{r.get('n')} samples at step {r.get('step')}:<br>" + "<br>".join(lines) + note)
 
     def _on_eval_failed(self, message: str) -> None:

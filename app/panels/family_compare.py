@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 from app.engine_client import EngineJob
 from app.panels.plots_panel import COLORS
 from app.qt_util import human_duration
+from engine.core import metrics
 from engine.runs.compare_table import best_index, pareto_front, write_csv
 
 _MORE_COLORS = [(0, 150, 160), (170, 110, 60), (110, 110, 200), (150, 150, 20)]
@@ -93,20 +94,42 @@ def fmt_rate(v) -> str:
     return "–" if not _num(v) else f"{v:.0f}" if v >= 100 else f"{v:.3g}"
 
 
+_ARROWS = {metrics.LOWER: " ↓", metrics.HIGHER: " ↑"}
+FD = "fd"   # the quality axis: FID, or FD-domain, as the rows' fd_kind says
+
+
+def _metric_columns(fd_kind: str) -> list[tuple[str, str, callable]]:
+    """The metric registry's table columns: fd (titled by fd_kind), precision, recall, bits/dim."""
+    return [((fd_kind if v.column_name == FD else v.title) + _ARROWS.get(v.direction, ""), v.column_name,
+             lambda x, f=v.fmt: fmt(x, f)) for _, v in metrics.values() if v.table == metrics.TABLE_COLUMN]
+
+
 # (title, the row key it shows (best marked when it has a direction), how to format it)
 def table_columns(fd_kind: str) -> list[tuple[str, str, callable]]:
     return [("family", "family", str), ("run", "run", str), ("step", "step", lambda v: str(v)),
-            (f"{fd_kind} ↓", "fd", lambda v: fmt(v, ".4g")), ("precision ↑", "precision", lambda v: fmt(v, ".3f")),
-            ("recall ↑", "recall", lambda v: fmt(v, ".3f")), ("bits/dim ↓", "bits_per_dim", lambda v: fmt(v, ".3f")),
+            *_metric_columns(fd_kind),
             ("img/s ↑", "images_per_s", fmt_rate), ("NFE", "nfe", lambda v: fmt(v, "d")),
             ("training time", "train_seconds", lambda v: human_duration(v) if _num(v) else "–"),
             ("params", "params", fmt_params)]
 
 
+def detail_text(r: dict) -> str:
+    """The registry's detail values of a row, for its tooltip: 'KID 0.01 ± 0.002 · IS 2.5'
+    (a value without a number is left out; its spread follows it)."""
+    spreads = {v.spread_of: v for _, v in metrics.values() if v.table == metrics.TABLE_DETAIL and v.spread_of}
+    parts = []
+    for _, v in metrics.values():
+        if v.table != metrics.TABLE_DETAIL or v.spread_of or not _num(r.get(v.column_name)):
+            continue
+        sd = spreads.get(v.key)
+        parts.append(f"{v.title} {fmt(r.get(v.column_name), v.fmt)}"
+                     + (f" ± {fmt(r.get(sd.column_name), sd.fmt)}" if sd is not None else ""))
+    return " · ".join(parts)
+
+
 def row_tooltip(r: dict) -> str:
-    lines = [str(r.get("checkpoint", "")),
-             f"KID {fmt(r.get('kid'), '.4g')} ± {fmt(r.get('kid_std'), '.2g')}" + (
-                 f" · IS {fmt(r.get('is'), '.3g')}" if _num(r.get("is")) else ""),
+    detail = detail_text(r)
+    lines = [str(r.get("checkpoint", "")), *([detail] if detail else []),
              f"sampling: {r.get('n')} images in {fmt(r.get('sample_seconds'), '.2f')} s (batches of "
              f"{r.get('sample_batch')}, {r.get('device')})" + (
                  f", {r['sample_steps']} sampler steps" if r.get("sample_steps") else ""),

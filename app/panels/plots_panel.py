@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from engine.core import metrics
 from engine.core.logkeys import QUALITY, short
 
 REDRAW_MS = 250     # new rows arrive at the run watcher's 4 Hz poll: redrawing faster shows nothing new
@@ -225,14 +226,30 @@ def natural_key(name: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
 
 
-QUALITY_KEYS = (QUALITY + "fid", QUALITY + "fd_domain")
+def quality_curve_keys() -> tuple[str, ...]:
+    """The logged names the quality plot draws, first found first: the metric registry's curve
+    values (quality/fid, or quality/fd_domain without the Inception weights)."""
+    return tuple(QUALITY + v.name(d) for m, v in metrics.values() if v.plot == metrics.PLOT_CURVE
+                 for d in m.variants())
+
+
+def quality_readouts(row: dict) -> list[str]:
+    """The other scores of an evaluation row, for the status line under the quality plot: each
+    readout value of the registry (either extractor's) by its key, 'precision 0.61'."""
+    out = []
+    for m, v in metrics.values():
+        if v.plot == metrics.PLOT_READOUT:
+            val = next((row[QUALITY + v.name(d)] for d in m.variants() if QUALITY + v.name(d) in row), None)
+            if val is not None:
+                out.append(f"{v.key} {val:.3g}")
+    return out
 
 
 class MetricPlot(QWidget):
     """Sample-quality metric over steps (FID, or FD-domain without the Inception weights), with
     points that show their value on hover, and a progress line while a metric pass runs."""
 
-    def __init__(self, keys=QUALITY_KEYS, parent=None):
+    def __init__(self, keys=None, parent=None):
         super().__init__(parent)
         self.keys = keys
         self.key: str | None = None
@@ -282,8 +299,9 @@ class MetricPlot(QWidget):
 
     def add_rows(self, rows: list[dict]) -> None:
         changed = False
+        keys = self.keys or quality_curve_keys()
         for r in rows:
-            key = next((k for k in self.keys if k in r), None)
+            key = next((k for k in keys if k in r), None)
             if key is None:
                 if self.key is None and self.every and "step" in r:
                     self.set_schedule(self.every, self.metric_names, int(r["step"]))
@@ -291,17 +309,16 @@ class MetricPlot(QWidget):
             if self.key != key:
                 self.key = key
                 self.series.clear()
-                fid = key == QUALITY + "fid"
-                name = "FID" if fid else "FD-domain (GenLab's own features, not Inception FID)"
-                self.title.setText(f"<b>{name}</b> — lower is better")
-                self.plot.setLabel("left", "FID" if fid else "FD-domain")
+                label = metrics.label(short(key))
+                hit = metrics.logged(short(key))
+                name = label if hit is None or not hit.domain else \
+                    f"{label} (GenLab's own features, not Inception {hit.value.title})"
+                way = hit.value.better_words if hit is not None else ""
+                self.title.setText(f"<b>{name}</b>" + (f" — {way}" if way else ""))
+                self.plot.setLabel("left", label)
             self.series.append(float(r["step"]), float(r[key]))
             changed = True
-            extra = []
-            for k in ("precision", "recall", "kid", "is", "bits_per_dim"):
-                v = next((r[kk] for kk in (QUALITY + k, f"{QUALITY}{k}_domain") if kk in r), None)
-                if v is not None:
-                    extra.append(f"{k} {v:.3g}")
+            extra = quality_readouts(r)
             self.status.setText(f"step {r['step']}: {short(key)} {r[key]:.3f}"
                                 + (" · " + ", ".join(extra) if extra else "")
                                 + (f" · {r['eval_s']:.0f}s" if "eval_s" in r else ""))

@@ -29,6 +29,7 @@ from app.panels.run_compare import RunCompare
 from app.qt_util import FlowLayout, scratch_settings, signals_blocked
 from app.run_watcher import RunWatcher
 from app.widgets.image_view import ImageView
+from engine.core import metrics
 from engine.core.families import FAMILIES, LOSS_PLOT
 from engine.core.logkeys import short
 from engine.runs.fileops import export_checkpoint, export_config, rename_run, trash
@@ -45,16 +46,12 @@ KIND_ROLE = Qt.UserRole + 1
 
 STATE_COLORS = {"running": "#1e8449", "starting": "#1e8449", "paused": "#b9770e", "interrupted": "#ca6f1e",
                 "failed": "#c0392b", "stopped": "#7d3c98", "finished": "#2e4053", "no status": "#7f8c8d"}
-_METRIC_NAMES = {"fid": "FID", "fd": "FD", "kid": "KID", "bits_per_dim": "bits/dim", "precision": "precision",
-                 "recall": "recall", "is": "IS"}
 
 
 def metric_label(key: str) -> str:
-    """'quality/fd_domain' -> 'FD-domain' (GenLab's own features), 'quality/fid' -> 'FID'."""
-    name = short(key)
-    domain = name.endswith("_domain")
-    base = name[:-len("_domain")] if domain else name
-    return _METRIC_NAMES.get(base, base) + ("-domain" if domain else "")
+    """'quality/fd_domain' -> 'FD-domain' (GenLab's own features), 'quality/fid' -> 'FID' (the
+    metric registry's titles, engine/core/metrics.py)."""
+    return metrics.label(short(key))
 
 
 def sparkline(values, size: QSize = SPARK, color: str = "#1f4e99") -> QPixmap:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.core.config import ConfigError, RunConfig, list_presets, load_preset
 from engine.core.families import DEFAULT_PRESET
+from engine.core.metrics import LIKELIHOOD, SAMPLING, measure_names
 from engine.inpainting import CLASSICAL_METHODS
 from engine.core.solvers import solver_names, solvers_help
 
@@ -334,6 +335,7 @@ def cmd_eval(args) -> int:
     folder of reals. Progress and the result are JSON lines on stdout."""
     import time
     from engine.core import protocol
+    from engine.core.metrics import MEASURES
     from engine.metrics.evaluate import parse_metrics
     from engine.core.util import throttled
 
@@ -351,7 +353,7 @@ def cmd_eval(args) -> int:
     if args.checkpoint:
         if args.fake:
             raise CLIError("give --checkpoint (its samples are the fakes), or --real and --fake, not both")
-        if args.real and metrics != ["bpd"]:
+        if args.real and (not metrics or any(MEASURES.get(m).needs != LIKELIHOOD for m in metrics)):
             raise CLIError("--real with --checkpoint is for --metrics bpd (bits/dim on that folder)")
         r = run_op("evaluate", args, {"n": args.n, "metrics": ",".join(metrics), "steps": args.sample_steps or 0,
                                       "inception": args.inception or "", "real": args.real or ""}, progress=progress)
@@ -633,8 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", help="sample from this checkpoint and compare with its training data")
     e.add_argument("--real", help="folder of real images (with --fake; or with --checkpoint and --metrics bpd)")
     e.add_argument("--fake", help="folder of generated images (with --real)")
-    e.add_argument("--metrics", default="fid,kid,pr,is",
-                   help="comma-separated: fid,kid,pr,is, and bpd (bits/dim on held-out data, or on --real DIR)")
+    e.add_argument("--metrics", default=",".join(measure_names(SAMPLING)),
+                   help=f"comma-separated: {','.join(measure_names(SAMPLING))}, and {','.join(measure_names(LIKELIHOOD))} "
+                        f"(bits/dim on held-out data, or on --real DIR)")
     e.add_argument("--n", type=int, default=5000, help="images to generate / use from each folder")
     e.add_argument("--resolution", type=int, default=64, help="folder mode: images are resized to this")
     e.add_argument("--steps", dest="sample_steps", type=int, help="denoising steps for the samples")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.core import metrics as metric_registry
 from engine.core.families import DEFAULT_FAMILY, FAMILIES, PRESET_DIR, family_spec
 from engine.core.schema import (ConfigError, Section, dumps_toml, loads_toml, opt,  # noqa: F401 (ConfigError: re-exported)
                            section_from_dict, validate_section)
@@ -73,15 +74,11 @@ class TrainingConfig:
     keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (0 = all).", min=0)
 
 
-METRIC_NAMES = ("fid", "kid", "pr", "is", "bpd")  # bpd: bits/dim, for families with a likelihood
-
-
 @dataclass
 class MetricsConfig:
     every: int = opt(0, "Score sample quality every N steps during training (0 = off).", min=0)
     samples: int = opt(1000, "Generated (and real) images per evaluation.", min=10, max=100_000)
-    metrics: list = opt(["fid", "kid", "pr"], "Which metrics: fid (Fréchet distance), kid, pr (precision/recall), is, "
-                                              "bpd (bits/dim on held-out images, for models with a likelihood).")
+    metrics: list = opt(["fid", "kid", "pr"], metric_registry.config_help())   # engine/core/metrics.py
     sampling_steps: int = opt(25, "Denoising steps for the evaluation samples.", min=1, max=10000)
     domain_steps: int = opt(300, "Training steps of GenLab's domain feature network (trained once per dataset, cached).",
                             min=10, max=100000, advanced=True)
@@ -150,9 +147,10 @@ class RunConfig:
             validate_section(getattr(self, section), section, self)
         if self.data.dataset == "folder" and not self.data.path:
             raise ConfigError("data.path is empty; dataset = 'folder' needs the folder of images")
-        bad = [m for m in self.metrics.metrics if m not in METRIC_NAMES]
+        bad = [m for m in self.metrics.metrics if m not in metric_registry.MEASURES]
         if bad:
-            raise ConfigError(f"metrics.metrics contains {bad[0]!r}; choose from: {', '.join(METRIC_NAMES)}")
+            raise ConfigError(f"metrics.metrics contains {bad[0]!r}; choose from: "
+                              f"{', '.join(metric_registry.measure_names())}")
         return self
 
     def replace(self, **sections: dict) -> "RunConfig":

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core import metrics
+from engine.core.logkeys import QUALITY
 from engine.core.registry import Registry, absolute_ref, load_object
 
 if sys.version_info >= (3, 11):
@@ -38,8 +40,16 @@ class PlotGroup:
 
 
 LOSS_PLOT = PlotGroup("loss", "loss", ("loss/",))
+
+
+def quality_plot(key: str, value: str) -> PlotGroup:
+    """A plot of one quality/ value over the evaluation passes: title and way from its metric spec."""
+    v = metrics.value(value)
+    return PlotGroup(key, f"{v.title}, evaluation pass ({v.better_words})", (QUALITY + v.key,), log=False)
+
+
 # likelihood families: bits/dim of the evaluation pass (the batch's own is a loss/ value)
-BPD_PLOT = PlotGroup("bpd", "bits/dim, evaluation pass (lower is better)", ("quality/bits_per_dim",), log=False)
+BPD_PLOT = quality_plot("bpd", "bits_per_dim")
 # VAEs: the KL of each latent dimension (VAE) or group (hierarchical VAE), nats per image
 KL_PLOT = PlotGroup("kl", "KL per latent dimension or group (nats): a bar at 0 = unused", ("kl/",), log=False,
                     bars=True)

@@ -12,13 +12,18 @@ eval_samples. Runs written before the namespaces used bare names; `normalize_row
 run directories still plot."""
 from __future__ import annotations
 
+from engine.core import metrics
+
 QUALITY = "quality/"
 
 _LEGACY = {"loss": "loss/mse", "loss_d": "loss/D", "loss_g": "loss/G", "gp": "reg/gp", "r1": "reg/r1",
            "pl": "reg/pl", "d_real": "gan/d_real", "d_fake": "gan/d_fake", "ada_p": "gan/ada_p",
            "ada_rt": "gan/ada_rt"}
-_LEGACY_QUALITY = {f"{m}{s}{std}" for m in ("fid", "kid", "precision", "recall", "is") for s in ("", "_domain")
-                   for std in ("", "_std")} | {"fd_domain", "bits_per_dim"}
+
+
+def _is_legacy_quality(key: str) -> bool:
+    """A bare name some metric is logged under (engine/core/metrics.py), as runs wrote them before quality/."""
+    return metrics.logged(key) is not None
 
 
 def _legacy_name(key: str) -> str:
@@ -26,12 +31,12 @@ def _legacy_name(key: str) -> str:
         return _LEGACY[key]
     if key.startswith("grad_norm_"):
         return "grad/" + key[len("grad_norm_"):]
-    return QUALITY + key if key in _LEGACY_QUALITY else key
+    return QUALITY + key if _is_legacy_quality(key) else key
 
 
 def normalize_row(row: dict) -> dict:
     """A metrics.jsonl row with today's namespaced names (rows already namespaced pass unchanged)."""
-    if not any(k in _LEGACY or k in _LEGACY_QUALITY or k.startswith("grad_norm_") for k in row):
+    if not any(k in _LEGACY or _is_legacy_quality(k) or k.startswith("grad_norm_") for k in row):
         return row
     return {_legacy_name(k): v for k, v in row.items()}
 

@@ -51,6 +51,12 @@ class Registry(Generic[T]):
         self._specs[name] = spec
         return spec
 
+    def unregister(self, name: str) -> None:
+        """Drop a spec (a test's, or a plug-in's being unloaded)."""
+        if name not in self._ensure():
+            raise KeyError(f"unknown {self.kind} {name!r}")
+        del self._specs[name]
+
     def get(self, name: str) -> T:
         try:
             return self._ensure()[name]

@@ -1,5 +1,7 @@
 """Evaluate generated images against real ones: pick the feature extractor (FID Inception when its
-weights are on disk, else the domain network), cache the real statistics, score the fakes."""
+weights are on disk, else the domain network), cache the real statistics, score the fakes with the
+measures asked for (engine/core/metrics.py lists them; engine/metrics/measures.py computes them).
+A training run's passes (engine/training/evaluation.py) and the evaluate op build on these."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,23 +11,20 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file as np_load, save as np_save
 
-from engine.metrics import domain, inception
-from engine.metrics.stats import (feature_stats, frechet_distance, inception_score, kernel_inception_distance,
-                                  precision_recall)
+from engine.core import metrics as registry
+from engine.core.metrics import SAMPLING, MeasureSpec, parse_metrics  # noqa: F401 (parse_metrics: re-exported)
+from engine.core.registry import load_object
 from engine.core.util import atomic_write_bytes
 from engine.family.progress import StageProgress, check_cancel
+from engine.metrics import domain, inception
+from engine.metrics.measures import Samples
+from engine.metrics.stats import feature_stats
 
-METRICS = ("fid", "kid", "pr", "is")   # sample quality, from generated images
-LIKELIHOOD_METRICS = ("bpd",)          # from the model's likelihood of real images
 
-
-def parse_metrics(spec) -> list[str]:
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out = [m.strip().lower() for m in items if m.strip()]
-    bad = [m for m in out if m not in METRICS + LIKELIHOOD_METRICS]
-    if bad:
-        raise ValueError(f"unknown metric {bad[0]!r}; choose from: {', '.join(METRICS + LIKELIHOOD_METRICS)}")
-    return out
+def sample_measures(names=None) -> list[MeasureSpec]:
+    """The measures scored on generated images among `names` (all of them when None), each once."""
+    keys = registry.measure_names() if names is None else list(dict.fromkeys(parse_metrics(names)))
+    return [m for m in map(registry.MEASURES.get, keys) if m.needs == SAMPLING]
 
 
 def family_sampler(family, steps: int) -> Callable[[int, int], torch.Tensor]:
@@ -40,36 +39,24 @@ def family_sampler(family, steps: int) -> Callable[[int, int], torch.Tensor]:
     return sample
 
 
-@torch.no_grad()
-def bits_per_dim_on(family, data, n: int, device, batch: int = 250) -> float:
-    """Bits/dim of a Likelihood family on up to n images of `data` (ImageData), in batches: the
-    mean over images. A fixed choice of images (seeded), so passes at different steps compare."""
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:min(n, len(data))]
-    total = 0.0
-    for i in range(0, len(idx), batch):
-        sub = idx[i:i + batch]
-        total += float(family.bits_per_dim(data.float_batch(sub).to(device), data.labels[sub].to(device))) * len(sub)
-    return total / len(idx)
-
-
 class Evaluator:
     """Scores fakes against a fixed real set. `real` is uint8 (N, C, H, W) with labels."""
 
-    def __init__(self, real: torch.Tensor, labels: torch.Tensor, num_classes: int, *, metrics=METRICS,
+    def __init__(self, real: torch.Tensor, labels: torch.Tensor, num_classes: int, *, metrics=None,
                  inception_path: str | None = None, device: str | torch.device = "cpu", batch: int = 250,
                  domain_steps: int = 300, cache: Path | None = None, progress: StageProgress | None = None):
-        self.metrics = [m for m in parse_metrics(metrics) if m in METRICS]
+        self.measures = sample_measures(metrics)   # None: every sample measure
         self.device, self.batch = torch.device(device), batch
         self.progress = progress or (lambda stage, done, total: None)
         net, self.note = inception.load_inception(inception_path)
         if net is not None:
-            self.extractor, self.suffix, self.kind = net.to(self.device), "", "inception"
+            self.extractor, self.kind = net.to(self.device), "inception"
             self.cache_dir = (cache or domain.cache_root()) / domain.data_key(real, labels, {"extractor": "inception"})
         else:
             self.extractor, self.cache_dir, trained = domain.load_or_train(
                 real, labels, num_classes, steps=domain_steps, device=self.device, cache=cache,
                 progress=lambda d, t: self.progress("training domain features", d, t))
-            self.suffix, self.kind = "_domain", "domain"
+            self.kind = "domain"
             self.note += "" if not trained else " (domain features trained now and cached)"
         self.has_logits = self.kind == "inception" or getattr(self.extractor, "is_classifier", False)
         self.real = real
@@ -106,22 +93,17 @@ class Evaluator:
         return self._ref
 
     # ---- scoring ------------------------------------------------------------------------------
+    @property
+    def domain(self) -> bool:
+        """Whether the scores are on GenLab's domain features (their names say so: fd_domain, ...)."""
+        return self.kind == "domain"
+
     def score(self, fake: torch.Tensor, n_real: int | None = None) -> dict[str, float]:
         ref = self.reference(n_real or len(fake))
         feats, logits = self.features(fake, "generated features")
-        s, out = self.suffix, {}
-        if "fid" in self.metrics:
-            mu, sigma = feature_stats(feats)
-            out["fid" if s == "" else "fd" + s] = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
-        if "kid" in self.metrics:
-            # subsets of at most half the set, so their spread says something about the uncertainty
-            m, sd = kernel_inception_distance(ref["features"], feats, subsets=50,
-                                              subset_size=min(1000, max(2, len(feats) // 2)))
-            out["kid" + s], out["kid" + s + "_std"] = m, sd
-        if "pr" in self.metrics:
-            out["precision" + s], out["recall" + s] = precision_recall(ref["features"], feats, k=3)
-        if "is" in self.metrics and logits is not None:
-            out["is" + s], out["is" + s + "_std"] = inception_score(logits)
+        samples, out = Samples(fake, feats, logits, ref), {}
+        for m in self.measures:
+            out.update(m.named(load_object(m.function)(samples), self.domain))
         return out
 
     def score_sampler(self, sample: Callable[[int, int], torch.Tensor], n: int,
@@ -135,3 +117,12 @@ class Evaluator:
             done += k
             self.progress("sampling", done, n)
         return self.score(torch.cat(parts))
+
+
+def likelihood_pass(family, measures: list[MeasureSpec], on, split: str, n: int, device) -> tuple[dict, dict]:
+    """The likelihood measures of a Likelihood family on up to n images of `on` (ImageData):
+    (values by logged name, the row's note of which images: bpd_images, bpd_split)."""
+    scores: dict = {}
+    for m in measures:
+        scores.update(m.named(load_object(m.function)(family, on, n, device), False))
+    return scores, ({"bpd_images": min(n, len(on)), "bpd_split": split} if measures else {})

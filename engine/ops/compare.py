@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from engine.runs.compare_table import COLUMNS
+from engine.core import metrics as registry
+from engine.runs.compare_table import columns, metric_cells
 from engine.training.checkpoint import Checkpoint, peek_checkpoint
 
 WARMUP = 16   # images in the untimed warm-up batch (first-call allocation, cuDNN autotuning, caches)
@@ -113,7 +114,7 @@ def run_name(ck: Checkpoint) -> str:
 def compare_checkpoints(paths, n: int = 500, device: str = "auto", progress: CompareProgress | None = None,
                         cancel: Callable[[], bool] | None = None, *, steps: int = 0, inception: str = "",
                         on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """One row per checkpoint (engine/compare_table.COLUMNS), in the order given. n: generated
+    """One row per checkpoint (engine/compare_table.columns()), in the order given. n: generated
     images per checkpoint, and real images in the shared reference; steps: an iterative sampler's
     steps (0: each run's own sample options); inception: the FID weight file (empty: the first
     run's setting or the usual cache; without it FD-domain). cancel() -> True stops between
@@ -128,7 +129,7 @@ def compare_checkpoints(paths, n: int = 500, device: str = "auto", progress: Com
 
     import torch
     from engine.data import build_dataset
-    from engine.metrics.evaluate import METRICS, Evaluator
+    from engine.metrics.evaluate import Evaluator
     from engine.training.device import select_device
     report = progress or (lambda item, items, stage, done, total: None)
     dev = select_device(device)
@@ -136,7 +137,7 @@ def compare_checkpoints(paths, n: int = 500, device: str = "auto", progress: Com
     real = build_dataset(first.data)
     # the one evaluator: its extractor (trained now on the real images if it is the domain one and
     # not cached) and its real features serve every checkpoint
-    ev = Evaluator(real.images, real.labels, real.num_classes, metrics=METRICS,
+    ev = Evaluator(real.images, real.labels, real.num_classes, metrics=None,   # every sample measure
                    inception_path=inception or first.metrics.inception_weights or None, device=dev,
                    domain_steps=first.metrics.domain_steps,
                    progress=lambda stage, done, total: report(0, len(paths), stage, done, total))
@@ -192,14 +193,9 @@ def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, canc
 
     ev.progress = progress   # the evaluator's stages ("sampling", "real features", ...) under this checkpoint
     scores = ev.score_sampler(timed, n, cancel=cancel)
-    s = ev.suffix
     row = {"family": fam.name, "run": run_name(ck), "step": ck.step,
            "dataset": data_identity(ck)[0], "resolution": fam.resolution, "channels": fam.channels,
-           "fd_kind": "FID" if ev.kind == "inception" else "FD-domain",
-           "fd": scores.get("fid" if s == "" else "fd" + s), "kid": scores.get("kid" + s),
-           "kid_std": scores.get("kid" + s + "_std"), "precision": scores.get("precision" + s),
-           "recall": scores.get("recall" + s), "is": scores.get("is" + s),
-           "bits_per_dim": None, "bpd_split": None, "bpd_images": None,
+           "fd_kind": registry.value("fid").label(ev.domain), **metric_cells(scores, ev.domain),
            "images_per_s": n / clock[0] if clock[0] > 0 else None,
            "nfe": int(fam.network_evaluations(options)), "sample_steps": sample_steps,
            "sample_seconds": clock[0], "sample_batch": min(n, ev.batch), "n": n,
@@ -214,5 +210,5 @@ def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, canc
         progress("bits/dim", 0, 1)
         row.update(likelihood_scores(fam, cfg, datasets[key], EvaluateRequest(n=n)))
         progress("bits/dim", 1, 1)
-    row = {k: row.get(k) for k in COLUMNS}
+    row = {k: row.get(k) for k in columns()}
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}

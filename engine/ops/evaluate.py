@@ -3,8 +3,9 @@ Inception weights; KID, precision/recall, IS), and, for a model with a likelihoo
 the run's held-out images or on any folder of images."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from engine.core import metrics as registry
 from engine.core.config import MetricsConfig
 from engine.family.interfaces import Likelihood
 from engine.family.progress import Cancel, StageProgress
@@ -15,7 +16,7 @@ from engine.core.schema import check_like
 @dataclass
 class EvaluateRequest:
     n: int = 5000
-    metrics: str = "fid,kid,pr,is"
+    metrics: str = field(default_factory=lambda: ",".join(registry.measure_names(registry.SAMPLING)))
     steps: int = 0                   # sampling steps of iterative samplers; 0: the run's metrics.sampling_steps
     inception: str = ""              # the FID Inception weight file; empty: the run's setting or the usual cache
     real: str = ""                   # bpd on this image folder (resized to the model's size and channels)
@@ -42,37 +43,42 @@ class EvaluateResult:
 
 def run(session: ModelSession, req: EvaluateRequest, progress: StageProgress, cancel: Cancel) -> EvaluateResult:
     from engine.data import build_dataset
-    from engine.metrics.evaluate import METRICS, Evaluator, family_sampler, parse_metrics
-    metrics = parse_metrics(req.metrics)
+    from engine.metrics.evaluate import Evaluator, family_sampler, parse_metrics
+    measures = [registry.MEASURES.get(m) for m in dict.fromkeys(parse_metrics(req.metrics))]
     cfg, fam = session.config, session.family
-    if "bpd" in metrics and not isinstance(fam, Likelihood):
-        raise ValueError(f"a {fam.name} model has no likelihood: bpd needs a family that has one "
-                         f"(drop bpd from --metrics)")
+    needy = next((m.key for m in measures if m.needs == registry.LIKELIHOOD), None)
+    if needy and not isinstance(fam, Likelihood):
+        raise ValueError(f"a {fam.name} model has no likelihood: {needy} needs a family that has one "
+                         f"(drop {needy} from --metrics)")
     data = build_dataset(cfg.data)
     scores: dict = {}
     kind, note = "", ""
-    if any(m in METRICS for m in metrics):
-        ev = Evaluator(data.images, data.labels, data.num_classes, metrics=metrics,
+    sample = [m.key for m in measures if m.needs == registry.SAMPLING]
+    if sample:
+        ev = Evaluator(data.images, data.labels, data.num_classes, metrics=sample,
                        inception_path=req.inception or cfg.metrics.inception_weights or None,
                        device=fam.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
         scores = ev.score_sampler(family_sampler(fam, req.steps or cfg.metrics.sampling_steps), req.n, cancel=cancel)
         kind, note = ev.kind, ev.note
-    if "bpd" in metrics:
-        scores.update(likelihood_scores(fam, cfg, data, req))
+    likelihood = [m for m in measures if m.needs == registry.LIKELIHOOD]
+    if likelihood:
+        scores.update(likelihood_scores(fam, cfg, data, req, likelihood))
     return EvaluateResult(scores, kind, note, req.n, session.step)
 
 
-def likelihood_scores(fam, cfg, data, req: EvaluateRequest) -> dict:
-    """Bits/dim on a folder of images (--real), else on the run's held-out images, else (a run that
-    kept none out) on its training images; the result says which and how many."""
-    from engine.metrics.evaluate import bits_per_dim_on
+def likelihood_scores(fam, cfg, data, req: EvaluateRequest, measures=None) -> dict:
+    """The likelihood measures (all of them when None: bits/dim) on a folder of images (--real),
+    else on the run's held-out images, else (a run that kept none out) on its training images; the
+    result says which and how many."""
+    from engine.metrics.evaluate import likelihood_pass
     if req.real:
         on, split = folder_as_data(req.real, fam, req.n), f"folder {req.real}"
     else:
         train, held = data.split(cfg.data.holdout, cfg.data.seed)
         on, split = (held, "held-out") if held is not None else (train, "training")
-    return {"bits_per_dim": bits_per_dim_on(fam, on, req.n, fam.device), "bpd_images": min(req.n, len(on)),
-            "bpd_split": split}
+    values, extra = likelihood_pass(fam, registry.measures(registry.LIKELIHOOD) if measures is None else measures,
+                                    on, split, req.n, fam.device)
+    return {**values, **extra}
 
 
 def folder_as_data(folder: str, fam, n: int):

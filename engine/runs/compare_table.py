@@ -12,23 +12,47 @@ import io
 import math
 from pathlib import Path
 
-COLUMNS = (
-    "family", "run", "step",
-    "dataset", "resolution", "channels",
-    "fd_kind",          # "FID" (Inception features) or "FD-domain" (GenLab's domain features)
-    "fd", "kid", "kid_std", "precision", "recall", "is",
-    "bits_per_dim", "bpd_split", "bpd_images",
-    "images_per_s",     # samples drawn per second, after a warm-up batch, batches of sample_batch
-    "nfe",              # network evaluations per image (Family.network_evaluations)
-    "sample_steps",     # the iterative sampler's steps (None: a one-pass or autoregressive family)
-    "sample_seconds", "sample_batch", "n",
-    "params",           # parameters of all the family's networks (a GAN's discriminator included)
-    "train_seconds", "train_steps", "batch_size", "images_seen", "train_time_source",
-    "device", "checkpoint",
-)
+from engine.core import metrics as registry
 
-HIGHER_IS_BETTER = ("precision", "recall", "is", "images_per_s")
-LOWER_IS_BETTER = ("fd", "kid", "bits_per_dim")
+_HEAD = ("family", "run", "step",
+         "dataset", "resolution", "channels",
+         "fd_kind")         # "FID" (Inception features) or "FD-domain" (GenLab's domain features)
+_TAIL = ("images_per_s",    # samples drawn per second, after a warm-up batch, batches of sample_batch
+         "nfe",             # network evaluations per image (Family.network_evaluations)
+         "sample_steps",    # the iterative sampler's steps (None: a one-pass or autoregressive family)
+         "sample_seconds", "sample_batch", "n",
+         "params",          # parameters of all the family's networks (a GAN's discriminator included)
+         "train_seconds", "train_steps", "batch_size", "images_seen", "train_time_source",
+         "device", "checkpoint")
+_SPEED = "images_per_s"     # higher is better; the other measured columns say their way in the registry
+
+
+def metric_columns() -> tuple[str, ...]:
+    """The metric registry's values in the table (engine/core/metrics.py: fd, kid, kid_std,
+    precision, recall, is, bits_per_dim) and the images bits/dim was measured on."""
+    out: list[str] = []
+    for m in registry.measures():
+        out += [v.column_name for v in m.values if v.table]
+        out += m.extras
+    return tuple(out)
+
+
+def columns() -> tuple[str, ...]:
+    """The columns of a row, in order."""
+    return _HEAD + metric_columns() + _TAIL
+
+
+def metric_cells(scores: dict, domain: bool) -> dict:
+    """Evaluator scores (fid or fd_domain, kid_domain, ...) under their columns (fd, kid, ...)."""
+    return {v.column_name: scores.get(v.name(domain and m.features)) for m, v in registry.values() if v.table}
+
+
+def direction(key: str) -> str:
+    """registry.HIGHER or LOWER for a column with a better way, else registry.NONE."""
+    if key == _SPEED:
+        return registry.HIGHER
+    return next((v.direction for _, v in registry.values() if v.table and v.column_name == key), registry.NONE)
+
 
 # overall progress: the share of one checkpoint's time each stage stands for (roughly; sampling
 # dominates), in the order they run
@@ -57,14 +81,15 @@ def _finite(v) -> bool:
 
 
 def best_index(rows: list[dict], key: str) -> int | None:
-    """The row with the best value of key (HIGHER_/LOWER_IS_BETTER), None when fewer than two rows
-    have one or the key has no better direction."""
-    if key not in HIGHER_IS_BETTER + LOWER_IS_BETTER:
+    """The row with the best value of key (its direction()), None when fewer than two rows have one
+    or the key has no better direction."""
+    way = direction(key)
+    if way == registry.NONE:
         return None
     have = [(r[key], i) for i, r in enumerate(rows) if _finite(r.get(key))]
     if len(have) < 2:
         return None
-    return (max(have) if key in HIGHER_IS_BETTER else min(have))[1]
+    return (max(have) if way == registry.HIGHER else min(have))[1]
 
 
 def pareto_front(rows: list[dict], x: str = "images_per_s", y: str = "fd") -> list[bool]:
@@ -82,12 +107,13 @@ def pareto_front(rows: list[dict], x: str = "images_per_s", y: str = "fd") -> li
 
 
 def csv_text(rows: list[dict]) -> str:
-    """The rows as CSV: a header of COLUMNS, then one line per checkpoint (empty cells for None)."""
+    """The rows as CSV: a header of columns(), then one line per checkpoint (empty cells for None)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    cols = columns()
+    w.writerow(cols)
     for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
     return buf.getvalue()
 
 

@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core import metrics
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
@@ -33,29 +34,16 @@ else:  # pragma: no cover
 TAIL = 64  # loss values kept per run for the sparkline
 _SAMPLE_RE = re.compile(r"step_(\d+)\.png$")
 
-# ---- which way is better, for every quality/ metric (the one place that says it) --------------
-_HIGHER_IS_BETTER = ("precision", "recall", "is")            # also their _domain variants
-_LOWER_IS_BETTER = ("fid", "fd", "kid", "bits_per_dim")       # fd_domain, kid_domain, ...
-# the order in which one metric is picked as a run's headline ("best metric" column)
-_HEADLINE_ORDER = ("fid", "fd_domain", "fid_domain", "kid", "kid_domain", "bits_per_dim", "precision", "recall", "is")
-
-
-def metric_base(key: str) -> str:
-    """'quality/kid_domain' -> 'kid'; 'quality/fd_domain' -> 'fd'."""
-    name = short(key)
-    return name[:-len("_domain")] if name.endswith("_domain") else name
-
-
+# ---- which way is better, for every quality/ metric (engine/core/metrics.py says it) -----------
 def is_quality_score(key: str) -> bool:
     """A quality/ value that has a better direction (not a _std spread, not an unknown name)."""
-    return (key.startswith(QUALITY) and not key.endswith("_std")
-            and metric_base(key) in _HIGHER_IS_BETTER + _LOWER_IS_BETTER)
+    return key.startswith(QUALITY) and metrics.direction(short(key)) != metrics.NONE
 
 
 def higher_is_better(key: str) -> bool:
-    """Whether a larger value of this quality/ metric is better: precision, recall and IS are;
-    FID, FD, KID and bits/dim are distances or costs (lower is better)."""
-    return metric_base(key) in _HIGHER_IS_BETTER
+    """Whether a larger value of this quality/ metric is better (precision, recall, IS); FID, FD,
+    KID and bits/dim are distances or costs (lower is better)."""
+    return metrics.direction(short(key)) == metrics.HIGHER
 
 
 def better(key: str, a: float, b: float) -> bool:
@@ -63,8 +51,10 @@ def better(key: str, a: float, b: float) -> bool:
     return a > b if higher_is_better(key) else a < b
 
 
-# lines of metrics.jsonl worth parsing outside the tail: those with a quality value (old runs wrote bare names)
-_QUALITY_MARKERS = (QUALITY.encode(), b'"fid', b'"fd_', b'"kid', b'"precision', b'"recall', b'"is', b'"bits_per_dim')
+def _quality_markers() -> tuple[bytes, ...]:
+    """Lines of metrics.jsonl worth parsing outside the tail: those with a quality value (old runs
+    wrote bare names)."""
+    return (QUALITY.encode(), *(f'"{n}"'.encode() for n in metrics.logged_names()))
 
 
 @dataclass
@@ -94,13 +84,13 @@ class RunSummary:
         return self.state in ACTIVE_STATES
 
     def headline_metric(self) -> tuple[str, float, int] | None:
-        """The one best quality value to show in a list: (key, value, step)."""
-        by_name = {short(k): k for k in self.best}
-        for name in _HEADLINE_ORDER:
-            if name in by_name:
-                k = by_name[name]
-                return k, *self.best[k]
-        return None
+        """The one best quality value to show in a list: (key, value, step), by the metrics'
+        headline ranks (FID or FD-domain first, then KID, bits/dim, precision, ...)."""
+        ranked = [(rank, k) for k in self.best if (rank := metrics.headline_rank(short(k))) is not None]
+        if not ranked:
+            return None
+        k = min(ranked)[1]
+        return k, *self.best[k]
 
 
 class _Entry:
@@ -255,8 +245,9 @@ class RunsIndex:
         e.offset += len(chunk)
         *lines, e.partial = (e.partial + chunk).split(b"\n")
         first_tail = len(lines) - self.tail
+        markers = _quality_markers()
         for i, line in enumerate(lines):
-            if i < first_tail and not any(m in line for m in _QUALITY_MARKERS):
+            if i < first_tail and not any(m in line for m in markers):
                 continue
             try:
                 row = json.loads(line)

@@ -13,12 +13,12 @@ from PySide6.QtGui import QImage
 
 from app.panels.family_compare import FamilyCompare
 from app.panels.runs import RunsBrowser
-from engine.runs.compare_table import COLUMNS
+from engine.runs.compare_table import columns
 from tests.engine.test_runs_index import add_checkpoint, make_run
 
 
 def row(family: str, run: str, **values) -> dict:
-    r = {c: None for c in COLUMNS}
+    r = {c: None for c in columns()}
     r.update(family=family, run=run, step=100, dataset="digits", resolution=8, channels=1, fd_kind="FD-domain",
              kid=0.01, kid_std=0.002, n=20, sample_seconds=0.5, sample_batch=20, train_steps=100, batch_size=8,
              images_seen=800, train_time_source="metrics.jsonl", device="cpu", checkpoint=f"/runs/{run}/x.safetensors")
@@ -86,7 +86,7 @@ def test_a_finished_jobs_rows_fill_the_table_and_the_plot_and_export(qtbot, tmp_
     out = w.export_csv(tmp_path / "cmp.csv")
     with open(out, newline="") as f:
         table = list(csv.reader(f))
-    assert table[0] == list(COLUMNS) and [t[0] for t in table[1:]] == ["ddpm", "vae"]
+    assert table[0] == list(columns()) and [t[0] for t in table[1:]] == ["ddpm", "vae"]
     w.ask_save = lambda title, path, flt: str(tmp_path / "cmp.png")
     w.png_btn.click()
     img = QImage(str(tmp_path / "cmp.png"))

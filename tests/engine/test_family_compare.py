@@ -11,7 +11,7 @@ import pytest
 
 from engine.cli.main import main
 from engine.ops.compare import CompareError, compare_checkpoints
-from engine.runs.compare_table import COLUMNS, best_index, csv_text, overall_fraction, pareto_front
+from engine.runs.compare_table import best_index, columns, csv_text, overall_fraction, pareto_front
 from engine.core.config import RunConfig
 from engine.core.families import family_spec
 from engine.training.loop import train
@@ -56,7 +56,7 @@ def test_one_row_per_checkpoint_with_every_column_that_applies(rows, runs):
     got, _ = rows
     assert [r["family"] for r in got] == ["ddpm", "vae"]
     for r in got:
-        assert list(r) == list(COLUMNS)
+        assert list(r) == list(columns())
         assert r["run"] == f"run-{r['family']}" and r["step"] == 3
         assert (r["dataset"], r["resolution"], r["channels"]) == ("digits", RES, 1)
         assert r["fd_kind"] == "FD-domain"   # no Inception weights in the tests
@@ -144,7 +144,7 @@ def test_table_helpers():
     assert best_index(rows, "fd") == 1 and best_index(rows, "images_per_s") == 0
     assert best_index(rows, "nfe") is None
     lines = csv_text(rows).splitlines()
-    assert lines[0].split(",") == list(COLUMNS) and len(lines) == 5
+    assert lines[0].split(",") == list(columns()) and len(lines) == 5
 
 
 def test_cli_prints_the_rows_and_writes_csv(runs, tmp_path, capsys):
@@ -159,9 +159,9 @@ def test_cli_prints_the_rows_and_writes_csv(runs, tmp_path, capsys):
     assert (rows[0]["sample_steps"], rows[0]["nfe"]) == (1, 2)   # --steps reaches the diffusion sampler
     with open(out, newline="") as f:
         table = list(csv.reader(f))
-    assert table[0] == list(COLUMNS) and len(table) == 3
+    assert table[0] == list(columns()) and len(table) == 3
     assert [row[0] for row in table[1:]] == ["ddpm", "vae"]
-    bpd = COLUMNS.index("bits_per_dim")
+    bpd = columns().index("bits_per_dim")
     assert table[1][bpd] == "" and float(table[2][bpd]) > 0
 
 

@@ -1,0 +1,63 @@
+"""The functions of the built-in measures (engine/core/metrics.py registers them by reference).
+
+A sample measure takes the Samples of one scoring (the generated images, their features and class
+logits, the real reference) and returns its values by key; a likelihood measure takes
+(family, data, n, device). The arguments of the statistics are the ones the reference
+implementations use, so the numbers match them (tests/engine/test_metrics.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.metrics import stats
+
+
+@dataclass
+class Samples:
+    """What a sample measure scores."""
+    images: torch.Tensor            # generated, float in [-1, 1], (N, C, H, W)
+    features: np.ndarray            # their features (float64), (N, D)
+    logits: np.ndarray | None       # their class logits when the extractor is a classifier
+    reference: dict[str, np.ndarray]  # the real images' "features", "mu", "sigma"
+
+
+def frechet_distance(s: Samples) -> dict[str, float]:
+    mu, sigma = stats.feature_stats(s.features)
+    return {"fid": stats.frechet_distance(mu, sigma, s.reference["mu"], s.reference["sigma"])}
+
+
+def kernel_inception_distance(s: Samples) -> dict[str, float]:
+    # subsets of at most half the set, so their spread says something about the uncertainty
+    m, sd = stats.kernel_inception_distance(s.reference["features"], s.features, subsets=50,
+                                            subset_size=min(1000, max(2, len(s.features) // 2)))
+    return {"kid": m, "kid_std": sd}
+
+
+def precision_recall(s: Samples) -> dict[str, float]:
+    p, r = stats.precision_recall(s.reference["features"], s.features, k=3)
+    return {"precision": p, "recall": r}
+
+
+def inception_score(s: Samples) -> dict[str, float]:
+    if s.logits is None:   # an extractor without class logits has no IS
+        return {}
+    m, sd = stats.inception_score(s.logits)
+    return {"is": m, "is_std": sd}
+
+
+@torch.no_grad()
+def bits_per_dim_on(family, data, n: int, device, batch: int = 250) -> float:
+    """Bits/dim of a Likelihood family on up to n images of `data` (ImageData), in batches: the
+    mean over images. A fixed choice of images (seeded), so passes at different steps compare."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:min(n, len(data))]
+    total = 0.0
+    for i in range(0, len(idx), batch):
+        sub = idx[i:i + batch]
+        total += float(family.bits_per_dim(data.float_batch(sub).to(device), data.labels[sub].to(device))) * len(sub)
+    return total / len(idx)
+
+
+def bits_per_dim(family, data, n: int, device) -> dict[str, float]:
+    return {"bits_per_dim": bits_per_dim_on(family, data, n, device)}
