@@ -45,10 +45,21 @@ class StyleMixCaps:
     noise_modes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class InpaintMethod:
+    """An inpainting method, written where it is offered (the classical fills in engine/inpainting,
+    a family's own on its class): the name requests use, the title the GUI shows, one line of help."""
+    name: str
+    title: str
+    help: str = ""
+
+
 @dataclass
 class InpaintCaps:
     methods: list[str] = field(default_factory=list)
     options: str = ""               # "module:Attr" of the family's inpainting options dataclass, "" = none
+    titles: dict = field(default_factory=dict)   # method -> its title (InpaintMethod.title)
+    help: dict = field(default_factory=dict)     # method -> its one line of help
 
 
 RECORDS = {"conditional": ConditionalCaps, "latent": LatentCaps, "likelihood": LikelihoodCaps,
