@@ -29,6 +29,10 @@ class Op:
     checkpoint_help: str | None = None  # --checkpoint's help on that command
     progress_lines: bool = True         # the command shows progress on stderr (a sample grid is quick: quiet)
 
+    def __post_init__(self):
+        if not self.run_ref and not isinstance(self.request_ref, str):
+            raise TypeError("an Op given its Request class needs its run function too (run_ref)")
+
     @property
     def request(self) -> type:
         return _resolve(self.request_ref)
