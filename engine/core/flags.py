@@ -3,7 +3,9 @@ a file the operation writes. An operation's Request dataclass carries this in it
 (`request_field`), as config sections carry the Model form's (engine/core/schema.opt), so the CLI
 builds a subcommand from a request (engine/cli/request_args.py) and the worker knows where a request
 that names no output writes it (worker_outputs). A family's sample option may carry a `flag` too
-(`flag=Flag("--psi", ...)` in its opt()): the op commands offer it as a named flag.
+(`flag=Flag("--psi", ...)` in its opt()): the op commands offer it as a named flag. A Request with
+rules only its command has defines `command_line(fields, checkpoint) -> (fields, checkpoint, notes)`
+(a classmethod; inpaint: a classical fill loads no checkpoint), raising ValueError for a refusal.
 
 Light: no torch, no argparse; the families' options are read through the family registry."""
 from __future__ import annotations
