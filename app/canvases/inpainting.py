@@ -26,7 +26,8 @@ from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
 from app.widgets.image_view import ImageView
 from app.widgets.mask_editor import MaskEditor
-from engine.core.capabilities import Capabilities
+from engine.core.capabilities import Capabilities, InpaintMethod
+from engine.core.families import FAMILIES
 from engine.inpainting import CLASSICAL, CLASSICAL_METHODS, MASK_CONVENTION
 from engine.inpainting.geometry import work_region
 from engine.core.registry import load_object
@@ -35,6 +36,12 @@ from engine.inpainting.options import InpaintSettings
 KEY = "inpainting/"
 THUMB = 96
 SIDE_MAX, SIDE_SHARE = 340, 0.32   # the side panel's width: at most 340 px, or 32 % of a narrow page
+
+
+def family_methods(family: str) -> tuple[InpaintMethod, ...]:
+    """The inpainting methods a family offers, with their titles and help, from its FamilySpec
+    (none for a family this GUI does not know: the method names are shown as they are)."""
+    return FAMILIES.get(family).inpaint_methods if family in FAMILIES else ()
 
 
 def enable_by_method(form: ConfigForm | None, method: str) -> None:
@@ -171,12 +178,7 @@ class InpaintingCanvas(Canvas):
     # ---- methods and options -------------------------------------------------------------------
     def _fill_methods(self, caps: Capabilities | None) -> None:
         model = list(caps.inpaint.methods) if caps is not None and caps.inpaint else []
-        # titles and help come from whoever offers a method: the classical fills, the model's record
-        self._titles = {m.name: m.title for m in CLASSICAL}
-        self._help = {m.name: m.help for m in CLASSICAL}
-        if model:
-            self._titles.update(caps.inpaint.titles)
-            self._help.update(caps.inpaint.help)
+        self._offered = {m.name: m for m in (*CLASSICAL, *(family_methods(caps.family) if model else ()))}
         # a model that inpaints: its method last used here, else its first; without one, the
         # classical fill last used
         stored = self.settings.value(KEY + "model_method" if model else KEY + "method", "")
@@ -184,15 +186,15 @@ class InpaintingCanvas(Canvas):
         self.method.clear()
         for m in model + list(CLASSICAL_METHODS):
             self.method.addItem(self.method_title(m), m)
-            if self._help.get(m):
-                self.method.setItemData(self.method.count() - 1, self._help[m], Qt.ToolTipRole)
+            if m in self._offered and self._offered[m].help:
+                self.method.setItemData(self.method.count() - 1, self._offered[m].help, Qt.ToolTipRole)
         i = self.method.findData(stored)
         self.method.setCurrentIndex(i if i >= 0 else 0)
         self.method.blockSignals(False)
         self._method_changed()
 
     def method_title(self, name: str) -> str:
-        return self._titles.get(name, name)
+        return self._offered[name].title if name in self._offered else name
 
     def current_method(self) -> str:
         return self.method.currentData() or CLASSICAL_METHODS[0]

@@ -47,8 +47,9 @@ class StyleMixCaps:
 
 @dataclass(frozen=True)
 class InpaintMethod:
-    """An inpainting method, written where it is offered (the classical fills in engine/inpainting,
-    a family's own on its class): the name requests use, the title the GUI shows, one line of help."""
+    """An inpainting method, written where it is offered: the classical fills in engine/inpainting,
+    a family's own in its FamilySpec (light, so the GUI reads the titles from the registry). The
+    name is what requests and InpaintCaps.methods say; the title and one line of help are shown."""
     name: str
     title: str
     help: str = ""
@@ -56,10 +57,8 @@ class InpaintMethod:
 
 @dataclass
 class InpaintCaps:
-    methods: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)   # names: their titles are the family's InpaintMethods
     options: str = ""               # "module:Attr" of the family's inpainting options dataclass, "" = none
-    titles: dict = field(default_factory=dict)   # method -> its title (InpaintMethod.title)
-    help: dict = field(default_factory=dict)     # method -> its one line of help
 
 
 RECORDS = {"conditional": ConditionalCaps, "latent": LatentCaps, "likelihood": LikelihoodCaps,

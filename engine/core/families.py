@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core.capabilities import InpaintMethod
 from engine.core.registry import Registry, absolute_ref, load_object
 
 if sys.version_info >= (3, 11):
@@ -59,6 +60,8 @@ class FamilySpec:
     headline: tuple[str, ...]           # logged losses the Training panel shows beside the step
     plots: tuple[PlotGroup, ...] = (LOSS_PLOT,)
     order: int = 100                    # its place in the family picker (then by name)
+    # an Inpainter's methods, the default first (its class reads them: `inpaint_methods = SPEC.inpaint_methods`)
+    inpaint_methods: tuple[InpaintMethod, ...] = ()
 
     def refs(self) -> tuple[str, ...]:
         """Its parts as absolute "module:Attribute" references (for packaging)."""

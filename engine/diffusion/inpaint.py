@@ -20,19 +20,9 @@ import torch
 
 from engine.family.progress import Cancel, Progress, check_cancel
 from engine.family.noise import RowGenerators, randn_like
-from engine.core.capabilities import InpaintMethod
 from engine.diffusion.solvers import Solver
 
-# what a diffusion family offers as its Inpainter's methods (titles and help as the GUI shows them)
-DIFFUSION_INPAINT_METHODS = (
-    InpaintMethod("repaint", "RePaint (resampling)",
-                  "RePaint (Lugmayr et al. 2022): re-noises and denoises again so the fill fits its surroundings; "
-                  "slower by the resampling count."),
-    InpaintMethod("blend", "Per-step blending",
-                  "Imposes the noised original on the known part after every step: fast; the fill may fit its "
-                  "surroundings less well."),
-)
-DIFFUSION_METHODS = tuple(m.name for m in DIFFUSION_INPAINT_METHODS)
+DIFFUSION_METHODS = ("repaint", "blend")
 
 
 

@@ -179,7 +179,7 @@ class Inpainter:
     """Fills the masked part of images. Contract: unmasked pixels come back unchanged; image i is
     drawn with seeds[i] (the same seed and inputs give the same fill)."""
 
-    inpaint_methods: tuple[InpaintMethod, ...] = ()   # its methods, the default first
+    inpaint_methods: tuple[InpaintMethod, ...] = ()   # its methods, the default first: its SPEC's
     inpaint_options: str = ""       # "module:Attr" of its options dataclass (its section.py), "" = none
 
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seeds: list[int], labels=None, options=None,
@@ -216,9 +216,7 @@ class Inpainter:
         return method
 
     def inpaint_record(self) -> InpaintCaps:
-        methods = self.inpaint_methods
-        return InpaintCaps(methods=[m.name for m in methods], options=self.inpaint_options,
-                           titles={m.name: m.title for m in methods}, help={m.name: m.help for m in methods})
+        return InpaintCaps(methods=[m.name for m in self.inpaint_methods], options=self.inpaint_options)
 
 
 class Reconstructor:

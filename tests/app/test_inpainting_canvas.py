@@ -80,16 +80,16 @@ def test_method_titles_and_help_come_from_whoever_offers_the_method(canvas):
     titles = lambda: [c.method.itemText(i) for i in range(c.method.count())]   # noqa: E731
     assert titles() == ["Telea (OpenCV, no model)", "Navier-Stokes (OpenCV, no model)"]
     assert "fast-marching" in c.method.itemData(0, Qt.ToolTipRole)
-    caps = Capabilities("ddpm", 8, 1, DDPM.sampling, inpaint=InpaintCaps(
-        ["repaint", "blend"], "engine.inpainting.options:DiffusionInpaintOptions",
-        titles={"repaint": "RePaint (resampling)", "blend": "Per-step blending"},
-        help={"repaint": "re-noises and denoises again", "blend": ""}))
     c.session.set_checkpoint("/runs/a/step_000010.safetensors")
-    client.ready(caps, OPTIONS)
+    client.ready(DDPM, OPTIONS)   # the ddpm family's own titles, from its FamilySpec
     assert titles() == ["RePaint (resampling)", "Per-step blending", "Telea (OpenCV, no model)",
                         "Navier-Stokes (OpenCV, no model)"]
-    assert c.method.itemData(0, Qt.ToolTipRole) == "re-noises and denoises again"
+    assert "Lugmayr" in c.method.itemData(0, Qt.ToolTipRole)
     assert "methods: RePaint (resampling), Per-step blending, Telea (OpenCV, no model)" in c.status.text()
+    # a family this GUI does not know: its method names as they are
+    client.ready(Capabilities("newfam", 8, 1, SamplingCaps([]), inpaint=InpaintCaps(["magic"])), {},
+                 checkpoint="/runs/a/step_000010.safetensors")
+    assert titles()[0] == "magic"
 
 
 def test_the_frame_shows_the_square_the_model_works_on(canvas):

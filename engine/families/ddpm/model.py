@@ -13,7 +13,7 @@ from engine.family.base import Batch, Family, StepContext
 from engine.family.interfaces import Conditional, Inpainter, IterativeSampler, LatentModel
 from engine.nn.unet import UNet
 from engine.diffusion.denoise import Denoiser, denoise, invert
-from engine.diffusion.inpaint import DIFFUSION_INPAINT_METHODS, inpaint_diffusion
+from engine.diffusion.inpaint import inpaint_diffusion
 from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_rows
 from engine.diffusion.schedules import make_schedule
 from engine.diffusion.solvers import build_solver, spaced_timesteps
@@ -24,7 +24,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
     name = SPEC.name
     prediction = "eps"
     latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise)", "ddim-inversion"
-    inpaint_methods = DIFFUSION_INPAINT_METHODS
+    inpaint_methods = SPEC.inpaint_methods
     inpaint_options = "engine.inpainting.options:DiffusionInpaintOptions"
 
     def __init__(self, cfg, channels, resolution, class_names):

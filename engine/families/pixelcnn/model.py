@@ -22,7 +22,6 @@ from engine.family.interfaces import Conditional, Inpainter, Likelihood
 from engine.families.pixelcnn.layers import GatedPixelCNN, output_distribution
 from engine.family.progress import Cancelled
 from engine.family.noise import seeded_uniform_rows
-from engine.core.capabilities import InpaintMethod
 from engine.core.schema import ConfigError
 from engine.families.pixelcnn import SPEC
 
@@ -56,10 +55,7 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
     known part comes first, e.g. the rows above a line."""
 
     name = SPEC.name
-    inpaint_methods = (InpaintMethod(
-        "raster completion", "Raster-order completion (PixelCNN)",
-        "Draws the masked pixels in raster order, each given the pixels before it: known pixels below the "
-        "hole cannot inform it."),)
+    inpaint_methods = SPEC.inpaint_methods
 
     def __init__(self, cfg, channels, resolution, class_names):
         super().__init__(cfg, channels, resolution, class_names)
