@@ -15,7 +15,8 @@ every other op is an operation of engine/ops (OPS), whose Request dataclass give
   {"id": 10, "op": "quit"}
 "options" are the loaded family's sample options (its section.py); one it does not have is an
 error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one). An op
-that writes an image and names no "out" writes it into the worker's cache folder.
+that writes an image and names no "out" writes it into the worker's cache folder (which fields
+are outputs is its Request's metadata: engine/core/flags.py).
 Replies are the events of engine/core/protocol.py: ready, progress, result, cancelled, error.
 A newer request of the same op supersedes an older one: a queued one is dropped and a running one
 is cancelled between steps, so dragging a slider never queues stale work. Ops marked
@@ -24,7 +25,6 @@ dropped) are stopped only by their own "cancel"; a newer request of the same op 
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import tempfile
 import threading
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.core import protocol
+from engine.core.flags import worker_outputs
 from engine.ops import OPS
 from engine.ops.base import ModelSession, parse_request, result_fields
 from engine.family.progress import Cancelled
@@ -127,8 +128,8 @@ class Worker:
                 if not req.get("checkpoint"):
                     raise ValueError("load: the request is missing 'checkpoint'")
                 self.load(req["checkpoint"], rid)
-            elif op in OPS:
-                self._ensure_loaded(req, required=OPS[op].needs_model)
+            elif isinstance(op, str) and op in OPS:
+                self._ensure_loaded(req, required=OPS.get(op).needs_model)
                 t0 = time.perf_counter()
                 result = self.run_op(req, cancel or threading.Event())
                 self.emit(protocol.event("result", id=rid, op=op, elapsed_s=round(time.perf_counter() - t0, 3),
@@ -141,7 +142,7 @@ class Worker:
             self.emit(protocol.event("error", id=rid, op=op, message=error_message(e, op)))
 
     def run_op(self, req: dict, cancel: threading.Event):
-        op = OPS[req["op"]]
+        op = OPS.get(req["op"])
         fields = {k: v for k, v in req.items() if k not in ("id", "op", "checkpoint")}
         # images go to the cache folder unless the request names a file
         fields = self._default_outputs(req, op, fields)
@@ -151,14 +152,11 @@ class Worker:
         return op.run(self.session, request, progress, cancel.is_set)
 
     def _default_outputs(self, req: dict, op, fields: dict) -> dict:
-        names = {f.name for f in dataclasses.fields(op.request)}
-        cache_png = str(self.cache_dir / f"{op.cache_name}_{req.get('id')}.png")
-        if "strip" in names:      # a walk: the canvas always reads a scale-1 strip
-            fields.setdefault("strip", cache_png)
-        elif "out_dir" in names:  # one file per result
-            fields.setdefault("out_dir", str(self.cache_dir / f"{op.cache_name}_{req.get('id')}"))
-        elif "out" in names:
-            fields.setdefault("out", cache_png)
+        """The request's outputs that it leaves out, in the cache folder: <op>_<id>.png for a file
+        or a strip, <op>_<id>/ for a folder."""
+        stem = self.cache_dir / f"{op.cache_name or req['op']}_{req.get('id')}"
+        for name, kind in worker_outputs(op.request):
+            fields.setdefault(name, str(stem) if kind == "folder" else f"{stem}.png")
         return fields
 
     def load(self, checkpoint: str, rid=None) -> None:
@@ -180,7 +178,7 @@ class Worker:
 
 def supersedes(op) -> bool:
     """Whether a newer request of `op` replaces older ones (the worker's own ops do: a newer load)."""
-    known = OPS.get(op) if isinstance(op, str) else None   # a malformed op is answered as an error later
+    known = OPS.get(op) if isinstance(op, str) and op in OPS else None   # a malformed op is answered later
     return known is None or known.superseded
 
 

@@ -252,7 +252,8 @@ def test_spec_finds_every_lazily_imported_module():
         sys.stdout = real
         sys.path[:] = old_path
     modules = set(ns["lazy_modules"])
-    wanted = {c.impl for c in CANVASES} | {s.impl for _, s in SOLVERS.items()}
+    from engine.ops import OPS
+    wanted = {c.impl for c in CANVASES} | {s.impl for _, s in SOLVERS.items()} | {o.request_ref for _, o in OPS.items()}
     for _, f in FAMILIES.items():
         wanted |= set(f.refs())
     assert {r.partition(":")[0] for r in wanted} <= modules

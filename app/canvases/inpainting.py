@@ -26,8 +26,9 @@ from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
 from app.widgets.image_view import ImageView
 from app.widgets.mask_editor import MaskEditor
-from engine.core.capabilities import Capabilities
-from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION, METHOD_TITLES
+from engine.core.capabilities import Capabilities, InpaintMethod
+from engine.core.families import FAMILIES
+from engine.inpainting import CLASSICAL, CLASSICAL_METHODS, MASK_CONVENTION
 from engine.inpainting.geometry import work_region
 from engine.core.registry import load_object
 from engine.inpainting.options import InpaintSettings
@@ -37,8 +38,10 @@ THUMB = 96
 SIDE_MAX, SIDE_SHARE = 340, 0.32   # the side panel's width: at most 340 px, or 32 % of a narrow page
 
 
-def method_title(name: str) -> str:
-    return METHOD_TITLES.get(name, name)
+def family_methods(family: str) -> tuple[InpaintMethod, ...]:
+    """The inpainting methods a family offers, with their titles and help, from its FamilySpec
+    (none for a family this GUI does not know: the method names are shown as they are)."""
+    return FAMILIES.get(family).inpaint_methods if family in FAMILIES else ()
 
 
 def enable_by_method(form: ConfigForm | None, method: str) -> None:
@@ -175,17 +178,23 @@ class InpaintingCanvas(Canvas):
     # ---- methods and options -------------------------------------------------------------------
     def _fill_methods(self, caps: Capabilities | None) -> None:
         model = list(caps.inpaint.methods) if caps is not None and caps.inpaint else []
+        self._offered = {m.name: m for m in (*CLASSICAL, *(family_methods(caps.family) if model else ()))}
         # a model that inpaints: its method last used here, else its first; without one, the
         # classical fill last used
         stored = self.settings.value(KEY + "model_method" if model else KEY + "method", "")
         self.method.blockSignals(True)
         self.method.clear()
         for m in model + list(CLASSICAL_METHODS):
-            self.method.addItem(method_title(m), m)
+            self.method.addItem(self.method_title(m), m)
+            if m in self._offered and self._offered[m].help:
+                self.method.setItemData(self.method.count() - 1, self._offered[m].help, Qt.ToolTipRole)
         i = self.method.findData(stored)
         self.method.setCurrentIndex(i if i >= 0 else 0)
         self.method.blockSignals(False)
         self._method_changed()
+
+    def method_title(self, name: str) -> str:
+        return self._offered[name].title if name in self._offered else name
 
     def current_method(self) -> str:
         return self.method.currentData() or CLASSICAL_METHODS[0]
@@ -231,7 +240,7 @@ class InpaintingCanvas(Canvas):
             self.options.show()
         self._fill_methods(caps)
         self.status.setText(f"loaded {Path(self.session.loaded_checkpoint).name} (step {self.session.step}): "
-                            f"{caps.family}; methods: {', '.join(method_title(m) for m in self._methods())}")
+                            f"{caps.family}; methods: {', '.join(self.method_title(m) for m in self._methods())}")
 
     def _methods(self) -> list[str]:
         return [self.method.itemData(i) for i in range(self.method.count())]
@@ -328,7 +337,7 @@ class InpaintingCanvas(Canvas):
             fields["checkpoint"] = ""           # no model needed: never load one for this
         image_path, mask_path = self._write_inputs(img, mask)
         self.progress.setRange(0, 0)
-        self.progress.setFormat(f"{method_title(method)}…")
+        self.progress.setFormat(f"{self.method_title(method)}…")
         self.status.setText("")
         self.pending_id = self.request("inpaint", image=str(image_path), mask=str(mask_path), **fields)
         return self.pending_id
@@ -378,7 +387,7 @@ class InpaintingCanvas(Canvas):
         seeds = ev.get("seeds") or []
         for i, p in enumerate(self._results):
             pm = QPixmap.fromImage(QImage(p)).scaled(THUMB, THUMB, Qt.KeepAspectRatio, Qt.FastTransformation)
-            item = QListWidgetItem(QIcon(pm), f"seed {seeds[i]}" if i < len(seeds) else method_title(ev["method"]))
+            item = QListWidgetItem(QIcon(pm), f"seed {seeds[i]}" if i < len(seeds) else self.method_title(ev["method"]))
             item.setData(Qt.UserRole, p)
             self.strip.addItem(item)
         self.strip.setCurrentRow(0)
@@ -386,7 +395,7 @@ class InpaintingCanvas(Canvas):
         self.progress.setValue(1)
         self.progress.setFormat(f"done in {ev.get('elapsed_s', 0):.1f}s")
         note = ev.get("note") or ""
-        self.status.setText(f"{len(self._results)} result(s) with {method_title(ev['method'])}"
+        self.status.setText(f"{len(self._results)} result(s) with {self.method_title(ev['method'])}"
                             + (f" — {note}" if note else ""))
         for b in (self.accept_btn, self.compare_btn, self.save_btn):
             b.setEnabled(bool(self._results))

@@ -45,9 +45,19 @@ class StyleMixCaps:
     noise_modes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class InpaintMethod:
+    """An inpainting method, written where it is offered: the classical fills in engine/inpainting,
+    a family's own in its FamilySpec (light, so the GUI reads the titles from the registry). The
+    name is what requests and InpaintCaps.methods say; the title and one line of help are shown."""
+    name: str
+    title: str
+    help: str = ""
+
+
 @dataclass
 class InpaintCaps:
-    methods: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)   # names: their titles are the family's InpaintMethods
     options: str = ""               # "module:Attr" of the family's inpainting options dataclass, "" = none
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.core import metrics
 from engine.core.logkeys import QUALITY
+from engine.core.capabilities import InpaintMethod
 from engine.core.registry import Registry, absolute_ref, load_object
 
 if sys.version_info >= (3, 11):
@@ -69,6 +70,8 @@ class FamilySpec:
     headline: tuple[str, ...]           # logged losses the Training panel shows beside the step
     plots: tuple[PlotGroup, ...] = (LOSS_PLOT,)
     order: int = 100                    # its place in the family picker (then by name)
+    # an Inpainter's methods, the default first (its class reads them: `inpaint_methods = SPEC.inpaint_methods`)
+    inpaint_methods: tuple[InpaintMethod, ...] = ()
 
     def refs(self) -> tuple[str, ...]:
         """Its parts as absolute "module:Attribute" references (for packaging)."""

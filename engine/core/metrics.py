@@ -248,3 +248,9 @@ register(MeasureSpec("is", _FN + "inception_score", values=(
 register(MeasureSpec("bpd", _FN + "bits_per_dim", needs=LIKELIHOOD, features=False, extras=("bpd_split", "bpd_images"),
                      help="bpd (bits/dim on held-out images, for models with a likelihood)", values=(
     MetricSpec("bits_per_dim", "bits/dim", LOWER, unit="bits per sub-pixel", fmt=".3f", headline=2),)))
+
+
+def metrics_flag_help() -> str:
+    """The help of `eval --metrics`: the sample measures, then the likelihood ones."""
+    return (f"comma-separated: {','.join(measure_names(SAMPLING))}, and {','.join(measure_names(LIKELIHOOD))} "
+            f"(bits/dim on held-out data, or on --real DIR)")

@@ -51,11 +51,13 @@ class Registry(Generic[T]):
         self._specs[name] = spec
         return spec
 
-    def unregister(self, name: str) -> None:
-        """Drop a spec (a test's, or a plug-in's being unloaded)."""
-        if name not in self._ensure():
-            raise KeyError(f"unknown {self.kind} {name!r}")
-        del self._specs[name]
+    def unregister(self, name: str) -> T:
+        """Take a spec out again (a test's own plug-in, afterwards)."""
+        self._ensure()
+        try:
+            return self._specs.pop(name)
+        except KeyError:
+            raise KeyError(f"unknown {self.kind} {name!r}") from None
 
     def get(self, name: str) -> T:
         try:

@@ -27,7 +27,8 @@ def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | N
         max: float | None = None, advanced: bool = False, **extra: Any) -> Any:
     """A config field with the metadata the GUI form and the validator read. `extra` metadata:
     decode=False (a sample option latent walks do not use), requires="conditional.guidance" (the
-    capability an option needs), slider=True (drawn as a slider), decimals=N (shown digits)."""
+    capability an option needs), slider=True (drawn as a slider), decimals=N (shown digits),
+    flag=Flag("--psi", help) (a sample option's named flag on the op commands: engine/core/flags.py)."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "advanced": advanced, **extra}
     if isinstance(default, list):
         return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from engine.core.capabilities import (Capabilities, ConditionalCaps, InpaintCaps, LatentCaps, LikelihoodCaps,
-                                 SamplingCaps, StyleMixCaps)
+from engine.core.capabilities import (Capabilities, ConditionalCaps, InpaintCaps, InpaintMethod, LatentCaps,
+                                     LikelihoodCaps, SamplingCaps, StyleMixCaps)
 from engine.core.sections import option_fields
 from engine.family.progress import Cancel, Progress, check_cancel
 
@@ -179,7 +179,7 @@ class Inpainter:
     """Fills the masked part of images. Contract: unmasked pixels come back unchanged; image i is
     drawn with seeds[i] (the same seed and inputs give the same fill)."""
 
-    inpaint_methods: tuple[str, ...] = ()
+    inpaint_methods: tuple[InpaintMethod, ...] = ()   # its methods, the default first: its SPEC's
     inpaint_options: str = ""       # "module:Attr" of its options dataclass (its section.py), "" = none
 
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, seeds: list[int], labels=None, options=None,
@@ -207,15 +207,16 @@ class Inpainter:
 
     def check_inpaint_method(self, method: str | None) -> str:
         """The method to use: `method`, or the first one; an unknown one is an error naming them."""
+        names = [m.name for m in self.inpaint_methods]
         if method in (None, ""):
-            return self.inpaint_methods[0]
-        if method not in self.inpaint_methods:
+            return names[0]
+        if method not in names:
             raise ValueError(f"a {self.name} model cannot inpaint with {method!r}; "
-                             f"its methods: {', '.join(self.inpaint_methods)}")
+                             f"its methods: {', '.join(names)}")
         return method
 
     def inpaint_record(self) -> InpaintCaps:
-        return InpaintCaps(methods=list(self.inpaint_methods), options=self.inpaint_options)
+        return InpaintCaps(methods=[m.name for m in self.inpaint_methods], options=self.inpaint_options)
 
 
 class Reconstructor:

@@ -1,6 +1,6 @@
 """Noise drawn per image: one generator per image of a batch, so image i of a batch is the image a
 batch of one with its seed gives (up to float rounding between batch sizes), and a gallery's "use
-this seed" does not cost batching (engine/training/grid.sample_images).
+this seed" does not cost batching (engine/family/grid.sample_images).
 
 A solver's `generator` is a torch.Generator (one stream for the whole batch), None (the global one)
 or a RowGenerators (a stream per image); `randn_like` draws from any of them."""

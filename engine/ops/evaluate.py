@@ -3,23 +3,29 @@ Inception weights; KID, precision/recall, IS), and, for a model with a likelihoo
 the run's held-out images or on any folder of images."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.core import metrics as registry
 from engine.core.config import MetricsConfig
 from engine.family.interfaces import Likelihood
 from engine.family.progress import Cancel, StageProgress
 from engine.ops.base import ModelSession
+from engine.core.flags import request_field
 from engine.core.schema import check_like
 
 
 @dataclass
 class EvaluateRequest:
-    n: int = 5000
-    metrics: str = field(default_factory=lambda: ",".join(registry.measure_names(registry.SAMPLING)))
-    steps: int = 0                   # sampling steps of iterative samplers; 0: the run's metrics.sampling_steps
-    inception: str = ""              # the FID Inception weight file; empty: the run's setting or the usual cache
-    real: str = ""                   # bpd on this image folder (resized to the model's size and channels)
+    n: int = request_field(5000, "images to generate / use from each folder")
+    # a metric registered later (engine/core/metrics.py) is asked for by default too
+    metrics: str = request_field(factory=lambda: ",".join(registry.measure_names(registry.SAMPLING)),
+                                 help=registry.metrics_flag_help)
+    # sampling steps of iterative samplers; 0: the run's metrics.sampling_steps
+    steps: int = request_field(0, "denoising steps for the samples", metavar="SAMPLE_STEPS")
+    # the FID Inception weight file; empty: the run's setting or the usual cache
+    inception: str = request_field("", "path of the FID Inception weight file")
+    # bpd on this image folder (resized to the model's size and channels)
+    real: str = request_field("", "folder of real images (with --fake; or with --checkpoint and --metrics bpd)")
 
     def check(self) -> None:
         check_eval_args(self.n, self.steps)

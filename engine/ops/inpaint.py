@@ -8,7 +8,7 @@ text metadata (engine/core/pnginfo.py)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,11 @@ from engine.inpainting.composite import cut, feather, paste, resize, to_channels
 from engine.inpainting.geometry import mask_outside, work_region
 from engine.family.progress import Cancel, StageProgress, stage
 from engine.ops.base import ModelSession
+from engine.core.flags import Flag, request_field, result_field, seeds as seed_list
 from engine.core.pnginfo import parameters_line, write_png
 from engine.core.schema import section_from_dict, validate_section
-from engine.inpainting.options import InpaintSettings
+from engine.inpainting.geometry import FITS
+from engine.inpainting.options import STARTS, InpaintSettings
 
 MAX_SEEDS = 64
 
@@ -28,15 +30,49 @@ MAX_SEEDS = 64
 @dataclass
 class InpaintRequest:
     image: str
-    mask: str
-    out_dir: str
-    method: str = ""               # "" = the model's first method, or telea without a model
-    seeds: list = field(default_factory=lambda: [0])
-    cls: int | None = None
-    options: dict = field(default_factory=dict)    # the family's sample options (steps, solver, …)
-    inpaint: dict = field(default_factory=dict)    # the family's inpainting options (jump, resample, …)
-    settings: dict = field(default_factory=dict)   # InpaintSettings: fit, padding, feather, radius
-    resize_mask: bool = False      # a mask of another size is resized to the image's instead of refused
+    mask: str = request_field(help="PNG of the image's size; white = regenerate, black = keep")
+    out_dir: str = request_field(help="folder for the results (default ./inpainted)", flag="--out", output="folder",
+                                 cli_default="inpainted")
+    method: str = request_field(   # "" = the model's first method, or telea without a model
+        "", "repaint or blend (diffusion), raster completion (PixelCNN), or telea / ns (OpenCV, no model); "
+            "default: the model's first, or telea without one")
+    seeds: list = request_field(factory=lambda: [0], help="comma-separated seeds: one result each (default 0)",
+                                parse=seed_list, cli_default="0")
+    cls: int | None = request_field(None, "class for a conditional model", flag="--class", metavar="CLS")
+    options: dict = request_field(   # the family's sample options (steps, solver, …)
+        factory=dict, sample_options=(
+            "steps", "sampler", Flag(key="guidance_scale", help="classifier-free guidance scale (with --class)")))
+    inpaint: dict = request_field(factory=dict, flags=(   # the family's inpainting options (jump, resample, …)
+        Flag("--jump", "RePaint: jump length (default 10)", parse=int, key="jump"),
+        Flag("--resample", "RePaint: resampling count (default 10; 1 = none)", parse=int, key="resample"),
+        Flag("--strength", "1 = the masked part starts from noise; less keeps its shapes", parse=float,
+             key="strength"),
+        Flag("--start", "what the masked part starts from", choices=STARTS, key="start")))
+    settings: dict = request_field(factory=dict, flags=(   # InpaintSettings: fit, padding, feather, radius
+        Flag("--fit", "how the image meets the model's resolution (default resize; masked: only around the mask)",
+             choices=FITS, key="fit"),
+        Flag("--padding", "--fit masked: context pixels around the mask (default 8)", parse=int, key="padding"),
+        Flag("--feather", "mask blur in model pixels (default 1; 0 = hard edge)", parse=float, key="feather"),
+        Flag("--radius", "telea/ns: neighbourhood radius in pixels (default 3)", parse=float, key="radius")))
+    # a mask of another size is resized to the image's instead of refused
+    resize_mask: bool = request_field(False, "resize a mask of another size to the image's")
+
+    @classmethod
+    def command_line(cls, fields: dict, checkpoint: str | None) -> tuple[dict, str | None, list[str]]:
+        """The command line's rules (fields, the checkpoint to load, notes): a classical fill needs
+        no model (a checkpoint given is not loaded); the model's methods and their options need one;
+        without one there is one result."""
+        notes = []
+        method = fields.get("method", "")
+        if method in CLASSICAL_METHODS and checkpoint:
+            notes.append(f"{method} needs no model; --checkpoint is not used")
+            checkpoint = None
+        if not checkpoint and method not in ("", *CLASSICAL_METHODS):
+            raise ValueError(f"--method {method} needs --checkpoint (only {', '.join(CLASSICAL_METHODS)} work "
+                             f"without one)")
+        if not checkpoint and fields.get("inpaint"):
+            raise ValueError("--jump/--resample/--strength/--start are options of a model's method: give --checkpoint")
+        return ({**fields, "seeds": [0]} if not checkpoint else fields), checkpoint, notes
 
     def check(self) -> None:
         if not self.seeds or len(self.seeds) > MAX_SEEDS:
@@ -47,11 +83,11 @@ class InpaintRequest:
 
 @dataclass
 class InpaintResult:
-    paths: list
-    seeds: list
-    method: str
-    region: list                   # x0, y0, x1, y1 of the image the model worked on
-    note: str = ""
+    paths: list = result_field(report="out")
+    method: str = result_field()
+    seeds: list = result_field()
+    region: list = result_field()            # x0, y0, x1, y1 of the image the model worked on
+    note: str = result_field("", note=True)
 
 
 def load_image(path: str) -> np.ndarray:
@@ -89,7 +125,7 @@ def load_mask(path: str, size: tuple[int, int], resize_ok: bool) -> tuple[np.nda
 def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgress, cancel: Cancel) -> InpaintResult:
     settings = section_from_dict(InpaintSettings, req.settings, "settings")
     validate_section(settings, "settings")
-    method = req.method or (session.family.inpaint_methods[0] if _inpaints(session) else CLASSICAL_METHODS[0])
+    method = req.method or (session.family.check_inpaint_method(None) if _inpaints(session) else CLASSICAL_METHODS[0])
     image = load_image(req.image)
     h, w = image.shape[:2]
     mask, note = load_mask(req.mask, (w, h), req.resize_mask)
@@ -116,7 +152,7 @@ def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgre
         seed = seeds[i] if seeds else None
         write_png(path, to_uint8(out), {**meta, **({"seed": seed} if seeds else {})}, _parameters_line(meta, seed))
         paths.append(str(path))
-    return InpaintResult(paths, seeds, method, list(region), note)
+    return InpaintResult(paths, method, seeds, list(region), note)
 
 
 def _inpaints(session: ModelSession | None) -> bool:

@@ -3,8 +3,9 @@ as two ops: "interpolate" (a preview, superseded by a newer one) and "interpolat
 walk written to `out`, which no newer request cancels)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from engine.core.flags import Flag, request_field, result_field, seed_or_path, seeds_or_paths
 from engine.family.interfaces import LatentModel
 from engine.ops.latent_walk import check_output, interpolate, save_animation
 from engine.family.progress import Cancel, StageProgress
@@ -13,17 +14,27 @@ from engine.ops.base import ModelSession, check_encode_steps, check_scale
 
 @dataclass
 class InterpolateRequest:
-    endpoints: list
-    out: str = ""                     # .png (a strip), .gif or .mp4, by suffix
-    frames: int = 16
-    mode: str = ""                    # lerp or slerp; empty: what suits the family's space
-    cls: int | None = None
-    options: dict = field(default_factory=dict)
-    encode_steps: int = 0
+    endpoints: list = request_field(flags=(   # seeds and/or image paths, in order
+        Flag("--from", "a seed or an image path", metavar="SRC", parse=seed_or_path),
+        Flag("--via", "more endpoints in between, comma-separated", parse=seeds_or_paths),
+        Flag("--to", "a seed or an image path", metavar="DST", parse=seed_or_path, required=True)))
+    out: str = request_field("", ".png (strip), .gif or .mp4", output="file",   # by suffix
+                             cli_default="walk.gif")
+    frames: int = request_field(16, flags=(Flag("--frames", "frames in the walk"),
+                                           Flag("--steps", deprecated="use --frames")))
+    mode: str = request_field("", "default: what suits the latent space",   # lerp or slerp
+                              choices=("lerp", "slerp"))
+    cls: int | None = request_field(None, "class for a conditional model", flag="--class", metavar="CLS")
+    options: dict = request_field(factory=dict, sample_options=(
+        "truncation_psi", "noise_mode",
+        Flag("--sample-steps", "iterative samplers (diffusion): steps per frame (default: the run's)", key="steps"),
+        Flag(key="guidance_scale", help="diffusion: guidance scale (default: the run's)")))
+    encode_steps: int = request_field(0, "steps to encode image endpoints (projection or inversion)")
     fps: float = 12.0
-    bounce: bool = False
-    scale: int = 4                    # upscale of the written frames (nearest)
-    strip: str = ""                   # also write the frames as a one-row PNG at scale 1 (the canvas reads it)
+    bounce: bool = request_field(False, "animations play forward then back")
+    scale: int = request_field(4, "upscale frames by this factor (nearest)")   # of the written frames
+    # also write the frames as a one-row PNG at scale 1 (the canvas reads it)
+    strip: str = request_field("", output="strip", cli=False)
 
     def check(self) -> None:
         if not 2 <= self.frames <= 1000:
@@ -52,11 +63,11 @@ class ExportRequest(InterpolateRequest):
 
 @dataclass
 class InterpolateResult:
-    out: str
-    frames: int
-    frame_size: int
-    space: str
-    path: str = ""                    # the scale-1 strip, when asked for
+    out: str = result_field()
+    frames: int = result_field()
+    frame_size: int = result_field(report=False)
+    space: str = result_field()
+    path: str = result_field("", report=False)    # the scale-1 strip, when asked for
 
 
 def run(session: ModelSession, req: InterpolateRequest, progress: StageProgress, cancel: Cancel) -> InterpolateResult:

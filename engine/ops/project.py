@@ -8,12 +8,13 @@ from pathlib import Path
 from engine.family.interfaces import LatentModel
 from engine.family.progress import Cancel, StageProgress, stage
 from engine.ops.base import ModelSession, check_encode_steps
+from engine.core.flags import request_field
 
 
 @dataclass
 class ProjectRequest:
     image: str
-    out: str
+    out: str = request_field(output="file")
     cls: int | None = None
     encode_steps: int = 0            # 0: the family's default (projection 200, inversion = sampling steps)
     options: dict = field(default_factory=dict)

@@ -4,25 +4,31 @@ grid the batch's parameters, each image its own seed and class, so that image al
 again (image i depends on seed + i alone: Family.generate's contract, engine/family/noise.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.family.progress import Cancel, StageProgress, stage
 from engine.ops.base import ModelSession, check_scale
+from engine.core.flags import Flag, request_field, result_field
 from engine.core.schema import check_like
 from engine.core.sections import SamplingSection
+from engine.core.solvers import solvers_help
 
 
 @dataclass
 class SampleRequest:
-    out: str
-    n: int = 16
+    out: str = request_field(output="file", cli_default="grid.png")
+    n: int = request_field(16, cli_default=64)
     seed: int = 0
-    cls: int | None = None           # every image of this class; None: one class per column
-    ema: bool = True
-    options: dict = field(default_factory=dict)   # the family's sample options (its section.py)
-    scale: int = 1
-    images_dir: str = ""             # the per-image PNGs; "": a folder named after `out`, next to it
+    cls: int | None = request_field(None, "class index for every image (default: all classes)", flag="--class",
+                                    metavar="CLS")   # every image of this class; None: one class per column
+    ema: bool = request_field(True, cli=False)
+    options: dict = request_field(   # the family's sample options (its section.py)
+        factory=dict, help="any sample option of the checkpoint's family, e.g. spacing=trailing (repeatable)",
+        sample_options=(Flag(key="sampler", help=lambda: f"diffusion solver (default: the run's): {solvers_help()}"),
+                        "steps", "eta", "guidance_scale", "truncation_psi"))
+    scale: int = request_field(1, "upscale the grid by this factor (nearest)")
+    images_dir: str = request_field("", cli=False)   # the per-image PNGs; "": a folder named after `out`, next to it
 
     def check(self) -> None:
         check_like(self.n, SamplingSection, "grid_size", "n", "sampling.grid_size")  # 1..1024 images
@@ -31,11 +37,11 @@ class SampleRequest:
 
 @dataclass
 class SampleResult:
-    path: str                        # the grid
-    n: int
-    images: list = field(default_factory=list)    # one PNG per image, in grid order
-    seeds: list = field(default_factory=list)     # image i's own seed (seed + i)
-    classes: list = field(default_factory=list)   # image i's class index (None: unconditional)
+    path: str = result_field(report="out")             # the grid
+    n: int = result_field()
+    images: list = result_field(factory=list, report=False)    # one PNG per image, in grid order
+    seeds: list = result_field(factory=list, report=False)     # image i's own seed (seed + i)
+    classes: list = result_field(factory=list, report=False)   # image i's class index (None: unconditional)
 
 
 def images_dir_for(out: str | Path) -> Path:

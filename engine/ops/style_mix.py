@@ -2,7 +2,7 @@
 is row r with the chosen layers' styles taken from column c. Sources are seeds or images."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,18 +11,22 @@ from engine.family.interfaces import StyleMixer
 from engine.family.progress import Cancel, StageProgress
 from engine.ops.base import ModelSession, check_encode_steps, check_scale
 from engine.ops.project import encode_source
+from engine.core.flags import Flag, request_field, result_field, seeds_or_paths
 
 
 @dataclass
 class StyleMixRequest:
-    rows: list
-    cols: list
-    out: str
-    layers: list = field(default_factory=lambda: ["coarse"])  # indices, ranges "0-3", or group names
-    options: dict = field(default_factory=dict)
-    encode_steps: int = 0
-    scale: int = 1
-
+    rows: list = request_field(help="row sources: seeds and/or image paths, comma-separated", parse=seeds_or_paths)
+    cols: list = request_field(help="column sources (they give the chosen layers' styles)", parse=seeds_or_paths)
+    out: str = request_field(output="file", cli_default="mix.png")
+    layers: list = request_field(  # indices, ranges "0-3", or group names
+        factory=lambda: ["coarse"], cli_default="coarse",
+        help="style layers taken from the columns: 0-3, 0,2,5, coarse, middle, fine or all (default coarse)")
+    options: dict = request_field(factory=dict, sample_options=(
+        Flag(key="truncation_psi", help="truncation psi (1 = off; default: the run's)"), "noise_mode"))
+    encode_steps: int = request_field(0, "optimisation steps to project an image", flag="--project-steps",
+                                      cli_default=200)
+    scale: int = request_field(1, "upscale the grid by this factor (nearest)", cli_default=2)
 
     def check(self) -> None:
         check_encode_steps(self.encode_steps)
@@ -31,7 +35,7 @@ class StyleMixRequest:
 
 @dataclass
 class StyleMixResult:
-    path: str
+    path: str = result_field(report="out")
     rows: int
     cols: int
     layers: list

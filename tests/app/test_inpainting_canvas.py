@@ -75,6 +75,23 @@ def test_a_diffusion_model_adds_its_methods_and_options_greyed_out_per_method(ca
     assert methods(c) == ["telea", "ns"] and "cannot inpaint" in c.model_hint.text()
 
 
+def test_method_titles_and_help_come_from_whoever_offers_the_method(canvas):
+    c, client = canvas
+    titles = lambda: [c.method.itemText(i) for i in range(c.method.count())]   # noqa: E731
+    assert titles() == ["Telea (OpenCV, no model)", "Navier-Stokes (OpenCV, no model)"]
+    assert "fast-marching" in c.method.itemData(0, Qt.ToolTipRole)
+    c.session.set_checkpoint("/runs/a/step_000010.safetensors")
+    client.ready(DDPM, OPTIONS)   # the ddpm family's own titles, from its FamilySpec
+    assert titles() == ["RePaint (resampling)", "Per-step blending", "Telea (OpenCV, no model)",
+                        "Navier-Stokes (OpenCV, no model)"]
+    assert "Lugmayr" in c.method.itemData(0, Qt.ToolTipRole)
+    assert "methods: RePaint (resampling), Per-step blending, Telea (OpenCV, no model)" in c.status.text()
+    # a family this GUI does not know: its method names as they are
+    client.ready(Capabilities("newfam", 8, 1, SamplingCaps([]), inpaint=InpaintCaps(["magic"])), {},
+                 checkpoint="/runs/a/step_000010.safetensors")
+    assert titles()[0] == "magic"
+
+
 def test_the_frame_shows_the_square_the_model_works_on(canvas):
     c, client = canvas
     c.session.set_checkpoint("/runs/a/step_000010.safetensors")
@@ -163,6 +180,8 @@ def test_paint_run_a_classical_and_a_model_method_with_a_real_worker(qtbot, tmp_
     qtbot.waitUntil(lambda: c.strip.count() == 1, timeout=60000)
     c.session.set_checkpoint(str(res.last_checkpoint))
     qtbot.waitUntil(lambda: "repaint" in methods(c), timeout=60000)
+    # the titles the family's capabilities carry, as the GUI has always shown them
+    assert [c.method.itemText(i) for i in range(c.method.count())][:2] == ["RePaint (resampling)", "Per-step blending"]
     c.seeds.setText("0, 1")
     c._model_form.editors["jump"].setValue(2)
     c._model_form.editors["resample"].setValue(2)

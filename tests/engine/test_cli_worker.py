@@ -173,7 +173,7 @@ def test_cli_eval_folder_vs_folder(tmp_path):
 def test_train_nice_is_an_absolute_level_for_the_process_and_its_later_threads():
     """train --nice 10 (what the app passes) lowers the engine to niceness 10 once: torchrun's ranks
     get the flag again and must not end at 19; threads started afterwards (torch's pools) inherit it."""
-    code = ("import os, threading; from engine.cli.main import lower_priority\n"
+    code = ("import os, threading; from engine.cli.train import lower_priority\n"
             "lower_priority(10); lower_priority(10)\n"
             "seen = []; t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
             "t.start(); t.join(); print(os.getpriority(os.PRIO_PROCESS, 0), seen[0])")

@@ -263,7 +263,7 @@ def test_a_single_process_polls_control_every_step(tmp_path):
 
 
 def test_strip_nproc_leaves_the_rest_of_the_command():
-    from engine.cli.main import strip_nproc
+    from engine.cli.train import strip_nproc
     assert strip_nproc(["train", "--nproc", "2", "--steps", "5", "--nproc=4", "--run-dir", "x", "--np", "3",
                         "--no-stdin"]) == ["train", "--steps", "5", "--run-dir", "x", "--no-stdin"]
 

@@ -106,7 +106,9 @@ def test_layer_specs_as_the_cli_and_the_canvas_give_them():
 
 
 def test_train_set_overrides_and_option_values_parse_as_toml():
-    from engine.cli.main import build_parser, load_run_config, parse_options
+    from engine.cli.common import parse_options
+    from engine.cli.main import build_parser
+    from engine.cli.train import load_run_config
     args = build_parser().parse_args(["train", "--preset", "dcgan-digits", "--set", "training.batch_size=32",
                                       "--set", "sampling.truncation_psi=0.7"])
     cfg = load_run_config(args)

@@ -113,6 +113,22 @@ def ddpm(tmp_path_factory):
     return fam, res.last_checkpoint
 
 
+def test_each_method_comes_with_its_title_and_help_from_whoever_offers_it(ddpm):
+    from engine.core.families import family_spec
+    from engine.families.pixelcnn.model import PixelCNNFamily
+    from engine.inpainting import CLASSICAL
+    fam = ddpm[0]
+    assert fam.capabilities().inpaint.methods == ["repaint", "blend"] and fam.check_inpaint_method("") == "repaint"
+    assert fam.inpaint_methods is family_spec("ddpm").inpaint_methods
+    assert [(m.name, m.title) for m in fam.inpaint_methods] == [("repaint", "RePaint (resampling)"),
+                                                              ("blend", "Per-step blending")]
+    assert [(m.name, m.title) for m in PixelCNNFamily.inpaint_methods] == [
+        ("raster completion", "Raster-order completion (PixelCNN)")]
+    assert [(m.name, m.title) for m in CLASSICAL] == [("telea", "Telea (OpenCV, no model)"),
+                                                      ("ns", "Navier-Stokes (OpenCV, no model)")]
+    assert all(m.help for m in (*fam.inpaint_methods, *PixelCNNFamily.inpaint_methods, *CLASSICAL))
+
+
 def digits(n):
     from sklearn.datasets import load_digits
     d = torch.tensor(load_digits().images[:n], dtype=torch.float32) / 8 - 1   # 8x8 in [-1, 1]

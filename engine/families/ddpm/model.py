@@ -25,7 +25,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
     name = SPEC.name
     prediction = "eps"
     latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise)", "ddim-inversion"
-    inpaint_methods = ("repaint", "blend")
+    inpaint_methods = SPEC.inpaint_methods
     inpaint_options = "engine.inpainting.options:DiffusionInpaintOptions"
 
     def __init__(self, cfg, channels, resolution, class_names):

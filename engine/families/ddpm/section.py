@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from engine.core.flags import Flag
 from engine.core.schema import ConfigError, Section, check_positive_int_list, opt
 from engine.core.sections import SamplingSection, family_field
 from engine.core.solvers import SPACINGS, solver_names
@@ -44,11 +45,14 @@ class DDPMSampleOptions(SamplingSection):
     # decode=False: latent walks always decode with deterministic DDIM (eta 0), so x_T -> image is a function
     sampler: str = opt("ddim", "Solver: DDIM (deterministic at eta 0), ancestral DDPM, or Heun (EDM's 2nd order: "
                                "better at few steps, two network passes per step).", choices=solver_names(),
-                       decode=False)
-    steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000)
-    eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2)
+                       decode=False, flag=Flag("--sampler", "diffusion solver (default: the run's)", choices=True))
+    steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000,
+                     flag=Flag("--steps", "denoising steps (default: the run's)", metavar="SAMPLE_STEPS"))
+    eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2,
+                     flag=Flag("--eta"))
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
-                                min=0.0, max=50.0, requires="conditional.guidance", decimals=2)
+                                min=0.0, max=50.0, requires="conditional.guidance", decimals=2,
+                                flag=Flag("--guidance", "classifier-free guidance scale"))
     spacing: str = opt("linspace", "Which of the T steps the sampler visits: linspace (evenly, both ends), "
                                    "leading (0, k, 2k, …) or trailing (from T-1 down), as in diffusers.",
                        choices=SPACINGS, advanced=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from engine.core.flags import Flag
 from engine.core.schema import ConfigError, Section, opt
 from engine.core.sections import SamplingSection, family_field
 from engine.families.gan import GAN_SPEC, STYLEGAN_SPEC
@@ -81,10 +82,11 @@ class StyleGANConfig(GANConfig):
 @dataclass
 class GANSampleOptions(SamplingSection):
     truncation_psi: float = opt(1.0, "Truncation psi (1 = off; lower trades variety for typical images).",
-                                min=0.0, max=2.0, slider=True)
+                                min=0.0, max=2.0, slider=True, flag=Flag("--psi", "GANs: truncation psi (default: the run's)"))
 
 
 @dataclass
 class StyleGANSampleOptions(GANSampleOptions):
     noise_mode: str = opt("const", "Per-layer noise inputs: const (fixed), random (fresh each time), or off.",
-                          choices=NOISE_MODES)
+                          choices=NOISE_MODES,
+                          flag=Flag("--noise", "per-layer noise: const, random or off (default: the run's)"))

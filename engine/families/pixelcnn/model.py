@@ -55,7 +55,7 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
     known part comes first, e.g. the rows above a line."""
 
     name = SPEC.name
-    inpaint_methods = ("raster completion",)
+    inpaint_methods = SPEC.inpaint_methods
 
     def __init__(self, cfg, channels, resolution, class_names):
         super().__init__(cfg, channels, resolution, class_names)
