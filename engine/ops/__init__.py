@@ -59,7 +59,7 @@ OPS.register("mix", Op("engine.ops.style_mix:StyleMixRequest",
 OPS.register("interpolate", Op("engine.ops.interpolate:InterpolateRequest", cache_name="interp",
                                command="latent walk between seeds and/or images: strip PNG, GIF or MP4"))
 OPS.register("interpolate-export", Op("engine.ops.interpolate:ExportRequest", cache_name="interp", superseded=False))
-OPS.register("evaluate", Op("engine.ops.evaluate:EvaluateRequest"))   # the command is `eval` (engine/cli/eval.py)
+OPS.register("evaluate", Op("engine.ops.evaluate:EvaluateRequest"))   # the command is `eval` (engine/cli/evaluate.py)
 OPS.register("inpaint", Op("engine.ops.inpaint:InpaintRequest", needs_model=False,
                            command="fill the masked part of an image (mask: white = regenerate)",
                            checkpoint_help="a model that inpaints (diffusion, PixelCNN); not needed for telea/ns"))
