@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine.core.config import list_presets, load_preset
-from engine.core.families import FAMILIES, family_spec
+from engine.core.families import FAMILIES, PlotGroup, family_spec
 from engine.core.logkeys import QUALITY
 from engine.core.schema import ConfigError
 from engine.runs.rundir import RunDir
@@ -135,8 +135,9 @@ def metrics_logging(keys: list[str]) -> list[str]:
 
 
 def logs(key: str, name: str) -> bool:
-    """Whether a logged value `name` is one a plot key asks for (a name, or a namespace ending in '/')."""
-    return name == key or (key.endswith("/") and name.startswith(key))
+    """Whether a logged value `name` is one a plot key asks for (a name, or a namespace ending in
+    '/'), by the rule the GUI's plots use."""
+    return PlotGroup(key, key, (key,)).wants(name)
 
 
 def model_variants(model) -> list[dict]:
