@@ -1,5 +1,7 @@
+import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -38,3 +40,56 @@ def isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE", str(root / "genlab-cache"))
     monkeypatch.setenv("TORCH_HOME", str(root / "torch-home"))
     monkeypatch.delenv("GENLAB_INCEPTION", raising=False)
+
+
+# ---- every family trained two steps at its TINY size, shared by the conformance suites ----------
+TINY_RES = 8
+
+
+def tiny_family_config(name: str, **training) -> RunConfig:
+    """Family `name` at its config section's TINY size on 8x8 digits, two steps of batch 8 on the
+    CPU; any evaluation of it is cheap too (few samples, a briefly trained feature network)."""
+    from engine.core.families import family_spec
+    tiny = family_spec(name).config.TINY
+    return RunConfig(name=f"conf-{name}").replace(
+        data={"dataset": "digits", "resolution": TINY_RES},
+        model={"family": name, **tiny.get("model", {})},
+        training={"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1, "sample_every": 0,
+                  "checkpoint_every": 0, "device": "cpu", "ema_decay": 0.5, **training},
+        sampling={"grid_size": 4, **tiny.get("sampling", {})},
+        metrics={"samples": 10, "sampling_steps": 2, "domain_steps": 10})
+
+
+@dataclass
+class TinyRun:
+    name: str
+    config: RunConfig
+    result: object        # engine.training.loop.RunResult
+    rows: list            # its metrics.jsonl rows
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.result.last_checkpoint
+
+
+class TinyRuns:
+    """The run of each family, trained on first use and kept for the whole test session: the
+    conformance suites of families, ops and canvases all load the same checkpoints."""
+
+    def __init__(self, root: Path):
+        self.root, self._runs = root, {}
+
+    def __getitem__(self, name: str) -> TinyRun:
+        if name not in self._runs:
+            from engine.training.loop import train
+            cfg = tiny_family_config(name)
+            res = train(cfg, self.root / name, emit=lambda e: None)
+            assert res.state == "finished", f"{name}: {res.message}"
+            rows = [json.loads(line) for line in (self.root / name / "metrics.jsonl").read_text().splitlines()]
+            self._runs[name] = TinyRun(name, cfg, res, rows)
+        return self._runs[name]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> TinyRuns:
+    return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))

@@ -2,14 +2,15 @@
 (its config section's TINY overrides), must sample the right shape and range, give the same images
 for the same seed, round-trip its checkpoint bit-exactly, advertise exactly the capabilities of the
 interfaces it implements, and pass the contract of each of them. A new family gets all of this by
-registering (engine/core/families.py); nothing here names a family."""
+registering (engine/core/families.py); nothing here names a family. The other suites of the kind:
+test_family_training.py, test_network_evaluations.py, test_ops_conformance.py, test_light_imports.py and
+tests/app/test_canvas_conformance.py."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from engine.core.capabilities import Capabilities
-from engine.core.config import RunConfig
 from engine.core.families import FAMILIES, family_spec
 from engine.family.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
                                       Reconstructor, StyleMixer)
@@ -17,32 +18,18 @@ from engine.family.progress import Cancelled
 from engine.core.schema import ConfigError
 from engine.core.sections import option_fields
 from engine.training import checkpoint as ck
-from engine.training.loop import train
+from tests.conftest import TINY_RES
 
-RES = 8
-
-
-def tiny_family_config(name: str, **training) -> RunConfig:
-    tiny = family_spec(name).config.TINY
-    return RunConfig(name=f"conf-{name}").replace(
-        data={"dataset": "digits", "resolution": RES},
-        model={"family": name, **tiny.get("model", {})},
-        training={"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1, "sample_every": 0,
-                  "checkpoint_every": 0, "device": "cpu", "ema_decay": 0.5, **training},
-        sampling={"grid_size": 4, **tiny.get("sampling", {})})
+RES = TINY_RES
 
 
 @pytest.fixture(scope="module", params=FAMILIES.names())
-def trained(request, tmp_path_factory):
-    """(family loaded from its checkpoint, the run's result, its metrics rows)."""
-    name = request.param
-    root = tmp_path_factory.mktemp(f"conf-{name}")
-    res = train(tiny_family_config(name), root / "run", emit=lambda e: None)
-    assert res.state == "finished", res.message
-    fam, _ = ck.family_from_checkpoint(res.last_checkpoint, "cpu")
-    import json
-    rows = [json.loads(l) for l in (root / "run" / "metrics.jsonl").read_text().splitlines()]
-    return fam, res, rows
+def trained(request, tiny_runs):
+    """(family loaded from its checkpoint, the run's result, its metrics rows): the session's tiny
+    run of the family (tests/conftest.py), shared with the other conformance suites."""
+    run = tiny_runs[request.param]
+    fam, _ = ck.family_from_checkpoint(run.checkpoint, "cpu")
+    return fam, run.result, run.rows
 
 
 def res_path(trained):
