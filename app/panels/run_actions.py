@@ -36,8 +36,7 @@ class RunActions(QWidget):
         None for the system's trash."""
         super().__init__(parent)
         self.run: RunSummary | None = None
-        self.checkpoint_of = checkpoint_of or (lambda: self.run.checkpoints[-1][1] if self.run and self.run.checkpoints
-                                               else None)
+        self.checkpoint_of = checkpoint_of or self._newest_checkpoint
         self.trash_dir = Path(trash_dir) if trash_dir is not None else None
         # dialogs, replaceable (tests): confirm(title, text) -> bool; ask_text(title, label, text) -> str | None;
         # ask_save(title, suggested path, filter) -> str | None
@@ -118,6 +117,9 @@ class RunActions(QWidget):
             b.setToolTip("A live run cannot be renamed or deleted: stop it first" if live else tip)
         self.resume_btn.setToolTip("The run finished its steps: use Continue + to train it longer"
                                    if has and s.state == "finished" else RESUME_TIP)
+
+    def _newest_checkpoint(self) -> Path | None:
+        return self.run.checkpoints[-1][1] if self.run is not None and self.run.checkpoints else None
 
     def say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color:#c0392b" if error else "color:#1e8449")

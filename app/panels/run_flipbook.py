@@ -230,7 +230,7 @@ class RunFlipbook(QWidget):
         if not self._paths:
             self.image.clear()
             self.caption.setText("")
-            self.slider_label.setText(f"no {spec.title}" if spec is not None else "no images")
+            self.slider_label.setText(f"no {spec.title}" if spec is not None else "")
             return
         n = len(self._paths)
         index = min(max(index, 0), n - 1)
