@@ -336,6 +336,7 @@ class MetricPlot(QWidget):
         self._update_link()
         self.key = None
         self.title.setText(self.OFF)
+        self.status.setText("")   # the readout of the run shown before
         self.line.setData([], [])
         self.points.setData([], [])
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.core import metrics
+from engine.core.artifacts import SAMPLES, ArtifactSpec
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
@@ -32,7 +33,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TAIL = 64  # loss values kept per run for the sparkline
-_SAMPLE_RE = re.compile(r"step_(\d+)\.png$")
+_IMAGE_RE = re.compile(r"step_(\d+)\.png$")
 
 # ---- which way is better, for every quality/ metric (engine/core/metrics.py says it) -----------
 def is_quality_score(key: str) -> bool:
@@ -140,18 +141,24 @@ def _is_run_dir(p: Path) -> bool:
     return (p / "config.toml").is_file() or (p / "status.json").is_file()
 
 
-def list_samples(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """The sample grids (samples/step_000500.png), oldest first."""
+def list_artifact_images(run_dir: str | Path, spec: ArtifactSpec) -> list[tuple[int, Path]]:
+    """A training artifact's images (<spec.folder>/step_000500.png), oldest first. Only that
+    folder's own files: another artifact's subfolder (samples/recon/) is not listed with it."""
     out = []
     try:
-        entries = list(os.scandir(Path(run_dir) / "samples"))
+        entries = list(os.scandir(Path(run_dir) / spec.folder))
     except OSError:
         return out
     for e in entries:
-        m = _SAMPLE_RE.match(e.name)
+        m = _IMAGE_RE.match(e.name)
         if m and not e.name.startswith("."):
             out.append((int(m.group(1)), Path(e.path)))
     return sorted(out)
+
+
+def list_samples(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """The sample grids (samples/step_000500.png), oldest first."""
+    return list_artifact_images(run_dir, SAMPLES)
 
 
 class RunsIndex:

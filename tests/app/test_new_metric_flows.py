@@ -12,7 +12,8 @@ import pytest
 from app.canvases.sampling import eval_lines
 from app.panels.family_compare import FamilyCompare
 from app.panels.plots_panel import MetricPlot
-from app.panels.runs import C_BEST, RunsBrowser
+from app.panels.run_tree import C_BEST
+from app.panels.runs import RunsBrowser
 from engine.core import metrics
 from engine.core.config import ConfigError
 from engine.metrics.evaluate import Evaluator
@@ -112,7 +113,7 @@ def test_the_built_in_metrics_read_as_they_always_have():
     """The panels' texts of the built-in metrics, now drawn from the registry."""
     from app.panels.family_compare import row_tooltip, table_columns
     from app.panels.plots_panel import quality_curve_keys, quality_readouts
-    from app.panels.runs import metric_label
+    from app.panels.run_tree import metric_label
     r = {"fd_domain": 1.5, "kid_domain": 0.012344, "kid_domain_std": 0.001, "precision_domain": 0.5,
          "recall_domain": 0.25, "is_domain": 1.9, "is_domain_std": 0.1, "bits_per_dim": 3.25, "bpd_images": 20,
          "bpd_split": "held-out"}

@@ -18,7 +18,9 @@ import pytest
 from engine.core import util
 from engine.core.config import RunConfig
 from engine.runs.fileops import RunBusyError, default_trash_for, export_checkpoint, export_config, rename_run, trash
-from engine.runs.index import RunsIndex, better, higher_is_better, read_curves, scan_runs
+from engine.core.artifacts import ArtifactSpec, SAMPLES
+from engine.runs.index import (RunsIndex, better, higher_is_better, list_artifact_images, list_samples, read_curves,
+                               scan_runs)
 from tests.conftest import tiny_config
 
 
@@ -124,6 +126,20 @@ def test_the_index_follows_a_growing_run_and_a_truncated_log(tmp_path):
     (run / "status.json").write_text(json.dumps({**live_status(step=2), "pid": dead_pid()}))
     assert index.summary(run).state == "interrupted"
     assert index.summary(run).recorded_state == "running"
+
+
+def test_an_artifacts_images_are_its_own_folders_and_the_samples_are_one_artifact(tmp_path):
+    run = make_run(tmp_path, "vae", samples=[0, 10])
+    for step in (0, 5, 10):
+        write_png(run / "samples" / "recon" / f"step_{step:06d}.png", 40)
+    (run / "samples" / "recon" / ".step_000015.png.1234.tmp").write_bytes(b"\x89PNG")   # being written: not listed
+    (run / "samples" / "recon" / "notes.txt").write_text("not an image of a step")
+    recon = ArtifactSpec("recon", "reconstructions", "samples/recon", "recon {step}")
+    assert list_artifact_images(run, recon) == [(s, run / "samples" / "recon" / f"step_{s:06d}.png") for s in (0, 5, 10)]
+    # the sample grids: samples/ itself, not the reconstructions in its subfolder
+    assert list_samples(run) == list_artifact_images(run, SAMPLES) == [
+        (0, run / "samples" / "step_000000.png"), (10, run / "samples" / "step_000010.png")]
+    assert list_artifact_images(run, ArtifactSpec("hist", "histogram", "samples/hist", "{step}")) == []   # none yet
 
 
 def test_wall_time_continues_across_a_resume(tmp_path):
