@@ -63,7 +63,7 @@ def add_request_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             default = flag.default
             if i == 0 and default is None and f.default is not dataclasses.MISSING:
                 default = f.default     # a command reads the request's default (args.n is 5000)
-            elif i == 0 and default is None and f.default_factory is not dataclasses.MISSING:
+            elif i == 0 and default is None and not flag.key and f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()   # e.g. every metric registered by now
             required = flag.required or (i == 0 and flag.default is None and not has_default(f))
             entry_type = str if flag.key else typ

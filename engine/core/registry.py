@@ -65,6 +65,8 @@ class Registry(Generic[T]):
         except KeyError:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self._specs) or 'none'}") from None
 
+    __getitem__ = get
+
     def names(self) -> tuple[str, ...]:
         return tuple(self._ensure())
 

@@ -123,15 +123,16 @@ def test_every_preset_trains_two_steps_at_a_tiny_size(preset, preset_runs):
 
 
 # ---- plotted keys ------------------------------------------------------------------------------
-# the metric (metrics.metrics) whose evaluation pass logs a quality/ key; any other quality key
-# needs the sample-quality metrics
-QUALITY_METRIC = {QUALITY + "bits_per_dim": "bpd"}
-
-
 def metrics_logging(keys: list[str]) -> list[str]:
-    from engine.metrics.evaluate import METRICS
-    return sorted({QUALITY_METRIC[k] for k in keys if k in QUALITY_METRIC}
-                  | (set(METRICS) if any(k not in QUALITY_METRIC for k in keys) else set()))
+    """The measures (metrics.metrics) whose evaluation pass logs these quality/ keys, by the metric
+    registry (a key it does not know asks for every sample measure)."""
+    from engine.core.metrics import MEASURES, SAMPLING, measure_names
+    found = MEASURES.lookup()
+    out = set()
+    for k in keys:
+        logged = found.get(k[len(QUALITY):])
+        out |= {logged.measure.key} if logged is not None else set(measure_names(SAMPLING))
+    return sorted(out)
 
 
 def logs(key: str, name: str) -> bool:
