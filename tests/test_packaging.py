@@ -253,9 +253,10 @@ def test_spec_finds_every_lazily_imported_module():
         sys.path[:] = old_path
     modules = set(ns["lazy_modules"])
     from engine.ops import OPS
-    wanted = {c.impl for c in CANVASES} | {s.impl for _, s in SOLVERS.items()} | {o.request_ref for _, o in OPS.items()}
+    from engine.core.metrics import MEASURES
+    wanted = {c.impl for c in CANVASES} | {s.impl for _, s in SOLVERS.items()} | {m.function for _, m in MEASURES.items()} | {o.request_ref for _, o in OPS.items()}
     for _, f in FAMILIES.items():
-        wanted |= set(f.refs())
+        wanted |= set(f.refs()) | {f"{f.package}:SPEC"}
     assert {r.partition(":")[0] for r in wanted} <= modules
     assert "engine.inpainting.options" in modules  # a reference outside the registries (ddpm's inpaint_options)
     assert all(ns["module_exists"](m) for m in modules)

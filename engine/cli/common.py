@@ -1,11 +1,9 @@
 """What the genlab-engine commands share: the one-line error, lines on stderr, TOML-valued
-command-line settings (--set, --option) and the device choice."""
+command-line settings (--set, --option)."""
 from __future__ import annotations
 
 import os
 import sys
-
-DEVICES = ["auto", "cpu", "cuda", "mps"]
 
 
 class CLIError(Exception):

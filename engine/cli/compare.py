@@ -3,7 +3,8 @@ quality, diversity, sampling speed and training cost, all scored against the sam
 Progress events and one result line (the rows) are JSON lines on stdout; --csv writes the table."""
 from __future__ import annotations
 
-from engine.cli.common import DEVICES, CLIError
+from engine.cli.common import CLIError
+from engine.core.config import DEVICES
 
 HELP = ("compare checkpoints of any families trained on one dataset: FD/FID, precision, recall, bits/dim, "
         "images/s, NFE, training cost")

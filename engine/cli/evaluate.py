@@ -3,7 +3,8 @@ evaluate op: its flags are the op's request fields), or a folder of fakes agains
 reals. Progress and the result are JSON lines on stdout."""
 from __future__ import annotations
 
-from engine.cli.common import DEVICES, CLIError
+from engine.cli.common import CLIError
+from engine.core.config import DEVICES
 
 HELP = "score samples: FID (or FD-domain), KID, precision/recall, IS"
 OP = "evaluate"
@@ -26,7 +27,7 @@ def run(args) -> int:
     from engine.core import protocol
     from engine.core.metrics import LIKELIHOOD, MEASURES
     from engine.core.util import throttled
-    from engine.metrics.evaluate import parse_metrics
+    from engine.core.metrics import parse_metrics
     from engine.ops import OPS
 
     def emit(ev):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from engine.cli.common import DEVICES, CLIError, note, progress_line, warn
+from engine.cli.common import CLIError, note, progress_line, warn
+from engine.core.config import DEVICES
 from engine.ops import OPS
 
 

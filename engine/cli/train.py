@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.common import DEVICES, CLIError, parse_set, rank_prefix, say
+from engine.cli.common import CLIError, parse_set, rank_prefix, say
+from engine.core.config import DEVICES
 from engine.core.config import RunConfig, load_preset
 from engine.core.families import DEFAULT_PRESET
 

@@ -1,7 +1,7 @@
 """`genlab-engine worker`: serve canvas requests, JSON lines on stdin (engine/worker.py)."""
 from __future__ import annotations
 
-from engine.cli.common import DEVICES
+from engine.core.config import DEVICES
 
 HELP = "serve canvas requests (JSON lines on stdin)"
 

@@ -36,8 +36,8 @@ class ArtifactSpec:
         """From artifacts.json; None when it lacks a key or folder (unknown fields are ignored)."""
         if not isinstance(d, dict) or not isinstance(d.get("key"), str) or not isinstance(d.get("folder"), str):
             return None
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in d.items() if k in names and isinstance(v, (str, int))}
+        types = {f.name: (int if f.type in (int, "int") else str) for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in types and type(v) is types[k]}
         return cls(**{"title": d["key"], "caption": d["key"] + ", step {step}", **values})
 
 

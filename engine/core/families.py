@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.core import metrics
-from engine.core.logkeys import QUALITY
+from engine.core.logkeys import QUALITY, wants
 from engine.core.capabilities import InpaintMethod
 from engine.core.registry import Registry, absolute_ref, load_object
 
@@ -37,7 +37,7 @@ class PlotGroup:
     bars: bool = False  # the newest value of each key as a bar (e.g. KL per latent dimension), not curves
 
     def wants(self, name: str) -> bool:
-        return any(name == k or (k.endswith("/") and name.startswith(k)) for k in self.keys)
+        return wants(self.keys, name)
 
 
 LOSS_PLOT = PlotGroup("loss", "loss", ("loss/",))

@@ -46,6 +46,11 @@ def quality(scores: dict) -> dict:
     return {QUALITY + k: v for k, v in scores.items()}
 
 
+def wants(keys, name: str) -> bool:
+    """Whether a logged name is one of `keys`: exact names, or namespaces ending in '/'."""
+    return any(name == k or (k.endswith("/") and name.startswith(k)) for k in keys)
+
+
 def short(key: str) -> str:
     """'loss/D' -> 'D', for legends and readouts."""
     return key.split("/", 1)[1] if "/" in key else key

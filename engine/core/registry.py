@@ -40,8 +40,9 @@ class Registry(Generic[T]):
 
     def _ensure(self) -> dict[str, T]:
         if self._discover is not None:
-            discover, self._discover = self._discover, None
-            for name, spec in discover():
+            found = list(self._discover())   # a discovery that fails raises again on the next use
+            self._discover = None
+            for name, spec in found:
                 self.register(name, spec)
         return self._specs
 

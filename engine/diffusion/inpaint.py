@@ -100,7 +100,7 @@ def inpaint_diffusion(denoiser: Any, solver: Solver, known: torch.Tensor,
     fixed = noise_init.to(dev) if noise_init is not None else randn()
     x = levels[s0].noised(x_init.to(dev).float(), fixed)
     if noise_start is not None:
-        x = mask * noise_start.to(dev).float() + (1 - mask) * x
+        x = mask * (solver.noise_levels.prior_std * noise_start.to(dev).float()) + (1 - mask) * x
     total = len(walk) - 1
     for i, (p, q) in enumerate(zip(walk[:-1], walk[1:])):
         check_cancel(cancel)

@@ -12,7 +12,7 @@ import torch
 from safetensors.numpy import load_file as np_load, save as np_save
 
 from engine.core import metrics as registry
-from engine.core.metrics import SAMPLING, MeasureSpec, parse_metrics  # noqa: F401 (parse_metrics: re-exported)
+from engine.core.metrics import SAMPLING, MeasureSpec, parse_metrics
 from engine.core.registry import load_object
 from engine.core.util import atomic_write_bytes
 from engine.family.progress import StageProgress, check_cancel

@@ -49,7 +49,8 @@ class EvaluateResult:
 
 def run(session: ModelSession, req: EvaluateRequest, progress: StageProgress, cancel: Cancel) -> EvaluateResult:
     from engine.data import build_dataset
-    from engine.metrics.evaluate import Evaluator, family_sampler, parse_metrics
+    from engine.core.metrics import parse_metrics
+    from engine.metrics.evaluate import Evaluator, family_sampler
     measures = [registry.MEASURES.get(m) for m in dict.fromkeys(parse_metrics(req.metrics))]
     cfg, fam = session.config, session.family
     needy = next((m.key for m in measures if m.needs == registry.LIKELIHOOD), None)

@@ -24,7 +24,7 @@ from pathlib import Path
 from engine.core import metrics
 from engine.core.artifacts import SAMPLES, ArtifactSpec
 from engine.core.families import FAMILIES
-from engine.core.logkeys import QUALITY, normalize_row, short
+from engine.core.logkeys import QUALITY, normalize_row, short, wants
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
 
 if sys.version_info >= (3, 11):
@@ -285,10 +285,6 @@ def scan_runs(folder: str | Path) -> list[RunSummary]:
 
 
 # ---- curves ----------------------------------------------------------------------------------
-def _wants(keys, name: str) -> bool:
-    return any(name == k or (k.endswith("/") and name.startswith(k)) for k in keys)
-
-
 def read_curves(run_dir: str | Path, keys=("loss/",)) -> dict:
     """The logged values of a run whose names are in keys (exact names, or namespaces ending in
     '/'): {name: (steps, times, values)} as float numpy arrays. times are seconds of training:
@@ -321,7 +317,7 @@ def read_curves(run_dir: str | Path, keys=("loss/",)) -> dict:
         else:
             t = float("nan")
         for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and _wants(keys, k):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and wants(keys, k):
                 xs = out.setdefault(k, ([], [], []))
                 xs[0].append(float(row["step"]))
                 xs[1].append(float(t))

@@ -70,10 +70,12 @@ class RunDir:
 
     def remove_stale_temp_files(self) -> int:
         """Delete the temp files of atomic writes that were killed midway (.NAME.*.tmp in the run
-        folder, checkpoints/ and samples/). Only call this when no other writer of this run can
-        be alive (see live_owner). Returns how many were removed."""
+        folder, checkpoints/ and every artifact's folder). Only call this when no other writer of
+        this run can be alive (see live_owner). Returns how many were removed."""
         removed = 0
-        for folder in (self.path, self.checkpoints_dir, self.samples_dir):
+        folders = dict.fromkeys([self.path, self.checkpoints_dir, self.samples_dir,
+                                 *(self.path / a.folder for a in self.artifacts())])
+        for folder in folders:
             try:
                 entries = list(os.scandir(folder))
             except OSError:

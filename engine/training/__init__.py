@@ -1,1 +1,1 @@
-"""The family-agnostic training loop, checkpoints and the run directory."""
+"""The training loop and its jobs: resume, artifacts, evaluation, checkpoints, control, torchrun ranks."""
