@@ -1,5 +1,9 @@
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import QFormLayout
+
 from app.widgets.config_form import ConfigForm
 from engine.core.config import TrainingConfig
 from engine.families.ddpm.section import DDPMConfig
@@ -149,3 +153,73 @@ def test_a_plot_with_a_long_title_and_many_curves_does_not_widen_its_page(qtbot)
     plot._redraw()
     assert "group_7" in plot.readout.toolTip()
     assert plot.minimumSizeHint().width() < 300
+
+
+# ---- every editor gives back its field's type; floats show as written; advanced fields fold ----
+from dataclasses import dataclass  # noqa: E402
+
+from engine.core.schema import opt  # noqa: E402
+
+
+@dataclass
+class Choices:
+    kernel: int = opt(3, "an int with choices", choices=(3, 5, 7))
+    scale: float = opt(0.5, "a float with choices", choices=(0.5, 1.0, 2.0))
+    mode: str = opt("a", "a str with choices", choices=("a", "b"))
+    flag: bool = opt(False, "a bool with choices", choices=(False, True))
+    rate: float = opt(0.0, "a plain float")
+    shown: float = opt(2.0, "a float shown with two decimals", decimals=2)
+    psi: float = opt(1.0, "a slider", min=0.0, max=2.0, slider=True)
+    depth: int = opt(4, "an advanced int", min=1, advanced=True)
+    beta: float = opt(0.9, "an advanced float", min=0.0, max=1.0, advanced=True)
+
+
+def test_every_editor_with_choices_gives_back_its_fields_type(qtbot):
+    form = ConfigForm(Choices)
+    qtbot.addWidget(form)
+    form.set_values(Choices(kernel=5, scale=2.0, mode="b", flag=True))
+    v = form.values()
+    assert (v["kernel"], v["scale"], v["mode"], v["flag"]) == (5, 2.0, "b", True)
+    assert [type(v[k]) for k in ("kernel", "scale", "mode", "flag")] == [int, float, str, bool]
+    form.editors["kernel"].setCurrentIndex(2)           # a person's pick
+    form.editors["flag"].setCurrentIndex(0)
+    assert form.values()["kernel"] == 7 and type(form.values()["kernel"]) is int
+    assert form.values()["flag"] is False
+    assert form.editors["kernel"].currentText() == "7"
+
+
+def test_floats_keep_their_value_and_show_as_written(qtbot):
+    form = ConfigForm(Choices)
+    qtbot.addWidget(form)
+    form.set_values(Choices())
+    rate, shown = form.editors["rate"], form.editors["shown"]
+    assert rate.text() == "0.0" and shown.text() == "2.00"    # not "0.000000"
+    for value, text in ((0.0002, "0.0002"), (1e-05, "1e-05"), (0.123456789, "0.123456789"), (3.0, "3.0")):
+        form.set_values({"rate": value})
+        assert rate.text() == text and form.values()["rate"] == value
+    rate.lineEdit().setText("0.25")                      # typed
+    rate.interpretText()
+    assert form.values()["rate"] == 0.25
+    assert rate.validate("abc", 0)[0] == QValidator.Invalid and rate.validate("1e", 2)[0] == QValidator.Intermediate
+    form.set_values({"psi": 0.7})                        # a slider keeps 0.7 though it moves in steps of 0.01
+    assert form.values()["psi"] == 0.7
+    form.editors["psi"].slider.setValue(150)             # dragged
+    assert form.values()["psi"] == 1.5 and form.editors["psi"].label.text() == "1.50"
+
+
+def test_advanced_fields_fold_under_one_row_that_counts_the_changed_ones(qtbot):
+    form = ConfigForm(Choices, fold_advanced=True)
+    qtbot.addWidget(form)
+    form.set_values(Choices())
+    form.show()
+    toggle = form.advanced_toggle
+    assert toggle.text() == "Advanced (2)" and "depth" in toggle.toolTip()
+    assert form.editors["depth"].isHidden() and form.editors["beta"].isHidden()
+    assert not form.editors["kernel"].isHidden()
+    rows = [form.layout().itemAt(i, QFormLayout.FieldRole) for i in range(form.layout().rowCount())]
+    assert [r.widget() for r in rows[-2:]] == [form.editors["depth"], form.editors["beta"]]   # last
+    form.set_values({"depth": 6})
+    assert toggle.text() == "Advanced (2, 1 changed)" and form.values()["depth"] == 6   # hidden, still there
+    qtbot.mouseClick(toggle, Qt.LeftButton)
+    assert form.advanced_shown() and not form.editors["depth"].isHidden()
+    assert ConfigForm(Choices).advanced_toggle is None                      # folding is asked for
