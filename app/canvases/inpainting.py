@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy,
+                               QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas, enable_by_capability
 from app.qt_util import FlowLayout
@@ -92,6 +93,9 @@ class InpaintingCanvas(Canvas):
         self.model_hint = QLabel("<i>Classical fills work now. Open a diffusion or PixelCNN checkpoint for the "
                                  "model's own methods.</i>")
         self.model_hint.setWordWrap(True)
+        self.open_btn = QPushButton("Open image…")
+        self.open_btn.setToolTip("Open an image to inpaint (or drop one on the editor, or paste one with Ctrl+V); "
+                                 "a file named *mask* opens as the mask")
         self.inpaint_btn = QPushButton("Inpaint")
         self.inpaint_btn.setShortcut("Ctrl+Return")
         self.inpaint_btn.setToolTip("Fill the masked part (Ctrl+Enter)")
@@ -110,6 +114,7 @@ class InpaintingCanvas(Canvas):
         form.addRow("Seeds", self.seeds)
         form.addRow("Class", self.cls)
         side = QVBoxLayout()
+        side.addWidget(self.open_btn)
         side.addLayout(form)
         common = QGroupBox("Fit and edge")
         QVBoxLayout(common).addWidget(self.settings_form)
@@ -128,7 +133,16 @@ class InpaintingCanvas(Canvas):
         side.addStretch(1)
         side_w = self.side_panel = QWidget()
         side_w.setLayout(side)
-        side_w.setMaximumWidth(SIDE_MAX)
+        # messages wrap inside the side panel's width and never widen it; the panel scrolls on its
+        # own, so no message (an error, the loaded model's hint) can resize the editor beside it
+        for label in (self.status, self.model_hint):
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.side_area = QScrollArea()
+        self.side_area.setWidget(side_w)
+        self.side_area.setWidgetResizable(True)
+        self.side_area.setFrameShape(QFrame.NoFrame)
+        self.side_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.side_area.setFixedWidth(SIDE_MAX)
 
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)   # like the editor's: the splitter holds both
@@ -150,7 +164,7 @@ class InpaintingCanvas(Canvas):
         centre.addWidget(QLabel("Results, one per seed: click one to view it"))
         centre.addWidget(self.strip)
         lay = QHBoxLayout(self)
-        lay.addWidget(side_w)
+        lay.addWidget(self.side_area)
         lay.addLayout(centre, 1)
 
         self._fill_methods(None)
@@ -161,6 +175,7 @@ class InpaintingCanvas(Canvas):
         self.editor.image_changed.connect(self._image_changed)
         self.editor.message.connect(self.status.setText)
         self.inpaint_btn.clicked.connect(self.inpaint)
+        self.open_btn.clicked.connect(self.editor.open_image_dialog)
         self.strip.currentRowChanged.connect(self._show_result)
         self.compare_btn.pressed.connect(self._show_original)
         self.compare_btn.released.connect(lambda: self._show_result(self.strip.currentRow()))
@@ -171,9 +186,10 @@ class InpaintingCanvas(Canvas):
     def resizeEvent(self, e):
         super().resizeEvent(e)
         # a box layout would squeeze the editor and the results before the side panel: on a narrow
-        # page the panel takes its share only (a long method name is then cut short)
+        # page the panel takes its share only (a long method name is then cut short). The width
+        # follows the page's width and the controls, never the text of a message.
         share = max(self.side_panel.minimumSizeHint().width(), int(SIDE_SHARE * self.width()))
-        self.side_panel.setMaximumWidth(min(SIDE_MAX, share))
+        self.side_area.setFixedWidth(min(SIDE_MAX, share))
 
     # ---- methods and options -------------------------------------------------------------------
     def _fill_methods(self, caps: Capabilities | None) -> None:
