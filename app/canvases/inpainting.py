@@ -29,7 +29,7 @@ from app.widgets.image_view import ImageView
 from app.widgets.mask_editor import MaskEditor
 from engine.core.capabilities import Capabilities, InpaintMethod
 from engine.core.families import FAMILIES
-from engine.inpainting import CLASSICAL, CLASSICAL_METHODS, MASK_CONVENTION
+from engine.inpainting import CLASSICAL, CLASSICAL_METHODS, MASK_CONVENTION, channels_note
 from engine.inpainting.geometry import work_region
 from engine.core.registry import load_object
 from engine.inpainting.options import InpaintSettings
@@ -93,6 +93,9 @@ class InpaintingCanvas(Canvas):
         self.model_hint = QLabel("<i>Classical fills work now. Open a diffusion or PixelCNN checkpoint for the "
                                  "model's own methods.</i>")
         self.model_hint.setWordWrap(True)
+        self.mode_note = QLabel("")   # said before running: the model works in another colour mode
+        self.mode_note.setWordWrap(True)
+        self.mode_note.hide()
         self.open_btn = QPushButton("Open image…")
         self.open_btn.setToolTip("Open an image to inpaint (or drop one on the editor, or paste one with Ctrl+V); "
                                  "a file named *mask* opens as the mask")
@@ -122,6 +125,7 @@ class InpaintingCanvas(Canvas):
         self.model_group = QGroupBox("Model")
         mg = QVBoxLayout(self.model_group)
         mg.addWidget(self.model_hint)
+        mg.addWidget(self.mode_note)
         mg.addLayout(self.options_box)          # the family's sample options (steps, solver, …)
         mg.addLayout(self.model_box)
         side.addWidget(self.model_group)
@@ -135,7 +139,7 @@ class InpaintingCanvas(Canvas):
         side_w.setLayout(side)
         # messages wrap inside the side panel's width and never widen it; the panel scrolls on its
         # own, so no message (an error, the loaded model's hint) can resize the editor beside it
-        for label in (self.status, self.model_hint):
+        for label in (self.status, self.model_hint, self.mode_note):
             label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.side_area = QScrollArea()
         self.side_area.setWidget(side_w)
@@ -232,6 +236,17 @@ class InpaintingCanvas(Canvas):
             for name in ("fit", "padding"):
                 self.settings_form.editors[name].setEnabled(False)
         self.update_frame()
+        self._update_mode_note()
+
+    def _update_mode_note(self) -> None:
+        """Before running: what a model's fill does to an image of another colour mode (a
+        greyscale model on a colour photo), as the result's note will say it again."""
+        caps, img = self.capabilities, self.editor.image()
+        text = ""
+        if caps is not None and caps.inpaint and caps.channels and img is not None and self.uses_model():
+            text = channels_note(1 if img.ndim == 2 else img.shape[2], caps.channels)
+        self.mode_note.setText(f"<b>{text[:1].upper()}{text[1:]}.</b>" if text else "")
+        self.mode_note.setVisible(bool(text))
 
     def apply_capabilities(self, caps: Capabilities) -> None:
         self.cls.clear()
@@ -306,6 +321,7 @@ class InpaintingCanvas(Canvas):
 
     def _image_changed(self) -> None:
         self.update_frame()
+        self._update_mode_note()
         self.undo_accept_btn.setEnabled(bool(self._accepted))
 
     # ---- running --------------------------------------------------------------------------------
