@@ -195,6 +195,13 @@ class InpaintingCanvas(Canvas):
         share = max(self.side_panel.minimumSizeHint().width(), int(SIDE_SHARE * self.width()))
         self.side_area.setFixedWidth(min(SIDE_MAX, share))
 
+    def open_image(self, path: str) -> str:
+        """An image file to inpaint (a drop on the window): '' once open, else why not (shown)."""
+        if not self.editor.load_image_file(path):
+            return self.status.text()     # the editor's message, one line naming the file
+        self.status.setText(f"opened {Path(path).name}: paint the part to regenerate ({MASK_CONVENTION})")
+        return ""
+
     # ---- methods and options -------------------------------------------------------------------
     def _fill_methods(self, caps: Capabilities | None) -> None:
         model = list(caps.inpaint.methods) if caps is not None and caps.inpaint else []
