@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSizePolicy,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas, enable_by_capability
+from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import FlowLayout
 from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
@@ -92,9 +92,7 @@ class InpaintingCanvas(Canvas):
         self.model_box = QVBoxLayout()          # the family's inpainting options, once loaded
         self.model_hint = QLabel("<i>Classical fills work now. Open a diffusion or PixelCNN checkpoint for the "
                                  "model's own methods.</i>")
-        self.model_hint.setWordWrap(True)
         self.mode_note = QLabel("")   # said before running: the model works in another colour mode
-        self.mode_note.setWordWrap(True)
         self.mode_note.hide()
         self.open_btn = QPushButton("Open image…")
         self.open_btn.setToolTip("Open an image to inpaint (or drop one on the editor, or paste one with Ctrl+V); "
@@ -116,7 +114,10 @@ class InpaintingCanvas(Canvas):
         form.addRow("Method", self.method)
         form.addRow("Seeds", self.seeds)
         form.addRow("Class", self.cls)
-        side = QVBoxLayout()
+        # the controls scroll beside the pictures; Inpaint, its progress and the status stay in view
+        self.side = SideColumn(SIDE_MAX, SIDE_SHARE)
+        self.side_panel = self.side.panel
+        side = self.side.body
         side.addWidget(self.open_btn)
         side.addLayout(form)
         common = QGroupBox("Fit and edge")
@@ -124,29 +125,15 @@ class InpaintingCanvas(Canvas):
         side.addWidget(common)
         self.model_group = QGroupBox("Model")
         mg = QVBoxLayout(self.model_group)
-        mg.addWidget(self.model_hint)
-        mg.addWidget(self.mode_note)
+        mg.addWidget(wrapping(self.model_hint))
+        mg.addWidget(wrapping(self.mode_note))
         mg.addLayout(self.options_box)          # the family's sample options (steps, solver, …)
         mg.addLayout(self.model_box)
         side.addWidget(self.model_group)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.inpaint_btn, 1)
-        side.addLayout(run_row)
-        side.addWidget(self.progress_row)   # progress with the time left, and Cancel
-        side.addWidget(self.status)
         side.addStretch(1)
-        side_w = self.side_panel = QWidget()
-        side_w.setLayout(side)
-        # messages wrap inside the side panel's width and never widen it; the panel scrolls on its
-        # own, so no message (an error, the loaded model's hint) can resize the editor beside it
-        for label in (self.status, self.model_hint, self.mode_note):
-            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.side_area = QScrollArea()
-        self.side_area.setWidget(side_w)
-        self.side_area.setWidgetResizable(True)
-        self.side_area.setFrameShape(QFrame.NoFrame)
-        self.side_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.side_area.setFixedWidth(SIDE_MAX)
+        self.side.foot.addWidget(self.inpaint_btn)
+        self.side.foot.addWidget(self.progress_row)   # progress with the time left, and Cancel
+        self.side.foot.addWidget(status_line(self.status))
 
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)   # like the editor's: the splitter holds both
@@ -168,7 +155,7 @@ class InpaintingCanvas(Canvas):
         centre.addWidget(QLabel("Results, one per seed: click one to view it"))
         centre.addWidget(self.strip)
         lay = QHBoxLayout(self)
-        lay.addWidget(self.side_area)
+        lay.addWidget(self.side)
         lay.addLayout(centre, 1)
 
         self._fill_methods(None)
@@ -189,11 +176,7 @@ class InpaintingCanvas(Canvas):
 
     def resizeEvent(self, e):
         super().resizeEvent(e)
-        # a box layout would squeeze the editor and the results before the side panel: on a narrow
-        # page the panel takes its share only (a long method name is then cut short). The width
-        # follows the page's width and the controls, never the text of a message.
-        share = max(self.side_panel.minimumSizeHint().width(), int(SIDE_SHARE * self.width()))
-        self.side_area.setFixedWidth(min(SIDE_MAX, share))
+        self.side.follow(self.width())   # on a narrow page a long method name is cut short
 
     def open_image(self, path: str) -> str:
         """An image file to inpaint (a drop on the window): '' once open, else why not (shown)."""
@@ -252,7 +235,8 @@ class InpaintingCanvas(Canvas):
         text = ""
         if caps is not None and caps.inpaint and caps.channels and img is not None and self.uses_model():
             text = channels_note(1 if img.ndim == 2 else img.shape[2], caps.channels)
-        self.mode_note.setText(f"<b>{text[:1].upper()}{text[1:]}.</b>" if text else "")
+        head, _, rest = text.partition(": ")
+        self.mode_note.setText(f"<b>{head[:1].upper()}{head[1:]}:</b> {rest}." if text else "")
         self.mode_note.setVisible(bool(text))
 
     def apply_capabilities(self, caps: Capabilities) -> None:

@@ -56,6 +56,7 @@ class MaskEditor(QWidget):
                                 "black pixels are kept; grey blends the two.")
         self.info = ElidedLabel("", template="(99, 99) mask 0.00 · 99×99 · 800 %", elide=Qt.ElideLeft)
         self.info.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.info.hide()   # until there is an image
         bottom = QHBoxLayout()
         bottom.setContentsMargins(2, 0, 2, 0)
         # where the row is short, the caption (also in its tooltip) gives way to the readout
@@ -284,6 +285,7 @@ class MaskEditor(QWidget):
             if 0 <= x < w and 0 <= y < h:
                 text = f"({x}, {y}) mask {self._doc.mask[y, x]:.2f} · " + text
         self.info.setText(text)
+        self.info.setVisible(bool(text))   # no image: the caption has the row (its height stays)
 
     # ---- files ---------------------------------------------------------------------------------
     def load_image_file(self, path) -> bool:
