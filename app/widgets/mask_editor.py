@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QRect, QRectF, QSettings, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QColorDialog, QFileDialog, QHBoxLayout, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QSizePolicy, QSlider, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from app.widgets.elided_label import ElidedLabel
 from app.widgets.image_io import qimage_to_array, read_image

@@ -4,8 +4,8 @@ fills, which need no model. The model works at its resolution on a region of the
 whole image, its central square, or a square around the mask: engine/inpainting/geometry.py);
 its result is pasted back into the full-size image with a feathered edge, so pixels away from
 the mask come back bit for bit, in the image's own colour mode (a greyscale model's fill in a
-colour photo takes its colour from around the hole: composite.in_image_channels). One PNG per seed, with the method and its parameters in the PNG's
-text metadata (engine/core/pnginfo.py)."""
+colour photo takes its colour from around the hole: composite.in_image_channels). One PNG per
+seed, with the method and its parameters in the PNG's text metadata (engine/core/pnginfo.py)."""
 from __future__ import annotations
 
 import time
@@ -207,7 +207,9 @@ def _with_model(session, image, mask, method, settings, req, progress, cancel):
     if inpaint_options is not None:
         params["inpaint"] = asdict(inpaint_options)
     # a grey fill takes its colour from around the hole (composite.in_image_channels)
-    guide = cut(colour_guide(image, mask) if image.shape[2] > fam.channels else image, region)
+    guide = cut(image, region)
+    if image.shape[2] > fam.channels:   # the colours around the hole, carried in (within the region)
+        guide = colour_guide(guide, cut(mask, region))
     fills = [in_image_channels(resize(g, (x1 - x0, y1 - y0)), guide) for g in gen]
     return [paste(image, f, weight, region) for f in fills], region, params
 

@@ -100,7 +100,8 @@ def test_the_grey_fill_gives_the_light_and_shade_and_the_surroundings_the_colour
     mask = np.zeros((16, 16), np.float32)
     mask[4:12, 4:12] = 1
     guide = colour_guide(image, mask)
-    assert np.allclose(guide[mask > 0], (0.8, 0.4, 0.2), atol=2.5 / 255)   # the hole takes the wall's colour (Telea: within 2 levels)
+    # the hole takes the wall's colour (Telea's fill: within 2 levels of 255)
+    assert np.allclose(guide[mask > 0], (0.8, 0.4, 0.2), atol=2.5 / 255)
     assert np.array_equal(guide[mask == 0], image[mask == 0])
     fill = rng.uniform(0.3, 0.6, (16, 16, 1)).astype(np.float32)
     out = in_image_channels(fill, guide)
