@@ -24,6 +24,7 @@ from app.panels.runs import RunsBrowser
 from app.panels.training_panel import TrainingPanel
 from app.run_watcher import RunWatcher
 from app.widgets.checkpoint_bar import CheckpointBar
+from app.widgets.image_io import carries_sample_parameters, is_image_file
 from app.worker_session import WorkerSession
 from engine.core.capabilities import Capabilities
 from engine.core.config import ConfigError, RunConfig
@@ -320,19 +321,27 @@ class MainWindow(QMainWindow):
 
     def open_dropped(self, path: str) -> None:
         """A file or folder dropped on the window: a checkpoint opens for every canvas, a run folder
-        opens as a run, a PNG GenLab wrote restores its settings in the Sample tab (PNG Info), any
-        other folder becomes the dataset."""
+        opens as a run, a sample PNG GenLab wrote restores its settings in the Sample tab (PNG Info),
+        any other image opens in Inpainting, any other folder becomes the dataset."""
         path = Path(path)
         if path.suffix == ".safetensors":
             self._open_checkpoint(str(path))
         elif (path / "config.toml").exists() and (path / "status.json").exists():
             self.open_run(str(path))
             self.show_tab("train")
-        elif path.suffix.lower() == ".png":
+        elif carries_sample_parameters(path):
             self.show_tab("sample")
             self.canvases["sample"].restore_png_info(str(path))
+        elif path.is_file() and is_image_file(path):
+            self.show_tab("inpaint")
+            problem = self.canvases["inpaint"].open_image(str(path))
+            self.status_label.setText(problem or f"opened {path.name} in Inpainting (it carries no GenLab "
+                                                 "sampling parameters to restore in Sample)")
         elif path.is_dir():
             self.data_panel.set_folder(str(path))
+        else:
+            self.status_label.setText(f"cannot open {path.name}: drop a checkpoint (.safetensors), a run or "
+                                      "dataset folder, or an image")
 
     def closeEvent(self, e):
         if self.training.job.is_running():

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas, enable_by_capability
+from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import FlowLayout
 from app.widgets.config_form import ConfigForm
 from app.widgets.image_io import read_image
@@ -28,7 +29,7 @@ from app.widgets.image_view import ImageView
 from app.widgets.mask_editor import MaskEditor
 from engine.core.capabilities import Capabilities, InpaintMethod
 from engine.core.families import FAMILIES
-from engine.inpainting import CLASSICAL, CLASSICAL_METHODS, MASK_CONVENTION
+from engine.inpainting import CLASSICAL, CLASSICAL_METHODS, MASK_CONVENTION, channels_note
 from engine.inpainting.geometry import work_region
 from engine.core.registry import load_object
 from engine.inpainting.options import InpaintSettings
@@ -91,7 +92,11 @@ class InpaintingCanvas(Canvas):
         self.model_box = QVBoxLayout()          # the family's inpainting options, once loaded
         self.model_hint = QLabel("<i>Classical fills work now. Open a diffusion or PixelCNN checkpoint for the "
                                  "model's own methods.</i>")
-        self.model_hint.setWordWrap(True)
+        self.mode_note = QLabel("")   # said before running: the model works in another colour mode
+        self.mode_note.hide()
+        self.open_btn = QPushButton("Open image…")
+        self.open_btn.setToolTip("Open an image to inpaint (or drop one on the editor, or paste one with Ctrl+V); "
+                                 "a file named *mask* opens as the mask")
         self.inpaint_btn = QPushButton("Inpaint")
         self.inpaint_btn.setShortcut("Ctrl+Return")
         self.inpaint_btn.setToolTip("Fill the masked part (Ctrl+Enter)")
@@ -109,26 +114,26 @@ class InpaintingCanvas(Canvas):
         form.addRow("Method", self.method)
         form.addRow("Seeds", self.seeds)
         form.addRow("Class", self.cls)
-        side = QVBoxLayout()
+        # the controls scroll beside the pictures; Inpaint, its progress and the status stay in view
+        self.side = SideColumn(SIDE_MAX, SIDE_SHARE)
+        self.side_panel = self.side.panel
+        side = self.side.body
+        side.addWidget(self.open_btn)
         side.addLayout(form)
         common = QGroupBox("Fit and edge")
         QVBoxLayout(common).addWidget(self.settings_form)
         side.addWidget(common)
         self.model_group = QGroupBox("Model")
         mg = QVBoxLayout(self.model_group)
-        mg.addWidget(self.model_hint)
+        mg.addWidget(wrapping(self.model_hint))
+        mg.addWidget(wrapping(self.mode_note))
         mg.addLayout(self.options_box)          # the family's sample options (steps, solver, …)
         mg.addLayout(self.model_box)
         side.addWidget(self.model_group)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.inpaint_btn, 1)
-        side.addLayout(run_row)
-        side.addWidget(self.progress_row)   # progress with the time left, and Cancel
-        side.addWidget(self.status)
         side.addStretch(1)
-        side_w = self.side_panel = QWidget()
-        side_w.setLayout(side)
-        side_w.setMaximumWidth(SIDE_MAX)
+        self.side.foot.addWidget(self.inpaint_btn)
+        self.side.foot.addWidget(self.progress_row)   # progress with the time left, and Cancel
+        self.side.foot.addWidget(status_line(self.status))
 
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)   # like the editor's: the splitter holds both
@@ -150,7 +155,7 @@ class InpaintingCanvas(Canvas):
         centre.addWidget(QLabel("Results, one per seed: click one to view it"))
         centre.addWidget(self.strip)
         lay = QHBoxLayout(self)
-        lay.addWidget(side_w)
+        lay.addWidget(self.side)
         lay.addLayout(centre, 1)
 
         self._fill_methods(None)
@@ -161,6 +166,7 @@ class InpaintingCanvas(Canvas):
         self.editor.image_changed.connect(self._image_changed)
         self.editor.message.connect(self.status.setText)
         self.inpaint_btn.clicked.connect(self.inpaint)
+        self.open_btn.clicked.connect(self.editor.open_image_dialog)
         self.strip.currentRowChanged.connect(self._show_result)
         self.compare_btn.pressed.connect(self._show_original)
         self.compare_btn.released.connect(lambda: self._show_result(self.strip.currentRow()))
@@ -170,10 +176,14 @@ class InpaintingCanvas(Canvas):
 
     def resizeEvent(self, e):
         super().resizeEvent(e)
-        # a box layout would squeeze the editor and the results before the side panel: on a narrow
-        # page the panel takes its share only (a long method name is then cut short)
-        share = max(self.side_panel.minimumSizeHint().width(), int(SIDE_SHARE * self.width()))
-        self.side_panel.setMaximumWidth(min(SIDE_MAX, share))
+        self.side.follow(self.width())   # on a narrow page a long method name is cut short
+
+    def open_image(self, path: str) -> str:
+        """An image file to inpaint (a drop on the window): '' once open, else why not (shown)."""
+        if not self.editor.load_image_file(path):
+            return self.status.text()     # the editor's message, one line naming the file
+        self.status.setText(f"opened {Path(path).name}: paint the part to regenerate ({MASK_CONVENTION})")
+        return ""
 
     # ---- methods and options -------------------------------------------------------------------
     def _fill_methods(self, caps: Capabilities | None) -> None:
@@ -216,6 +226,18 @@ class InpaintingCanvas(Canvas):
             for name in ("fit", "padding"):
                 self.settings_form.editors[name].setEnabled(False)
         self.update_frame()
+        self._update_mode_note()
+
+    def _update_mode_note(self) -> None:
+        """Before running: what a model's fill does to an image of another colour mode (a
+        greyscale model on a colour photo), as the result's note will say it again."""
+        caps, img = self.capabilities, self.editor.image()
+        text = ""
+        if caps is not None and caps.inpaint and caps.channels and img is not None and self.uses_model():
+            text = channels_note(1 if img.ndim == 2 else img.shape[2], caps.channels)
+        head, _, rest = text.partition(": ")
+        self.mode_note.setText(f"<b>{head[:1].upper()}{head[1:]}:</b> {rest}." if text else "")
+        self.mode_note.setVisible(bool(text))
 
     def apply_capabilities(self, caps: Capabilities) -> None:
         self.cls.clear()
@@ -290,6 +312,7 @@ class InpaintingCanvas(Canvas):
 
     def _image_changed(self) -> None:
         self.update_frame()
+        self._update_mode_note()
         self.undo_accept_btn.setEnabled(bool(self._accepted))
 
     # ---- running --------------------------------------------------------------------------------

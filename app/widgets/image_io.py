@@ -10,6 +10,27 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image_file(path) -> bool:
+    """Whether a file's name says it is an image this GUI reads (what a drop of it should open)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def carries_sample_parameters(path) -> bool:
+    """Whether a PNG carries the sampling parameters GenLab writes (a drop restores them in the
+    Sample tab); any other image (a photo, an inpainting result), or a file that cannot be read: no."""
+    from engine.core.pnginfo import read_png_info
+    if Path(path).suffix.lower() != ".png":
+        return False
+    try:
+        meta = read_png_info(path)
+    except ValueError:
+        return False
+    return meta is not None and meta.get("kind") == "sample"
+
+
 def read_image(path) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """(RGB or grey uint8 image, its alpha or None, "") or (None, None, one line naming the
     file and the problem). np.fromfile + imdecode also reads non-ASCII paths on Windows."""

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QRect, QRectF, QSettings, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QColorDialog, QFileDialog, QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QSizePolicy, QSlider, QSpinBox, QVBoxLayout,
+                               QWidget)
 
+from app.widgets.elided_label import ElidedLabel
 from app.widgets.image_io import qimage_to_array, read_image
 from app.widgets.mask_editor_settings import MaskEditorSettings
 from app.widgets.mask_files import IMAGE_FILTER, images_then_masks, is_mask_name, local_files, read_mask_file, \
@@ -48,15 +50,19 @@ class MaskEditor(QWidget):
         self.brush_bar = BrushBar()
         self.ops_bar = MaskOpsBar(self)
         self._connect_brush_bar()
-        self.caption = QLabel("white = regenerate · black = keep")
+        # the caption row never changes size with its text: the readout changes under the mouse,
+        # and a label that grew with it moved the splitter and rescaled the image mid-stroke
+        self.caption = ElidedLabel("white = regenerate · black = keep", short=("white = regenerate",))
         self.caption.setToolTip("Saved masks use the same convention: white pixels are regenerated, "
                                 "black pixels are kept; grey blends the two.")
-        self.info = QLabel("")
+        self.info = ElidedLabel("", template="(99, 99) mask 0.00 · 99×99 · 800 %", elide=Qt.ElideLeft)
         self.info.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.info.hide()   # until there is an image
         bottom = QHBoxLayout()
         bottom.setContentsMargins(2, 0, 2, 0)
-        bottom.addWidget(self.caption)
-        bottom.addStretch(1)
+        # where the row is short, the caption (also in its tooltip) gives way to the readout
+        self.caption.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        bottom.addWidget(self.caption, 1)
         bottom.addWidget(self.info)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -67,6 +73,7 @@ class MaskEditor(QWidget):
         lay.addLayout(bottom)
         self.view.stroke_done.connect(self._stroke_done)
         self.view.hovered.connect(self._show_info)
+        self.view.view_changed.connect(self._show_info)   # the zoom shown is the zoom drawn
         self._restore_settings()
         self._sync_actions()
 
@@ -204,6 +211,7 @@ class MaskEditor(QWidget):
         self._sync_actions()
         if box is not None:
             self.view.mask_dirty(box)
+            self._show_info()    # the mask value under the mouse
             self.mask_changed.emit()
 
     def _stroke_done(self) -> None:
@@ -267,14 +275,18 @@ class MaskEditor(QWidget):
     def fit_to_window(self) -> None:
         self.view.fit()
 
-    def _show_info(self, pt) -> None:
+    def _show_info(self, *_) -> None:
+        """The readout: the pixel under the mouse and its mask value, the image size, and the zoom
+        (read back from the view each time: what it draws at now)."""
         h, w = self._doc.shape
         text = f"{_size_text(h, w)} · {self.view.scale() * 100:.0f} %" if h else ""
+        pt = self.view.hover_point()
         if pt is not None and h:
             x, y = round(pt[0]), round(pt[1])
             if 0 <= x < w and 0 <= y < h:
                 text = f"({x}, {y}) mask {self._doc.mask[y, x]:.2f} · " + text
         self.info.setText(text)
+        self.info.setVisible(bool(text))   # no image: the caption has the row (its height stays)
 
     # ---- files ---------------------------------------------------------------------------------
     def load_image_file(self, path) -> bool:
@@ -310,6 +322,12 @@ class MaskEditor(QWidget):
             return False
         self.settings.remember_folder(p)
         return True
+
+    def open_image_dialog(self) -> None:
+        """Open… an image (a file named *mask* opens as the mask, as when dropped)."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.last_folder(), IMAGE_FILTER)
+        if path:
+            self.load_files([path])
 
     def load_mask_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load mask", self.last_folder(), IMAGE_FILTER)

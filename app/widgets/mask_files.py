@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.widgets.image_io import read_image
+from app.widgets.image_io import IMAGE_SUFFIXES, read_image
 from app.widgets.mask_paint import to_uint8_mask
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp)"
+IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)})"
 
 
 def read_mask_file(path) -> tuple[np.ndarray | None, str]:

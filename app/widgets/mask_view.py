@@ -26,6 +26,7 @@ class MaskView(QWidget):
 
     stroke_done = Signal()   # a stroke ended (the editor decides whether the mask changed)
     hovered = Signal(object)  # (x, y) in image coordinates, or None when the mouse left
+    view_changed = Signal()   # the zoom or the pan changed (after the fact: scale() is what is drawn)
 
     def __init__(self, doc: MaskDocument, parent=None):
         super().__init__(parent)
@@ -108,6 +109,10 @@ class MaskView(QWidget):
         s = self._scale
         return QPointF(self._offset.x() + (x + 0.5) * s, self._offset.y() + (y + 0.5) * s)
 
+    def hover_point(self) -> tuple[float, float] | None:
+        """The image point under the mouse, or None when the mouse is elsewhere."""
+        return None if self._cursor is None else self.widget_to_image(self._cursor)
+
     def box_to_widget(self, box: Box, margin: int = 2) -> QRect:
         y0, y1, x0, x1 = box
         s, o = self._scale, self._offset
@@ -123,7 +128,7 @@ class MaskView(QWidget):
         s = min(self.width() / w, self.height() / h)
         self._scale = max(1, int(s)) if s >= 1 else max(s, 1e-3)
         self._offset = QPointF((self.width() - w * self._scale) / 2, (self.height() - h * self._scale) / 2)
-        self.update()
+        self._moved()
 
     def zoom_at(self, pos: QPointF, factor: float) -> None:
         """Scale by `factor` keeping the image point under `pos` where it is."""
@@ -136,7 +141,11 @@ class MaskView(QWidget):
         self._offset = QPointF(pos.x() - (pos.x() - o.x()) * s / self._scale,
                                pos.y() - (pos.y() - o.y()) * s / self._scale)
         self._scale, self._fitted = s, False
+        self._moved()
+
+    def _moved(self) -> None:
         self.update()
+        self.view_changed.emit()
 
     def resizeEvent(self, e):
         super().resizeEvent(e)
@@ -151,7 +160,8 @@ class MaskView(QWidget):
         if not h or not w:
             p.setPen(self.palette().placeholderText().color())
             p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap,
-                       "Drop an image here, or paste one (Ctrl+V).\nThen paint where the model should regenerate.")
+                       "Drop an image here, paste one (Ctrl+V) or open one (Open image…).\n"
+                       "Then paint where the model should regenerate.")
             return
         s, o = self._scale, self._offset
         # the image pixels the exposed rectangle shows; one transform for all parts keeps a
@@ -241,7 +251,7 @@ class MaskView(QWidget):
             start, off = self._pan_from
             self._offset = off + (pos - start)
             self._fitted = False
-            self.update()
+            self._moved()
         elif self._painting:
             pt = self.widget_to_image(pos)
             self.mask_dirty(self.doc.segment(self._last, pt))
@@ -275,7 +285,7 @@ class MaskView(QWidget):
                 step = QPointF(step.y(), 0)
             self._offset += step
             self._fitted = False
-            self.update()
+            self._moved()
         e.accept()
 
     # ---- keys: space held pans; the rest goes to the editor ------------------------------------

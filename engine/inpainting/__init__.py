@@ -17,3 +17,14 @@ CLASSICAL = (
 )
 CLASSICAL_METHODS = tuple(m.name for m in CLASSICAL)
 MASK_CONVENTION = "white = regenerate, black = keep"
+
+
+def channels_note(image_channels: int, model_channels: int) -> str:
+    """What a model's fill does to an image of another colour mode, or '' when they match (the
+    canvas says it before running, the operation in its result's note)."""
+    if model_channels == 1 and image_channels > 1:
+        return ("the model works in greyscale: inside the mask its fill gives the light and shade and the colour "
+                "comes from around the mask; every pixel away from the mask keeps its colour")
+    if model_channels > 1 and image_channels == 1:
+        return "the model works in colour: its fill is turned to grey, and the image stays greyscale"
+    return ""

@@ -54,14 +54,44 @@ def paste(original: np.ndarray, generated: np.ndarray, weight: np.ndarray, regio
     return out
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R 601, as Pillow's "L"
+
+
 def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     """H×W×C float image converted to 1 (ITU-R 601 luma, as Pillow's "L") or 3 channels."""
     c = img.shape[2]
     if c == channels:
         return img
     if channels == 1:
-        return (img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32))[..., None].astype(np.float32)
+        return (img[..., :3] @ LUMA)[..., None].astype(np.float32)
     return np.repeat(img[..., :1], 3, axis=2)
+
+
+def colour_guide(image: np.ndarray, mask: np.ndarray, radius: float = 3.0) -> np.ndarray:
+    """The colour image with the hole (mask >= 0.5) filled by OpenCV's Telea fill: the colours
+    around the mask carried into it. A greyscale model's fill takes its colour from this."""
+    from engine.inpainting.classical import classical_fill
+    filled = classical_fill(to_uint8(image), mask, "telea", radius).astype(np.float32) / 255.0
+    hole = (mask >= 0.5)[..., None]
+    return np.where(hole, filled, image)   # outside the hole: the image itself, not its 8-bit copy
+
+
+def in_image_channels(fill: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    """A model's fill (H×W×Cm) in the channels of the image it goes into, whose pixels over the
+    same area are `guide` (H×W×C; for a colour image, its colour_guide).
+
+    A grey fill in a colour image keeps its light and shade and takes the hue and saturation of
+    the colours around the hole: each channel of the guide is shifted by the fill's luma minus the
+    guide's, so the result's luma is the model's (up to clipping) and its chroma the guide's. (A
+    grey patch, the fill copied to three channels, would stand out in a colour photo.) A colour
+    fill in a greyscale image becomes its luma, so the image stays greyscale."""
+    cm, c = fill.shape[2], guide.shape[2]
+    if cm == c:
+        return fill
+    if cm == 1:
+        shift = fill - (guide @ LUMA)[..., None]
+        return np.clip(guide + shift, 0.0, 1.0).astype(np.float32)
+    return to_channels(fill, 1)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

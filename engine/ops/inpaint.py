@@ -3,8 +3,9 @@ RePaint or blending for diffusion, raster completion for PixelCNN) or with OpenC
 fills, which need no model. The model works at its resolution on a region of the image (the
 whole image, its central square, or a square around the mask: engine/inpainting/geometry.py);
 its result is pasted back into the full-size image with a feathered edge, so pixels away from
-the mask come back bit for bit. One PNG per seed, with the method and its parameters in the PNG's
-text metadata (engine/core/pnginfo.py)."""
+the mask come back bit for bit, in the image's own colour mode (a greyscale model's fill in a
+colour photo takes its colour from around the hole: composite.in_image_channels). One PNG per
+seed, with the method and its parameters in the PNG's text metadata (engine/core/pnginfo.py)."""
 from __future__ import annotations
 
 import time
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION
-from engine.inpainting.composite import cut, feather, paste, resize, to_channels, to_uint8
+from engine.inpainting import CLASSICAL_METHODS, MASK_CONVENTION, channels_note
+from engine.inpainting.composite import (colour_guide, cut, feather, in_image_channels, paste, resize, to_channels,
+                                         to_uint8)
 from engine.inpainting.geometry import mask_outside, work_region
 from engine.family.progress import Cancel, StageProgress, stage
 from engine.ops.base import ModelSession
@@ -136,6 +138,7 @@ def run(session: ModelSession | None, req: InpaintRequest, progress: StageProgre
     else:
         outs, region, more = _with_model(session, image, mask, method, settings, req, progress, cancel)
         seeds, params = list(req.seeds), more
+        note = "; ".join(filter(None, [note, channels_note(image.shape[2], session.family.channels)]))
         if mask_outside(mask, region):
             note = "; ".join(filter(None, [note, "part of the mask lies outside the frame and is left unchanged"]))
     meta = {"kind": "inpaint", "method": method, "image": str(req.image), "mask": str(req.mask),
@@ -182,12 +185,14 @@ def _with_model(session, image, mask, method, settings, req, progress, cancel):
     method = fam.check_inpaint_method(method)
     options = fam.sample_options(req.options)
     inpaint_options = fam.inpaint_options_for(req.inpaint)
-    image = to_channels(image, fam.channels)
+    # the model sees the image in its own channels; the result keeps the image's (an RGB photo
+    # through a greyscale model stays RGB, and every pixel away from the mask is the original's)
+    seen = to_channels(image, fam.channels)
     region = work_region(mask, settings.fit, settings.padding)
     res = fam.resolution
     x0, y0, x1, y1 = region
     scale = max(x1 - x0, y1 - y0) / res          # image pixels per model pixel
-    small = resize(cut(image, region), (res, res))
+    small = resize(cut(seen, region), (res, res))
     small_mask = feather(resize(cut(mask, region), (res, res)), settings.feather)
     n = len(req.seeds)
     x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))).float().mul(2).sub(1)
@@ -201,7 +206,12 @@ def _with_model(session, image, mask, method, settings, req, progress, cancel):
     params = {"options": option_values(options), "class": req.cls}
     if inpaint_options is not None:
         params["inpaint"] = asdict(inpaint_options)
-    return [paste(image, g, weight, region) for g in gen], region, params
+    # a grey fill takes its colour from around the hole (composite.in_image_channels)
+    guide = cut(image, region)
+    if image.shape[2] > fam.channels:   # the colours around the hole, carried in (within the region)
+        guide = colour_guide(guide, cut(mask, region))
+    fills = [in_image_channels(resize(g, (x1 - x0, y1 - y0)), guide) for g in gen]
+    return [paste(image, f, weight, region) for f in fills], region, params
 
 
 def _parameters_line(meta: dict, seed: int | None) -> str:

@@ -92,6 +92,27 @@ def test_method_titles_and_help_come_from_whoever_offers_the_method(canvas):
     assert titles()[0] == "magic"
 
 
+def test_the_canvas_says_before_running_when_the_model_works_in_another_colour_mode(canvas):
+    c, client = canvas
+    colour = np.zeros((32, 32, 3), np.uint8)
+    colour[...] = (200, 180, 120)
+    c.editor.set_image(colour)
+    assert c.mode_note.isHidden()                         # no model yet: the classical fills keep colour
+    c.session.set_checkpoint("/runs/a/step_000010.safetensors")
+    client.ready(DDPM, OPTIONS)                           # a greyscale model (1 channel)
+    assert not c.mode_note.isHidden() and "works in greyscale" in c.mode_note.text()
+    assert "away from the mask keeps its colour" in c.mode_note.text()
+    c.method.setCurrentIndex(methods(c).index("telea"))   # a classical fill works in the image's colours
+    assert c.mode_note.isHidden()
+    c.method.setCurrentIndex(methods(c).index("repaint"))
+    assert not c.mode_note.isHidden()
+    c.editor.set_image(colour[..., 0])                    # a greyscale image: nothing to say
+    assert c.mode_note.isHidden()
+    rgb = Capabilities("ddpm", 8, 3, DDPM.sampling, inpaint=DDPM.inpaint)
+    client.ready(rgb, OPTIONS, checkpoint="/runs/a/step_000010.safetensors")
+    assert not c.mode_note.isHidden() and "works in colour" in c.mode_note.text()
+
+
 def test_the_frame_shows_the_square_the_model_works_on(canvas):
     c, client = canvas
     c.session.set_checkpoint("/runs/a/step_000010.safetensors")
