@@ -1,7 +1,8 @@
 """The one engine worker every canvas shares, as a model the canvases listen to: which checkpoint
 the window works on, what the worker has loaded and what it can do (Capabilities), and which canvas
 owns each request in flight, so each reply (result, progress, error, cancelled) reaches the canvas
-that asked and no other. If the worker process dies, every canvas is told and resets."""
+that asked and no other. If the worker process dies, every canvas is told and resets. A checkpoint
+that cannot be loaded changes nothing: the worker keeps the model it had, and so does the window."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,9 @@ class WorkerSession(QObject):
     checkpoint_changed = Signal(str)   # the window's checkpoint (loaded on demand)
     loading = Signal(str)              # a load was sent for this checkpoint
     loaded = Signal(object)            # Capabilities of the checkpoint the worker now holds
-    load_failed = Signal(str)          # message (the previous model, if any, is gone)
+    load_failed = Signal(str)          # message: a load failed and no model is loaded
+    load_refused = Signal(str, str)    # (checkpoint, message): it could not be loaded; the model loaded
+                                       # before stays loaded and is the window's checkpoint again
     reset = Signal(str)                # the worker process ended: every request in flight is lost
 
     def __init__(self, client: WorkerClient | None = None, parent=None):
@@ -109,10 +112,9 @@ class WorkerSession(QObject):
                 owner.on_progress(rid, ev.get("stage", ""), int(ev["done"]), int(ev["total"]))
             return
         self._owners.pop(rid, None)
-        if kind == "error" and owner is None:  # a load failed: nothing usable is loaded now
-            self.loaded_checkpoint, self.capabilities = "", None
+        if kind == "error" and owner is None:  # a load failed: the worker keeps what it had
             if rid == self._load_id:
-                self.load_failed.emit(ev.get("message", "error"))
+                self._on_load_error(ev.get("message", "error"))
             return
         if owner is None:
             return
@@ -124,6 +126,18 @@ class WorkerSession(QObject):
             owner.on_cancelled(rid)
         if kind in ("result", "error", "cancelled"):
             owner.on_done(rid, kind)
+
+    def _on_load_error(self, message: str) -> None:
+        """The newest load failed. With a model loaded before, the window goes back to it (every
+        canvas and the toolbar follow checkpoint_changed) and says why the other did not load."""
+        failed, self._loading = self._loading, ""
+        if self.capabilities is not None and self.loaded_checkpoint:
+            if not same_path(self.checkpoint, self.loaded_checkpoint):
+                self.checkpoint = self.loaded_checkpoint
+                self.checkpoint_changed.emit(self.checkpoint)
+            self.load_refused.emit(failed, message)
+        else:
+            self.load_failed.emit(message)
 
     def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
         self._owners.clear()
@@ -138,3 +152,15 @@ class WorkerSession(QObject):
 
 def same_path(a: str, b: str) -> bool:
     return bool(a) and bool(b) and Path(a) == Path(b)
+
+
+def failure_reason(message: str, path: str) -> str:
+    """The worker's first line about a checkpoint that did not load, without the checkpoint's
+    folder and file name (whoever shows it names the checkpoint already); a sidecar it names, like
+    step_000400.json, stays."""
+    line = message.strip().splitlines()[0] if message.strip() else "error"
+    p = Path(path)
+    for prefix in (f"{p}: ", f"{p.parent}/", f"{p.parent}\\"):
+        if line.startswith(prefix):
+            line = line[len(prefix):]
+    return line

@@ -14,7 +14,8 @@ every other op is an operation of engine/ops (OPS), whose Request dataclass give
   {"id": 9, "op": "cancel", "target": 8}                    (stops request 8 between steps)
   {"id": 10, "op": "quit"}
 "options" are the loaded family's sample options (its section.py); one it does not have is an
-error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one). An op
+error naming it. Any op may carry "checkpoint" (loaded first if it is not the loaded one); a
+checkpoint that cannot be loaded is an error, and the model loaded before stays loaded. An op
 that writes an image and names no "out" writes it into the worker's cache folder (which fields
 are outputs is its Request's metadata: engine/core/flags.py).
 Replies are the events of engine/core/protocol.py: ready, progress, result, cancelled, error.
@@ -160,8 +161,10 @@ class Worker:
         return fields
 
     def load(self, checkpoint: str, rid=None) -> None:
-        """Load a checkpoint and say so (ready: what it can do, and the run's sample options)."""
-        self.session = None  # a failed load leaves nothing half-loaded behind
+        """Load a checkpoint and say so (ready: what it can do, and the run's sample options). The
+        new model replaces the loaded one only once it has loaded in full: a checkpoint that cannot
+        be loaded (missing, corrupt, another family's) is an error, and the model loaded before
+        stays loaded and answers the next request."""
         self.session = ModelSession.load(checkpoint, self.device)
         self.emit(protocol.event("ready", id=rid, checkpoint=str(self.session.checkpoint), step=self.session.step,
                                  capabilities=self.family.capabilities().to_dict(),

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QV
 
 from app.qt_util import human_duration, scratch_settings, signals_blocked
 from app.widgets.config_form import ConfigForm
-from app.worker_session import WorkerSession
+from app.worker_session import WorkerSession, failure_reason
 from engine.core.capabilities import Capabilities
 from engine.core.families import FAMILIES, family_spec
 from engine.core.sections import option_fields
@@ -90,6 +90,7 @@ class Canvas(QWidget):
         session.loaded.connect(self._on_loaded)
         session.loading.connect(self._on_loading)
         session.load_failed.connect(self._on_load_failed)
+        session.load_refused.connect(self._on_load_refused)
         session.reset.connect(self._on_reset)
         session.checkpoint_changed.connect(self.on_checkpoint_changed)
 
@@ -250,6 +251,11 @@ class Canvas(QWidget):
         self.capabilities = None
         self._forget_requests()
         self.show_error(message)
+
+    def _on_load_refused(self, path: str, message: str) -> None:
+        # the model loaded before stays, and so does everything this canvas holds for it
+        self.show_error(f"{Path(path).name} was not opened ({failure_reason(message, path)}); still working on "
+                        f"{Path(self.session.loaded_checkpoint).name}")
 
     def _on_reset(self, message: str) -> None:
         self.capabilities = None

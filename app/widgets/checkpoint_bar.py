@@ -1,9 +1,11 @@
 """The window's one current checkpoint, in the toolbar (like AUTOMATIC1111's checkpoint picker):
 which checkpoint every canvas works on, whether the worker holds it, a recent list to switch,
 and Open…. It is a view of the WorkerSession: a canvas that opens its own checkpoint changes the
-session's, and the bar follows; picking here changes it for every canvas."""
+session's, and the bar follows; picking here changes it for every canvas. A checkpoint that cannot
+be loaded leaves the bar on the one loaded before, with one line saying why the other failed."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from app.qt_util import signals_blocked
-from app.worker_session import WorkerSession, same_path
+from app.worker_session import WorkerSession, failure_reason, same_path
 from engine.core.capabilities import Capabilities
 
 
@@ -52,6 +54,7 @@ class CheckpointBar(QWidget):
         session.loading.connect(lambda _p: self.state.setText("loading…"))
         session.loaded.connect(self._on_loaded)
         session.load_failed.connect(lambda m: self._say_failed(m))
+        session.load_refused.connect(self._say_refused)
         session.reset.connect(lambda m: self._say_failed(m))
         self.refresh()
 
@@ -84,5 +87,19 @@ class CheckpointBar(QWidget):
         self.state.setToolTip(self.session.loaded_checkpoint)
 
     def _say_failed(self, message: str) -> None:
-        self.state.setText("<span style='color:#c0392b'>✖ not loaded</span>")
+        self.state.setText(f"<span style='color:#c0392b'>✖ not loaded: {html.escape(one_line(message))}</span>")
         self.state.setToolTip(message)
+
+    def _say_refused(self, path: str, message: str) -> None:
+        """`path` could not be loaded; the loaded checkpoint (shown in the combo again) stays. What
+        was kept comes before the reason, so a narrow window cuts the reason's end, not the news."""
+        caps, step = self.session.capabilities, self.session.step
+        kept = f" (kept {caps.family}{f', step {step}' if step is not None else ''})" if caps else ""
+        line = f"✖ {checkpoint_label(path)} not opened{kept}: {failure_reason(message, path)}"
+        self.state.setText(f"<span style='color:#c0392b'>{html.escape(line)}</span>")
+        self.state.setToolTip(f"{path} could not be loaded: {message}\n"
+                              f"Still loaded: {self.session.loaded_checkpoint}")
+
+
+def one_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "error"

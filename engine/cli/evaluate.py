@@ -73,6 +73,9 @@ def _folders(args, metrics: list[str], progress):
     ev = Evaluator(real_t, torch.from_numpy(labels), len(names), metrics=metrics,
                    inception_path=args.inception or None, device=args.device or "cpu", progress=progress)
     fake_f = to_uint8_nchw(fake).float().div(127.5).sub(1.0)
-    scores = ev.score(fake_f, n_real=len(real_t))
+    try:
+        scores = ev.score(fake_f, n_real=len(real_t))
+    except ValueError as e:   # too few images, a score that is not finite: one line
+        raise CLIError(str(e)) from None
     return scores, ev.kind, ev.note, {"real": args.real, "fake": args.fake, "real_images": len(real_t),
                                       "fake_images": len(fake_f)}

@@ -7,9 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.common import CLIError, parse_set, rank_prefix, say
-from engine.core.config import DEVICES
-from engine.core.config import RunConfig, load_preset
+from engine.cli.common import CLIError, note, parse_set, rank_prefix, say
+from engine.core.config import DEVICES, RunConfig, load_preset
 from engine.core.families import DEFAULT_PRESET
 
 HELP = "train a model into a run directory"
@@ -43,7 +42,12 @@ def load_run_config(args) -> RunConfig:
         overrides.setdefault("training", {})["steps"] = args.steps
     if args.device:
         overrides.setdefault("training", {})["device"] = args.device
-    return cfg.replace(**overrides) if overrides else cfg
+    new = cfg.replace(**overrides) if overrides else cfg
+    if new.family != cfg.family and "WORLD_SIZE" not in os.environ:   # said once, not by every rank
+        note(f"--set model.family={new.family} on {cfg.family}'s {args.config or f'preset {cfg.name}'}: the model "
+             f"and sampling sections start from {new.family}'s defaults (grid settings kept); data, training and "
+             f"metrics stay as they were")
+    return new
 
 
 def prepare_train(args) -> tuple[RunConfig, Path]:

@@ -130,13 +130,13 @@ class RunConfig:
         if family not in FAMILIES:
             raise ConfigError(f"model.family = {family!r} is not allowed; choose one of: {', '.join(FAMILIES)}")
         spec = family_spec(family)
+        sampling_d = _sampling_table(d.get("sampling", {}), spec.sample_options) if stored else d.get("sampling", {})
         cfg = cls(
             name=name,
             data=section_from_dict(DataConfig, d.get("data", {}), "data"),
-            model=section_from_dict(spec.config, model_d, "model"),
+            model=family_section(family, "model", model_d),
             training=section_from_dict(TrainingConfig, d.get("training", {}), "training"),
-            sampling=section_from_dict(spec.sample_options, _sampling_table(d.get("sampling", {}), spec.sample_options)
-                                       if stored else d.get("sampling", {}), "sampling"),
+            sampling=family_section(family, "sampling", sampling_d),
             metrics=section_from_dict(MetricsConfig, d.get("metrics", {}), "metrics"),
         )
         cfg.validate()
@@ -154,11 +154,15 @@ class RunConfig:
         return self
 
     def replace(self, **sections: dict) -> "RunConfig":
-        """A copy with some fields changed, e.g. cfg.replace(training={"steps": 10})."""
+        """A copy with some fields changed, e.g. cfg.replace(training={"steps": 10}). A new
+        model.family switches the model and sampling sections to that family's defaults (the old
+        family's fields mean nothing to it), keeping the grid settings and the other sections
+        (data, training, metrics); an error then names both families."""
         d = self.to_dict()
-        new_family = (sections.get("model") or {}).get("family")
-        if new_family and new_family != d["model"].get("family"):
-            # another family: its own fields from its defaults; the grid settings carry over
+        old_family = d["model"].get("family")
+        new_family = (sections.get("model") or {}).get("family") if isinstance(sections.get("model"), dict) else None
+        switched = bool(new_family) and new_family != old_family
+        if switched:
             d["model"] = {}
             d["sampling"] = {k: v for k, v in d["sampling"].items() if k in GRID_FIELDS}
         for section, values in sections.items():
@@ -168,7 +172,13 @@ class RunConfig:
                 d[section].update(values)
             else:
                 d[section] = values
-        return RunConfig.from_dict(d)
+        try:
+            return RunConfig.from_dict(d)
+        except ConfigError as e:
+            if not switched or new_family not in FAMILIES:   # an unknown family's error already names the choices
+                raise
+            raise ConfigError(f"model.family = {new_family!r} replaces {old_family!r} (the model and sampling "
+                              f"sections start from {new_family}'s defaults): {e}") from None
 
     def hash(self) -> str:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
@@ -200,6 +210,41 @@ class RunConfig:
         except ConfigError as e:
             msg = str(e)
             raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+
+
+def family_section(family: str, section: str, table: Any):
+    """The family's "model" or "sampling" section from its table. A field the family lacks that
+    is another family's is named as such (a config whose family was changed by hand and kept the
+    old one's fields), not only as an unknown field."""
+    spec = family_spec(family)
+    cls = spec.config if section == "model" else spec.sample_options
+    try:
+        return section_from_dict(cls, table, section)
+    except ConfigError as e:
+        owners = _owners_of_fields(family, section, table)
+        if not owners:
+            raise
+        unknown = sorted(set(table) - _field_names(cls))
+        head, sep, known = str(e).partition("; known fields")
+        raise ConfigError(f"{head} of a {family} model: the {section} section holds {' or '.join(owners)}'s fields "
+                          f"({', '.join(unknown[:3])}{', …' if len(unknown) > 3 else ''}), while model.family = "
+                          f"{family!r}{sep}{known}") from None
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _owners_of_fields(family: str, section: str, table: Any) -> list[str]:
+    """The other families whose `section` has every field of `table` that `family`'s lacks."""
+    if not isinstance(table, dict):
+        return []
+    spec = family_spec(family)
+    unknown = set(table) - _field_names(spec.config if section == "model" else spec.sample_options)
+    if not unknown:
+        return []
+    return [name for name, other in FAMILIES.items() if name != family and unknown <= _field_names(
+        other.config if section == "model" else other.sample_options)]
 
 
 def _sampling_table(d: Any, options_cls: type) -> Any:

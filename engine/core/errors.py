@@ -33,3 +33,9 @@ def os_error_line(e: OSError, action: str = "") -> str:
             errno.ENAMETOOLONG: "the name is too long"}.get(e.errno, e.strerror or type(e).__name__)
     prefix = f"{path}: " if path else ""
     return f"{prefix}{action + ': ' if action else ''}{what}"
+
+
+class NotFinite(ValueError):
+    """A score or a likelihood that came out as NaN or infinite (images unlike anything the model
+    or the feature network has seen, a diverged model's samples): refused in one line saying why,
+    never written into a table as NaN."""

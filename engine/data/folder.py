@@ -116,9 +116,12 @@ def suffix_reason(path: Path) -> str:
 
 def scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str]], list[str]]:
     """(image files with their class name, skipped (file, reason), class names). Linked folders are
-    followed, each real folder once (a link loop is skipped with a reason, not walked forever)."""
+    followed, each real folder once (a link loop is skipped with a reason, not walked forever); a
+    link to a folder that holds the data folder (an ancestor) is not followed at all: it would load
+    every image around the data folder, not in it."""
     files, skipped = [], []
     seen: set[tuple[int, int]] = set()
+    real_root = os.path.realpath(root)
 
     def on_error(e: OSError) -> None:
         if e.filename is not None and os.path.abspath(e.filename) == os.path.abspath(root):
@@ -137,6 +140,11 @@ def scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str
             continue
         if key in seen:  # a link back to a folder already walked (a loop, or the same folder twice)
             skipped.append((display_name(rel), "linked folder already scanned (a link loop or a second link)"))
+            dirnames[:] = []
+            continue
+        if rel.parts and _holds(os.path.realpath(dirpath), real_root):
+            skipped.append((display_name(rel), "linked folder holds the data folder (a link to a folder above "
+                                               "it): not followed"))
             dirnames[:] = []
             continue
         seen.add(key)
@@ -162,6 +170,14 @@ def scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str
         files = [(p, lab if lab else root_name) for p, lab in files]
         names = sorted(set(names))
     return files, skipped, names
+
+
+def _holds(folder: str, inner: str) -> bool:
+    """Whether real path `folder` is `inner` or one of the folders above it."""
+    try:
+        return os.path.commonpath([folder, inner]) == folder
+    except ValueError:   # different drives (Windows)
+        return False
 
 
 def _to_rgb_array(img: Image.Image) -> tuple[np.ndarray, bool]:

@@ -18,7 +18,8 @@ from engine.core.util import atomic_write_bytes
 from engine.family.progress import StageProgress, check_cancel
 from engine.metrics import domain, inception
 from engine.metrics.measures import Samples
-from engine.metrics.stats import feature_stats
+from engine.core.errors import NotFinite
+from engine.metrics.stats import feature_stats, finite_score
 
 
 def sample_measures(names=None) -> list[MeasureSpec]:
@@ -99,11 +100,18 @@ class Evaluator:
         return self.kind == "domain"
 
     def score(self, fake: torch.Tensor, n_real: int | None = None) -> dict[str, float]:
+        """The measures of `fake` (float in [-1, 1]): finite numbers, or NotFinite in one line
+        (generated images with NaN or infinite pixels: a diverged model's)."""
+        bad = int((~torch.isfinite(fake)).flatten(1).any(1).sum()) if len(fake) else 0
+        if bad:
+            raise NotFinite(f"{bad} of the {len(fake)} generated images hold NaN or infinite pixel values "
+                            f"(the model's output is not finite): they cannot be scored")
         ref = self.reference(n_real or len(fake))
         feats, logits = self.features(fake, "generated features")
         samples, out = Samples(fake, feats, logits, ref), {}
         for m in self.measures:
-            out.update(m.named(load_object(m.function)(samples), self.domain))
+            values = m.named(load_object(m.function)(samples), self.domain)
+            out.update({k: finite_score(k, v) for k, v in values.items()})
         return out
 
     def score_sampler(self, sample: Callable[[int, int], torch.Tensor], n: int,

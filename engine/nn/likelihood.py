@@ -21,6 +21,11 @@ HALF_BIN = 1.0 / 255.0             # half the width of one 8-bit level on the [-
 LOG_LEVEL_SCALE = math.log(127.5)  # log of levels per unit of the [-1, 1] scale
 LOG_SCALE_MIN = -7.0   # PixelCNN++'s floor: a bin of 2/255 is still many scales wide
 LOG_SCALE_MAX = 3.0    # wider than the [-1, 1] range: only a guard against overflow early in training
+# a location this far outside [-1, 1] already gives the edge level all of its mass: clamping there
+# changes no probability that float32 can tell apart, and keeps a Gaussian tail's squared distance
+# finite whatever a decoder predicts for an image unlike its training data (a mean of 1e20 would
+# give -inf; 1e4 at the smallest scale gives about -6e13 nats, summed over any image still finite)
+LOCATION_MAX = 1e4
 
 
 def dims(x: torch.Tensor) -> int:
@@ -61,6 +66,7 @@ def _bin_log_prob(cdf_log_upper: torch.Tensor, cdf_log_lower_complement: torch.T
 def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """log P(x's 8-bit level) under a logistic(mean, exp(log_scale)) binned to the 256 levels
     (PixelCNN++, Salimans et al. 2017), elementwise. x: [-1, 1] values on the level grid."""
+    mean = mean.clamp(-LOCATION_MAX, LOCATION_MAX)
     inv_s = torch.exp(-log_scale)
     plus, minus = inv_s * (x - mean + HALF_BIN), inv_s * (x - mean - HALF_BIN)
     log_cdf_plus = plus - F.softplus(plus)                 # log sigmoid(plus)
@@ -77,6 +83,7 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
 def discretized_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """log P(x's 8-bit level) under a Normal(mean, exp(log_std)) binned to the 256 levels
     (Ho et al. 2020's decoder), elementwise."""
+    mean = mean.clamp(-LOCATION_MAX, LOCATION_MAX)
     inv = torch.exp(-log_std)
     upper, lower = inv * (x - mean + HALF_BIN), inv * (x - mean - HALF_BIN)
     log_cdf_upper = torch.special.log_ndtr(upper)

@@ -2,7 +2,9 @@
 Nothing is ever unpickled. The JSON is written last: a checkpoint without its JSON is incomplete.
 
 Every way a checkpoint can fail to load (a corrupt or foreign file, a sidecar missing a field, tensors
-that do not fit the model) is a CheckpointError with one line naming the file and the problem."""
+that do not fit the model) is a CheckpointError with one line naming the file and the problem. The
+safetensors header records the family its tensors were saved as, so a JSON that names another
+family (edited, or copied from another checkpoint) is refused naming both."""
 from __future__ import annotations
 
 import json
@@ -20,6 +22,7 @@ from engine.core.util import atomic_write_bytes, atomic_write_json
 
 FORMAT = "genlab-checkpoint"
 VERSION = 1
+TENSOR_FAMILY = "genlab.family"   # key of the safetensors header's metadata: the family of its tensors
 
 
 class CheckpointError(ValueError):
@@ -31,6 +34,7 @@ class Checkpoint:
     meta: dict
     tensors: dict[str, torch.Tensor] = field(repr=False)
     path: Path | None = None  # the .safetensors file it was read from
+    tensor_family: str | None = None  # the family its tensors were saved as (None: written before it was recorded)
 
     @property
     def step(self) -> int:
@@ -110,7 +114,7 @@ def load_optimizer(name: str, opt: torch.optim.Optimizer, ckpt: Checkpoint) -> N
 def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     st_path, js_path = checkpoint_paths(stem)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(st_path, st_save(flat))
+    atomic_write_bytes(st_path, st_save(flat, metadata=_tensor_metadata(json_family(meta))))
     meta = {"format": FORMAT, "version": VERSION, **meta}
     atomic_write_json(js_path, meta)
     return st_path
@@ -139,7 +143,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         data = st_path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{st_path}: cannot read it ({e.strerror})") from None
-    return Checkpoint(meta, _parse_tensors(data, st_path), st_path)
+    return _checked(Checkpoint(meta, _parse_tensors(data, st_path), st_path, _header_family(data)))
 
 
 def _parse_meta(text: bytes, js_path: Path) -> dict:
@@ -149,6 +153,36 @@ def _parse_meta(text: bytes, js_path: Path) -> dict:
         raise CheckpointError(f"{js_path}: not valid JSON ({e})") from None
     _check_meta(meta, js_path)
     return meta
+
+
+def json_family(meta: dict) -> str:
+    """The family a checkpoint's JSON names (its config's model.family)."""
+    model = (meta.get("config") or {}).get("model")
+    return model.get("family", DEFAULT_FAMILY) if isinstance(model, dict) else DEFAULT_FAMILY
+
+
+def _tensor_metadata(family: str | None) -> dict[str, str] | None:
+    return {TENSOR_FAMILY: family} if family else None
+
+
+def _header_family(data: bytes) -> str | None:
+    """The family recorded in a safetensors file's header (None when it records none)."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        family = json.loads(data[8:8 + n].decode("utf-8")).get("__metadata__", {}).get(TENSOR_FAMILY)
+    except (ValueError, AttributeError):
+        return None
+    return family if isinstance(family, str) else None
+
+
+def _checked(ckpt: Checkpoint) -> Checkpoint:
+    """The checkpoint, unless its JSON names another family than its tensors were saved as."""
+    named = json_family(ckpt.meta)
+    if ckpt.tensor_family is not None and ckpt.tensor_family != named:
+        raise CheckpointError(f"{ckpt.name}: its tensors are a {ckpt.tensor_family} model's, but its JSON "
+                              f"({Path(ckpt.json_name).name}) names model.family = {named!r}: the two files are "
+                              f"not of the same checkpoint (edited, or copied from another run?)")
+    return ckpt
 
 
 def _parse_tensors(data: bytes, st_path: Path) -> dict[str, torch.Tensor]:
@@ -163,7 +197,7 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
     an 8-byte length, a JSON header (its path and metadata), then the safetensors bytes. No pickle."""
     head = json.dumps({"path": str(ckpt.path) if ckpt.path else None, "meta": ckpt.meta}).encode("utf-8")
     flat = {k: v.detach().cpu().contiguous() for k, v in ckpt.tensors.items()}
-    return len(head).to_bytes(8, "little") + head + st_save(flat)
+    return len(head).to_bytes(8, "little") + head + st_save(flat, metadata=_tensor_metadata(ckpt.tensor_family))
 
 
 def from_bytes(data: bytes) -> Checkpoint:
@@ -172,7 +206,8 @@ def from_bytes(data: bytes) -> Checkpoint:
     head = json.loads(data[8:8 + n].decode("utf-8"))
     st_path = Path(head["path"]) if head.get("path") else Path("checkpoint.safetensors")
     meta = _parse_meta(json.dumps(head["meta"]).encode("utf-8"), checkpoint_paths(st_path)[1])
-    return Checkpoint(meta, _parse_tensors(data[8 + n:], st_path), Path(head["path"]) if head.get("path") else None)
+    return _checked(Checkpoint(meta, _parse_tensors(data[8 + n:], st_path),
+                               Path(head["path"]) if head.get("path") else None, _header_family(data[8 + n:])))
 
 
 def _check_meta(meta: Any, js_path: Path) -> None:
@@ -294,12 +329,23 @@ def mismatch_message(ckpt: Checkpoint, family: Any, tensor_problem: str) -> str:
         if len(data.get("class_names") or []) != len(family.class_names):
             diffs.append(("classes", len(data.get("class_names") or []), len(family.class_names)))
     if not diffs:
-        return f"{ckpt.name} does not fit this model: {tensor_problem}"
+        return _network_problem(ckpt, family) or f"{ckpt.name} does not fit this model: {tensor_problem}"
     if len(diffs) == 1:
         key, old, new = diffs[0]
         return f"{ckpt.name} was trained with {key} = {fmt_value(old)}, this config has {fmt_value(new)}"
     return (f"{ckpt.name} was trained with " + ", ".join(f"{k} = {fmt_value(o)}" for k, o, _ in diffs)
             + "; this config has " + ", ".join(f"{k} = {fmt_value(n)}" for k, _, n in diffs))
+
+
+def _network_problem(ckpt: Checkpoint, family: Any) -> str | None:
+    """When the checkpoint's tensors hold other networks than the family its JSON names (a JSON of
+    another family's checkpoint, written before the tensors recorded their family): both, in words."""
+    saved = sorted({k.split(".", 1)[0] for k in ckpt.prefixed("net.")})
+    expected = sorted(family.networks.keys())
+    if not saved or saved == expected:
+        return None
+    return (f"{ckpt.name}: its tensors hold the networks {', '.join(saved)}, but a {family.name} model (the family "
+            f"its JSON names) has {', '.join(expected)}: its JSON and its tensors are not of the same model")
 
 
 def config_differences(old: dict, new: dict, sections: tuple[str, ...]) -> list[tuple[str, Any, Any]]:

@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 from engine.core import logkeys, protocol
+from engine.core.errors import NotFinite
 from engine.core import metrics as registry
 from engine.core.metrics import LIKELIHOOD
 from engine.core.util import throttled
@@ -39,20 +40,32 @@ class RunEvaluation:
                                        domain_steps=m.domain_steps, progress=progress)
             self.emit(protocol.event("warning" if self.evaluator.kind == "domain" else "info",
                                      message=self.evaluator.note))
-        scores = self.evaluator.score_sampler(family_sampler(family, m.sampling_steps), m.samples) \
-            if self.evaluator is not None else {}
+        scores: dict = {}
+        if self.evaluator is not None:
+            scores = self._or_warn(lambda: self.evaluator.score_sampler(family_sampler(family, m.sampling_steps),
+                                                                        m.samples))
         extra_row: dict = {}
         if isinstance(family, Likelihood):
             on = self.heldout if self.heldout is not None else self.data
-            values, extra_row = likelihood_pass(family, registry.measures(LIKELIHOOD), on,
-                                                "held-out" if self.heldout is not None else "training", m.samples,
-                                                self.device)
+            values, extra_row = self._or_warn(lambda: likelihood_pass(
+                family, registry.measures(LIKELIHOOD), on, "held-out" if self.heldout is not None else "training",
+                m.samples, self.device), ({}, {}))
             scores.update(values)
         row = {"step": step, "time": round(time.time(), 3), **logkeys.quality(scores),
                "eval_s": round(time.perf_counter() - t0, 2), "eval_samples": m.samples, **extra_row}
         self.rd.append_metrics(row)
         self.emit(protocol.event("eval", **row))
         return row
+
+
+    def _or_warn(self, score: Callable, empty=None):
+        """score(), or, when a score is not a finite number, a warning saying why and `empty`
+        ({}): the row leaves it out rather than holding a NaN, and training goes on."""
+        try:
+            return score()
+        except NotFinite as e:
+            self.emit(protocol.event("warning", message=f"evaluation at step {self.step}: {e}; left out of the row"))
+            return {} if empty is None else empty
 
 
 def skip_final_evaluation(metrics, total: int) -> str | None:

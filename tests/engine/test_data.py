@@ -323,6 +323,26 @@ def test_one_bad_entry_is_a_counted_skip_with_a_reason(tmp_path, monkeypatch, ki
     assert folder_mod.skipped_warning(d.name, d.skipped, d.scanned).endswith(f"skipped 1 of 2 files — 1 {why}: {name}")
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links")
+@pytest.mark.parametrize("target", ["../..", "../../..", "/"])
+def test_a_link_to_a_folder_above_the_data_folder_is_not_followed(tmp_path, target):
+    """A folder of 2 images with a link to its parent's parent (beside it 38 other images) loaded
+    40 before issue 20; now the 2, and the link is a counted skip with its reason."""
+    top = tmp_path / "top"
+    for i in range(2):
+        _png(top / "data" / f"{i}.png", Image.new("L", (10, 10), 40 + i))
+    for i in range(38):
+        _png(top / "other" / f"{i}.png", Image.new("L", (10, 10), i))
+    os.symlink(target, top / "data" / "up")
+    d = build_dataset(DataConfig(dataset="folder", path=str(top / "data"), resolution=8))
+    assert len(d) == 2 and d.class_names == ["data"]
+    assert d.skipped == [("up", "linked folder holds the data folder (a link to a folder above it): not followed")]
+    # a linked folder elsewhere (not above the data) is still followed, as a class of its own
+    os.symlink(str(top / "other"), top / "data" / "more")
+    d = build_dataset(DataConfig(dataset="folder", path=str(top / "data"), resolution=8))
+    assert len(d) == 40 and d.class_names == ["data", "more"]
+
+
 def test_unreadable_folder_is_one_clear_error(tmp_path, monkeypatch):
     root = tmp_path / "imgs"
     root.mkdir()

@@ -123,6 +123,19 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_from_step_0(tmp_p
     assert res.state == "failed" and "nothing to resume" in res.message and not (tmp_path / "nothing").exists()
 
 
+def test_the_command_line_says_a_resumed_run_without_a_checkpoint_starts_from_step_0(tmp_path, capsys):
+    from engine.cli.main import main
+    run = tmp_path / "run"
+    rd = RunDir(run).create()
+    tiny_config(training={"steps": 3, "checkpoint_every": 0}).save(rd.config_path)
+    assert main(["train", "--resume", "--run-dir", str(run), "--no-stdin"]) == 0
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert events[0]["event"] == "warning", events[0]        # the first thing it says
+    assert "no checkpoint yet" in events[0]["message"] and "from step 0" in events[0]["message"]
+    assert "finished at step 3" in err
+
+
 # ---- 4. a corrupt newest checkpoint ----------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["truncated", "bad json"])
 def test_resume_falls_back_past_a_corrupt_newest_checkpoint(trained, tmp_path, damage):

@@ -70,10 +70,14 @@ class MultiScaleFlow(nn.Module):
             zs.append(z), means.append(mean), log_stds.append(log_std)
         return zs, means, log_stds, logdet
 
-    def log_prob(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(x) in nats per image (N,): the priors' log-density of z plus log |det dz/dx|."""
+    def log_prob(self, x: torch.Tensor, labels: torch.Tensor | None = None, *, wide: bool = False) -> torch.Tensor:
+        """log p(x) in nats per image (N,): the priors' log-density of z plus log |det dz/dx|.
+        wide: summed in float64 (evaluation): on images unlike the training data a split prior can
+        predict a std of e^-40 for a latent tens away from its mean, whose squared standardised
+        distance (~1e40) overflows float32 to -inf although log p(x) is a finite number."""
         zs, means, log_stds, logdet = self(x, labels)
-        return sum(gaussian_log_prob(z, m, s) for z, m, s in zip(zs, means, log_stds)) + logdet
+        cast = _float64 if wide else (lambda t: t)
+        return sum(gaussian_log_prob(cast(z), cast(m), cast(s)) for z, m, s in zip(zs, means, log_stds)) + cast(logdet)
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
         """x -> eps (N, D), every level's (z - mean) / (temperature * std), flattened and joined."""
@@ -116,6 +120,11 @@ class MultiScaleFlow(nn.Module):
         finally:
             for a in layers:
                 a.init_from_data = False
+
+
+def _float64(t: torch.Tensor) -> torch.Tensor:
+    """t in float64; on the CPU where its device has none (Apple's MPS)."""
+    return t.to("cpu", torch.float64) if t.device.type == "mps" else t.double()
 
 
 class FlowFamily(Family, Conditional, LatentModel, Likelihood):
@@ -161,14 +170,18 @@ class FlowFamily(Family, Conditional, LatentModel, Likelihood):
     @torch.no_grad()
     def bits_per_dim(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Mean bits/dim of images under the averaged flow, dequantized with fixed noise (seed 0),
-        so the same images always score the same."""
+        so the same images always score the same. Summed in float64: finite on any image, however
+        unlike the training data; beyond even float64's range it is refused in one line."""
         flow = self.nets(True)["flow"]
         g = torch.Generator(device=self.device).manual_seed(0)
         total = 0.0
         for i in range(0, images.shape[0], RENDER_BATCH):
             x = dequantize(images[i:i + RENDER_BATCH].to(self.device).float(), g)
             lab = labels[i:i + RENDER_BATCH].to(self.device) if self.num_classes else None
-            total += float(bpd_continuous(-flow.log_prob(x, lab), self.dims).sum())
+            total += float(bpd_continuous(-flow.log_prob(x, lab, wide=True), self.dims).sum())
+        if not math.isfinite(total):
+            raise ValueError("bits/dim is beyond the range of a float64 on these images: the flow's priors "
+                             "(engine/families/glow/model.py) give some of their latents a vanishing std")
         return total / images.shape[0]
 
     # ---- the latent space: eps of every scale -----------------------------------------------------
