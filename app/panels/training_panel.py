@@ -345,6 +345,8 @@ class TrainingPanel(QGroupBox):
             # Start stays off until then
             self.state = ev["state"]
             self._sync_buttons()
+        if kind == "checkpoint":
+            self.checkpoint_saved.emit(ev["path"])   # the window's checkpoint follows training, as ever
         if self.shown != self._driven:
             return   # the Train tab shows another run: its own files speak for it
         if kind == "phase":   # what the engine is doing now: never a silent wait
@@ -371,7 +373,6 @@ class TrainingPanel(QGroupBox):
                 self._say("")
         elif kind == "checkpoint":
             self._say(f"saved step {ev['step']} ({Path(ev['path']).name})")
-            self.checkpoint_saved.emit(ev["path"])
         elif kind == "sample":
             self._say(f"sample grid at step {ev['step']}")
         elif kind == "warning":
