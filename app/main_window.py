@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QSplitter, QTab
                                QWidget)
 
 from app.canvases import CANVASES, TAB_KEYS
-from app.dialogs import apply_config_defaults
+from app.dialogs import KEY_INCEPTION, apply_config_defaults
 from app.qt_util import AutoSplit, scrolled
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
@@ -29,6 +29,7 @@ from app.worker_session import WorkerSession
 from engine.core.capabilities import Capabilities
 from engine.core.config import ConfigError, RunConfig
 from engine.core.families import DEFAULT_PRESET, FAMILIES
+from engine.metrics.weight_paths import candidate_paths as inception_candidates
 from engine.runs.rundir import RunDir
 
 
@@ -128,7 +129,7 @@ class MainWindow(QMainWindow):
         self.training.checkpoint_saved.connect(lambda p: self.set_checkpoint(p, load=False))
         self.training.run_ended.connect(self._on_run_ended)
         self.watcher.metrics.connect(self._on_rows)
-        self.watcher.reset.connect(self._clear_plots)
+        self.watcher.reset.connect(self._on_watch_reset)
         self.watcher.status.connect(self._on_watched_status)
         self.training.job.event.connect(
             lambda ev: self.quality_plot.show_progress(ev) if ev.get("event") == "eval_progress" else None)
@@ -155,6 +156,9 @@ class MainWindow(QMainWindow):
         self.data_panel.run_dropped.connect(lambda d: (self.open_run(d), self.show_tab("train")))
         self.model_panel.changed.connect(self._hint_data_panel)
         self.model_panel.preset_loaded.connect(lambda _cfg: self._hint_data_panel())
+        # before any run is shown, the quality plot tells the plan of the run Start would train
+        self.model_panel.preset_loaded.connect(lambda _cfg: self._show_planned_schedule())
+        self.model_panel.changed.connect(self._show_planned_schedule)
         self.training.run_started.connect(lambda _d: self._lock_panels(True))
         self.training.job.ended.connect(lambda *_a: self._lock_panels(False))
 
@@ -246,7 +250,6 @@ class MainWindow(QMainWindow):
             return
         self.model_panel.set_config(cfg)
         self.data_panel.set_config(cfg.data)
-        self.training.set_family(cfg.model.family)
         self.show_tab("train")
         self.status_label.setText(f"config of {Path(config_path).parent.name} copied into the panels: press Start")
 
@@ -257,7 +260,6 @@ class MainWindow(QMainWindow):
             cfg = RunConfig.load(Path(run_dir) / "config.toml", stored=True)
             self.model_panel.set_config(cfg)
             self.data_panel.set_config(cfg.data)
-            self.training.set_family(cfg.model.family)
         except (ConfigError, OSError):
             pass  # a run from a newer or broken config: its plots and samples still show
         self.watcher.watch(run_dir)
@@ -275,14 +277,30 @@ class MainWindow(QMainWindow):
         self._show_schedule(run_dir, cfg)
 
     def _show_schedule(self, run_dir: str, cfg: RunConfig | None = None) -> None:
-        """The quality plot says when the run's next evaluation pass comes."""
+        """The quality plot says what the run's evaluation passes show and when the next comes."""
         try:
             cfg = cfg or RunConfig.load(Path(run_dir) / "config.toml", stored=True)
         except (ConfigError, OSError):
+            self.quality_plot.setVisible(True)   # a run without a readable config: its rows say it
             return
-        self.quality_plot.set_schedule(cfg.metrics.every, list(cfg.metrics.metrics))
+        self._schedule_of(cfg.metrics.every, list(cfg.metrics.metrics), cfg.metrics.inception_weights)
+
+    def _show_planned_schedule(self) -> None:
+        """Before a run is shown: the plan of the Model panel's metrics, which Start would train."""
+        if self.watcher.run_dir is not None:
+            return   # the Train tab shows a run: its own plan
+        v = self.model_panel.metrics_form.values()
+        every, measures = v.get("every"), v.get("metrics")
+        if isinstance(every, int) and isinstance(measures, list):
+            self._schedule_of(every, [str(m) for m in measures], str(v.get("inception_weights") or ""))
+
+    def _schedule_of(self, every: int, measures: list[str], inception_weights: str) -> None:
+        # without the Inception weights the passes score GenLab's domain features (FD-domain, ...)
+        weights = inception_weights or (self.settings.value(KEY_INCEPTION, "") if self.settings is not None else "")
+        found = any(p.is_file() for p in inception_candidates(str(weights or "") or None))
+        self.quality_plot.set_schedule(every, measures, domain=not found)
         # bits/dim has its own plot: a run that scores nothing else needs no sample-quality plot
-        self.quality_plot.setVisible(not cfg.metrics.every or set(cfg.metrics.metrics) != {"bpd"})
+        self.quality_plot.setVisible(not every or set(measures) != {"bpd"})
 
     def _on_run_ended(self, state: str, message: str) -> None:
         self.watcher.poll()
@@ -292,9 +310,10 @@ class MainWindow(QMainWindow):
 
     def _on_watched_status(self, st: dict) -> None:
         """status.json of the watched run changed. For a run this window does not drive (started
-        from a shell, another machine, or an earlier session) that is the only news of its state."""
-        if self.training.drives(self.watcher.run_dir):
-            return  # a run this panel started: the engine's events and its exit say it first
+        from a shell, another machine, an earlier session, or opened again after it ended here)
+        that is the news of its state."""
+        if self.training.speaks_for(self.watcher.run_dir):
+            return  # a run this panel trains (or saw end): the engine's events and its exit say it
         self.training.show_status(st, self.watcher.run_dir)
         self.status_label.setText(f"run {st.get('state', '?')} at step {st.get('step', '?')}: {self.watcher.run_dir}")
 
@@ -304,10 +323,23 @@ class MainWindow(QMainWindow):
             if plot.isHidden() and plot.point_count():
                 plot.show()
         self.quality_plot.add_rows(rows)
+        self.training.show_rows(rows)
+
+    def _on_watch_reset(self) -> None:
+        """Another run is watched (or the watched one's curve was cut by a resume): nothing of the
+        run shown before stays on the Train tab: its curves, legends, readouts, plots of other
+        groups (a GAN's D(real)/D(fake) under a DDPM run), images, losses, speed and state."""
+        self._clear_plots()
+        if self.watcher.run_dir is None:
+            return
+        self._show_schedule(str(self.watcher.run_dir))   # its plan (a new run's comes with run_started)
+        if self.watcher.run_dir != self.training.shown:
+            self.training.show_run(self.watcher.run_dir)
 
     def _clear_plots(self) -> None:
-        for plot in self.plots.values():
+        for key, plot in self.plots.items():
             plot.clear()
+            plot.setVisible(key == "loss")   # a group shows again once the run logs one of its values
         self.quality_plot.clear()
         self.artifacts.clear()   # another run's images never stay on screen
 

@@ -75,7 +75,7 @@ class LossPlot(QWidget):
 
     def __init__(self, keys: tuple[str, ...] = ("loss/",), title: str = "loss", log: bool = True, parent=None):
         super().__init__(parent)
-        self.keys, self.title = tuple(keys), title
+        self.keys, self.title, self.default_log = tuple(keys), title, log
         self.series: dict[str, Series] = {}
         self.curves: dict[str, tuple] = {}
         self.plot = pg.PlotWidget(background="w")
@@ -129,9 +129,20 @@ class LossPlot(QWidget):
                 self._dirty = True
 
     def clear(self) -> None:
-        for s in self.series.values():
-            s.clear()
-        self._dirty = True
+        """Empty, as made: no curve, legend entry or readout of the run shown before, and its log
+        axis as the plot group wants it (a WGAN run turned it off)."""
+        for raw, smooth in self.curves.values():
+            self.plot.removeItem(raw)
+            self.plot.removeItem(smooth)
+        self.legend.clear()
+        self.series, self.curves = {}, {}
+        self.readout.setText("")
+        self.readout.setToolTip("")
+        self.log.setChecked(self.default_log)
+        self._dirty = False
+
+    def legend_names(self) -> list[str]:
+        return [label.text for _, label in self.legend.items]
 
     def point_count(self, key: str | None = None) -> int:
         if key is not None:
@@ -211,7 +222,9 @@ class BarPlot(QWidget):
     def clear(self) -> None:
         self.latest, self.step, self.rows = {}, None, 0
         self.bars.setOpts(x=[], height=[])
+        self.plot.getAxis("bottom").setTicks(None)
         self.readout.setText("")
+        self._dirty = False
 
     def point_count(self, key: str | None = None) -> int:
         return self.rows if key is None or key in self.latest else 0
@@ -245,6 +258,19 @@ def quality_readouts(row: dict) -> list[str]:
     return out
 
 
+def planned_labels(measures: list[str], domain: bool) -> list[str]:
+    """What an evaluation pass scoring these measures shows on the quality plot, by the names it
+    will log: 'FD-domain, KID-domain, precision-domain, recall-domain' on GenLab's domain features
+    (no Inception weights), 'FID, KID, precision, recall' with them. Likelihood measures (bits/dim)
+    have a plot of their own."""
+    out = []
+    for key in measures:
+        m = metrics.MEASURES.get(key) if key in metrics.MEASURES else None
+        if m is not None and m.needs == metrics.SAMPLING:
+            out += [v.label(domain and m.features) for v in m.values if v.plot]
+    return out
+
+
 class MetricPlot(QWidget):
     """Sample-quality metric over steps (FID, or FD-domain without the Inception weights), with
     points that show their value on hover, and a progress line while a metric pass runs."""
@@ -265,7 +291,8 @@ class MetricPlot(QWidget):
         self.title.setWordWrap(True)
         self.every = 0          # the run's metrics.every (0: no passes while training)
         self._x_partner = None  # the plot whose step axis this one shares once it has points
-        self.metric_names: list[str] = []
+        self.metric_names: list[str] = []   # what its passes will show ("FD-domain", ...)
+        self.last_step = 0      # of the rows read: the next pass comes after it
         self.status = QLabel("")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -286,13 +313,24 @@ class MetricPlot(QWidget):
 
     OFF = "<b>sample quality</b>: off (set Metrics → every N steps, or Evaluate a checkpoint)"
 
-    def set_schedule(self, every: int, metrics: list[str], step: int = 0) -> None:
-        """The run's evaluation plan, so the plot says when the next pass comes before its first point."""
-        self.every, self.metric_names = int(every), list(metrics)
-        if self.key is None:
-            self.title.setText(self.OFF if not self.every else
-                               f"<b>sample quality</b> ({', '.join(self.metric_names)}): every {self.every} steps, "
-                               f"next at step {self.next_pass(step)}")
+    def set_schedule(self, every: int, measures: list[str], domain: bool = True, step: int | None = None) -> None:
+        """The run's evaluation plan (its metrics.every and metrics.metrics; `domain`: scored on
+        GenLab's domain features, as without the Inception weights), so the plot says what its
+        passes will show and when the next comes, before its first point."""
+        self.every, self.metric_names = int(every), planned_labels(measures, domain)
+        if step is not None:
+            self.last_step = int(step)
+        self._title_schedule()
+
+    def _title_schedule(self) -> None:
+        if self.key is not None:
+            return   # its points say it
+        if not self.every:
+            self.title.setText(self.OFF)
+        else:
+            names = f" ({', '.join(self.metric_names)})" if self.metric_names else ""
+            self.title.setText(f"<b>sample quality</b>{names}: every {self.every} steps, "
+                               f"next at step {self.next_pass(self.last_step)}")
 
     def next_pass(self, step: int) -> int:
         return (int(step) // self.every + 1) * self.every if self.every else 0
@@ -301,10 +339,10 @@ class MetricPlot(QWidget):
         changed = False
         keys = self.keys or quality_curve_keys()
         for r in rows:
+            if isinstance(r.get("step"), (int, float)):
+                self.last_step = max(self.last_step, int(r["step"]))
             key = next((k for k in keys if k in r), None)
             if key is None:
-                if self.key is None and self.every and "step" in r:
-                    self.set_schedule(self.every, self.metric_names, int(r["step"]))
                 continue
             if self.key != key:
                 self.key = key
@@ -323,6 +361,8 @@ class MetricPlot(QWidget):
                                 + (" · " + ", ".join(extra) if extra else "")
                                 + (f" · {r['eval_s']:.0f}s" if "eval_s" in r else ""))
         s = self.series
+        if self.key is None and self.every:
+            self._title_schedule()   # the next pass after the newest step
         if changed:  # setData repaints the plot (~10 ms): not for every loss line that passes by
             self.line.setData(s.x[:s.n], s.y[:s.n])
             self.points.setData(s.x[:s.n], s.y[:s.n])
@@ -332,9 +372,12 @@ class MetricPlot(QWidget):
         self.status.setText(f"evaluating at step {ev['step']}: {ev['stage']} {ev['done']}/{ev['total']}")
 
     def clear(self) -> None:
+        """Empty, with no plan: the window sets the plan of the run shown next (set_schedule)."""
         self.series.clear()
         self._update_link()
         self.key = None
+        self.every, self.metric_names, self.last_step = 0, [], 0
+        self.plot.setLabel("left", "")
         self.title.setText(self.OFF)
         self.status.setText("")   # the readout of the run shown before
         self.line.setData([], [])

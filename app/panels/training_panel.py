@@ -2,23 +2,38 @@
 with step, images/s and ETA; the device. It owns the training process and survives its crash
 (showing the error and the tail of stderr, and offering to continue from the last checkpoint).
 Every control says at once what it did ("pausing…", "sample requested") and the engine's event
-replaces that with what happened ("paused at step N", "saved step N")."""
+replaces that with what happened ("paused at step N", "saved step N").
+
+Everything it shows belongs to the run the Train tab shows (show_run): the live run it drives, from
+the engine's events, or a run opened from disk, from its status.json and metrics rows. Opening
+another run while one trains here shows that run; opening the training one again shows it live."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QSpinBox, QVBoxLayout)
 
 from app.engine_client import TrainJob
-from app.qt_util import human_duration
+from app.panels.train_readout import device_line, stats_line
+from app.widgets.elided_label import ElidedLabel
 from engine.core.config import ConfigError, RunConfig
 from engine.core.families import FAMILIES, family_spec
-from engine.core.logkeys import short
 from engine.runs.rundir import new_run_dir
+
+LIVE = ("starting", "running", "paused")             # a run this panel drives, with its process
+ENDED = ("interrupted", "stopped", "finished", "failed")
+
+
+def config_family(run_dir: Path) -> str | None:
+    """The family in a run's config.toml (None: none readable yet, or a config from elsewhere)."""
+    try:
+        return RunConfig.load(Path(run_dir) / "config.toml", stored=True).model.family
+    except (ConfigError, OSError):
+        return None
 
 
 class TrainingPanel(QGroupBox):
@@ -38,6 +53,12 @@ class TrainingPanel(QGroupBox):
         self.last_event: dict = {}
         self.headline: tuple[str, ...] = ()   # the losses shown beside the step (the family's headline)
         self._driven: Path | None = None       # the run this panel started or resumed
+        self._driven_family = ""
+        self.shown: Path | None = None         # the run the Train tab shows
+        self._live: dict[str, dict] = {}      # the driven run's last "started" and "metrics" events
+        self._opened: dict[str, dict] = {}    # a shown run not live here: its "status" and last training "row"
+        self._ack_is_phase = False             # the ack line says what the engine is doing (cleared by a step)
+        self._ended_shown = False              # the driven run's process ended while it was shown
 
         self.start_btn = QPushButton("▶ Start")
         self.pause_btn = QPushButton("Pause")
@@ -50,7 +71,7 @@ class TrainingPanel(QGroupBox):
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
-        self.stats = QLabel("–")
+        self.stats = ElidedLabel("–", fill=True)
         self.stats.setObjectName("train_stats")
         self.device = QLabel("device: –")
         self.error = QLabel()
@@ -59,7 +80,8 @@ class TrainingPanel(QGroupBox):
         self.stderr = QPlainTextEdit()
         self.stderr.setReadOnly(True)
         self.stderr.setMaximumHeight(110)
-        self.ack = QLabel("")                  # what the last control did, until the engine answers
+        self.ack = ElidedLabel("", elide=Qt.ElideMiddle, fill=True)   # what the last control did, until the engine answers; what the engine does
+        self.ack.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.ack.setObjectName("train_ack")
         self.continue_btn = QPushButton("Continue")
         self.continue_btn.setToolTip("Resume this run from its last checkpoint (for more steps if set beside)")
@@ -88,8 +110,9 @@ class TrainingPanel(QGroupBox):
         more.addWidget(self.more_steps)
         more.addStretch(1)
         info = QHBoxLayout()
-        info.addWidget(self.stats, 1)
-        info.addWidget(self.ack)
+        info.addWidget(self.stats, 3)   # both elide to their share: a long message never widens the tab
+        info.addWidget(self.ack, 2)
+        info.addSpacing(12)
         info.addWidget(self.device)
         lay = QVBoxLayout(self)
         lay.addLayout(buttons)
@@ -124,15 +147,21 @@ class TrainingPanel(QGroupBox):
         cfg = self.config_provider()
         if cfg is None:
             return False
-        self.set_family(cfg.model.family)
+        self._driven_family = cfg.model.family
         self._begin(new_run_dir(self.runs_root, cfg.name))
         self.job.start_run(cfg, self.run_dir, nproc=self.nproc.value())
         self.progress.setRange(0, cfg.training.steps)
         return True
 
-    def set_family(self, name: str) -> None:
+    def set_family(self, name: str | None) -> None:
         """Show this family's headline losses (from the registry) beside the step."""
         self.headline = family_spec(name).headline if name in FAMILIES else ()
+
+    def family_of(self, run_dir: Path) -> str | None:
+        """The family of a run: the one this panel starts, else its config's (None: unreadable)."""
+        if run_dir == self._driven and self._driven_family:
+            return self._driven_family
+        return config_family(run_dir)
 
     def can_continue(self) -> bool:
         """A run is at hand and not live here (it continues from its last checkpoint, or from
@@ -160,16 +189,13 @@ class TrainingPanel(QGroupBox):
             return False
         total = self.planned_steps()
         if not more_steps and self.state == "finished":
-            self.ack.setText("finished: set +N steps to continue it longer")
+            self._say("finished: set +N steps to continue it longer")
             return False
-        try:
-            self.set_family(RunConfig.load(self.run_dir / "config.toml", stored=True).model.family)
-        except (ConfigError, OSError):
-            self.headline = ()
+        self._driven_family = config_family(self.run_dir) or ""
         self._begin(self.run_dir)
         steps = total + more_steps if more_steps and total else None
         self.job.start_run(None, self.run_dir, resume=True, steps=steps, nproc=self.nproc.value())
-        self.ack.setText(f"continuing to step {steps}" if steps else "continuing")
+        self._say(f"continuing to step {steps}" if steps else "continuing")
         return True
 
     def resume(self) -> None:
@@ -179,33 +205,43 @@ class TrainingPanel(QGroupBox):
         """Whether this panel started (or resumed) the run in run_dir in this session."""
         return self._driven is not None and run_dir is not None and Path(run_dir) == self._driven
 
+    def is_live(self, run_dir) -> bool:
+        """Whether run_dir is the run this panel drives and its process starts, runs or is paused."""
+        return self.drives(run_dir) and self.state in LIVE
+
+    def speaks_for(self, run_dir) -> bool:
+        """Whether the engine's events speak for run_dir, not its status.json: it trains here, or
+        its process ended while it was shown (a killed process's status reads "interrupted"; the
+        panel knows it crashed). Opened again, its files speak."""
+        return self.is_live(run_dir) or (self.drives(run_dir) and self._ended_shown)
+
+    def showing_live(self) -> bool:
+        return self.is_live(self.shown)
+
     def _begin(self, run_dir: Path) -> None:
         self.run_dir = self._driven = Path(run_dir)
         self.state = "starting"
-        for w in (self.error, self.stderr):
-            w.hide()
-        self.progress.setFormat("starting the engine…")
-        self.stats.setText("–")
-        self._sync_buttons()
-        self.run_started.emit(str(self.run_dir))
+        self._live = {}
+        self.show_run(self._driven)
+        self.run_started.emit(str(self.run_dir))   # the window watches it (and shows it again)
 
     def toggle_pause(self) -> None:
         pausing = self.state != "paused"
         self.job.command("pause" if pausing else "resume")
-        self.ack.setText("pausing…" if pausing else "resuming…")
+        self._say("pausing…" if pausing else "resuming…")
         self.pause_btn.setEnabled(False)   # until the engine confirms (its status event)
 
     def sample_now(self) -> None:
         self.job.command("sample-now")
-        self.ack.setText("sample requested")
+        self._say("sample requested")
 
     def save_now(self) -> None:
         self.job.command("save-now")
-        self.ack.setText("saving a checkpoint…")
+        self._say("saving a checkpoint…")
 
     def stop(self) -> None:
         self.job.stop()
-        self.ack.setText("stopping…")
+        self._say("stopping…")
         self.progress.setFormat("stopping (saving a checkpoint)…")
         for b in (self.stop_btn, self.pause_btn, self.sample_btn, self.save_btn):
             b.setEnabled(False)
@@ -237,54 +273,108 @@ class TrainingPanel(QGroupBox):
             if not self.job.proc.waitForFinished(10000):
                 self.job.kill(wait_ms=3000)
 
+    # ---- the run shown ------------------------------------------------------------------------
+    def show_run(self, run_dir: str | Path) -> None:
+        """The Train tab now shows this run: nothing of the run shown before stays (its losses,
+        speed, state, device, messages). The live run this panel drives shows its own values
+        again; any other run's come from its files (show_status, show_rows)."""
+        self.shown = Path(run_dir)
+        self.set_family(self.family_of(self.shown))
+        self._opened, self._ended_shown = {}, False
+        if self.state not in LIVE:   # Continue acts on the run shown, once its status says it can
+            self.run_dir, self.state = None, "idle"
+        self.stats.setText("–")
+        self._say("")
+        self.device.setText("device: –")
+        self.device.setToolTip("")
+        for w in (self.error, self.stderr):
+            w.clear()
+            w.hide()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("–")
+        if self.showing_live():
+            self._render_live()
+        elif self.state in LIVE:   # the Train tab shows another run while this one trains
+            self._say(f"{self._driven.name} trains meanwhile: open it to follow it, pause or stop it")
+        self._sync_buttons()
+
+    def _render_live(self) -> None:
+        """The driven run's values, from its last events."""
+        started, metrics = self._live.get("started"), self._live.get("metrics")
+        if started:
+            text, tip = device_line(started)
+            self.device.setText(text)
+            self.device.setToolTip(tip)
+            self.progress.setRange(0, int(started["total_steps"]))
+        if metrics:
+            self.progress.setMaximum(int(metrics["total_steps"]))
+        if "step" in self._live:   # the newest step any event named (a pause comes between logged steps)
+            self.progress.setValue(int(self._live["step"]))
+        phase = self._live.get("phase")
+        if self.state == "starting":
+            self._progress_text(f"{phase}…" if phase else "starting the engine…")
+        else:
+            self.progress.setFormat("step %v / %m" if self.state == "running" else "paused at step %v / %m")
+        if metrics:
+            self.stats.setText(stats_line(metrics, self.headline, eta=self.state == "running",
+                                          paused=self.state == "paused"))
+
+    def _progress_text(self, text: str) -> None:
+        """A message in the progress bar, elided to one line of it (a path in "restoring …")."""
+        fitted = self.progress.fontMetrics().elidedText(text, Qt.ElideMiddle, max(80, self.progress.width() - 16))
+        self.progress.setFormat(fitted.replace("%", "%%"))
+
+    def _say(self, text: str, phase: bool = False) -> None:
+        self.ack.setText(text)
+        self._ack_is_phase = phase
+
     # ---- engine events ------------------------------------------------------------------------
     def _on_event(self, ev: dict) -> None:
         kind = ev.get("event")
         self.last_event = ev
+        if kind in ("started", "metrics"):
+            self._live[kind] = ev
+        if kind in ("started", "metrics", "status") and isinstance(ev.get("step"), int):
+            self._live["step"] = ev["step"]
+        elif kind == "phase" and self.state == "starting":
+            self._live["phase"] = ev["what"]
+        was = self.state
+        if kind == "status" and ev["state"] in ("running", "paused"):
+            # stopped, finished, failed: final only when the process has exited (_on_ended), so
+            # Start stays off until then
+            self.state = ev["state"]
+            self._sync_buttons()
+        if kind == "checkpoint":
+            self.checkpoint_saved.emit(ev["path"])   # the window's checkpoint follows training, as ever
+        if self.shown != self._driven:
+            return   # the Train tab shows another run: its own files speak for it
         if kind == "phase":   # what the engine is doing now: never a silent wait
             if self.state == "starting":
-                self.progress.setFormat(f"{ev['what']}…")
-            self.ack.setText(f"{ev['what']}…")
+                self._progress_text(f"{ev['what']}…")
+            self._say(f"{ev['what']}…", phase=True)
         elif kind == "info" and ev.get("message") and (self.error.isHidden() or self.error.text().startswith("ℹ")):
             self.error.setStyleSheet("color:#555")
             self.error.setText(f"ℹ {ev['message']}")
             self.error.show()
         elif kind == "started":
-            world = int(ev.get("world_size") or 1)
-            if world > 1:   # one device per rank, in rank order
-                devices = ev.get("devices") or [ev["device"]]
-                shown = ", ".join(devices[:4]) + (f", … ({len(devices)} in all)" if len(devices) > 4 else "")
-                self.device.setText(f"{world} processes: {shown} · {ev['precision']}")
-                self.device.setToolTip("\n".join(f"rank {r}: {d}" for r, d in enumerate(devices)))
-            else:
-                self.device.setText(f"device: {ev['device']} · {ev['precision']}")
-            self.progress.setRange(0, int(ev["total_steps"]))
-            self.progress.setValue(int(ev["step"]))
-        elif kind == "status":
-            if ev["state"] in ("stopped", "finished", "failed"):
-                return  # final only when the process has exited (_on_ended): Start stays off until then
-            was = self.state
-            self.state = ev["state"]
+            self._render_live()
+        elif kind == "status" and ev["state"] in ("running", "paused"):
+            self._render_live()
             if self.state == "paused":
-                self.progress.setFormat("paused at step %v / %m")
-                self.ack.setText(f"paused at step {ev.get('step', self.progress.value())}")
-            elif self.state == "running":
-                self.progress.setFormat("step %v / %m")
-                if was == "paused":
-                    self.ack.setText("resumed")
-            self._sync_buttons()
+                self._say(f"paused at step {ev['step']}")
+            elif was == "paused":
+                self._say("resumed")
+            elif self._ack_is_phase:   # steps begin: what the engine prepared is done
+                self._say("")
         elif kind == "metrics":
-            self.progress.setMaximum(int(ev["total_steps"]))
-            self.progress.setValue(int(ev["step"]))
-            keys = self.headline or tuple(k for k in ev if k.startswith("loss/"))
-            losses = " · ".join(f"loss {short(k)} {ev[k]:.4f}" for k in keys if k in ev)
-            self.stats.setText(f"{losses} · {ev['img_per_s']:.0f} img/s · "
-                               f"ETA {human_duration(ev.get('eta_s'))}")
+            self._render_live()
+            if self._ack_is_phase:
+                self._say("")
         elif kind == "checkpoint":
-            self.ack.setText(f"saved step {ev['step']} ({Path(ev['path']).name})")
-            self.checkpoint_saved.emit(ev["path"])
+            self._say(f"saved step {ev['step']} ({Path(ev['path']).name})")
         elif kind == "sample":
-            self.ack.setText(f"sample grid at step {ev['step']}")
+            self._say(f"sample grid at step {ev['step']}")
         elif kind == "warning":
             self.error.setStyleSheet("color:#b26b00")
             self.error.setText(f"⚠ {ev['message']}")
@@ -299,21 +389,30 @@ class TrainingPanel(QGroupBox):
                 st = json.loads((self.run_dir / "status.json").read_text())
             except (OSError, ValueError):
                 st = {}
+        showing = self.shown == self._driven
+        self._ended_shown = showing
         if code == 0 and not crashed and st.get("state") in ("finished", "stopped"):
             self.state = st["state"]
-            self.progress.setValue(int(st.get("step", self.progress.value())))   # the real last step
-            self.progress.setFormat(f"{self.state} at step %v / %m")
-            self.stats.setText(self.stats.text().split(" · ETA")[0])            # no ETA once it ended
-            self.ack.setText(f"{self.state} at step {st.get('step', '?')}")
+            if showing:
+                self.progress.setValue(int(st.get("step", self.progress.value())))   # the real last step
+                self.progress.setFormat(f"{self.state} at step %v / %m")
+                metrics = self._live.get("metrics")
+                self.stats.setText(stats_line(metrics, self.headline) if metrics else "–")     # no ETA once it ended
+                self._say(f"{self.state} at step {st.get('step', '?')}")
             self.run_ended.emit(self.state, st.get("message", ""))
         else:
             self.state = "failed"
             msg = st.get("message") if st.get("state") == "failed" else ""
             if not msg:
                 msg = (f"The engine process {'crashed' if crashed else f'exited with code {code}'} "
-                       f"at step {st.get('step', self.progress.value())}.")
-            self._show_error(msg, tail)
+                       f"at step {st.get('step', self.progress.value() if showing else '?')}.")
+            if showing:
+                self._show_error(msg, tail)
             self.run_ended.emit("failed", msg)
+        if not showing and self.shown is not None:
+            # Start and Continue now act on the run shown, as they would had nothing trained meanwhile
+            opened = self._opened.get("status", {}).get("state")
+            self.run_dir, self.state = (self.shown, opened) if opened in ENDED else (None, "idle")
         self._sync_buttons()
 
     def _show_error(self, message: str, tail: str) -> None:
@@ -325,37 +424,60 @@ class TrainingPanel(QGroupBox):
             self.stderr.show()
         self.progress.setFormat("failed at step %v / %m")
 
+    # ---- a run not live here: from its files ------------------------------------------------------
     def show_status(self, st: dict, run_dir: str | Path | None = None) -> None:
-        """The state of a run this panel does not drive (read from its status.json): progress and
-        state; an interrupted run (its process is gone) can be continued from here."""
+        """The state of the shown run when this panel does not drive it live (read from its
+        status.json): progress and state; an interrupted run (its process is gone) can be
+        continued from here."""
+        self._opened["status"] = st
         total, step = int(st.get("total_steps") or 0), int(st.get("step") or 0)
         if total:
             self.progress.setRange(0, total)
         self.progress.setValue(step)
         state = st.get("state", "?")
-        self.progress.setFormat(f"{state} (opened run) at step %v / %m")
+        opened = "" if self.drives(run_dir) else " (opened run)"   # not started from this window
+        self.progress.setFormat(f"{state}{opened} at step %v / %m")
         if st.get("device"):
             self.device.setText(f"device: {st['device']}" + (f" · {st['precision']}" if st.get("precision") else ""))
-        if state in ("running", "paused") and st.get("img_per_s"):
-            self.stats.setText(f"{st['img_per_s']:.0f} img/s · ETA {human_duration(st.get('eta_s'))}")
-        elif state == "failed" and st.get("message"):
-            self.stats.setText(f"failed: {st['message']}")
-        if state in ("interrupted", "stopped", "finished", "failed") and run_dir is not None \
-                and not self.job.is_running():
+        if state in ENDED and run_dir is not None and not self.job.is_running() and self.state not in LIVE:
             self.run_dir = Path(run_dir)   # Continue resumes it from its last checkpoint
             self.state = state
-            if state == "interrupted":
-                self.stats.setText(f"interrupted at step {step}: its engine process is gone — Continue?")
+        self._render_opened()
         self._sync_buttons()
 
+    def show_rows(self, rows: list[dict]) -> None:
+        """New metrics rows of the shown run: the last training row gives its losses and speed
+        (the live run's events give its own)."""
+        if self.speaks_for(self.shown):
+            return
+        row = next((r for r in reversed(rows) if "img_per_s" in r), None)
+        if row is not None:
+            self._opened["row"] = row
+            self._render_opened()
+
+    def _render_opened(self) -> None:
+        st = self._opened.get("status", {})
+        state = st.get("state")
+        row = self._opened.get("row") or (self._live.get("metrics") if self.drives(self.shown) else None) or {}
+        if state == "failed" and st.get("message"):
+            self.stats.setText(f"failed: {st['message']}")
+        elif state == "interrupted":
+            self.stats.setText(f"interrupted at step {st.get('step', 0)}: its engine process is gone — Continue?")
+        elif state in ("running", "paused"):   # another process trains it: status.json is the freshest
+            speed = {k: st[k] for k in ("img_per_s", "eta_s") if st.get(k) is not None}
+            self.stats.setText(stats_line({**row, **speed}, self.headline, eta=True, paused=state == "paused"))
+        else:
+            self.stats.setText(stats_line(row, self.headline) if row else "–")
+
     def _sync_buttons(self) -> None:
-        live = self.state in ("starting", "running", "paused")
+        live = self.state in LIVE
+        here = live and self.shown in (None, self._driven)   # its controls while the tab shows it
         self.start_btn.setEnabled(not live)
         self.nproc.setEnabled(not live)
-        self.pause_btn.setEnabled(self.state in ("running", "paused"))
-        self.pause_btn.setText("Resume" if self.state == "paused" else "Pause")
+        self.pause_btn.setEnabled(here and self.state in ("running", "paused"))
+        self.pause_btn.setText("Resume" if here and self.state == "paused" else "Pause")
         for b in (self.stop_btn, self.sample_btn, self.save_btn):
-            b.setEnabled(self.state in ("running", "paused"))
+            b.setEnabled(here and self.state in ("running", "paused"))
         can = self.can_continue()
         self.continue_btn.setEnabled(can)
         self.more_steps.setEnabled(can)

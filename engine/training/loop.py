@@ -4,8 +4,8 @@ It owns: device and precision, seeding, the batch order, LR warm-up and cosine d
 clipping (through StepContext), logging to metrics.jsonl and stdout events, control commands, and
 stopping on NaN/Inf. Its other jobs live beside it: claiming the run folder and resuming
 (resume.py), the family's training artifacts (artifacts.py), evaluation passes (evaluation.py),
-what a checkpoint holds (saving.py, checkpoint.py), the processes of a distributed run
-(distributed.py).
+what a checkpoint holds (saving.py, checkpoint.py), images/s and the ETA (throughput.py), the
+processes of a distributed run (distributed.py) and their failing together (errors.py).
 
 Under torchrun it is one of K ranks (engine/training/distributed.py). Every rank runs the same
 code, in lockstep at every collective: each takes its slice of the global batch, gradients are
@@ -40,7 +40,8 @@ from engine.family.ema import ema_decay_at
 from engine.core.errors import os_error_line
 from engine.runs.rundir import RunDir
 from engine.training.artifacts import ArtifactWriter
-from engine.training.errors import PeerFailed, RunBusy, TrainingFailed, error_line
+from engine.training.throughput import Throughput
+from engine.training.errors import RunBusy, TrainingFailed, agree, rank0_alone
 from engine.training.evaluation import RunEvaluation, skip_final_evaluation
 from engine.training.saving import check_state_finite, ranks_agree, rng_tensors, state_tensors
 from engine.training.resume import (checkpoint_to_resume, claim_run_dir, report_changes, restore_batch_order,
@@ -90,6 +91,7 @@ class Trainer:
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
         self._stepped = False      # distributed: state is broadcast again after the first step
         self._initial_pending = False  # every rank: step 0's artifacts are still to draw (after the first step)
+        self.clock = time.perf_counter  # what images/s is timed with (a test's clock replaces it)
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -205,35 +207,12 @@ class Trainer:
 
     # ---- distributed: work rank 0 does alone --------------------------------------------------------
     def _main(self, fn: Callable, *args):
-        """fn(*args) on rank 0 alone; then every rank learns whether it failed (one small broadcast)
-        and the others raise PeerFailed with its message. fn must call no collective."""
-        d = self.dist
-        if not d.enabled:
-            return fn(*args)
-        result, error = None, None
-        if d.is_main:
-            try:
-                result = fn(*args)
-            except Exception as e:
-                error = e
-        message = d.broadcast_bytes(error_line(error).encode("utf-8") if error is not None else None)
-        if error is not None:
-            raise error
-        if message:
-            raise PeerFailed(f"rank 0 failed: {message.decode('utf-8', 'replace')}")
-        return result
+        """fn(*args) on rank 0 alone; every rank learns whether it failed (errors.rank0_alone)."""
+        return rank0_alone(self.dist, fn, *args)
 
     def _agree(self, error: Exception | None) -> None:
         """After work every rank does that may fail on some: all raise, or none does."""
-        if not self.dist.enabled:
-            if error is not None:
-                raise error
-            return
-        found = self.dist.first_error(None if error is None else error_line(error))
-        if error is not None:
-            raise error
-        if found is not None:
-            raise PeerFailed(f"rank {found[0]} failed: {found[1]}")
+        agree(self.dist, error)
 
     def save(self) -> Path:
         """A checkpoint of this step (every rank calls it; rank 0 writes it)."""
@@ -354,57 +333,35 @@ class Trainer:
                 self._keep_initial_weights()   # its grid follows the first loss point
             sums: dict[str, torch.Tensor] = {}
             counts: dict[str, int] = {}
-            n_in_window, window_start, overhead = 0, time.perf_counter(), 0.0
-            run_start = time.perf_counter()
+            speed = Throughput(t.batch_size, self.clock)
             stop_at = min(total, until_step) if until_step is not None else total
             while self.step < stop_at:
-                cmds = self.control.poll(self.step)
-                if cmds and self._handle(cmds):
-                    return self._stop("stopped by request")
-                while self.state == "paused":
-                    pause_t0 = time.perf_counter()
-                    if self.dist.is_main:  # the other ranks wait in the exchange below
-                        time.sleep(0.05)
-                    if self._handle(self.control.poll(self.step, force=True)):
+                with speed.excluded():   # commands and a pause are not training time
+                    cmds = self.control.poll(self.step)
+                    if cmds and self._handle(cmds):
                         return self._stop("stopped by request")
-                    overhead += time.perf_counter() - pause_t0
+                    while self.state == "paused":   # sample-now and save-now act here, without resuming
+                        if self.dist.is_main:  # the other ranks wait in the exchange below
+                            time.sleep(0.05)
+                        if self._handle(self.control.poll(self.step, force=True)):
+                            return self._stop("stopped by request")
                 losses = self._train_step()
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
                     counts[k] = counts.get(k, 0) + 1
-                n_in_window += 1
+                speed.count_step()
                 self.step += 1
                 first_log = self._initial_pending  # the first loss point comes before step 0's grid
                 if self.step % t.log_every == 0 or self.step == stop_at or first_log:
                     self._check_finite()
                     sums = self.dist.all_reduce_mean(sums)  # the logged loss is the global batch's
-                    now = time.perf_counter()
-                    busy = max(1e-9, now - window_start - overhead)
-                    img_s = n_in_window * t.batch_size / busy
-                    row = {"step": self.step, "time": round(time.time(), 3),
-                           "elapsed_s": round(now - run_start, 3),
-                           **{k: float(v) / counts[k] for k, v in sums.items()},
-                           "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
-                           "img_per_s": round(img_s, 2),
-                           "eta_s": round((total - self.step) * t.batch_size / img_s, 1)}
-                    for name, gn in self.ctx.grad_norms.items():
-                        row[f"grad/{name}"] = float(gn)
+                    row = self._row({k: float(v) / counts[k] for k, v in sums.items()}, speed)
                     self.last_metrics = row
                     self._main(self._log, row)
-                    sums, counts, n_in_window, window_start, overhead = {}, {}, 0, time.perf_counter(), 0.0
-                extra_t0 = time.perf_counter()
-                if first_log:
-                    self._initial_grid()
-                if t.sample_every and self.step % t.sample_every == 0:
-                    self._check_finite()
-                    self.sample_grid()
-                if self.cfg.metrics.every and self.step % self.cfg.metrics.every == 0:
-                    self._check_finite()
-                    self.evaluate()
-                if t.checkpoint_every and self.step % t.checkpoint_every == 0:
-                    self._check_finite()
-                    self.save()
-                overhead += time.perf_counter() - extra_t0
+                    sums, counts = {}, {}
+                    speed.new_window()
+                with speed.excluded():
+                    self._scheduled(first_log)
             self._check_finite()
             self._initial_grid()   # a run that never stepped still gets its step-0 grid
             if self.last_sampled_step != self.step:
@@ -422,13 +379,40 @@ class Trainer:
         except OSError as e:  # disk full, permissions: the files say what; a traceback would not help
             return self._fail(os_error_line(e))
         except KeyboardInterrupt:  # the other ranks are anywhere: rank 0 saves on its own
-            return self._stop("interrupted", alone=True)
+            return self._stop("interrupted", alone=True, artifacts=False)
         except Exception as e:  # OOM, a bug, a rank gone: the run fails cleanly, the last checkpoint stays
             if self.dist.enabled and distributed.is_peer_lost(e):  # the failing rank says why, not this one
                 return self._fail(f"another process of this distributed run failed or was killed (its error is "
                                   f"in its output; torchrun names it): {distributed.short_error(e)}")
             traceback.print_exc(file=sys.stderr)
             return self._fail(f"{type(e).__name__}: {e}")
+
+    def _row(self, losses: dict[str, float], speed: Throughput) -> dict:
+        """The metrics.jsonl row of this step: the window's mean losses, speed and ETA."""
+        img_s = speed.images_per_s()
+        row = {"step": self.step, "time": round(time.time(), 3), "elapsed_s": round(speed.elapsed_s(), 3),
+               **losses, "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
+               "img_per_s": round(img_s, 2),
+               "eta_s": round(speed.eta_s(self.cfg.training.steps - self.step, img_s), 1)}
+        for name, gn in self.ctx.grad_norms.items():
+            row[f"grad/{name}"] = float(gn)
+        return row
+
+    def _scheduled(self, first_log: bool) -> None:
+        """What this step is due for after training it: step 0's grid (after the first loss
+        point), a grid, an evaluation pass, a checkpoint."""
+        t = self.cfg.training
+        if first_log:
+            self._initial_grid()
+        if t.sample_every and self.step % t.sample_every == 0:
+            self._check_finite()
+            self.sample_grid()
+        if self.cfg.metrics.every and self.step % self.cfg.metrics.every == 0:
+            self._check_finite()
+            self.evaluate()
+        if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+            self._check_finite()
+            self.save()
 
     def _log(self, row: dict) -> None:
         self.rd.append_metrics(row)
@@ -462,9 +446,12 @@ class Trainer:
             self.family.update_ema(ema_decay_at(self.step, t.ema_decay))
         return losses
 
-    def _stop(self, message: str, *, alone: bool = False) -> RunResult:
-        """Save and stop. Every rank calls it at the same step, unless `alone` (an interrupt, which
-        reaches each rank anywhere): then no collective, and rank 0 saves its own random state only."""
+    def _stop(self, message: str, *, alone: bool = False, artifacts: bool = True) -> RunResult:
+        """Save, draw the final artifacts (the Train tab and the runs browser show the model as it
+        stopped, not an older grid), and stop. The checkpoint comes first: a process killed while
+        drawing keeps it. Every rank calls it at the same step, unless `alone` (an interrupt, which
+        reaches each rank anywhere): then no collective, and rank 0 saves its own random state only.
+        `artifacts`: False for an interrupt, which should end at once."""
         alone = alone and self.dist.enabled
         try:
             self._check_finite(alone)
@@ -473,6 +460,11 @@ class Trainer:
                     self.save()
                 elif self.dist.is_main:
                     self._write_checkpoint(rng_tensors(self.generator, self.device, self.dist, alone=True))
+            if artifacts and not alone:
+                self._initial_grid()
+                if self.last_sampled_step != self.step:
+                    self.phase(f"drawing the sample grid of step {self.step}")
+                    self.sample_grid()
             if alone:
                 self.status("stopped", message)
             else:
