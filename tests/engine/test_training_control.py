@@ -7,6 +7,7 @@ import pytest
 
 from engine.runs.rundir import RunDir, send_control
 from engine.training.artifacts import ArtifactWriter
+from engine.training.control import ControlChannel
 from engine.training.loop import Trainer, train
 
 STEP_S = 0.01   # each training step takes this long on the test's clock
@@ -22,6 +23,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+@pytest.fixture(autouse=True)
+def commands_read_at_every_step(monkeypatch):
+    """The control file is read at every step (not every FILE_POLL_S of real time), so a command
+    lands at the step the test sends it, however fast the tiny steps run."""
+    monkeypatch.setattr(ControlChannel, "FILE_POLL_S", 0.0)
 
 
 def _rows(run):
