@@ -237,6 +237,7 @@ class LiveEvents:
                           for key, p in paths.items() if p])
 
     def _append(self, events: list[bytes]) -> None:
-        if not self.path.exists():  # an export while the run trains wrote the folder anew: go on in its file
-            self.path = (events_files(self.path.parent) or [self.path])[-1]
+        newest = events_files(self.path.parent)[-1:]
+        if newest and newest[0] != self.path:  # an export while the run trains wrote it anew: go on in that file
+            self.path = newest[0]
         event_file.append(self.path, events)

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ from engine.cli.main import main
 from engine.runs import event_file
 from engine.runs.rundir import RunDir
 from engine.runs.tensorboard_log import ENV, LiveEvents, events_files, export_run, live_wanted
-from tests.conftest import tiny_family_config
+from tests.conftest import ROOT, tiny_family_config
 
 
 # ---- a reader of the format, to check our files without TensorBoard --------------------------------
@@ -164,7 +168,6 @@ def pngs(folder: Path) -> list[int]:
 def test_an_exported_run_opens_in_tensorboards_event_reader_with_the_right_scalar_count(vae_run, tmp_path, capsys):
     ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     run = tmp_path / "vae"
-    import shutil
     shutil.copytree(vae_run, run)
     assert main(["export", "--tensorboard", str(run)]) == 0
     wanted = expected_scalars(run)
@@ -203,7 +206,6 @@ def test_an_exported_run_opens_in_tensorboards_event_reader_with_the_right_scala
 def test_export_out_folder_and_a_folder_of_runs(vae_run, tmp_path, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
-    import shutil
     for name in ("r1", "r2"):
         shutil.copytree(vae_run, runs / name)
     out = tmp_path / "tb"
@@ -255,6 +257,22 @@ def test_live_events_equal_the_export_and_a_resumed_run_holds_each_step_once(vae
     assert resumed["scalars"]["loss/recon"][:2] == live["scalars"]["loss/recon"][:2]
 
 
+def test_an_export_while_a_run_trains_is_where_the_run_goes_on(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text('name = "x"\n')
+    (run / "metrics.jsonl").write_text('{"step": 1, "time": 5.0, "loss/mse": 1.0}\n')
+    tee = LiveEvents(lambda ev: None)
+    tee({"event": "started", "run_dir": str(run), "step": 0})  # a fresh run: nothing up to step 0
+    assert read_run(run)["scalars"] == {}
+    tee({"event": "metrics", "step": 1, "time": 5.0, "loss/mse": 1.0})
+    export_run(run)  # the row is in metrics.jsonl: the export has it; the live file is emptied
+    (run / "metrics.jsonl").open("a").write('{"step": 2, "time": 6.0, "loss/mse": 0.5}\n')
+    tee({"event": "metrics", "step": 2, "time": 6.0, "loss/mse": 0.5})
+    assert read_run(run)["scalars"] == {"loss/mse": [(1, 1.0), (2, 0.5)]}  # one file holds it all, once
+    assert [p.stat().st_size > 0 for p in events_files(run)] == [False, True]
+
+
 def test_live_events_warn_once_and_never_stop_training(tmp_path):
     seen = []
     tee = LiveEvents(seen.append)
@@ -273,3 +291,14 @@ def test_live_events_are_written_when_the_tensorboard_package_is_there_unless_to
     assert live_wanted({}) is installed
     assert live_wanted({ENV: "0"}) is False and live_wanted({ENV: "off"}) is False
     assert live_wanted({ENV: "1"}) is True
+
+
+def test_export_needs_neither_torch_nor_tensorboard(vae_run, tmp_path):
+    """The export reads the run folder and writes the format itself: a machine with neither
+    package installed exports the same."""
+    code = ("import sys; from engine.cli.main import main; rc = main(['export', '--tensorboard', sys.argv[1], "
+            "'--out', sys.argv[2]]); print(rc, 'torch' in sys.modules, 'tensorboard' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(vae_run), str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.stdout.splitlines()[-1] == "0 False False", out.stderr
+    assert read_run(tmp_path / "vae")["images"].keys() == {"samples", "recon"}
