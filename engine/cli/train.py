@@ -111,15 +111,18 @@ def run(args) -> int:
     lower_priority(args.nice)  # first: the thread pools torch starts below inherit it
     if args.nproc is not None:
         return launch_torchrun(args)
+    from engine.runs.tensorboard_log import LiveEvents, live_wanted
     from engine.training import distributed
-    from engine.training.loop import train
+    from engine.training.loop import stdout_emit, train
     dist = distributed.init_from_env()  # a process group under torchrun; else a single process
     prefix = rank_prefix()
+    # rank 0 speaks for the run: it alone writes the TensorBoard events (live_wanted: the extra is installed)
+    emit = LiveEvents(stdout_emit) if dist.is_main and live_wanted() else stdout_emit
     try:
         cfg, run_dir = share_train(dist, args) if dist.enabled else prepare_train(args)
         # only rank 0 listens to stdin (torchrun gives every rank the same one)
         result = train(cfg, run_dir, resume=args.resume, listen_stdin=not args.no_stdin and dist.is_main,
-                       dist=dist)
+                       dist=dist, emit=emit)
     finally:
         distributed.shutdown()
     if result.state == "failed":

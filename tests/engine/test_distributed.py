@@ -101,8 +101,12 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
         assert r2["loss/bpd"] == pytest.approx(r1["loss/bpd"], rel=1e-5)
         assert r2["grad/pixelcnn"] == pytest.approx(r1["grad/pixelcnn"], rel=1e-5)
 
-    # rank 0 alone wrote and spoke: the same files as one process, each event once
-    assert files_in(two.path) == files_in(one.path)
+    # rank 0 alone wrote and spoke: the same files as one process (and, being trained through the
+    # command line, one TensorBoard event file where live events are on), each event once
+    from engine.runs.tensorboard_log import events_files, live_wanted
+    events_file = [str(p.relative_to(two.path)) for p in events_files(two.path)]
+    assert len(events_file) == (1 if live_wanted() else 0)
+    assert files_in(two.path) == sorted(files_in(one.path) + events_file)
     kinds = [e["event"] for e in events]
     assert "warning" not in kinds and "error" not in kinds  # a warning would say the ranks' weights differed
     assert kinds.count("started") == 1 and kinds.count("checkpoint") == 2 and kinds.count("metrics") == 4
