@@ -4,7 +4,6 @@ plots and image views read the run directory, so they work the same for runs sta
 from a shell, or on another machine writing to a shared folder."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.core.artifacts import ARTIFACTS_FILE
 from engine.core.logkeys import normalize_row
-from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
+from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status, metric_rows
 
 LIVENESS_EVERY_S = 2.0  # how often a run recorded as running is checked for a living process
 
@@ -73,14 +72,7 @@ class RunWatcher(QObject):
             chunk = f.read(size - self._offset)
         self._offset = size
         *lines, self._partial = (self._partial + chunk).split(b"\n")
-        rows = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(normalize_row(row))  # runs from before the namespaces too
+        rows = [normalize_row(row) for row in metric_rows(lines)]  # runs from before the namespaces too
         if rows:
             self.metrics.emit(rows)
 

@@ -22,6 +22,20 @@ _STEP_RE = re.compile(r"step_(\d+)\.json$")
 ACTIVE_STATES = ("starting", "running", "paused")  # a process should be behind these
 
 
+def metric_rows(lines) -> list[dict]:
+    """The rows of metrics.jsonl lines (str or bytes): each line that parses to a JSON object; a line
+    cut short by a kill, or any other, is left out."""
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def new_run_dir(root: str | Path, name: str) -> Path:
     """runs/<yyyymmdd-hhmmss>-<name>, never reused."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
@@ -103,14 +117,8 @@ class RunDir:
         """On resume, drop lines logged after the checkpoint so the curve has no duplicates."""
         if not self.metrics_path.exists():
             return
-        keep = []
-        for line in self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:  # a line cut short by a kill
-                continue
-            if isinstance(row, dict) and _step_of(row) <= step:
-                keep.append(line)
+        keep = [line for line in self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if any(_step_of(row) <= step for row in metric_rows([line]))]
         atomic_write_text(self.metrics_path, "".join(l + "\n" for l in keep))
 
     def checkpoint_stem(self, step: int) -> Path:

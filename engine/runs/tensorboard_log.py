@@ -18,7 +18,6 @@ where rewriting a file under it would have it read on from its old offset into t
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import time
@@ -28,7 +27,7 @@ from typing import Callable, Iterator
 
 from engine.core import logkeys, protocol
 from engine.runs import event_file
-from engine.runs.rundir import RunDir
+from engine.runs.rundir import RunDir, metric_rows
 
 EVENTS_NAME = re.compile(r"events\.out\.tfevents\.(\d+)\.genlab$")  # ours; another writer's are left alone
 CONFIG_TAG = "config"
@@ -81,15 +80,7 @@ def read_rows(rd: RunDir) -> list[dict]:
         lines = rd.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and _int_step(row) is not None:
-            rows.append(row)
-    return rows
+    return [row for row in metric_rows(lines) if _int_step(row) is not None]
 
 
 def artifact_images(rd: RunDir) -> list[tuple[int, str, Path]]:

@@ -17,6 +17,8 @@ DDPM = Capabilities("ddpm", 8, 1, SamplingCaps(["sampler", "steps", "eta", "guid
                                                ["ddim", "ddpm"]),
                     conditional=ConditionalCaps([str(i) for i in range(10)], guidance=True, unconditional=True),
                     latent=LatentCaps("noise", "x_T (DDIM noise)", "ddim-inversion", one_pass=False))
+# DDPM sampling options as a loaded checkpoint reports them
+DDPM_OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"}
 STYLE = Capabilities("stylegan", 16, 3, SamplingCaps(["truncation_psi", "noise_mode"]),
                      latent=LatentCaps("w+", "w+ (StyleGAN styles)", "projection", one_pass=True, default_mode="lerp"),
                      style_mix=StyleMixCaps([4, 8, 8, 16, 16, 16], {"coarse": [0, 1], "middle": [2], "fine": [3, 4, 5]},

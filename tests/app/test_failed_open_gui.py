@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-from test_canvas_views import DDPM, FakeClient
+from test_canvas_views import DDPM, DDPM_OPTIONS, FakeClient
 
 from app.canvases import TAB_KEYS
 from app.main_window import MainWindow
@@ -17,18 +17,7 @@ from app.worker_session import WorkerSession
 from engine.runs.rundir import RunDir
 from tests.conftest import tiny_config
 
-OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"}
-
-
-@pytest.fixture
-def faked(qtbot, tmp_path):
-    """A window whose engine worker is played by the test."""
-    client = FakeClient()
-    w = MainWindow(runs_root=tmp_path / "runs", session=WorkerSession(client))
-    qtbot.addWidget(w)
-    w.show()
-    yield client, w
-    w.close()
+OPTIONS = DDPM_OPTIONS
 
 
 def _error(client, rid, message):

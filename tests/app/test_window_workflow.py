@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFormLayout, QScrollArea, QStackedWidget, QWidget
-from test_canvas_views import DDPM, STYLE, FakeClient
+from test_canvas_views import DDPM, DDPM_OPTIONS, STYLE, FakeClient
 
 from app.canvases import TAB_KEYS
 from app.main_window import MainWindow
@@ -18,18 +18,7 @@ from app.worker_session import WorkerSession
 from engine.core.pnginfo import write_png
 from tests.conftest import tiny_config
 
-OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"}
-
-
-@pytest.fixture
-def faked(qtbot, tmp_path):
-    """A window whose engine worker is played by the test."""
-    client = FakeClient()
-    w = MainWindow(runs_root=tmp_path / "runs", session=WorkerSession(client))
-    qtbot.addWidget(w)
-    w.show()
-    yield client, w
-    w.close()
+OPTIONS = DDPM_OPTIONS
 
 
 def _loads(client) -> list[str]:
