@@ -83,5 +83,9 @@ def test_resumes_one_step_as_the_old_code_did(legacy):
     weights = ck.load_checkpoint(res.last_checkpoint).prefixed("net.")
     old = {k[len("resumed."):]: v for k, v in expected.items() if k.startswith("resumed.")}
     assert set(weights) == set(old)
+    # Adam divides by the gradient's running size, so a last-bit difference in a near-zero gradient
+    # (another CPU's rounding) can move a weight by a fair part of the step's lr; a resume that lost
+    # the optimizer state moves most weights by about the lr itself
+    atol = 1e-5 + 0.1 * rows["step3"]["lr"]
     for k, v in old.items():
-        torch.testing.assert_close(weights[k], v, atol=1e-5, rtol=1e-4, msg=k)
+        torch.testing.assert_close(weights[k], v, atol=atol, rtol=1e-4, msg=k)
