@@ -187,3 +187,32 @@ def test_cli_compare_queues_one_group_and_a_corrupt_queue_is_one_line(tmp_path):
     assert str(tmp_path / "queue.json") in r.stderr and "not valid JSON" in r.stderr
     with pytest.raises(QueueError):
         q.entries()
+
+
+def test_sigterm_to_the_runner_stops_its_run_with_a_checkpoint_and_marks_the_entry_interrupted(tmp_path):
+    q = TrainingQueue(tmp_path)
+    e, later = q.add(small("long", steps=1_000_000)), q.add(small("later"))
+    runner = subprocess.Popen([sys.executable, "-m", "engine", "queue", "run", "--runs-root", str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            run_dir = q.entry(e.id).run_dir
+            if run_dir and RunDir(run_dir).read_status().get("state") == "running":
+                break
+            time.sleep(0.1)
+        assert q.runner_pid() == runner.pid
+        runner.terminate()
+        out, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, err
+    got = q.entry(e.id)
+    st = RunDir(got.run_dir).read_status()
+    assert got.state == "interrupted" and got.message.startswith(f"the queue runner was stopped; the run stopped at "
+                                                                 f"step {st['step']}")
+    assert st["state"] == "stopped" and RunDir(got.run_dir).checkpoints()[-1][0] == st["step"]
+    assert q.entry(later.id).state == "queued" and q.runner_pid() is None
+    assert json.loads(out.splitlines()[-1])["message"] == "stopped by a signal"
