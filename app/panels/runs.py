@@ -296,8 +296,9 @@ class RunsBrowser(QWidget):
         self.tabs.setCurrentWidget(self.compare)
 
     def compare_families(self, checkpoints=None) -> bool:
-        """Measure the newest checkpoints of the selected runs (two or more), else checkpoints
-        picked in a file dialog, in the Families tab."""
+        """The newest checkpoints of the selected runs (two or more), else checkpoints picked in a
+        file dialog, in the Families tab, ready to measure: Measure starts it, once the samples
+        count is set."""
         if checkpoints is None:
             runs = [self.summaries.get(r) for r in self.selected_runs()]
             checkpoints = [s.checkpoints[-1][1] for s in runs if s is not None and s.checkpoints]
@@ -307,7 +308,8 @@ class RunsBrowser(QWidget):
                 if not checkpoints:
                     return False
         self.tabs.setCurrentWidget(self.family_compare)
-        return self.family_compare.start(checkpoints)
+        self.family_compare.prepare(checkpoints)
+        return True
 
     def shutdown(self) -> None:
         self.timer.stop()
