@@ -152,6 +152,8 @@ class FamilyCompare(QWidget):
     and the plot (the job's `done` calls it); load_file(path) shows one saved earlier; watch(path)
     shows a queued comparison's result once it is written."""
 
+    plan_requested = Signal()   # "Compare families on this data…": train presets in the queue, then compare
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.checkpoints: list[str] = []
@@ -193,6 +195,9 @@ class FamilyCompare(QWidget):
         self.progress.setFormat("")
         self.eta = QLabel("")
         self.eta.setMinimumWidth(90)
+        self.plan_btn = QPushButton("Compare families on this data…")
+        self.plan_btn.setToolTip("Train presets of several families on the Data panel's dataset for a time budget "
+                                 "each (in the training queue), then compare them here")
         self.open_btn = QPushButton("Open…")
         self.open_btn.setToolTip("Show a comparison saved earlier: a queued comparison's JSON "
                                  "(<runs>/comparisons/) or a CSV written by Export CSV…")
@@ -230,6 +235,7 @@ class FamilyCompare(QWidget):
         top.addWidget(self.progress, 1)
         top.addWidget(self.eta)
         bottom = QHBoxLayout()
+        bottom.addWidget(self.plan_btn)
         bottom.addWidget(self.open_btn)
         bottom.addStretch(1)
         bottom.addWidget(self.csv_btn)
@@ -247,6 +253,7 @@ class FamilyCompare(QWidget):
         self.csv_btn.clicked.connect(lambda: self.export_csv())
         self.png_btn.clicked.connect(lambda: self.export_png())
         self.open_btn.clicked.connect(lambda: self.load_file())
+        self.plan_btn.clicked.connect(self.plan_requested)
         # the ETA counts down between progress events (a long batch sends none for a while)
         self.ticker = QTimer(self)
         self.ticker.setInterval(1000)
