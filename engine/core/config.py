@@ -72,6 +72,8 @@ class TrainingConfig:
     sample_every: int = opt(250, "Save a fixed-seed sample grid every N steps (0 = only at start and end).", min=0)
     checkpoint_every: int = opt(500, "Save a checkpoint every N steps (0 = only at the end).", min=0)
     keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (0 = all).", min=0)
+    time_budget_s: float = opt(0.0, "Stop after this many seconds of training (0 = no limit); the step count is "
+                                    "then an upper bound", min=0.0, advanced=True)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 in the run directory (a shared folder). Polled by the loop between steps; never blocks it.
 
 In a distributed run only rank 0 listens (SharedControl) and hands what it read to every rank at a
-step they all agree on, so pause, stop, sample-now and save-now act at the same step everywhere."""
+step they all agree on, so pause, stop, sample-now and save-now act at the same step everywhere.
+Rank 0's own decisions that every rank must follow (the time budget is spent) travel the same way."""
 from __future__ import annotations
 
 import queue
@@ -64,17 +65,25 @@ class SharedControl:
         self.channel, self.dist = channel, dist
         self.next_step = 0            # the step at which all ranks next exchange commands
         self._last: tuple[float, int] | None = None   # rank 0: (time, step) of the last exchange
+        self._own: list[str] = []     # rank 0: commands of its own, handed out at the next exchange
+
+    def add(self, command: str) -> None:
+        """Rank 0: act on `command` on every rank at the next exchange (e.g. the time budget is
+        spent: rank 0's clock decides, so the ranks cannot disagree about the step)."""
+        self._own.append(command)
 
     def poll(self, step: int, force: bool = False) -> list[str]:
         """Commands to act on before training step `step`; [] between exchanges. `force` (while
         paused) exchanges now; every rank must then pass it."""
         if not self.dist.enabled:
-            return self.channel.poll(force_file=force) if self.channel is not None else []
+            own, self._own = self._own, []
+            return own + (self.channel.poll(force_file=force) if self.channel is not None else [])
         if not force and step < self.next_step:
             return []
         commands, next_step = [], 0
         if self.dist.is_main:
-            commands = self.channel.poll(force_file=True) if self.channel is not None else []
+            commands, self._own = self._own, []
+            commands += self.channel.poll(force_file=True) if self.channel is not None else []
             now = time.perf_counter()
             every = 1
             if self._last is not None and step > self._last[1]:

@@ -36,10 +36,12 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from engine.core.config import ConfigError
-from engine.core.protocol import COMMANDS
+from engine.core.protocol import COMMANDS as CONTROL_COMMANDS
 
 BUCKET_BYTES = 32 * 2 ** 20   # gradients are all-reduced in flat buckets of at most this size
 MAX_COMMANDS = 8              # commands carried per broadcast; more wait for the next one
+TIME_BUDGET = "time-budget"   # rank 0's own decision (training.time_budget_s is spent), shared like a command
+COMMANDS = CONTROL_COMMANDS + (TIME_BUDGET,)
 TIMEOUT_ENV = "GENLAB_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 1800      # rank 0 alone samples grids and scores metrics while the others wait
 

@@ -91,6 +91,7 @@ class Trainer:
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
         self._stepped = False      # distributed: state is broadcast again after the first step
         self._initial_pending = False  # every rank: step 0's artifacts are still to draw (after the first step)
+        self._budget_spent = False     # rank 0: the time budget's stop was sent
         self.clock = time.perf_counter  # what images/s is timed with (a test's clock replaces it)
 
     # ---- setup --------------------------------------------------------------------------------
@@ -280,16 +281,18 @@ class Trainer:
         self.last_evaluated_step = self.step
         return row
 
-    def _handle(self, cmds: list[str]) -> bool:
-        """Act on control commands. Returns True when the run must stop."""
-        stop = False
+    def _handle(self, cmds: list[str]) -> str | None:
+        """Act on control commands. Returns why the run must stop, or None."""
+        stop = None
         for c in cmds:
             if c == "pause" and self.state == "running":
                 self.set_state("paused")
             elif c == "resume" and self.state == "paused":
                 self.set_state("running")
             elif c == "stop":
-                stop = True
+                stop = stop or "stopped by request"
+            elif c == distributed.TIME_BUDGET:
+                stop = stop or f"time budget of {self.cfg.training.time_budget_s:g} s reached at step {self.step}"
             elif c == "sample-now":
                 self._check_finite()
                 self.sample_grid()
@@ -297,6 +300,15 @@ class Trainer:
                 self._check_finite()
                 self.save()
         return stop
+
+    def _check_budget(self, speed: Throughput) -> None:
+        """Rank 0 tells every rank to stop once training.time_budget_s seconds of training (pauses,
+        grids, evaluations and checkpoints left out) are spent; they stop at the next exchange of
+        commands, all at the same step."""
+        budget = self.cfg.training.time_budget_s
+        if budget and self.dist.is_main and not self._budget_spent and speed.training_s() >= budget:
+            self._budget_spent = True
+            self.control.add(distributed.TIME_BUDGET)
 
     def _check_finite(self, alone: bool = False) -> None:
         """Stop on a NaN/Inf loss seen since the start, on any rank (`alone`: this rank's only)."""
@@ -338,13 +350,15 @@ class Trainer:
             while self.step < stop_at:
                 with speed.excluded():   # commands and a pause are not training time
                     cmds = self.control.poll(self.step)
-                    if cmds and self._handle(cmds):
-                        return self._stop("stopped by request")
+                    why = self._handle(cmds) if cmds else None
+                    if why:
+                        return self._stop(why)
                     while self.state == "paused":   # sample-now and save-now act here, without resuming
                         if self.dist.is_main:  # the other ranks wait in the exchange below
                             time.sleep(0.05)
-                        if self._handle(self.control.poll(self.step, force=True)):
-                            return self._stop("stopped by request")
+                        why = self._handle(self.control.poll(self.step, force=True))
+                        if why:
+                            return self._stop(why)
                 losses = self._train_step()
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
@@ -362,6 +376,7 @@ class Trainer:
                     speed.new_window()
                 with speed.excluded():
                     self._scheduled(first_log)
+                self._check_budget(speed)
             self._check_finite()
             self._initial_grid()   # a run that never stepped still gets its step-0 grid
             if self.last_sampled_step != self.step:
@@ -393,10 +408,16 @@ class Trainer:
         row = {"step": self.step, "time": round(time.time(), 3), "elapsed_s": round(speed.elapsed_s(), 3),
                **losses, "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
                "img_per_s": round(img_s, 2),
-               "eta_s": round(speed.eta_s(self.cfg.training.steps - self.step, img_s), 1)}
+               "eta_s": round(self._eta_s(speed, img_s), 1)}
         for name, gn in self.ctx.grad_norms.items():
             row[f"grad/{name}"] = float(gn)
         return row
+
+    def _eta_s(self, speed: Throughput, img_s: float) -> float:
+        """Time to the last step, or to the end of the time budget when that comes first."""
+        eta = speed.eta_s(self.cfg.training.steps - self.step, img_s)
+        budget = self.cfg.training.time_budget_s
+        return min(eta, max(0.0, budget - speed.training_s())) if budget else eta
 
     def _scheduled(self, first_log: bool) -> None:
         """What this step is due for after training it: step 0's grid (after the first loss

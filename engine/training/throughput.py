@@ -14,6 +14,7 @@ class Throughput:
         self.batch_size, self.clock = batch_size, clock
         self.run_start = clock()
         self._start, self._steps, self._excluded = self.run_start, 0, 0.0
+        self._excluded_total = 0.0   # since the run began (the window's share is reset per row)
 
     def count_step(self) -> None:
         self._steps += 1
@@ -25,7 +26,9 @@ class Throughput:
         try:
             yield
         finally:
-            self._excluded += self.clock() - t0
+            spent = self.clock() - t0
+            self._excluded += spent
+            self._excluded_total += spent
 
     def images_per_s(self) -> float:
         busy = max(1e-9, self.clock() - self._start - self._excluded)
@@ -37,6 +40,11 @@ class Throughput:
     def elapsed_s(self) -> float:
         """Wall time since the run (this process) began, pauses included."""
         return self.clock() - self.run_start
+
+    def training_s(self) -> float:
+        """Seconds of training alone since the run (this process) began: what
+        training.time_budget_s counts."""
+        return self.clock() - self.run_start - self._excluded_total
 
     def new_window(self) -> None:
         """A row was logged: the next one measures the steps after it."""

@@ -164,6 +164,22 @@ def test_a_stop_command_ends_every_rank_at_the_same_step(tmp_path):
     assert not rd.control_path.exists()  # the command was taken (by rank 0)
 
 
+def test_a_time_budget_ends_every_rank_at_the_same_step(tmp_path):
+    """Rank 0's clock decides; the others hear it at the next exchange of commands."""
+    ddpm_config(steps=100_000, checkpoint_every=0, time_budget_s=2.0).save(tmp_path / "cfg.toml")
+    run = tmp_path / "run"
+    rc, events, err = run_torchrun(["--config", str(tmp_path / "cfg.toml"), "--run-dir", str(run)])
+    assert rc == 0, err
+    lines = final_lines(err)
+    assert lines["0"].startswith("stopped at step ") and lines["1"] == lines["0"], err
+    step = int(lines["0"].split()[3].rstrip(";"))
+    assert 0 < step < 100_000
+    rd = RunDir(run)
+    assert [s for s, _ in rd.checkpoints()] == [step]
+    status = json.loads(rd.status_path.read_text())
+    assert status["state"] == "stopped" and status["message"] == f"time budget of 2 s reached at step {step}"
+
+
 def test_a_resumed_two_process_run_continues_exactly(tmp_path):
     """Every rank's random streams (noise, dropout) and the batch order are restored: 4 steps, then
     a resume to 8, gives bit for bit what 8 uninterrupted steps give."""
