@@ -252,3 +252,40 @@ def test_the_families_view_fills_from_the_queued_comparisons_result(qtbot, tmp_p
     assert b.queue_view.compare_btn.isEnabled()
     b.queue_view.compare_btn.click()
     assert b.tabs.currentWidget() is fc and fc.table.rowCount() == 2
+
+
+def test_each_preset_keeps_its_own_time_budget(qtbot, tmp_path):
+    dlg = CompareFamiliesDialog(tmp_path / "runs", SHAPES)
+    qtbot.addWidget(dlg)
+    dlg.set_checked(["dcgan-digits", "vae-digits"])
+    dlg.budgets["dcgan-digits"].setValue(1)
+    dlg.budgets["vae-digits"].setValue(3)
+    assert dlg.queue_comparison() is not None
+    got = [(e.name, e.time_budget_s, e.config["training"]["time_budget_s"]) for e in TrainingQueue(tmp_path / "runs").entries()]
+    assert got == [("dcgan-digits", 60.0, 60.0), ("vae-digits", 180.0, 180.0)]
+    assert "1–3 min each" in dlg.summary
+
+
+def test_run_queue_trains_a_tiny_entry_and_the_run_appears_in_the_list(qtbot, tmp_path):
+    """One real `genlab-engine queue run` from the Run queue button: a 2-step run of 8x8 digits."""
+    from tests.engine.test_family_compare import tiny
+    root = tmp_path / "runs"
+    b = RunsBrowser(root, trash_dir=tmp_path / "trash", poll_ms=100)
+    qtbot.addWidget(b)
+    b.show()
+    b.show_queue()
+    v = b.queue_view
+    e = TrainingQueue(root).add(tiny("vae").replace(name="queued-vae", training={"steps": 2}).to_dict())
+    v.refresh()
+    events = []
+    v.job.changed.connect(events.append)
+    with qtbot.waitSignal(v.job.finished, timeout=120_000) as ended:
+        v.run_btn.click()
+        assert not v.run_btn.isEnabled() and v.stop_btn.isEnabled()
+    assert ended.args == [0, ""], v.job.stderr_tail()
+    [done] = TrainingQueue(root).entries()
+    assert done.id == e.id and done.state == "done" and done.run_dir
+    assert [(ev["entry"], ev["state"]) for ev in events if ev["event"] == "queue"][-1] == (e.id, "done")
+    qtbot.waitUntil(lambda: states(v) == ["done"], timeout=5000)
+    qtbot.waitUntil(lambda: b.run_item(done.run_dir) is not None, timeout=5000)   # in the runs list by itself
+    assert "runner ended" in v.message.text() and v.runner is None
