@@ -143,6 +143,8 @@ class MainWindow(QMainWindow):
         self.runs.open_checkpoint.connect(self._open_checkpoint)
         self.runs.resume_run.connect(self.continue_run)
         self.runs.duplicate_config.connect(self.duplicate_config)
+        self.runs.config_provider = self.build_config   # the data "Compare families on this data…" trains on
+        self.training.queued.connect(lambda _id: self.runs.queue_view.refresh())
         self.menus = build_menus(self)
         # the one checkpoint every canvas works on, with a recent list, in the toolbar
         self.checkpoint_bar = CheckpointBar(self.session, recent=self.menus.recent_checkpoints)

@@ -1,6 +1,6 @@
 """The window's menu bar: File (open a run, a checkpoint, a dataset folder; recent runs and
 checkpoints; export config; settings; quit), Run (start, pause, stop, sample now, save now,
-continue), View (one action per tab) and Help (keyboard shortcuts, about).
+continue; add to the training queue and compare families on this data, where the window has them), View (one action per tab) and Help (keyboard shortcuts, about).
 
 build_menus(window) uses only the window's public face, so a small stand-in works in tests:
 menuBar(), settings (QSettings or None), open_run(dir), set_checkpoint(path), show_tab(key),
@@ -130,6 +130,18 @@ class MenuActions(QObject):
             self._action(run, key, text, lambda k=key: self.run_action(k), shortcut)
             if key == "stop":
                 run.addSeparator()
+        # the training queue (app/panels/run_queue.py), where the window and its panel offer it
+        queue_items = [(key, text, fn, tip) for key, text, fn, tip in (
+            ("add_to_queue", "Add to &queue", getattr(w.training, "add_to_queue", None),
+             "Queue a run of the current settings (Runs ▸ Queue trains the queue)"),
+            ("compare_families", "Compare &families on this data…", self.compare_families_on_data
+             if callable(getattr(getattr(w, "runs", None), "compare_families_on_data", None)) else None,
+             "Train presets of several families on the current dataset in the queue, then compare them"))
+            if callable(fn)]
+        if queue_items:
+            run.addSeparator()
+        for key, text, fn, tip in queue_items:
+            self._action(run, key, text, fn, tip=tip)
         self.actions["start"].setStatusTip("Start training (Ctrl+Return on the Train tab)")
         self.actions["continue"].setStatusTip("Continue the run from its last checkpoint")
         run.aboutToShow.connect(self.sync_run_actions)
@@ -326,6 +338,11 @@ class MenuActions(QObject):
             self._status(f"new runs go to {root}")
 
     # ---- Run -----------------------------------------------------------------------------------
+    def compare_families_on_data(self) -> None:
+        """The runs browser's dialog; once queued, the Runs tab shows the Families view waiting for it."""
+        if self.window.runs.compare_families_on_data():
+            self.show_tab("runs")
+
     def _item(self, key: str):
         return next(it for it in RUN_ITEMS if it[0] == key)
 

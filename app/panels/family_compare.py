@@ -2,8 +2,11 @@
 plot (quality against sampling speed), measured by `genlab-engine compare` (engine/ops/compare.py) in
 an engine process of its own: FD (FID with the Inception weights, else FD-domain), precision,
 recall, bits/dim where the family has a likelihood, images/s and network evaluations per image,
-training time and size. A progress bar with an ETA, Cancel (kills the process), and Export CSV… /
-Export PNG… (the table and the plot as one picture)."""
+training time and size. Nothing is measured until Measure is pressed (the samples count is set
+first). A progress bar that moves inside each long batch, an ETA that counts down between progress
+events, Cancel (kills the process), Open… (a comparison saved earlier: a queued comparison's JSON, an
+exported CSV), and Export CSV… / Export PNG… (the table and the plot as one picture). A comparison
+the training queue runs (comparisons/<group>.json) is shown by itself once it is written (watch)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +14,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
@@ -21,7 +24,7 @@ from app.engine_client import EngineJob
 from app.panels.plots_panel import COLORS
 from app.qt_util import human_duration
 from engine.core import metrics
-from engine.runs.compare_table import best_index, pareto_front, write_csv
+from engine.runs.compare_table import ComparisonFileError, best_index, pareto_front, read_comparison, write_csv
 
 _MORE_COLORS = [(0, 150, 160), (170, 110, 60), (110, 110, 200), (150, 150, 20)]
 
@@ -140,9 +143,16 @@ def row_tooltip(r: dict) -> str:
     return "\n".join(lines)
 
 
+PICK = "Pick checkpoints of any families trained on the same dataset (Runs: select runs, then Compare families…)."
+WATCH_MS = 2000   # how often a queued comparison's result file is looked for
+
+
 class FamilyCompare(QWidget):
-    """set_checkpoints(paths) / start(paths): measure them; show_result(result event) fills the
-    table and the plot (the job's `done` calls it)."""
+    """set_checkpoints(paths), then Measure (start()); show_result(result event) fills the table
+    and the plot (the job's `done` calls it); load_file(path) shows one saved earlier; watch(path)
+    shows a queued comparison's result once it is written."""
+
+    plan_requested = Signal()   # "Compare families on this data…": train presets in the queue, then compare
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -150,8 +160,15 @@ class FamilyCompare(QWidget):
         self.rows: list[dict] = []
         self.plotted: list[tuple[int, float, float]] = []   # (row, images/s, FD) of each point drawn
         self._t0 = 0.0
+        self._fraction, self._t_fraction = 0.0, 0.0   # the last progress event's fraction, and when it came
+        self.source = ""                              # where the rows shown came from ("" : measured here)
+        self.watching: Path | None = None             # a queued comparison's result file, until it is written
+        self._watch_label = ""
         # dialogs, replaceable (tests): ask_save(title, suggested path, filter) -> str | None
         self.ask_save = lambda title, path, flt: QFileDialog.getSaveFileName(self, title, path, flt)[0] or None
+        # ask_open(title, folder, filter) -> str | None
+        self.ask_open = lambda title, folder, flt: QFileDialog.getOpenFileName(self, title, folder, flt)[0] or None
+        self.open_folder = str(Path.home())
 
         self.job = CompareJob(self)
         self.job.progressed.connect(self._on_progress)
@@ -159,8 +176,7 @@ class FamilyCompare(QWidget):
         self.job.failed.connect(self._on_failed)
         self.job.cancelled.connect(self._on_cancelled)
 
-        self.header = QLabel("Pick checkpoints of any families trained on the same dataset "
-                             "(Runs: select runs, then Compare families…).")
+        self.header = QLabel(PICK)
         self.header.setWordWrap(True)
         self.n = QSpinBox()
         self.n.setRange(10, 100_000)
@@ -179,6 +195,12 @@ class FamilyCompare(QWidget):
         self.progress.setFormat("")
         self.eta = QLabel("")
         self.eta.setMinimumWidth(90)
+        self.plan_btn = QPushButton("Compare families on this data…")
+        self.plan_btn.setToolTip("Train presets of several families on the Data panel's dataset for a time budget "
+                                 "each (in the training queue), then compare them here")
+        self.open_btn = QPushButton("Open…")
+        self.open_btn.setToolTip("Show a comparison saved earlier: a queued comparison's JSON "
+                                 "(<runs>/comparisons/) or a CSV written by Export CSV…")
         self.csv_btn = QPushButton("Export CSV…")
         self.png_btn = QPushButton("Export PNG…")
         for b in (self.csv_btn, self.png_btn):
@@ -213,6 +235,8 @@ class FamilyCompare(QWidget):
         top.addWidget(self.progress, 1)
         top.addWidget(self.eta)
         bottom = QHBoxLayout()
+        bottom.addWidget(self.plan_btn)
+        bottom.addWidget(self.open_btn)
         bottom.addStretch(1)
         bottom.addWidget(self.csv_btn)
         bottom.addWidget(self.png_btn)
@@ -228,14 +252,22 @@ class FamilyCompare(QWidget):
         self.cancel_btn.clicked.connect(self.cancel)
         self.csv_btn.clicked.connect(lambda: self.export_csv())
         self.png_btn.clicked.connect(lambda: self.export_png())
+        self.open_btn.clicked.connect(lambda: self.load_file())
+        self.plan_btn.clicked.connect(self.plan_requested)
+        # the ETA counts down between progress events (a long batch sends none for a while)
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(1000)
+        self.ticker.timeout.connect(self._tick)
+        self.watch_timer = QTimer(self)
+        self.watch_timer.setInterval(WATCH_MS)
+        self.watch_timer.timeout.connect(self._check_watched)
         self._sync()
 
     # ---- running -----------------------------------------------------------------------------
     def set_checkpoints(self, paths) -> None:
         self.checkpoints = [str(p) for p in paths]
         names = ", ".join(_short_name(p) for p in self.checkpoints)
-        self.header.setText(f"{len(self.checkpoints)} checkpoints: {names}" if self.checkpoints else
-                            "Pick checkpoints of any families trained on the same dataset.")
+        self.header.setText(f"{len(self.checkpoints)} checkpoints: {names}" if self.checkpoints else PICK)
         self.header.setToolTip("\n".join(self.checkpoints))
         self._sync()
 
@@ -249,12 +281,20 @@ class FamilyCompare(QWidget):
             return False
         self._say("")
         self._t0 = time.monotonic()
+        self._fraction, self._t_fraction = 0.0, self._t0
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self.eta.setText("")
         self.job.compare(self.checkpoints, int(self.n.value()))
+        self.ticker.start()
         self._sync()
         return True
+
+    def prepare(self, paths) -> None:
+        """The checkpoints to measure, shown and waiting for Measure: the samples count is set first."""
+        self.set_checkpoints(paths)
+        if len(self.checkpoints) >= 2 and not self.job.is_running():
+            self._say("Set the samples per checkpoint, then press Measure (nothing runs until then).")
 
     def cancel(self) -> None:
         self.job.cancel()
@@ -268,16 +308,29 @@ class FamilyCompare(QWidget):
         k, total = ev.get("checkpoint", 1), ev.get("checkpoints", len(self.checkpoints))
         name = _short_name(self.checkpoints[k - 1]) if 0 < k <= len(self.checkpoints) else ""
         self.progress.setFormat(f"{k}/{total} {name}: {ev.get('stage', '')} {ev.get('done', 0)}/{ev.get('total', 0)}")
-        elapsed = time.monotonic() - self._t0
-        self.eta.setText(f"ETA {human_duration(elapsed * (1 - f) / f)}" if f >= 0.02 else "ETA …")
+        self._fraction, self._t_fraction = f, time.monotonic()
+        self._tick()
+
+    def _tick(self) -> None:
+        """The ETA from the last progress event, counted down since: the time the fraction done
+        took, scaled to the rest, less the time gone by since that event."""
+        now = time.monotonic()
+        f = self._fraction
+        if f < 0.02:
+            self.eta.setText(f"ETA … ({human_duration(now - self._t0)} in)")
+            return
+        left = (self._t_fraction - self._t0) * (1 - f) / f - (now - self._t_fraction)
+        self.eta.setText(f"ETA {human_duration(left)}" if left >= 1 else "ETA any moment now")
 
     def _on_failed(self, message: str) -> None:
+        self.ticker.stop()
         self.progress.setFormat("failed")
         self.eta.setText("")
         self._say(message, error=True)
         self._sync()
 
     def _on_cancelled(self) -> None:
+        self.ticker.stop()
         self.progress.setValue(0)
         self.progress.setFormat("cancelled")
         self.eta.setText("")
@@ -288,6 +341,7 @@ class FamilyCompare(QWidget):
         self.run_btn.setEnabled(not running and len(self.checkpoints) >= 2)
         self.cancel_btn.setEnabled(running)
         self.n.setEnabled(not running)
+        self.open_btn.setEnabled(not running)
         for b in (self.csv_btn, self.png_btn):
             b.setEnabled(bool(self.rows) and not running)
 
@@ -297,20 +351,66 @@ class FamilyCompare(QWidget):
         self.note.setVisible(bool(text))
 
     # ---- results -----------------------------------------------------------------------------
-    def show_result(self, ev: dict) -> None:
-        """The result event of `genlab-engine compare`: its rows fill the table and the plot."""
+    def show_result(self, ev: dict, source: str = "") -> None:
+        """The result event of `genlab-engine compare`: its rows fill the table and the plot.
+        source: where it was read from (a file), said above the table; "" for one measured here."""
+        self.ticker.stop()
         self.rows = list(ev.get("rows") or [])
+        self.source = source
         secs = ev.get("seconds")
         self.progress.setValue(1000)
         self.progress.setFormat(f"done in {human_duration(secs)}" if _num(secs) else "done")
         self.eta.setText("")
+        if source:
+            cks = [str(r.get("checkpoint")) for r in self.rows if r.get("checkpoint")]
+            self.checkpoints = cks   # Measure measures them again
+            self.header.setText(f"{len(self.rows)} checkpoints from {source}")
+            self.header.setToolTip("\n".join(cks))
         self._fill_table()
         self._draw_plot()
         kinds = {r.get("fd_kind") for r in self.rows if r.get("fd_kind")}
         note = ("FD-domain: GenLab's own features of this dataset (no Inception weights found): it ranks these "
                 "checkpoints, but is not comparable with published FIDs. " if "FD-domain" in kinds else "")
-        self._say(note + f"All scored against the same {ev.get('n', '')} real images.")
+        n = ev.get("n")
+        self._say(note + (f"All scored against the same {n} real images." if n else
+                          "All scored against the same real images."))
         self._sync()
+
+    # ---- a comparison saved earlier --------------------------------------------------------------
+    def load_file(self, path: str | Path | None = None, source: str = "") -> bool:
+        """Show a comparison written earlier (a queued comparison's JSON, an exported CSV); a file
+        that is not one says so in one line and leaves the table as it was."""
+        if path is None:
+            path = self.ask_open("Open a family comparison", self.open_folder,
+                                 "Comparisons (*.json *.csv);;All files (*)")
+            if not path:
+                return False
+        if self.job.is_running():
+            return False
+        try:
+            ev = read_comparison(path)
+        except ComparisonFileError as e:
+            self._say(str(e), error=True)
+            return False
+        self.show_result(ev, source=source or str(path))
+        return True
+
+    def watch(self, path: str | Path, label: str = "") -> None:
+        """A queued comparison writes its result to `path` once its runs have trained: say that it
+        is awaited, and show it as soon as it is there (label: what to call it, "comparison 3fa2")."""
+        self.watching, self._watch_label = Path(path), label or Path(path).stem
+        self._say(f"Waiting for the queued {self._watch_label}: its runs train in the queue (Runs ▸ Queue); "
+                  f"its table shows here once {self.watching.name} is written.")
+        self.watch_timer.start()
+        self._check_watched()
+
+    def _check_watched(self) -> None:
+        if self.watching is None or not self.watching.is_file() or self.job.is_running():
+            return
+        path, label = self.watching, self._watch_label
+        self.watching = None
+        self.watch_timer.stop()
+        self.load_file(path, source=f"the queued {label} ({path})")
 
     def _fd_kind(self) -> str:
         kinds = {r.get("fd_kind") for r in self.rows if r.get("fd_kind")}
@@ -378,7 +478,8 @@ class FamilyCompare(QWidget):
             self.plot.addItem(label)
         self.plot.getAxis("bottom").setTicks(log_ticks(min(x for _, x, _ in self.plotted),
                                                        max(x for _, x, _ in self.plotted)))
-        self.plot.setXRange(min(xs) - 0.2, max(xs) + 0.2)
+        (x0, x1), (y0, y1) = plot_ranges(xs, [y for _, _, y in self.plotted])
+        self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         self.plot.setTitle("best corner: bottom right ↘ · dashed: the speed–quality front (no other "
                            "checkpoint is both faster and closer)", size="8pt")
 
@@ -414,6 +515,18 @@ class FamilyCompare(QWidget):
             return None
         self._say(f"Wrote {dest}")
         return dest
+
+
+def plot_ranges(log_xs: list[float], ys: list[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The view of the speed-quality plot: every point inside with a margin, whatever the spread
+    (a GAN thousands of times faster than an autoregressive model): x in log10 units, padded by
+    a tenth of the span (at least 0.25 decades: a point's symbol and the label pointing inward fit);
+    y padded below, and more above, where the labels sit over their points."""
+    x0, x1 = min(log_xs), max(log_xs)
+    xpad = max(0.25, 0.1 * (x1 - x0))
+    y0, y1 = min(ys), max(ys)
+    span = max(y1 - y0, 0.1 * max(abs(y0), abs(y1)), 1e-3)
+    return (x0 - xpad, x1 + xpad), (y0 - 0.12 * span, y1 + 0.25 * span)
 
 
 def log_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:

@@ -30,6 +30,7 @@ class RunActions(QWidget):
     duplicate_config = Signal(str)   # a config.toml to load into the Model panel
     renamed = Signal(object)         # the run's new folder (a Path), before the message says so
     trashed = Signal(object)         # the run folder just moved to the trash (a Path)
+    queue_continue = Signal(str, int)   # run directory, extra steps: continue it when the training queue gets to it
 
     def __init__(self, checkpoint_of=None, trash_dir: str | Path | None = None, parent=None):
         """checkpoint_of(): the checkpoint to export (the one picked, else the newest); trash_dir:
@@ -54,6 +55,9 @@ class RunActions(QWidget):
         self.extra_steps.setRange(1, 10_000_000)
         self.extra_steps.setSingleStep(100)
         self.extra_steps.setSuffix(" steps")
+        self.queue_btn = QPushButton("Add to queue")
+        self.queue_btn.setToolTip("Queue continuing this run for the steps set beside Continue + (Runs ▸ Queue "
+                                  "trains it when its turn comes)")
         self.duplicate_btn = QPushButton("Duplicate config")
         self.duplicate_btn.setToolTip("Load this run's config into the Model panel, to start a new run from it")
         self.export_ckpt_btn = QPushButton("Export checkpoint…")
@@ -73,7 +77,7 @@ class RunActions(QWidget):
             row1.addWidget(w)
         row1.addStretch(1)
         row2 = QHBoxLayout()
-        for w in (self.export_ckpt_btn, self.export_cfg_btn, self.rename_btn, self.delete_btn):
+        for w in (self.queue_btn, self.export_ckpt_btn, self.export_cfg_btn, self.rename_btn, self.delete_btn):
             row2.addWidget(w)
         row2.addStretch(1)
         lay = QVBoxLayout(self)
@@ -86,6 +90,7 @@ class RunActions(QWidget):
         self.resume_btn.clicked.connect(self.resume)
         self.continue_btn.clicked.connect(self.continue_longer)
         self.duplicate_btn.clicked.connect(self.duplicate)
+        self.queue_btn.clicked.connect(self.add_to_queue)
         self.export_ckpt_btn.clicked.connect(lambda: self.export_checkpoint())
         self.export_cfg_btn.clicked.connect(lambda: self.export_config())
         self.rename_btn.clicked.connect(lambda: self.rename())
@@ -110,6 +115,7 @@ class RunActions(QWidget):
         self.continue_btn.setEnabled(bool(has and not live and has_config))
         self.extra_steps.setEnabled(bool(has and not live and has_config))
         self.duplicate_btn.setEnabled(bool(has_config))
+        self.queue_btn.setEnabled(bool(has_config))   # a live run too: the queue continues it after it ends
         self.export_cfg_btn.setEnabled(bool(has_config))
         self.export_ckpt_btn.setEnabled(bool(has and s.checkpoints))
         for b, tip in ((self.rename_btn, RENAME_TIP), (self.delete_btn, DELETE_TIP)):
@@ -134,6 +140,10 @@ class RunActions(QWidget):
     def continue_longer(self) -> None:
         if self.run is not None and self.continue_btn.isEnabled():
             self.resume_run.emit(str(self.run.path), int(self.extra_steps.value()))
+
+    def add_to_queue(self) -> None:
+        if self.run is not None and self.queue_btn.isEnabled():
+            self.queue_continue.emit(str(self.run.path), int(self.extra_steps.value()))
 
     def duplicate(self) -> None:
         if self.run is not None and (self.run.path / "config.toml").is_file():

@@ -6,7 +6,9 @@ and a run started from a shell appears by itself.
 The selected run shows the images it writes while training with a step slider (a flip-book of
 training), its checkpoints as thumbnails (a click opens one in the canvases), its config and,
 under the list, its curves. Actions: open, resume, continue longer, duplicate the config, export,
-rename, delete to the trash; several selected runs can be compared (app/panels/run_compare.py).
+rename, delete to the trash, add to the training queue (continue it later); several selected
+runs can be compared (app/panels/run_compare.py), or their families (app/panels/family_compare.py).
+The Queue view (app/panels/run_queue.py) shows and runs the training queue of the runs folder.
 
 This widget composes the parts, each a module of its own: the list (run_tree.py), the flip-book
 and checkpoint strip (run_flipbook.py), the curves (run_curves.py) and the buttons (run_actions.py);
@@ -19,18 +21,22 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QFileDialog, QLabel, QPlainTextEdit, QPushButton, QSplitter, QTabWidget,
+from PySide6.QtWidgets import (QDialog, QFileDialog, QLabel, QPlainTextEdit, QPushButton, QSplitter, QTabWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from app.compare_dialog import CompareFamiliesDialog
+from app.dialogs import apply_config_defaults
 from app.panels.family_compare import FamilyCompare
 from app.panels.run_actions import RunActions
 from app.panels.run_compare import RunCompare
 from app.panels.run_curves import RunCurves
 from app.panels.run_flipbook import RunFlipbook
+from app.panels.run_queue import QueueView, position_of
 from app.panels.run_tree import RunTree, header_html, is_run, item_path
 from app.qt_util import FlowLayout, scratch_settings
 from app.run_watcher import RunWatcher
 from engine.runs.index import RunsIndex, RunSummary
+from engine.runs.queue import comparison_path
 
 FOLDERS_KEY = "runs_browser/folders"
 POLL_MS = 2000
@@ -51,7 +57,12 @@ class RunsBrowser(QWidget):
         self.index = RunsIndex()
         self.summaries: dict[Path, RunSummary] = {}
         self.current: RunSummary | None = None
-        # dialogs, replaceable (tests): ask_folder(title) -> str | None; ask_open(title, folder, filter) -> [paths]
+        # config_provider() -> RunConfig | None: the panels' current settings (the window sets it); the
+        # data section of "Compare families on this data…" comes from it
+        self.config_provider = lambda: None
+        # dialogs, replaceable (tests): ask_folder(title) -> str | None; ask_open(title, folder, filter) -> [paths];
+        # exec_dialog(dialog) -> bool (accepted)
+        self.exec_dialog = lambda dlg: dlg.exec() == QDialog.Accepted
         self.ask_folder = lambda title: QFileDialog.getExistingDirectory(self, title, str(self.runs_root)) or None
         self.ask_open = lambda title, folder, flt: QFileDialog.getOpenFileNames(self, title, folder, flt)[0]
 
@@ -92,6 +103,8 @@ class RunsBrowser(QWidget):
         self.config_text.setFont(QFont("monospace"))
         self.compare = RunCompare()
         self.family_compare = FamilyCompare()
+        self.family_compare.open_folder = str(self.runs_root / "comparisons")
+        self.queue_view = QueueView(self.runs_root, poll_ms=poll_ms)
         # the selected run's samples and config, and the selected runs compared, in one tab widget:
         # the comparisons' pages are about 500 px wide, and beside the run's they would not fit the
         # page at a window width of 1024 (the run's curves stay in view under the list)
@@ -100,6 +113,7 @@ class RunsBrowser(QWidget):
         self.tabs.addTab(self.config_text, "Config")
         self.tabs.addTab(self.compare, "Compare")
         self.tabs.addTab(self.family_compare, "Families")
+        self.tabs.addTab(self.queue_view, "Queue")
 
         details = QWidget()
         dl = QVBoxLayout(details)
@@ -131,6 +145,10 @@ class RunsBrowser(QWidget):
         self.actions.duplicate_config.connect(self.duplicate_config)
         self.actions.renamed.connect(self._on_renamed)
         self.actions.trashed.connect(self._on_trashed)
+        self.actions.queue_continue.connect(self.queue_continue)
+        self.queue_view.open_run.connect(self.open_run)
+        self.queue_view.show_comparison.connect(self.show_comparison)
+        self.family_compare.plan_requested.connect(lambda: self.compare_families_on_data())
         self.add_folder_btn.clicked.connect(lambda: self.add_folder())
         self.remove_folder_btn.clicked.connect(self.remove_folder)
         self.compare_btn.clicked.connect(self.compare_selected)
@@ -296,8 +314,9 @@ class RunsBrowser(QWidget):
         self.tabs.setCurrentWidget(self.compare)
 
     def compare_families(self, checkpoints=None) -> bool:
-        """Measure the newest checkpoints of the selected runs (two or more), else checkpoints
-        picked in a file dialog, in the Families tab."""
+        """The newest checkpoints of the selected runs (two or more), else checkpoints picked in a
+        file dialog, in the Families tab, ready to measure: Measure starts it, once the samples
+        count is set."""
         if checkpoints is None:
             runs = [self.summaries.get(r) for r in self.selected_runs()]
             checkpoints = [s.checkpoints[-1][1] for s in runs if s is not None and s.checkpoints]
@@ -307,9 +326,50 @@ class RunsBrowser(QWidget):
                 if not checkpoints:
                     return False
         self.tabs.setCurrentWidget(self.family_compare)
-        return self.family_compare.start(checkpoints)
+        self.family_compare.prepare(checkpoints)
+        return True
+
+    def compare_families_on_data(self) -> bool:
+        """Compare families on this data…: presets trained in the queue on the current dataset,
+        then compared; the Families view waits for the result and shows it by itself."""
+        cfg = self.config_provider()
+        if cfg is None:
+            self.family_compare._say("No dataset to compare on: set up the Data panel first.", error=True)
+            return False
+        dlg = CompareFamiliesDialog(self.runs_root, cfg.to_dict()["data"],
+                                    adjust=lambda c: apply_config_defaults(c, self.settings), parent=self)
+        if not self.exec_dialog(dlg) or dlg.group is None:
+            return False
+        self.queue_view.refresh()
+        self.tabs.setCurrentWidget(self.family_compare)
+        self.watch_comparison(dlg.group.id)
+        self.family_compare.header.setText(dlg.summary)
+        return True
+
+    def show_comparison(self, path: str, label: str = "") -> None:
+        """A comparison written earlier (a queued group's result) in the Families view."""
+        self.tabs.setCurrentWidget(self.family_compare)
+        self.family_compare.load_file(path, source=f"the queued {label} ({path})" if label else "")
+
+    def watch_comparison(self, group_id: str) -> None:
+        """A comparison group just queued: the Families view shows its result once it is written."""
+        self.family_compare.watch(comparison_path(self.runs_root, group_id), f"comparison {group_id}")
+
+    # ---- the queue -----------------------------------------------------------------------------
+    def show_queue(self) -> None:
+        self.tabs.setCurrentWidget(self.queue_view)
+
+    def queue_continue(self, run_dir: str, more_steps: int) -> None:
+        """Run actions' Add to queue: continue the run for more_steps more steps when the queue gets to it."""
+        e = self.queue_view.add_continue(run_dir, more_steps)
+        if e is not None:
+            self.actions.say(f"queued as #{position_of(self.queue_view.queue, e.id)}: {e.name} for "
+                             f"{more_steps} more steps — see the Queue view")
+        else:
+            self.actions.say(self.queue_view.message.text().lstrip("✖ "), error=True)
 
     def shutdown(self) -> None:
         self.timer.stop()
         self.watcher.stop()
         self.family_compare.shutdown()
+        self.queue_view.shutdown()

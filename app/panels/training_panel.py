@@ -1,4 +1,5 @@
-"""Training panel: Start, Pause/Resume, Stop, Sample now, Save now, Continue (+N steps); progress
+"""Training panel: Start, Add to queue (with a time budget), Pause/Resume, Stop, Sample now, Save now,
+Continue (+N steps); progress
 with step, images/s and ETA; the device. It owns the training process and survives its crash
 (showing the error and the tail of stderr, and offering to continue from the last checkpoint).
 Every control says at once what it did ("pausing…", "sample requested") and the engine's event
@@ -40,6 +41,7 @@ class TrainingPanel(QGroupBox):
     run_started = Signal(str)     # run directory
     run_ended = Signal(str, str)  # state, message
     checkpoint_saved = Signal(str)
+    queued = Signal(str)          # the id of an entry Add to queue put in the runs folder's training queue
 
     def __init__(self, runs_root: Path, config_provider: Callable[[], RunConfig | None], parent=None):
         super().__init__("Training", parent)
@@ -63,6 +65,14 @@ class TrainingPanel(QGroupBox):
         self.start_btn = QPushButton("▶ Start")
         self.pause_btn = QPushButton("Pause")
         self.stop_btn = QPushButton("■ Stop")
+        self.queue_btn = QPushButton("Add to queue")
+        self.queue_btn.setToolTip("Queue a run of the current settings: Runs ▸ Queue trains the queued runs one "
+                                  "after another")
+        self.budget = QSpinBox(minimum=0, maximum=7 * 24 * 60, singleStep=5, value=0)
+        self.budget.setSuffix(" min")
+        self.budget.setSpecialValueText("no time limit")
+        self.budget.setToolTip("A queued run stops after this many minutes of training (with its checkpoint); "
+                               "0: it trains its steps")
         self.sample_btn = QPushButton("Sample now")
         self.save_btn = QPushButton("Save now")
         self.start_btn.setToolTip("Start training the configured model in a background engine process")
@@ -101,7 +111,8 @@ class TrainingPanel(QGroupBox):
             w.hide()
 
         buttons = QHBoxLayout()
-        for b in (self.start_btn, self.pause_btn, self.stop_btn, self.sample_btn, self.save_btn):
+        for b in (self.start_btn, self.queue_btn, self.budget, self.pause_btn, self.stop_btn, self.sample_btn,
+                  self.save_btn):
             buttons.addWidget(b)
         buttons.addStretch(1)
         more = QHBoxLayout()   # a second row: the panel fits beside the Data and Model panels at 1024 px
@@ -123,6 +134,7 @@ class TrainingPanel(QGroupBox):
         lay.addWidget(self.stderr)
 
         self.start_btn.clicked.connect(self.start)
+        self.queue_btn.clicked.connect(self.add_to_queue)
         self.pause_btn.clicked.connect(self.toggle_pause)
         self.stop_btn.clicked.connect(self.stop)
         self.sample_btn.clicked.connect(self.sample_now)
@@ -152,6 +164,24 @@ class TrainingPanel(QGroupBox):
         self.job.start_run(cfg, self.run_dir, nproc=self.nproc.value())
         self.progress.setRange(0, cfg.training.steps)
         return True
+
+    def add_to_queue(self) -> str | None:
+        """Queue a run of the panels' current settings (with the time budget set beside); says at
+        once where it went. Returns the entry's id."""
+        from engine.runs.queue import QueueError, TrainingQueue
+        cfg = self.config_provider()
+        if cfg is None:
+            return None
+        queue = TrainingQueue(self.runs_root)
+        try:
+            e = queue.add(cfg.to_dict(), time_budget_s=60.0 * self.budget.value())
+            place = [x.id for x in queue.entries()].index(e.id) + 1
+        except (QueueError, ValueError) as err:
+            self._say(f"not queued: {err}")
+            return None
+        self._say(f"queued as #{place} — see Runs ▸ Queue")
+        self.queued.emit(e.id)
+        return e.id
 
     def set_family(self, name: str | None) -> None:
         """Show this family's headline losses (from the registry) beside the step."""

@@ -154,11 +154,20 @@ def compare_checkpoints(paths, n: int = 500, device: str = "auto", progress: Com
     return rows
 
 
+def within(progress, stage: str, before: int, k: int, total: int):
+    """A sampler's progress(done, total steps) while it draws `k` images after `before` of the
+    stage's `total`, as progress(stage, images done, total): the images of the batch count in
+    step by step."""
+    def report(done: int, steps: int) -> None:
+        if steps > 0 and done < steps:   # the batch's end is the stage's own report
+            progress(stage, before + int(k * done / steps), total)
+    return report
+
+
 def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, cancel=None, progress=None) -> dict:
     """One checkpoint's row, scored by the shared Evaluator `ev`."""
     import torch
     from engine.data import build_dataset
-    from engine.metrics.evaluate import family_sampler
     from engine.family.interfaces import IterativeSampler, Likelihood
     from engine.ops.evaluate import EvaluateRequest, likelihood_scores
     from engine.family.progress import Cancelled
@@ -169,7 +178,11 @@ def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, canc
     iterative = isinstance(fam, IterativeSampler)
     sample_steps = (steps or int(fam.sample_options().steps)) if iterative else None
     options = fam.sample_options(steps=sample_steps) if iterative else fam.sample_options()
-    sample = family_sampler(fam, sample_steps or 0)
+
+    def sample(k: int, seed: int, step_progress=None, cancel=None) -> torch.Tensor:
+        """family_sampler's draw (engine/metrics/evaluate.py), with the sampler's step progress."""
+        return fam.sample(k, seed=seed, labels=fam.labels_for(k, offset=seed), use_ema=True, options=options,
+                          progress=step_progress, cancel=cancel)
 
     def sync() -> None:
         if dev.type == "cuda":
@@ -177,18 +190,23 @@ def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, canc
 
     if cancel is not None and cancel():
         raise Cancelled()
+    # the warm-up batch and each timed batch report the sampler's own steps (a diffusion model's
+    # denoising steps, an autoregressive model's rows), scaled to images: one batch of a slow
+    # family takes minutes, and the progress (and its ETA) must move meanwhile
     warm = min(n, WARMUP)
     progress("warm-up", 0, warm)
-    sample(warm, 0)
+    sample(warm, 0, within(progress, "warm-up", 0, warm, warm), cancel)
     progress("warm-up", warm, warm)
-    clock = [0.0]
+    clock, drawn = [0.0], [0]
 
     def timed(k: int, seed: int) -> torch.Tensor:
+        inner = within(progress, "sampling", drawn[0], k, n)
         sync()
         t0 = time.perf_counter()
-        out = sample(k, seed)
+        out = sample(k, seed, inner, cancel)
         sync()
         clock[0] += time.perf_counter() - t0
+        drawn[0] += k
         return out
 
     ev.progress = progress   # the evaluator's stages ("sampling", "real features", ...) under this checkpoint

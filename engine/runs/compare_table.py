@@ -123,3 +123,57 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
     path = Path(path)
     atomic_write_bytes(path, csv_text(rows).encode("utf-8"))
     return path
+
+
+# ---- a comparison saved earlier --------------------------------------------------------------------
+_TEXT = {"family", "run", "dataset", "fd_kind", "bpd_split", "train_time_source", "device", "checkpoint"}
+
+
+class ComparisonFileError(ValueError):
+    """A comparison file that cannot be shown; one line naming the file and the problem."""
+
+
+def _cell(key: str, text: str):
+    """A CSV cell back as the row's value: None when empty, text columns as they are, numbers as
+    int or float."""
+    if text == "":
+        return None
+    if key in _TEXT:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def read_comparison(path: str | Path) -> dict:
+    """A comparison written earlier, as the compare command's result event: {"rows": [...], "n": ...}
+    plus whatever the file carried (a queued comparison's "group" and "runs"). Reads the JSON of
+    `genlab-engine compare`'s result (what a queued comparison writes to comparisons/<id>.json)
+    and the CSV of Export CSV… / --csv."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ComparisonFileError(f"{path}: cannot read the comparison ({e})") from None
+    if path.suffix.lower() == ".csv":
+        table = list(csv.reader(io.StringIO(text)))
+        if not table or "family" not in table[0] or "run" not in table[0]:
+            raise ComparisonFileError(f"{path}: not a family comparison table (its header has no family and run "
+                                      f"columns)")
+        head = table[0]
+        rows = [{k: _cell(k, v) for k, v in zip(head, line)} for line in table[1:] if line]
+        ns = {r.get("n") for r in rows if isinstance(r.get("n"), int)}
+        return {"rows": rows, "n": ns.pop() if len(ns) == 1 else None}
+    import json
+    try:
+        ev = json.loads(text)
+    except ValueError as e:
+        raise ComparisonFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(ev, dict) or not isinstance(ev.get("rows"), list) or not all(
+            isinstance(r, dict) for r in ev["rows"]):
+        raise ComparisonFileError(f"{path}: not a family comparison (no list of rows under \"rows\")")
+    return ev

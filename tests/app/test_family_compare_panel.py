@@ -1,17 +1,20 @@
 """The family comparison panel (app/panels/family_compare.py): a finished job's rows fill the table
-and the plot and export as CSV and PNG; failures and Cancel say so; the runs browser's Compare
-families… button hands it the selected runs' newest checkpoints; and one real `genlab-engine
+and the plot (every point inside it) and export as CSV and PNG; the ETA counts down between
+progress events; failures and Cancel say so; the runs browser's Compare families… button hands it
+the selected runs' newest checkpoints and nothing runs until Measure; a comparison saved earlier
+(JSON or CSV) and a queued one written later show by themselves; and one real `genlab-engine
 compare` run end to end."""
 from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 
 import pytest
 from PySide6.QtGui import QImage
 
-from app.panels.family_compare import FamilyCompare
+from app.panels.family_compare import FamilyCompare, plot_ranges
 from app.panels.runs import RunsBrowser
 from engine.runs.compare_table import columns
 from tests.engine.test_runs_index import add_checkpoint, make_run
@@ -95,6 +98,37 @@ def test_a_finished_jobs_rows_fill_the_table_and_the_plot_and_export(qtbot, tmp_
     assert w.export_csv() is None
 
 
+def test_every_point_falls_inside_the_plot_however_fast(qtbot):
+    w = panel(qtbot)
+    w.show()
+    finish(w, [ROWS[0], row("pixelcnn", "run-pcnn", fd=12.0, images_per_s=0.6, nfe=256),
+               row("gan", "run-gan", fd=180.0, images_per_s=52_000.0, nfe=1)])
+    (x0, x1), (y0, y1) = w.plot.getViewBox().viewRange()
+    assert len(w.plotted) == 3
+    for _, x, y in w.plotted:
+        assert x0 + 0.2 < math.log10(x) < x1 - 0.2 and y0 < y < y1, (x, y, (x0, x1), (y0, y1))
+    # one point, or points of one FD: still a range with room around them
+    (a, b), (c, d) = plot_ranges([2.0], [5.0])
+    assert a < 2.0 < b and c < 5.0 < d
+    (a, b), (c, d) = plot_ranges([1.0, 3.0], [0.0, 0.0])
+    assert a < 1.0 and b > 3.0 and c < 0.0 < d
+
+
+def test_the_eta_counts_down_between_progress_events(qtbot):
+    w = panel(qtbot)
+    w.set_checkpoints(["a.safetensors", "b.safetensors"])
+    w._t0 = time.monotonic() - 20
+    w.job._on_event({"event": "progress", "stage": "warm-up", "done": 16, "total": 16, "checkpoint": 1,
+                     "checkpoints": 2, "fraction": 0.5})
+    assert w.eta.text() == "ETA 20s"
+    w._t0, w._t_fraction = w._t0 - 8, w._t_fraction - 8   # 8 s later, no new event (a long batch)
+    w._tick()
+    assert w.eta.text() == "ETA 12s"
+    w._t0, w._t_fraction = w._t0 - 30, w._t_fraction - 30
+    w._tick()
+    assert w.eta.text() == "ETA any moment now"
+
+
 def test_a_point_without_speed_or_fd_is_left_out_of_the_plot(qtbot):
     w = panel(qtbot)
     finish(w, [ROWS[0], row("gan", "run-gan", fd=None, images_per_s=900.0, nfe=1)])
@@ -126,16 +160,54 @@ def test_the_runs_browsers_button_compares_the_selected_runs_newest_checkpoints(
     monkeypatch.setattr(b.family_compare.job, "compare", lambda cks, n, **kw: started.append((list(cks), n)))
     b.select_run(a, c)
     b.families_btn.click()
-    assert b.tabs.currentWidget() is b.family_compare
+    fc = b.family_compare
+    assert b.tabs.currentWidget() is fc
+    # nothing measures until Measure: the samples count is set first
+    assert started == [] and fc.run_btn.isEnabled() and fc.n.isEnabled() and "press Measure" in fc.note.text()
+    fc.n.setValue(40)
+    fc.run_btn.click()
     assert started == [([str(a / "checkpoints" / "step_000010.safetensors"),
-                         str(c / "checkpoints" / "step_000007.safetensors")], 500)]
+                         str(c / "checkpoints" / "step_000007.safetensors")], 40)]
     # one run selected: the checkpoints come from a file dialog; a cancelled dialog does nothing
     b.select_run(a)
     picked = [str(add_checkpoint(c, 9)), str(a / "checkpoints" / "step_000005.safetensors")]
     b.ask_open = lambda title, folder, flt: picked
-    assert b.compare_families() is True and started[-1] == (picked, 500)
+    assert b.compare_families() is True and len(started) == 1 and fc.checkpoints == picked
+    fc.run_btn.click()
+    assert started[-1] == (picked, 40)
     b.ask_open = lambda title, folder, flt: []
     assert b.compare_families() is False and len(started) == 2
+
+
+def test_a_comparison_saved_earlier_shows_again_and_a_bad_file_says_why(qtbot, tmp_path):
+    w = panel(qtbot)
+    finish(w)
+    csv_path = w.export_csv(tmp_path / "earlier.csv")
+    w2 = panel(qtbot)
+    w2.ask_open = lambda title, folder, flt: str(csv_path)
+    w2.open_btn.click()
+    assert w2.table.rowCount() == 2 and [cell(w2, i, "family") for i in (0, 1)] == ["ddpm", "vae"]
+    assert cell(w2, 0, "img/s") == "40" and cell(w2, 1, "bits/dim") == "1.250" and cell(w2, 0, "bits/dim") == "–"
+    assert [(i, x, y) for i, x, y in w2.plotted] == [(0, 40.0, 3.5), (1, 4000.0, 7.25)]
+    assert str(csv_path) in w2.header.text() and "same 20 real images" in w2.note.text()
+    assert w2.checkpoints == [r["checkpoint"] for r in ROWS]   # Measure would measure them again
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": 3}')
+    assert w2.load_file(bad) is False
+    assert w2.note.text().startswith(f"✖ {bad}: not a family comparison") and w2.table.rowCount() == 2
+
+
+def test_a_queued_comparison_shows_once_its_file_is_written(qtbot, tmp_path):
+    w = panel(qtbot)
+    result = tmp_path / "comparisons" / "ab12.json"
+    w.watch(result, "comparison ab12")
+    assert "Waiting for the queued comparison ab12" in w.note.text() and w.table.rowCount() == 0
+    result.parent.mkdir()
+    result.write_text(json.dumps({"rows": ROWS, "n": 20, "seconds": 41.0, "group": "ab12",
+                                  "runs": ["/runs/run-ddpm", "/runs/run-vae"]}))
+    qtbot.waitUntil(lambda: w.table.rowCount() == 2, timeout=5000)
+    assert "the queued comparison ab12" in w.header.text() and w.watching is None
+    assert w.progress.format() == "done in 41s"
 
 
 # ---- one real engine run ------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def test_the_menu_bar_has_file_run_view_help_with_their_actions_and_shortcuts(wi
              for title in ("File", "Run", "View", "Help")}
     assert texts["File"] == ["Open run…", "Open checkpoint…", "Open dataset folder…", "Recent runs",
                              "Recent checkpoints", "Export config…", "Settings…", "Quit"]
-    assert texts["Run"] == ["Start", "Pause", "Stop", "Sample now", "Save now", "Continue"]
+    assert texts["Run"] == ["Start", "Pause", "Stop", "Sample now", "Save now", "Continue", "Add to queue",
+                            "Compare families on this data…"]
     assert texts["View"] == ["Train", "Runs", "Sample", "Style mixing", "Interpolate", "Inpainting"]
     assert texts["Help"] == ["Keyboard shortcuts", "About GenLab"]
     a = m.actions

@@ -88,6 +88,12 @@ def test_progress_names_each_checkpoint_and_stage(rows):
     assert (1, "bits/dim") in stages and (0, "bits/dim") not in stages
     fractions = [overall_fraction(*a) for a in seen]
     assert all(0 <= f <= 1 for f in fractions) and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)   # it never goes back
+    # inside the long parts (one warm-up batch, one batch of N samples): the ddpm's denoising steps
+    # move the progress while the batch is drawn, not only once it is done
+    for stage, total in (("warm-up", 16), ("sampling", N)):
+        inside = [a[3] for a in seen if a[:3] == (0, 2, stage) and 0 < a[3] < total]
+        assert inside and all(a[4] == total for a in seen if a[:3] == (0, 2, stage)), (stage, seen)
 
 
 def test_network_evaluations_per_family():
