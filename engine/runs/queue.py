@@ -28,6 +28,7 @@ COMPARISONS_DIR = "comparisons"
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 ENDED_STATES = ("done", "stopped", "failed", "interrupted")
 CLEARED_STATES = ("done", "stopped", "failed")   # what clear_ended drops
+PENDING_STATES = ("queued", "interrupted")        # what a runner trains next, in queue order
 GROUP_STATES = ("waiting", "comparing", "done", "failed")
 FORMAT_VERSION = 1
 
@@ -226,12 +227,14 @@ class TrainingQueue:
         return g
 
     def start_next(self) -> QueueEntry | None:
-        """The first queued entry, marked running (None when nothing is queued or the queue is
-        paused), in one locked step so two readers never start the same entry."""
+        """The first entry to train, marked running (None when nothing is queued or the queue is
+        paused), in one locked step so two readers never start the same entry. An interrupted
+        entry counts as queued: the queue survives its runner (the window closed, a SIGTERM), and
+        the next runner resumes that run where its checkpoint left it."""
         with self._editing() as (entries, groups, paused):
             if paused:
                 return None
-            e = next((e for e in entries if e.state == "queued"), None)
+            e = next((e for e in entries if e.state in PENDING_STATES), None)
             if e is not None:
                 e.state, e.started, e.ended, e.message = "running", time.time(), None, ""
         return e

@@ -30,7 +30,7 @@ from typing import Callable
 
 from engine.core import protocol
 from engine.core.util import atomic_write_json
-from engine.runs.queue import CompareGroup, QueueEntry, QueueError, TrainingQueue, comparison_path
+from engine.runs.queue import PENDING_STATES, CompareGroup, QueueEntry, QueueError, TrainingQueue, comparison_path
 from engine.runs.rundir import RunDir, effective_status, new_run_dir, send_control
 
 WORK_DIR = ".queue"          # <runs_root>/.queue: each entry's config file and each child's stderr
@@ -102,6 +102,10 @@ class QueueRunner:
     # ---- one entry ---------------------------------------------------------------------------
     def _run_entry(self, entry: QueueEntry) -> None:
         try:
+            spent = self._budget_spent(entry)
+            if spent:
+                self._end(entry, "stopped", spent)
+                return
             command, run_dir = self._command(entry)
         except (QueueError, ValueError, OSError) as e:
             self._end(entry, "failed", str(e) if not isinstance(e, OSError) else f"{e.filename}: {e.strerror}")
@@ -115,8 +119,34 @@ class QueueRunner:
         state, message = self._outcome(run_dir, rc, log_path)
         self._end(entry, state, message)
 
+    def _resumable(self, entry: QueueEntry) -> RunDir | None:
+        """The run an interrupted entry left with a checkpoint (None: it starts afresh)."""
+        rd = RunDir(entry.run_dir) if entry.run_dir else None
+        return rd if rd is not None and rd.config_path.is_file() and rd.checkpoints() else None
+
+    def _budget_spent(self, entry: QueueEntry) -> str:
+        """Resuming an interrupted run with a time budget: what is left of it is written into
+        its config.toml (the run's record of what it trains for); '' to go on, else why it ends
+        here (its budget was spent before the interruption)."""
+        rd = self._resumable(entry)
+        if rd is None or entry.continue_run or not entry.time_budget_s:
+            return ""
+        left = entry.time_budget_s - _trained_s(rd)
+        if left < 1.0:
+            return f"its time budget of {entry.time_budget_s:g} s was spent before the queue runner was stopped"
+        from engine.core.config import RunConfig
+        cfg = RunConfig.load(rd.config_path, stored=True)
+        cfg.replace(training={"time_budget_s": round(left, 1)}).save(rd.config_path)
+        return ""
+
     def _command(self, entry: QueueEntry) -> tuple[list[str], Path]:
         train = [self.python, "-m", "engine", "train", "--no-stdin"]
+        rd = self._resumable(entry)
+        if rd is not None:   # interrupted: its config.toml already holds the steps (and the budget left)
+            owner = rd.live_owner()
+            if owner is not None:
+                raise QueueError(f"{rd.path}: the run is being trained by process {owner}")
+            return train + ["--resume", "--run-dir", str(rd.path)], rd.path
         if entry.continue_run:
             rd = RunDir(entry.continue_run)
             if not rd.config_path.is_file():
@@ -174,7 +204,7 @@ class QueueRunner:
         state, message, step = st.get("state"), st.get("message") or "", st.get("step", 0)
         if self._terminating and state not in ("finished", "failed"):   # it ended because the runner asked
             return "interrupted", (f"the queue runner was stopped; the run {state or 'ended'} at step {step}"
-                                   + " (continue it from the runs browser or the queue)")
+                                   + " (the next queue run resumes it)")
         if state in RUN_STATES and not (rc and state != "failed"):
             return RUN_STATES[state], message
         return "failed", message if state == "failed" and message else _last_error(log_path, rc)
@@ -197,7 +227,7 @@ class QueueRunner:
             if g.state not in ("waiting", "comparing"):
                 continue
             members = [e for e in self.queue.entries() if e.id in g.entries]
-            if any(e.state in ("queued", "running") for e in members):
+            if any(e.state in (*PENDING_STATES, "running") for e in members):
                 continue
             self._compare(g, members)
 
@@ -253,6 +283,14 @@ class QueueRunner:
     def _end_group(self, g: CompareGroup, state: str, result: str | None, message: str) -> None:
         self.queue.update_group(g.id, state=state, result=result, message=message)
         self.emit(protocol.event("group", group=g.id, state=state, result=result, message=message))
+
+
+def _trained_s(rd: RunDir) -> float:
+    """Seconds the run has trained: the time of its last metrics line, continued across resumes
+    (pauses and grids included, so a resumed budget errs short rather than long)."""
+    from engine.runs.index import read_curves
+    times = read_curves(rd.path, keys=("lr",)).get("lr", ((), (), ()))[1]
+    return float(times[-1]) if len(times) and times[-1] == times[-1] else 0.0
 
 
 def _last_error(log_path: Path, rc: int) -> str:

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from engine.core.config import RunConfig
 from engine.runs.queue import QueueError, TrainingQueue
 from engine.runs.queue_runner import QueueRunner
 from engine.runs.rundir import RunDir, send_control
@@ -216,3 +217,31 @@ def test_sigterm_to_the_runner_stops_its_run_with_a_checkpoint_and_marks_the_ent
     assert st["state"] == "stopped" and RunDir(got.run_dir).checkpoints()[-1][0] == st["step"]
     assert q.entry(later.id).state == "queued" and q.runner_pid() is None
     assert json.loads(out.splitlines()[-1])["message"] == "stopped by a signal"
+
+
+def test_the_next_runner_resumes_an_interrupted_entry_in_its_own_run_with_the_budget_left(tmp_path):
+    """The queue survives its runner (the window closed, a SIGTERM): an interrupted entry is taken
+    up again where its checkpoint left it, in the same run folder, for what is left of its budget;
+    one whose budget was spent before the interruption ends there."""
+    q = TrainingQueue(tmp_path)
+    cut, spent = q.add(small("cut", steps=3)), q.add(small("spent", steps=3))
+    run_queue(tmp_path)
+    runs = {e.id: RunDir(e.run_dir) for e in q.entries()}
+    # as if the runner had been stopped at step 3 of 6 (and 3 of 5), their budgets on
+    for e, steps, budget in ((cut, 6, 3600.0), (spent, 5, 1e-3)):
+        rd = runs[e.id]
+        RunConfig.load(rd.config_path, stored=True).replace(training={"steps": steps}).save(rd.config_path)
+        q.update_entry(e.id, state="interrupted", time_budget_s=budget)
+    events = run_queue(tmp_path)
+
+    assert [(x["entry"], x["state"]) for x in events if x["event"] == "queue"] == [
+        (cut.id, "running"), (cut.id, "done"), (spent.id, "stopped")]
+    got = {e.id: e for e in q.entries()}
+    assert got[cut.id].run_dir == str(runs[cut.id].path) and runs[cut.id].read_status()["step"] == 6
+    assert runs[cut.id].checkpoints()[-1][0] == 6
+    left = RunConfig.load(runs[cut.id].config_path, stored=True).training.time_budget_s
+    assert 3500 < left < 3600                      # the budget less what the first 3 steps took
+    assert got[spent.id].message.startswith("its time budget of 0.001 s was spent")
+    assert runs[spent.id].read_status()["step"] == 3  # not trained again
+    assert sorted(p.name for p in tmp_path.iterdir() if (p / "config.toml").is_file()) == sorted(
+        r.path.name for r in runs.values())          # no new run folder
