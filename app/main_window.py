@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
                                QWidget)
 
 from app.canvases import CANVASES, TAB_KEYS
 from app.dialogs import KEY_INCEPTION, apply_config_defaults
 from app.qt_util import AutoSplit, scrolled
+from app.screen_fit import fit_to_screen, refit_shown
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
@@ -44,6 +45,7 @@ def default_runs_root() -> Path:
 # (about 6 rows of its form under family, preset and run name) or 60 % of it, whichever is less;
 # the Data panel gets the rest, at most what it needs.
 TABS_WIDTH, LEFT_MIN, LEFT_MAX = 750, 270, 430
+PREFERRED_SIZE = (1360, 860)   # the first window's size where the screen has room for it
 MODEL_HEIGHT, MODEL_SHARE = 330, 0.6
 
 
@@ -163,9 +165,19 @@ class MainWindow(QMainWindow):
         self.training.job.ended.connect(lambda *_a: self._lock_panels(False))
 
         self.model_panel.load_preset(preset)
-        self.resize(1360, 860)
+        # the size the layout was made for, or the screen's available area where that is smaller;
+        # a geometry remembered from a larger screen is fitted onto this one
+        fit_to_screen(self, QSize(*PREFERRED_SIZE))
         if settings is not None and settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
+            fit_to_screen(self, move=True)
+        self._refitted = False
+
+    def showEvent(self, e):
+        super().showEvent(e)
+        if not self._refitted:   # the window manager's real frame is known once the window is shown
+            self._refitted = True
+            QTimer.singleShot(0, self, lambda: refit_shown(self))
 
     # ---- the left column's share -----------------------------------------------------------------
     @staticmethod
