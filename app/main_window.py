@@ -70,8 +70,10 @@ class MainWindow(QMainWindow):
         self.data_panel = DataPanel()
         self.model_panel = ModelPanel()
         self.training = TrainingPanel(self.runs_root, self.build_config)
-        # one plot per plot group of the registry; a group shows once a run logs one of its values
-        self.plots = {key: BarPlot(g.keys, g.title) if g.bars else LossPlot(keys=g.keys, title=g.title, log=g.log)
+        # one plot per plot group of the registry; a group shows once a run logs one of its values.
+        # The plots stack under the loss plot, whose axis says "step" for them all
+        self.plots = {key: BarPlot(g.keys, g.title) if g.bars else
+                      LossPlot(keys=g.keys, title=g.title, log=g.log, step_label=key == "loss")
                       for key, g in plot_groups().items()}
         self.loss_plot = self.plots["loss"]
         for key, plot in self.plots.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.core import metrics
@@ -42,6 +43,50 @@ def title_label(title: str) -> QLabel:
     return label
 
 
+PLOT_MIN_HEIGHT = 100   # px of a plot with its axes: below this its ticks and curves cannot be read
+                        # (a short window scrolls the Train tab instead of squashing the plots)
+
+
+class ValueAxis(pg.AxisItem):
+    """A plot's value axis whose labels never overlap on a log scale. pyqtgraph labels every
+    digit of a decade (0.05, 0.06, … 0.09 in a few pixels near its top); here the decades are
+    labelled, then the richest of 2…9, 2-3-5, 2-5 and 3 whose labels lie a text line apart at the
+    axis's height (with less than a decade on screen, whichever digits fit); the other digits stay
+    as unlabelled ticks."""
+
+    LABELLED = ((2, 3, 4, 5, 6, 7, 8, 9), (2, 3, 5), (2, 5), (3,), ())
+
+    def __init__(self, orientation: str = "left", **kwargs):
+        super().__init__(orientation, **kwargs)
+        self.setStyle(maxTextLevel=1)   # levels 0 and 1 have text (pyqtgraph's default is 2)
+
+    def _line(self) -> float:
+        return QFontMetrics(self.style["tickFont"] or QFont()).height() * 1.1
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        decades = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
+        if len(decades) >= 3 or not size or maxVal <= minVal:
+            return decades    # many decades: their own ticks say enough
+        first, last = int(np.floor(minVal)), int(np.ceil(maxVal))
+        per_decade = size / (maxVal - minVal)   # px
+
+        def visible(mults) -> list[float]:
+            return [v for d in range(first, last) for v in (d + np.log10([1, *mults])) if minVal < v < maxVal]
+
+        line = self._line() / per_decade   # a text line, in decades
+        for mults in self.LABELLED:
+            labelled = visible(mults)
+            if len(labelled) < 2 or np.min(np.diff(labelled)) >= line:
+                break
+        if len(labelled) < 2:   # less than a decade shown: any digits that fit, 5 and 2 first
+            for v in visible((5, 2, 3, 7, 4, 6, 8, 9)):
+                if all(abs(v - u) >= line for u in labelled):
+                    labelled.append(v)
+            labelled.sort()
+        rest = [v for v in visible(range(2, 10)) if not np.isclose(labelled, v).any()]
+        return [(None, labelled), (None, []), (None, rest)]   # the third level: ticks without text
+
+
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
 
 
@@ -73,14 +118,20 @@ class LossPlot(QWidget):
     """Curves over steps for the logged values it wants (a plot group of the family registry: exact
     names, or namespaces ending in '/'): the raw value, faint, and a smoothed one, per value."""
 
-    def __init__(self, keys: tuple[str, ...] = ("loss/",), title: str = "loss", log: bool = True, parent=None):
+    def __init__(self, keys: tuple[str, ...] = ("loss/",), title: str = "loss", log: bool = True,
+                 step_label: bool = True, parent=None):
+        """`step_label`: write "step" under the step axis (plots stacked under one that says it
+        need not, and keep those pixels for their curves)."""
         super().__init__(parent)
         self.keys, self.title, self.default_log = tuple(keys), title, log
         self.series: dict[str, Series] = {}
         self.curves: dict[str, tuple] = {}
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", title.split(",")[0].split(" (")[0][:24])  # short: the title says the rest
+        # no label on the value axis: the title above says what the plot shows, and a long one
+        # ("D(real) / D(fake) / ADA p") was cut and ran into the tick values
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": ValueAxis()})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
+        if step_label:
+            self.plot.setLabel("bottom", "step")
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # plain values: 0.3, not "300 (x0.001)"
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setDownsampling(mode="peak")
@@ -175,8 +226,8 @@ class BarPlot(QWidget):
         self.latest: dict[str, float] = {}
         self.step: int | None = None
         self.rows = 0
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("left", title.split(",")[0].split(" (")[0].split(":")[0][:24])
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": ValueAxis()})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=False)
@@ -280,8 +331,10 @@ class MetricPlot(QWidget):
         self.keys = keys
         self.key: str | None = None
         self.series = Series(64)
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("bottom", "step")
+        # its step axis is the loss plot's (link_x) and its status line names the step: no "step"
+        # label, so a short plot keeps its height for the points
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": ValueAxis()})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.line = self.plot.plot([], [], pen=pg.mkPen((200, 90, 20), width=2))
         self.points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(200, 90, 20), hoverable=True,
@@ -353,7 +406,6 @@ class MetricPlot(QWidget):
                     f"{label} (GenLab's own features, not Inception {hit.value.title})"
                 way = hit.value.better_words if hit is not None else ""
                 self.title.setText(f"<b>{name}</b>" + (f" — {way}" if way else ""))
-                self.plot.setLabel("left", label)
             self.series.append(float(r["step"]), float(r[key]))
             changed = True
             extra = quality_readouts(r)
@@ -377,7 +429,6 @@ class MetricPlot(QWidget):
         self._update_link()
         self.key = None
         self.every, self.metric_names, self.last_step = 0, [], 0
-        self.plot.setLabel("left", "")
         self.title.setText(self.OFF)
         self.status.setText("")   # the readout of the run shown before
         self.line.setData([], [])
