@@ -213,8 +213,8 @@ class MainWindow(QMainWindow):
 
     def _open_checkpoint(self, path: str, switch_tab: bool = True) -> None:
         """Make `path` the checkpoint of every canvas (from the runs browser, a drop, the toolbar)."""
+        # File ▸ Recent checkpoints gets it once the worker has loaded it (menus), not if it is refused
         self.set_checkpoint(path, load=switch_tab or TAB_KEYS[self.tabs.currentIndex()] not in ("train", "runs"))
-        self.menus.remember_checkpoint(path)
         self.checkpoint_bar.refresh()
         if switch_tab:
             self.show_tab("sample")
