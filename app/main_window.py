@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QSettings, QSize, Qt, QTimer
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
                                QWidget)
 
@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.session.load_failed.connect(lambda _m: self._enable_tabs(None))
         self.session.reset.connect(lambda _m: self._enable_tabs(None))
         self.tabs.currentChanged.connect(self._on_tab)
+        self.tabs.tabBar().installEventFilter(self)
         self.runs.open_run.connect(lambda d: (self.open_run(d), self.show_tab("train")))
         self.runs.open_checkpoint.connect(self._open_checkpoint)
         self.runs.resume_run.connect(self.continue_run)
@@ -243,7 +244,17 @@ class MainWindow(QMainWindow):
             i = TAB_KEYS.index(spec.key)
             ok = caps is None or not spec.needs or caps.has(spec.needs)
             self.tabs.setTabEnabled(i, ok)
-            self.tabs.setTabToolTip(i, "" if ok else f"A {caps.family} model cannot be used here: this canvas {spec.why}.")
+            self.tabs.setTabToolTip(i, "" if ok else f"{spec.title} {spec.why}: the loaded {caps.family} model "
+                                                     f"cannot be used there.")
+
+    def eventFilter(self, obj, e):
+        # a click on a disabled tab says why it is closed (as its View shortcut does), never nothing
+        if obj is self.tabs.tabBar() and e.type() == QEvent.MouseButtonPress:
+            i = self.tabs.tabBar().tabAt(e.position().toPoint())
+            if i >= 0 and not self.tabs.isTabEnabled(i):
+                self.statusBar().showMessage(self.tabs.tabToolTip(i) or f"{self.tabs.tabText(i)} is not available "
+                                                                        f"for this model", 10000)
+        return super().eventFilter(obj, e)
 
     # ---- runs ----------------------------------------------------------------------------------
     def build_config(self) -> RunConfig | None:
