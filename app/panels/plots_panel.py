@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSize, QTimer
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -87,6 +87,28 @@ class ValueAxis(pg.AxisItem):
         return [(None, labelled), (None, []), (None, rest)]   # the third level: ticks without text
 
 
+class PlotBox(QWidget):
+    """A plot with a title above it that may wrap: its minimum height counts the lines the title
+    takes at the width it has, so a splitter never squeezes the title over the plot (the plot keeps
+    PLOT_MIN_HEIGHT; a wrapped label's own minimum is one line)."""
+
+    wrapped: QLabel | None = None   # the label that wraps, set by the subclass
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        label = self.wrapped
+        if label is None or not label.wordWrap() or label.isHidden():
+            return hint
+        width = label.width() if label.width() > 1 else self.width()   # its share of a row with a readout
+        extra = label.heightForWidth(max(1, width)) - label.minimumSizeHint().height()
+        return QSize(hint.width(), hint.height() + max(0, extra))
+
+    def resizeEvent(self, e):
+        super().resizeEvent(e)
+        if e.size().width() != e.oldSize().width():
+            self.updateGeometry()   # another width, another number of title lines
+
+
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
 
 
@@ -114,7 +136,7 @@ class Series:
 COLORS = [(20, 70, 160), (200, 60, 40), (30, 140, 60), (150, 70, 170), (200, 140, 20), (60, 60, 60)]
 
 
-class LossPlot(QWidget):
+class LossPlot(PlotBox):
     """Curves over steps for the logged values it wants (a plot group of the family registry: exact
     names, or namespaces ending in '/'): the raw value, faint, and a smoothed one, per value."""
 
@@ -143,8 +165,9 @@ class LossPlot(QWidget):
         self.readout = QLabel("")
         # a long readout (16 KL curves) must not widen the window: it is cut, the tooltip has it all
         shrinkable(self.readout)
+        self.wrapped = title_label(title)
         top = QHBoxLayout()
-        top.addWidget(title_label(title))
+        top.addWidget(self.wrapped)
         top.addWidget(self.readout, 1)
         top.addWidget(self.log)
         lay = QVBoxLayout(self)
@@ -216,7 +239,7 @@ class LossPlot(QWidget):
         self.readout.setToolTip(" · ".join(parts))
 
 
-class BarPlot(QWidget):
+class BarPlot(PlotBox):
     """The newest value of each logged value it wants, as bars (a plot group with bars=True: a
     VAE's KL per latent dimension, where a bar at 0 is a dimension the model does not use)."""
 
@@ -235,8 +258,9 @@ class BarPlot(QWidget):
         self.plot.addItem(self.bars)
         self.readout = QLabel("")
         shrinkable(self.readout)
+        self.wrapped = title_label(title)
         top = QHBoxLayout()
-        top.addWidget(title_label(title))
+        top.addWidget(self.wrapped)
         top.addWidget(self.readout, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -322,7 +346,7 @@ def planned_labels(measures: list[str], domain: bool) -> list[str]:
     return out
 
 
-class MetricPlot(QWidget):
+class MetricPlot(PlotBox):
     """Sample-quality metric over steps (FID, or FD-domain without the Inception weights), with
     points that show their value on hover, and a progress line while a metric pass runs."""
 
@@ -340,7 +364,7 @@ class MetricPlot(QWidget):
         self.points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(200, 90, 20), hoverable=True,
                                          tip="step {x:.0f}: {y:.3f}".format)
         self.plot.addItem(self.points)
-        self.title = QLabel(self.OFF)
+        self.title = self.wrapped = QLabel(self.OFF)
         self.title.setWordWrap(True)
         self.every = 0          # the run's metrics.every (0: no passes while training)
         self._x_partner = None  # the plot whose step axis this one shares once it has points

@@ -5,6 +5,7 @@ import math
 
 import pytest
 from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from app.panels.plots_panel import PLOT_MIN_HEIGHT, LossPlot, MetricPlot
@@ -56,8 +57,12 @@ def test_at_1024x640_the_train_tab_scrolls_rather_than_squashing_the_quality_plo
     w.resize(1024, 640)
     w.show()
     qtbot.waitExposed(w)
-    w._on_rows([{"step": 1, "loss/d": 1.3, "loss/g": 0.7, "gan/d_real": 0.1, "gan/d_fake": -0.1}])  # two groups
-    qtbot.waitUntil(lambda: sum(p.isVisible() for p in w.plots.values()) >= 2)
+    w._on_rows([{"step": 1, "loss/d": 1.3, "loss/g": 0.7, "gan/d_real": 0.1, "gan/d_fake": -0.1,
+                 **{f"kl/z{i}": 0.01 * i for i in range(16)}}])    # three groups, two long wrapped titles
+    qtbot.waitUntil(lambda: sum(p.isVisible() for p in w.plots.values()) >= 3)
+    QApplication.processEvents()
     for p in [*(p for p in w.plots.values() if p.isVisible()), w.quality_plot]:
-        assert p.plot.height() >= PLOT_MIN_HEIGHT, type(p).__name__
+        assert p.plot.height() >= PLOT_MIN_HEIGHT, p.title
+        assert p.wrapped.geometry().bottom() < p.plot.geometry().top(), p.title   # the title never covers it
+        assert p.plot.geometry().bottom() <= p.height()                            # nor is the plot cut
     w.close()
