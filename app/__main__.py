@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshot", help="save a screenshot of the window to this PNG after --screenshot-delay ms, then quit")
     p.add_argument("--screenshot-delay", type=int, default=3000)
     p.add_argument("--size", type=window_size, metavar="WxH",
-                   help="the window's size, e.g. 1024x640 (default: the last one, else 1360x860)")
+                   help="the window's size, e.g. 1024x640 (default: the last one, else 1360x860 or "
+                        "the screen's size where that is smaller)")
     args = p.parse_args(argv)
 
     from app.qt_check import qt_platform_hint

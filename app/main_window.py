@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QSettings, QSize, Qt, QTimer
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
                                QWidget)
 
 from app.canvases import CANVASES, TAB_KEYS
 from app.dialogs import KEY_INCEPTION, apply_config_defaults
 from app.qt_util import AutoSplit, scrolled
+from app.screen_fit import fit_to_screen, refit_shown
 from app.menus import build_menus
 from app.panels.data_panel import DataPanel
 from app.panels.model_panel import ModelPanel
@@ -44,6 +45,7 @@ def default_runs_root() -> Path:
 # (about 6 rows of its form under family, preset and run name) or 60 % of it, whichever is less;
 # the Data panel gets the rest, at most what it needs.
 TABS_WIDTH, LEFT_MIN, LEFT_MAX = 750, 270, 430
+PREFERRED_SIZE = (1360, 860)   # the first window's size where the screen has room for it
 MODEL_HEIGHT, MODEL_SHARE = 330, 0.6
 
 
@@ -68,8 +70,10 @@ class MainWindow(QMainWindow):
         self.data_panel = DataPanel()
         self.model_panel = ModelPanel()
         self.training = TrainingPanel(self.runs_root, self.build_config)
-        # one plot per plot group of the registry; a group shows once a run logs one of its values
-        self.plots = {key: BarPlot(g.keys, g.title) if g.bars else LossPlot(keys=g.keys, title=g.title, log=g.log)
+        # one plot per plot group of the registry; a group shows once a run logs one of its values.
+        # The plots stack under the loss plot, whose axis says "step" for them all
+        self.plots = {key: BarPlot(g.keys, g.title) if g.bars else
+                      LossPlot(keys=g.keys, title=g.title, log=g.log, step_label=key == "loss")
                       for key, g in plot_groups().items()}
         self.loss_plot = self.plots["loss"]
         for key, plot in self.plots.items():
@@ -139,6 +143,7 @@ class MainWindow(QMainWindow):
         self.session.load_failed.connect(lambda _m: self._enable_tabs(None))
         self.session.reset.connect(lambda _m: self._enable_tabs(None))
         self.tabs.currentChanged.connect(self._on_tab)
+        self.tabs.tabBar().installEventFilter(self)
         self.runs.open_run.connect(lambda d: (self.open_run(d), self.show_tab("train")))
         self.runs.open_checkpoint.connect(self._open_checkpoint)
         self.runs.resume_run.connect(self.continue_run)
@@ -165,9 +170,19 @@ class MainWindow(QMainWindow):
         self.training.job.ended.connect(lambda *_a: self._lock_panels(False))
 
         self.model_panel.load_preset(preset)
-        self.resize(1360, 860)
+        # the size the layout was made for, or the screen's available area where that is smaller;
+        # a geometry remembered from a larger screen is fitted onto this one
+        fit_to_screen(self, QSize(*PREFERRED_SIZE))
         if settings is not None and settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
+            fit_to_screen(self, move=True)
+        self._refitted = False
+
+    def showEvent(self, e):
+        super().showEvent(e)
+        if not self._refitted:   # the window manager's real frame is known once the window is shown
+            self._refitted = True
+            QTimer.singleShot(0, self, lambda: refit_shown(self))
 
     # ---- the left column's share -----------------------------------------------------------------
     @staticmethod
@@ -201,8 +216,8 @@ class MainWindow(QMainWindow):
 
     def _open_checkpoint(self, path: str, switch_tab: bool = True) -> None:
         """Make `path` the checkpoint of every canvas (from the runs browser, a drop, the toolbar)."""
+        # File ▸ Recent checkpoints gets it once the worker has loaded it (menus), not if it is refused
         self.set_checkpoint(path, load=switch_tab or TAB_KEYS[self.tabs.currentIndex()] not in ("train", "runs"))
-        self.menus.remember_checkpoint(path)
         self.checkpoint_bar.refresh()
         if switch_tab:
             self.show_tab("sample")
@@ -231,7 +246,17 @@ class MainWindow(QMainWindow):
             i = TAB_KEYS.index(spec.key)
             ok = caps is None or not spec.needs or caps.has(spec.needs)
             self.tabs.setTabEnabled(i, ok)
-            self.tabs.setTabToolTip(i, "" if ok else f"A {caps.family} model cannot be used here: this canvas {spec.why}.")
+            self.tabs.setTabToolTip(i, "" if ok else f"{spec.title} {spec.why}: the loaded {caps.family} model "
+                                                     f"cannot be used there.")
+
+    def eventFilter(self, obj, e):
+        # a click on a disabled tab says why it is closed (as its View shortcut does), never nothing
+        if obj is self.tabs.tabBar() and e.type() == QEvent.MouseButtonPress:
+            i = self.tabs.tabBar().tabAt(e.position().toPoint())
+            if i >= 0 and not self.tabs.isTabEnabled(i):
+                self.statusBar().showMessage(self.tabs.tabToolTip(i) or f"{self.tabs.tabText(i)} is not available "
+                                                                        f"for this model", 10000)
+        return super().eventFilter(obj, e)
 
     # ---- runs ----------------------------------------------------------------------------------
     def build_config(self) -> RunConfig | None:

@@ -5,8 +5,9 @@ continue; add to the training queue and compare families on this data, where the
 build_menus(window) uses only the window's public face, so a small stand-in works in tests:
 menuBar(), settings (QSettings or None), open_run(dir), set_checkpoint(path), show_tab(key),
 build_config(), data_panel.set_folder(path), training (start(), toggle_pause(), stop(),
-job.command(...), continue_run() and their buttons when present), tabs (optional), runs_root
-(optional), statusBar() (optional)."""
+job.command(...), continue_run() and their buttons when present; run_started, optional), tabs
+(optional), runs_root (optional), statusBar() (optional), session (optional: a WorkerSession, whose
+loads fill Recent checkpoints)."""
 from __future__ import annotations
 
 import json
@@ -79,6 +80,7 @@ class MenuActions(QObject):
         self.declared: dict[QAction, QKeySequence] = {}   # each action's shortcut (Start's comes and goes)
         self._memory: dict[str, str] = {}                  # settings when the window has none
         self._scratch = None
+        self._follows_loads = False
         self._shortcuts_dialog: ShortcutsDialog | None = None
         self.ask_dir = self._ask_dir
         self.ask_open = self._ask_open
@@ -86,11 +88,17 @@ class MenuActions(QObject):
         self.inform = self._inform
 
     # ---- building ------------------------------------------------------------------------------
-    def _action(self, menu: QMenu, key: str | None, text: str, slot, shortcut: str = "", tip: str = "") -> QAction:
+    def _action(self, menu: QMenu, key: str | None, text: str, slot, shortcut: str = "", tip: str = "",
+                standard: QKeySequence.StandardKey | None = None) -> QAction:
+        """A menu action; its keys are the platform's `standard` ones where Qt has them (Ctrl+O,
+        Ctrl+Q, ...; Cmd on macOS), else `shortcut`."""
         a = QAction(text, self.window)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-            self.declared[a] = QKeySequence(shortcut)
+        keys = QKeySequence.keyBindings(standard) if standard is not None else []
+        if not keys and shortcut:
+            keys = [QKeySequence(shortcut)]
+        if keys:
+            a.setShortcuts(keys)
+            self.declared[a] = keys[0]
         if tip:
             a.setStatusTip(tip)
             a.setToolTip(tip)
@@ -105,9 +113,9 @@ class MenuActions(QObject):
         w = self.window
 
         file = self.menus["File"] = bar.addMenu("&File")
-        self._action(file, "open_run", "Open &run…", self.open_run_dialog,
+        self._action(file, "open_run", "Open &run…", self.open_run_dialog, standard=QKeySequence.Open,
                      tip="Follow a run folder: its plots, samples and config")
-        self._action(file, "open_checkpoint", "Open &checkpoint…", self.open_checkpoint_dialog,
+        self._action(file, "open_checkpoint", "Open &checkpoint…", self.open_checkpoint_dialog, "Ctrl+Shift+O",
                      tip="Load a .safetensors checkpoint into the canvases")
         self._action(file, "open_dataset", "Open &dataset folder…", self.open_dataset_dialog,
                      tip="Train on a folder of images (subfolders become classes)")
@@ -116,13 +124,14 @@ class MenuActions(QObject):
         recent_runs.aboutToShow.connect(lambda: self._fill_recent("run"))
         recent_cks.aboutToShow.connect(lambda: self._fill_recent("checkpoint"))
         file.addSeparator()
-        self._action(file, "export_config", "&Export config…", self.export_config,
+        # the settings written to a file of one's choosing: Save As's keys
+        self._action(file, "export_config", "&Export config…", self.export_config, standard=QKeySequence.SaveAs,
                      tip="Write the Data and Model settings as a TOML config (for genlab-engine train --config)")
         file.addSeparator()
-        s = self._action(file, "settings", "Se&ttings…", self.open_settings)
+        s = self._action(file, "settings", "Se&ttings…", self.open_settings, standard=QKeySequence.Preferences)
         s.setMenuRole(QAction.PreferencesRole)
         file.addSeparator()
-        q = self._action(file, "quit", "&Quit", w.close, "Ctrl+Q")
+        q = self._action(file, "quit", "&Quit", w.close, "Ctrl+Q", standard=QKeySequence.Quit)
         q.setMenuRole(QAction.QuitRole)
 
         run = self.menus["Run"] = bar.addMenu("&Run")
@@ -164,9 +173,20 @@ class MenuActions(QObject):
         view.aboutToHide.connect(lambda: [a.setEnabled(True) for a in self.view_actions.values()])
 
         help_ = self.menus["Help"] = bar.addMenu("&Help")
-        self._action(help_, "shortcuts", "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_, "shortcuts", "&Keyboard shortcuts", self.show_shortcuts, "F1",
+                     standard=QKeySequence.HelpContents)
         a = self._action(help_, "about", "&About GenLab", self.show_about)
         a.setMenuRole(QAction.AboutRole)
+
+        # the recent lists follow every run trained here and every checkpoint the worker loads,
+        # however it was opened (a load the worker refuses is not added)
+        started = getattr(w.training, "run_started", None)
+        if started is not None:
+            started.connect(self.remember_run)
+        session = getattr(w, "session", None)
+        self._follows_loads = getattr(session, "loaded", None) is not None
+        if self._follows_loads:
+            session.loaded.connect(lambda _caps: self.remember_checkpoint(session.loaded_checkpoint))
 
         tabs = getattr(w, "tabs", None)
         if tabs is not None:
@@ -269,7 +289,8 @@ class MenuActions(QObject):
     def open_checkpoint(self, path: str) -> None:
         self.window.show_tab("sample")
         self.window.set_checkpoint(str(path))
-        self.remember_checkpoint(str(path))
+        if not self._follows_loads:   # a window without a worker session: no load will say it opened
+            self.remember_checkpoint(str(path))
 
     def open_run_dialog(self) -> None:
         path = self.ask_dir("Open run", self._start_dir("run"))
@@ -442,7 +463,7 @@ class MenuActions(QObject):
     def _status(self, text: str) -> None:
         bar = getattr(self.window, "statusBar", None)
         if callable(bar):
-            bar().showMessage(text, 6000)
+            bar().showMessage(text, 10000)
 
     def _ask_dir(self, title: str, start: str) -> str:
         return QFileDialog.getExistingDirectory(self.window, title, start)

@@ -26,6 +26,9 @@ from engine.core.families import FAMILIES, family_spec
 from engine.core.sections import option_fields
 
 ERROR_STYLE = "<span style='color:#c0392b'>✖ {}</span>"
+# a live render sent longer than this after the last one answered starts a new sequence: the frame
+# rate is of frames rendered one after another (a drag), never of single renders minutes apart
+SEQUENCE_GAP_S = 0.5
 
 
 def options_class(caps: Capabilities | None):
@@ -156,6 +159,9 @@ class Canvas(QWidget):
             self._live_pending[op] = fields
             self._show_live()
             return 0
+        t = self._frame_times
+        if t and time.monotonic() - t[-1] > SEQUENCE_GAP_S:
+            t.clear()   # not a frame of the sequence before: its rate says nothing of this one
         rid = self.request(op, **fields)
         self._live_sent[op] = rid
         self._show_live()
@@ -165,13 +171,13 @@ class Canvas(QWidget):
         return bool(self._live_sent or self._live_pending)
 
     def frame_rate(self) -> float:
-        """Live results per second over the recent ones (0 with fewer than two)."""
+        """Live results per second over the recent ones of one sequence (0 with fewer than two)."""
         t = self._frame_times
         return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
     def _show_live(self) -> None:
         fps = self.frame_rate()
-        rate = f"{fps:.1f} frames/s" if fps else ""
+        rate = f"{fps:.1f} frames/s" if fps >= 1 else f"{fps:.2f} frames/s" if fps else ""
         self.live_label.setText(" · ".join(x for x in ("rendering…" if self.live_busy() else "", rate) if x))
 
     def on_done(self, rid: int, kind: str) -> None:

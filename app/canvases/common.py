@@ -31,6 +31,13 @@ def parse_sources(text: str) -> list:
     return out
 
 
+def class_text(index: int, name: str) -> str:
+    """A class in a combo: "3: cat" where the model names it, "3" where its name is its number
+    (digits' classes are named "0" … "9": "3: 3" says nothing twice)."""
+    name = str(name).strip()
+    return f"{index}: {name}" if name and name != str(index) else str(index)
+
+
 def dropped_images(mime) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas, enable_by_capability
+from app.canvases.common import class_text
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import FlowLayout
 from app.widgets.config_form import ConfigForm
@@ -246,7 +247,7 @@ class InpaintingCanvas(Canvas):
         elif caps.conditional.unconditional:
             self.cls.addItem("no class", None)
         for i, name in enumerate(caps.class_labels):
-            self.cls.addItem(f"{i}: {name}", i)
+            self.cls.addItem(class_text(i, name), i)
         if caps.inpaint:
             self.build_options(caps)
             self._build_model_form(caps)

@@ -12,12 +12,12 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
-from app.canvases.common import IMAGE_SUFFIXES, dropped_images
+from app.canvases.common import IMAGE_SUFFIXES, class_text, dropped_images
 from app.qt_util import signals_blocked
-from app.widgets.image_view import ImageView
+from app.widgets.frame_sheet import FrameSheet
 from engine.core.capabilities import Capabilities
 
 
@@ -54,11 +54,15 @@ class InterpolationCanvas(Canvas):
         self.gif_btn = QPushButton("Export GIF…")
         self.mp4_btn = QPushButton("Export MP4…")
         self.status.setText("Open or train a checkpoint, then add two or more endpoints.")
-        self.strip = ImageView("The frames appear here as a strip.")
-        self.strip.setMinimumHeight(80)
+        self.strip = FrameSheet("The frames appear here, in rows; click one to show it.")
+        self.strip.setMinimumHeight(110)   # a 16-frame walk in rows of 8: each frame a readable size
+        self.strip.picked.connect(self._picked)
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
-        self.preview.setMinimumSize(256, 256)
+        self.preview.setMinimumSize(200, 200)
+        # its pixmap is scaled to the label: a size hint taken from it would only ever grow the label,
+        # pushing the frames below the window's edge
+        self.preview.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
         self.preview.setFocusPolicy(Qt.StrongFocus)   # space plays and pauses once it has focus
         self.preview.setToolTip("Space (or a click) plays and pauses")
         self.preview.installEventFilter(self)
@@ -86,9 +90,12 @@ class InterpolationCanvas(Canvas):
         exp = QHBoxLayout()
         exp.addWidget(self.gif_btn)
         exp.addWidget(self.mp4_btn)
+        # the side column packs at the top, Render and Export in view at 1024×640: the endpoint list
+        # is a few rows high (it scrolls), not the column's spare height
+        self.endpoints.setMaximumHeight(5 * self.endpoints.fontMetrics().height() + 14)
         side = QVBoxLayout()
         side.addWidget(QLabel("<b>Endpoints</b>"))
-        side.addWidget(self.endpoints, 1)
+        side.addWidget(self.endpoints)
         side.addLayout(add_row)
         row2 = QHBoxLayout()
         row2.addWidget(self.add_image_btn)
@@ -101,6 +108,7 @@ class InterpolationCanvas(Canvas):
         side.addWidget(self.progress_row)
         side.addWidget(self.status)
         side.addWidget(self.live_label)
+        side.addStretch(1)
         side_w = QWidget()
         side_w.setLayout(side)
         side_w.setMaximumWidth(340)
@@ -111,7 +119,7 @@ class InterpolationCanvas(Canvas):
         right = QVBoxLayout()
         right.addWidget(self.preview, 3)
         right.addLayout(player)
-        right.addWidget(self.strip, 1)
+        right.addWidget(self.strip, 2)
         lay = QHBoxLayout(self)
         lay.addWidget(side_w)
         lay.addLayout(right, 1)
@@ -156,7 +164,7 @@ class InterpolationCanvas(Canvas):
         self.cls.clear()
         self.cls.addItem("unconditional" if (cond is None or cond.unconditional) else "default", None)
         for i, name in enumerate(caps.class_labels):
-            self.cls.addItem(f"{i}: {name}", i)
+            self.cls.addItem(class_text(i, name), i)
         self.cls.setEnabled(bool(caps.class_labels))
         self.status.setText(f"Walks through {lat.title or lat.space}; images enter by {lat.encode_method or 'no encoder'}.")
         if self.isVisible():
@@ -249,10 +257,10 @@ class InterpolationCanvas(Canvas):
         self.rendered.emit(ev["path"])
 
     def _show_strip(self, path: str, n: int, size: int) -> None:
-        self.strip.set_path(path)
         sheet = QPixmap(path)
         # the strip is one row of frames with a 1-pixel border around each
         self.frames = [sheet.copy(QRect(1 + i * (size + 1), 1, size, size)) for i in range(n)]
+        self.strip.set_frames(self.frames, path)   # shown in rows that fit the space
         with signals_blocked(self.scrubber):
             self.scrubber.setRange(0, n - 1)
         self.scrubber.setEnabled(True)
@@ -298,6 +306,11 @@ class InterpolationCanvas(Canvas):
             self.pause()
         else:
             self.play()
+
+    def _picked(self, i: int) -> None:
+        """A frame clicked on the sheet: the preview holds it."""
+        self.pause()
+        self.show_frame(i)
 
     def _scrubbed(self, i: int) -> None:
         self.pause()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
+from app.canvases.common import class_text
 from app.engine_client import EvalJob
 from app.qt_util import human_duration
 from app.widgets.gallery import Batch, Gallery, GalleryImage
@@ -165,7 +166,7 @@ class SamplingCanvas(Canvas):
         self.cls.clear()
         self.cls.addItem("all classes" if labels else "unconditional", None)
         for i, name in enumerate(labels):
-            self.cls.addItem(f"{i}: {name}", i)
+            self.cls.addItem(class_text(i, name), i)
         if self.build_options(caps):
             self.options_hint.hide()
         self.status.setText(f"loaded {Path(self.session.loaded_checkpoint).name} (step {self.session.step}): "

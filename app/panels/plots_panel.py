@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSize, QTimer
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.core import metrics
@@ -42,6 +43,72 @@ def title_label(title: str) -> QLabel:
     return label
 
 
+PLOT_MIN_HEIGHT = 100   # px of a plot with its axes: below this its ticks and curves cannot be read
+                        # (a short window scrolls the Train tab instead of squashing the plots)
+
+
+class ValueAxis(pg.AxisItem):
+    """A plot's value axis whose labels never overlap on a log scale. pyqtgraph labels every
+    digit of a decade (0.05, 0.06, … 0.09 in a few pixels near its top); here the decades are
+    labelled, then the richest of 2…9, 2-3-5, 2-5 and 3 whose labels lie a text line apart at the
+    axis's height (with less than a decade on screen, whichever digits fit); the other digits stay
+    as unlabelled ticks."""
+
+    LABELLED = ((2, 3, 4, 5, 6, 7, 8, 9), (2, 3, 5), (2, 5), (3,), ())
+
+    def __init__(self, orientation: str = "left", **kwargs):
+        super().__init__(orientation, **kwargs)
+        self.setStyle(maxTextLevel=1)   # levels 0 and 1 have text (pyqtgraph's default is 2)
+
+    def _line(self) -> float:
+        return QFontMetrics(self.style["tickFont"] or QFont()).height() * 1.1
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        decades = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
+        if len(decades) >= 3 or not size or maxVal <= minVal:
+            return decades    # many decades: their own ticks say enough
+        first, last = int(np.floor(minVal)), int(np.ceil(maxVal))
+        per_decade = size / (maxVal - minVal)   # px
+
+        def visible(mults) -> list[float]:
+            return [v for d in range(first, last) for v in (d + np.log10([1, *mults])) if minVal < v < maxVal]
+
+        line = self._line() / per_decade   # a text line, in decades
+        for mults in self.LABELLED:
+            labelled = visible(mults)
+            if len(labelled) < 2 or np.min(np.diff(labelled)) >= line:
+                break
+        if len(labelled) < 2:   # less than a decade shown: any digits that fit, 5 and 2 first
+            for v in visible((5, 2, 3, 7, 4, 6, 8, 9)):
+                if all(abs(v - u) >= line for u in labelled):
+                    labelled.append(v)
+            labelled.sort()
+        rest = [v for v in visible(range(2, 10)) if not np.isclose(labelled, v).any()]
+        return [(None, labelled), (None, []), (None, rest)]   # the third level: ticks without text
+
+
+class PlotBox(QWidget):
+    """A plot with a title above it that may wrap: its minimum height counts the lines the title
+    takes at the width it has, so a splitter never squeezes the title over the plot (the plot keeps
+    PLOT_MIN_HEIGHT; a wrapped label's own minimum is one line)."""
+
+    wrapped: QLabel | None = None   # the label that wraps, set by the subclass
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        label = self.wrapped
+        if label is None or not label.wordWrap() or label.isHidden():
+            return hint
+        width = label.width() if label.width() > 1 else self.width()   # its share of a row with a readout
+        extra = label.heightForWidth(max(1, width)) - label.minimumSizeHint().height()
+        return QSize(hint.width(), hint.height() + max(0, extra))
+
+    def resizeEvent(self, e):
+        super().resizeEvent(e)
+        if e.size().width() != e.oldSize().width():
+            self.updateGeometry()   # another width, another number of title lines
+
+
 SMOOTHING = 0.7  # EMA factor of the smoothed curve (per logged point, like TensorBoard's slider)
 
 
@@ -69,18 +136,24 @@ class Series:
 COLORS = [(20, 70, 160), (200, 60, 40), (30, 140, 60), (150, 70, 170), (200, 140, 20), (60, 60, 60)]
 
 
-class LossPlot(QWidget):
+class LossPlot(PlotBox):
     """Curves over steps for the logged values it wants (a plot group of the family registry: exact
     names, or namespaces ending in '/'): the raw value, faint, and a smoothed one, per value."""
 
-    def __init__(self, keys: tuple[str, ...] = ("loss/",), title: str = "loss", log: bool = True, parent=None):
+    def __init__(self, keys: tuple[str, ...] = ("loss/",), title: str = "loss", log: bool = True,
+                 step_label: bool = True, parent=None):
+        """`step_label`: write "step" under the step axis (plots stacked under one that says it
+        need not, and keep those pixels for their curves)."""
         super().__init__(parent)
         self.keys, self.title, self.default_log = tuple(keys), title, log
         self.series: dict[str, Series] = {}
         self.curves: dict[str, tuple] = {}
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", title.split(",")[0].split(" (")[0][:24])  # short: the title says the rest
+        # no label on the value axis: the title above says what the plot shows, and a long one
+        # ("D(real) / D(fake) / ADA p") was cut and ran into the tick values
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": ValueAxis()})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
+        if step_label:
+            self.plot.setLabel("bottom", "step")
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # plain values: 0.3, not "300 (x0.001)"
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setDownsampling(mode="peak")
@@ -92,8 +165,9 @@ class LossPlot(QWidget):
         self.readout = QLabel("")
         # a long readout (16 KL curves) must not widen the window: it is cut, the tooltip has it all
         shrinkable(self.readout)
+        self.wrapped = title_label(title)
         top = QHBoxLayout()
-        top.addWidget(title_label(title))
+        top.addWidget(self.wrapped)
         top.addWidget(self.readout, 1)
         top.addWidget(self.log)
         lay = QVBoxLayout(self)
@@ -165,7 +239,7 @@ class LossPlot(QWidget):
         self.readout.setToolTip(" · ".join(parts))
 
 
-class BarPlot(QWidget):
+class BarPlot(PlotBox):
     """The newest value of each logged value it wants, as bars (a plot group with bars=True: a
     VAE's KL per latent dimension, where a bar at 0 is a dimension the model does not use)."""
 
@@ -175,8 +249,8 @@ class BarPlot(QWidget):
         self.latest: dict[str, float] = {}
         self.step: int | None = None
         self.rows = 0
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("left", title.split(",")[0].split(" (")[0].split(":")[0][:24])
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": ValueAxis()})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=False)
@@ -184,8 +258,9 @@ class BarPlot(QWidget):
         self.plot.addItem(self.bars)
         self.readout = QLabel("")
         shrinkable(self.readout)
+        self.wrapped = title_label(title)
         top = QHBoxLayout()
-        top.addWidget(title_label(title))
+        top.addWidget(self.wrapped)
         top.addWidget(self.readout, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -271,7 +346,7 @@ def planned_labels(measures: list[str], domain: bool) -> list[str]:
     return out
 
 
-class MetricPlot(QWidget):
+class MetricPlot(PlotBox):
     """Sample-quality metric over steps (FID, or FD-domain without the Inception weights), with
     points that show their value on hover, and a progress line while a metric pass runs."""
 
@@ -280,14 +355,16 @@ class MetricPlot(QWidget):
         self.keys = keys
         self.key: str | None = None
         self.series = Series(64)
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("bottom", "step")
+        # its step axis is the loss plot's (link_x) and its status line names the step: no "step"
+        # label, so a short plot keeps its height for the points
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": ValueAxis()})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.line = self.plot.plot([], [], pen=pg.mkPen((200, 90, 20), width=2))
         self.points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(200, 90, 20), hoverable=True,
                                          tip="step {x:.0f}: {y:.3f}".format)
         self.plot.addItem(self.points)
-        self.title = QLabel(self.OFF)
+        self.title = self.wrapped = QLabel(self.OFF)
         self.title.setWordWrap(True)
         self.every = 0          # the run's metrics.every (0: no passes while training)
         self._x_partner = None  # the plot whose step axis this one shares once it has points
@@ -353,7 +430,6 @@ class MetricPlot(QWidget):
                     f"{label} (GenLab's own features, not Inception {hit.value.title})"
                 way = hit.value.better_words if hit is not None else ""
                 self.title.setText(f"<b>{name}</b>" + (f" — {way}" if way else ""))
-                self.plot.setLabel("left", label)
             self.series.append(float(r["step"]), float(r[key]))
             changed = True
             extra = quality_readouts(r)
@@ -377,7 +453,6 @@ class MetricPlot(QWidget):
         self._update_link()
         self.key = None
         self.every, self.metric_names, self.last_step = 0, [], 0
-        self.plot.setLabel("left", "")
         self.title.setText(self.OFF)
         self.status.setText("")   # the readout of the run shown before
         self.line.setData([], [])

@@ -21,6 +21,9 @@ from engine.runs.index import RunSummary
 COLUMNS = ("run", "state", "family", "dataset", "step", "best", "loss")
 C_NAME, C_STATE, C_FAMILY, C_DATASET, C_STEP, C_BEST, C_LOSS = range(len(COLUMNS))
 SPARK = QSize(84, 20)
+# the run column's width: its longest name within these bounds (a longer one is cut in the middle,
+# keeping its date and its preset's name readable), until the person drags the column themselves
+NAME_MIN, NAME_MAX = 160, 320
 PATH_ROLE = Qt.UserRole
 KIND_ROLE = Qt.UserRole + 1     # "folder" or "run"
 
@@ -107,15 +110,39 @@ class RunTree(QTreeWidget):
         self.setUniformRowHeights(True)
         self.setRootIsDecorated(True)
         self.setAlternatingRowColors(True)
+        self.setTextElideMode(Qt.ElideMiddle)
         head = self.header()
         head.setStretchLastSection(False)
-        head.setSectionResizeMode(C_NAME, QHeaderView.Stretch)
+        # not Stretch: in the browser's narrow list the other columns' contents left it ~26 px
+        head.setSectionResizeMode(C_NAME, QHeaderView.Interactive)
+        head.resizeSection(C_NAME, NAME_MIN)
+        self._name_width_set = False            # the person resized the run column: keep their width
+        self._fitting = False
+        head.sectionResized.connect(self._on_section_resized)
         for c in (C_STATE, C_FAMILY, C_DATASET, C_STEP, C_BEST):
             head.setSectionResizeMode(c, QHeaderView.ResizeToContents)
         head.setSectionResizeMode(C_LOSS, QHeaderView.Fixed)
         head.resizeSection(C_LOSS, SPARK.width() + 12)
         self.headerItem().setToolTip(C_BEST, "The best sample-quality score of the run (hover a cell for all)")
         self.headerItem().setToolTip(C_LOSS, "The last logged values of the run's main loss (log scale)")
+
+    # ---- the run column ----------------------------------------------------------------------------
+    def fit_name_column(self) -> None:
+        """The run column as wide as its longest name (folder rows span every column), within
+        [NAME_MIN, NAME_MAX] px; a column the person resized keeps their width."""
+        if self._name_width_set:
+            return
+        fm = self.fontMetrics()
+        indent = 2 * self.indentation() + 16   # a run row's indent (its folder's and its own), the cell's margins
+        names = [top.child(j).text(C_NAME) for top in self.folder_items() for j in range(top.childCount())]
+        want = max((fm.horizontalAdvance(n) for n in names), default=0) + indent
+        self._fitting = True
+        self.header().resizeSection(C_NAME, min(max(want, NAME_MIN), NAME_MAX))
+        self._fitting = False
+
+    def _on_section_resized(self, index: int, _old: int, _new: int) -> None:
+        if index == C_NAME and not self._fitting:
+            self._name_width_set = True
 
     # ---- folders -------------------------------------------------------------------------------
     def folder_items(self) -> list[QTreeWidgetItem]:
@@ -169,6 +196,7 @@ class RunTree(QTreeWidget):
         n = len(runs)
         folder_item.setText(0, f"{folder}   ({n} run{'s' if n != 1 else ''})" if folder.is_dir()
                             else f"{folder}   (not found)")
+        self.fit_name_column()
         return gone
 
     # ---- runs ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QSpinBox, QVBoxLayout)
 
+from app.config_diff import describe_differences
 from app.engine_client import TrainJob
 from app.panels.train_readout import device_line, stats_line
 from app.widgets.elided_label import ElidedLabel
@@ -145,18 +146,25 @@ class TrainingPanel(QGroupBox):
     # ---- actions ------------------------------------------------------------------------------
     def start(self) -> bool:
         """Start a new run with the panels' settings; on a stopped or interrupted run, ask first
-        whether to continue it instead."""
+        whether to continue it instead (a new run first, saying what differs, when the panels hold
+        other settings than the run's)."""
         if self.job.is_running():
             return False
+        cfg = self.config_provider()
         if self.can_continue() and self.state in ("stopped", "interrupted"):
-            choice = self.ask("Start", f"The run {self.run_dir.name} {self.state} at step {self.progress.value()}. "
-                                       f"Continue it from its last checkpoint, or start a new run with the current "
-                                       f"settings?", ["Continue", "New run", "Cancel"])
+            where = f"The run {self.run_dir.name} {self.state} at step {self.progress.value()}"
+            differ = self.settings_differ(cfg)
+            if differ:   # the panels hold another model: a new run is what Start means (the default)
+                choice = self.ask("Start", f"{where}, with other settings than the panels hold ({differ}). "
+                                           f"Start a new run with the current settings, or continue that run "
+                                           f"with its own settings?", ["New run", "Continue", "Cancel"])
+            else:
+                choice = self.ask("Start", f"{where}. Continue it from its last checkpoint, or start a new run "
+                                           f"with the current settings?", ["Continue", "New run", "Cancel"])
             if choice == "Continue":
                 return self.continue_run(self.more_steps.value())
             if choice != "New run":
                 return False
-        cfg = self.config_provider()
         if cfg is None:
             return False
         self._driven_family = cfg.model.family
@@ -182,6 +190,17 @@ class TrainingPanel(QGroupBox):
         self._say(f"queued as #{place} — see Runs ▸ Queue")
         self.queued.emit(e.id)
         return e.id
+
+    def settings_differ(self, cfg: RunConfig | None) -> str:
+        """How the panels' config differs from the run at hand's ("family stylegan vs ddpm",
+        "2 settings differ: …"); "" when it is the same (or either cannot be read)."""
+        if cfg is None or self.run_dir is None:
+            return ""
+        try:
+            run = RunConfig.load(self.run_dir / "config.toml", stored=True)
+        except (ConfigError, OSError):
+            return ""
+        return describe_differences(cfg, run)
 
     def set_family(self, name: str | None) -> None:
         """Show this family's headline losses (from the registry) beside the step."""
@@ -293,6 +312,7 @@ class TrainingPanel(QGroupBox):
         box = QMessageBox(QMessageBox.Question, title, text, parent=self)
         buttons = {box.addButton(c, QMessageBox.RejectRole if c == "Cancel" else QMessageBox.AcceptRole): c
                    for c in choices}
+        box.setDefaultButton(next(iter(buttons)))   # the first choice is what Return picks
         box.exec()
         return buttons.get(box.clickedButton())
 

@@ -17,6 +17,9 @@ from app.worker_session import WorkerSession, failure_reason, same_path
 from engine.core.capabilities import Capabilities
 
 
+NO_CHECKPOINT = "no checkpoint: train one, or open or drop a .safetensors file"
+
+
 def checkpoint_label(path: str) -> str:
     """'run-name / step_000400' — what a person recognises a checkpoint by."""
     p = Path(path)
@@ -37,8 +40,9 @@ class CheckpointBar(QWidget):
         self.combo.setMaximumWidth(460)
         self.combo.setToolTip("The checkpoint every canvas works on (switch to a recent one here)")
         self.open_btn = QPushButton("Open…")
-        self.open_btn.setToolTip("Open a checkpoint (.safetensors) for every canvas")
-        self.state = QLabel("no checkpoint: train one, or open or drop a .safetensors file")
+        self.open_btn.setToolTip("Open a checkpoint (.safetensors) for every canvas (File ▸ Open checkpoint, "
+                                 "Ctrl+Shift+O)")
+        self.state = QLabel(NO_CHECKPOINT)
         self.state.setObjectName("checkpoint_state")
         self.state.setMinimumWidth(60)      # a long state line is cut, not a reason for a wider window
         self.state.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
@@ -78,8 +82,11 @@ class CheckpointBar(QWidget):
 
     def _on_checkpoint(self, path: str) -> None:
         self.refresh()
-        self.state.setText("not loaded yet: it loads when a canvas needs it"
-                           if path and not self.session.is_loaded() else "")
+        if path and self.session.is_loaded():   # back on the one the worker holds (a drop, a recent pick)
+            self._on_loaded(self.session.capabilities)
+        else:
+            self.state.setText("not loaded yet: it loads when a canvas needs it" if path else NO_CHECKPOINT)
+            self.state.setToolTip(path)
 
     def _on_loaded(self, caps: Capabilities) -> None:
         step = f", step {self.session.step}" if self.session.step is not None else ""

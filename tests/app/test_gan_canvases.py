@@ -4,6 +4,7 @@ the interpolation canvas also on a DDPM: it works by capability, not by family).
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 
 from app.canvases.interpolation import InterpolationCanvas
 from app.canvases.style_mixing import StyleMixCanvas
@@ -83,7 +84,8 @@ def test_interpolation_canvas_strip_animation_and_exports(qtbot, tmp_path, style
     assert canvas.endpoint_specs() == [1, 2, 9]
     qtbot.mouseClick(canvas.render_btn, Qt.LeftButton)   # after the walk rendered on load, if still running
     qtbot.waitUntil(lambda: not canvas.live_busy(), timeout=60000)
-    assert len(canvas.frames) == 6 and canvas.strip.image_size().width() == 6 * 17 + 1
+    assert len(canvas.frames) == 6 and QImage(canvas.strip.path).width() == 6 * 17 + 1   # the engine's strip
+    assert len(canvas.strip.frames) == 6          # shown as a sheet of frames
     qtbot.waitUntil(lambda: canvas.frame_index >= 3, timeout=5000)   # the preview animates
     assert canvas.preview.pixmap() is not None and not canvas.preview.pixmap().isNull()
     for suffix in (".gif", ".mp4"):

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QWidget
 
 from app.canvases import TAB_KEYS
 from app.dialogs import (AboutDialog, SettingsDialog, apply_config_defaults, apply_ui_scale, describe_device,
@@ -80,6 +80,60 @@ def test_the_menu_bar_has_file_run_view_help_with_their_actions_and_shortcuts(wi
     # a fresh window is idle: Start on, the controls of a live run off, nothing to continue
     assert a["start"].isEnabled()
     assert not any(a[k].isEnabled() for k in ("pause", "stop", "sample_now", "save_now", "continue"))
+
+
+def _keys_in_view(window) -> dict[str, list[str]]:
+    """Each key sequence that would do something now, with its owners: the menu bar's enabled
+    actions and the visible, enabled buttons and window-wide actions and shortcuts of the window."""
+    menus = set(window.menus_.menus.values())
+    owners: dict[str, list[str]] = {}
+
+    def add(seqs, who):
+        for seq in seqs:
+            if not seq.isEmpty():
+                owners.setdefault(seq.toString(QKeySequence.PortableText), []).append(who)
+
+    for a in window.findChildren(QAction):
+        if not a.isEnabled() or a.shortcutContext() not in (Qt.WindowShortcut, Qt.ApplicationShortcut):
+            continue
+        where = [o for o in a.associatedObjects() if isinstance(o, QWidget)]
+        if any(o in menus or o.isVisible() for o in where):
+            add(a.shortcuts(), a.text())
+    for b in window.findChildren(QAbstractButton):
+        if b.isVisible() and b.isEnabled():
+            add([b.shortcut()], b.text())
+    for sc in window.findChildren(QShortcut):
+        if sc.isEnabled() and sc.parentWidget() is not None and sc.parentWidget().isVisible():
+            add(sc.keys(), "QShortcut")
+    return owners
+
+
+def test_file_actions_have_the_standard_keys_and_no_key_has_two_owners_on_any_tab(window, qtbot):
+    m = window.menus_
+    # Qt's standard keys where the platform has them (Ctrl+O, Save As, Quit, Help), else GenLab's own
+    assert _keys(m.actions["open_run"]) == QKeySequence(QKeySequence.Open).toString(QKeySequence.PortableText) \
+        == "Ctrl+O"
+    assert _keys(m.actions["open_checkpoint"]) == "Ctrl+Shift+O"
+    assert _keys(m.actions["export_config"]) == "Ctrl+Shift+S"
+    listed = {what: keys for _where, what, keys in m.shortcut_entries()}
+    assert listed["Open run"] == "Ctrl+O" and listed["Open checkpoint"] == "Ctrl+Shift+O"
+    asked = []
+    m.ask_dir = lambda title, start: asked.append(title) or ""
+    m.ask_open = lambda title, start, filt: asked.append(title) or ""
+    m.ask_save = lambda title, start, filt: asked.append(title) or ""
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+    for key, mods in ((Qt.Key_O, Qt.ControlModifier), (Qt.Key_O, Qt.ControlModifier | Qt.ShiftModifier),
+                      (Qt.Key_S, Qt.ControlModifier | Qt.ShiftModifier)):
+        qtbot.keyClick(window, key, mods)
+    assert asked == ["Open run", "Open checkpoint", "Export config"]
+    # a key with two owners in view does nothing at all (Qt calls it ambiguous): none on any tab
+    for i in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(i)
+        QApplication.processEvents()
+        shared = {k: v for k, v in _keys_in_view(window).items() if len(v) > 1}
+        assert not shared, (TAB_KEYS[i], shared)
 
 
 def test_view_actions_and_their_shortcuts_switch_tabs_and_ctrl_return_belongs_to_the_tab(window, qtbot):

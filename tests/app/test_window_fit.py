@@ -1,0 +1,46 @@
+"""The first window fits the screen it opens on (the offscreen test screen is 800×800, smaller than
+the 1360×860 the layout was made for), and a geometry remembered on a larger screen is fitted onto
+this one instead of opening partly off it."""
+from PySide6.QtCore import QMargins, QRect, QSettings, QSize
+
+from app.main_window import MainWindow
+from app.screen_fit import FRAME_GUESS, available_rect, fitted_size
+from app.worker_session import WorkerSession
+from test_canvas_views import FakeClient
+
+
+def _window(qtbot, tmp_path, settings=None):
+    w = MainWindow(runs_root=tmp_path / "runs", settings=settings, session=WorkerSession(FakeClient()))
+    qtbot.addWidget(w)
+    return w
+
+
+def test_the_first_window_is_no_larger_than_the_screen(qtbot, tmp_path):
+    w = _window(qtbot, tmp_path)
+    avail = available_rect(w)
+    assert avail.width() < 1360 and avail.height() < 860        # the test screen is the small one
+    assert w.width() + FRAME_GUESS.left() + FRAME_GUESS.right() <= avail.width()
+    assert w.height() + FRAME_GUESS.top() + FRAME_GUESS.bottom() <= avail.height()
+    assert w.width() >= avail.width() - 40 and w.height() >= avail.height() - 60   # and uses the screen
+
+
+def test_a_remembered_geometry_from_a_larger_screen_is_fitted_onto_this_one(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    big = _window(qtbot, tmp_path)
+    big.setGeometry(1500, 900, 1700, 1100)          # a window on a large monitor, right of this screen
+    settings.setValue("geometry", big.saveGeometry())
+    w = _window(qtbot, tmp_path, settings)
+    avail = available_rect(w)
+    assert w.width() <= avail.width() and w.height() <= avail.height()
+    assert avail.intersects(w.geometry()) and avail.contains(w.geometry().topLeft())
+    w.show()
+    qtbot.waitExposed(w)
+    assert avail.contains(w.geometry().center())
+
+
+def test_fitted_size_keeps_what_fits_and_cuts_what_does_not():
+    frame = QMargins(4, 30, 4, 4)
+    laptop = QRect(0, 0, 1280, 800)
+    assert fitted_size(QSize(1360, 860), laptop, frame) == QSize(1272, 766)
+    assert fitted_size(QSize(1360, 860), QRect(0, 0, 1920, 1050), frame) == QSize(1360, 860)
+    assert fitted_size(QSize(900, 700), laptop, frame) == QSize(900, 700)
