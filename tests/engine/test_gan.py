@@ -95,8 +95,10 @@ def test_seed_k_is_the_same_image_wherever_it_appears():
     for family in ("gan", "stylegan"):
         fam = family_for(gan_config(family))
         grid = fam.sample(4, seed=10)
-        assert torch.allclose(fam.sample(1, seed=12)[0], grid[2], atol=1e-6)
-        assert torch.allclose(fam.decode_latents(fam.seed_latents([13]))[0], grid[3], atol=1e-6)
+        # the same image up to float rounding: a batch of 1 and of 4 take other conv kernels (StyleGAN
+        # differs by 2e-6 with one thread on some CPUs); another seed's image differs by ~1
+        assert torch.allclose(fam.sample(1, seed=12)[0], grid[2], atol=1e-5)
+        assert torch.allclose(fam.decode_latents(fam.seed_latents([13]))[0], grid[3], atol=1e-5)
 
 
 def test_style_mix_grid_layout_and_layer_choice():
