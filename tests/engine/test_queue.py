@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -224,8 +225,11 @@ def test_the_next_runner_resumes_an_interrupted_entry_in_its_own_run_with_the_bu
     up again where its checkpoint left it, in the same run folder, for what is left of its budget;
     one whose budget was spent before the interruption ends there."""
     q = TrainingQueue(tmp_path)
-    cut, spent = q.add(small("cut", steps=3)), q.add(small("spent", steps=3))
+    cut = q.add(small("cut", steps=3))
     run_queue(tmp_path)
+    spent = q.add(small("spent", steps=3))   # the same run again, in a folder of its own
+    shutil.copytree(q.entry(cut.id).run_dir, tmp_path / "spent-run")
+    q.update_entry(spent.id, run_dir=str(tmp_path / "spent-run"))
     runs = {e.id: RunDir(e.run_dir) for e in q.entries()}
     # as if the runner had been stopped at step 3 of 6 (and 3 of 5), their budgets on
     for e, steps, budget in ((cut, 6, 3600.0), (spent, 5, 1e-3)):
