@@ -480,8 +480,11 @@ class FamilyCompare(QWidget):
                                                        max(x for _, x, _ in self.plotted)))
         (x0, x1), (y0, y1) = plot_ranges(xs, [y for _, _, y in self.plotted])
         self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
-        self.plot.setTitle("best corner: bottom right ↘ · dashed: the speed–quality front (no other "
-                           "checkpoint is both faster and closer)", size="8pt")
+        # short: a plot title wider than the pane widens the whole plot past its right edge, and
+        # the fastest points are cut off with it; the full sentence is the tooltip
+        self.plot.setTitle("best: bottom right ↘ · dashed: speed–quality front", size="8pt")
+        self.plot.setToolTip("Best corner: bottom right (fast and close to the data). The dashed line joins "
+                             "the speed–quality front: the checkpoints no other is both faster and closer than.")
 
     # ---- export ------------------------------------------------------------------------------
     def export_csv(self, dest: str | Path | None = None) -> Path | None:

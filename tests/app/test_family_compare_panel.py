@@ -11,6 +11,7 @@ import json
 import math
 import time
 
+import pyqtgraph as pg
 import pytest
 from PySide6.QtGui import QImage
 
@@ -112,6 +113,22 @@ def test_every_point_falls_inside_the_plot_however_fast(qtbot):
     assert a < 2.0 < b and c < 5.0 < d
     (a, b), (c, d) = plot_ranges([1.0, 3.0], [0.0, 0.0])
     assert a < 1.0 and b > 3.0 and c < 0.0 < d
+
+
+def test_in_a_narrow_pane_the_plot_is_no_wider_than_its_widget(qtbot):
+    """The Runs tab gives the Families view ~520 px at 1280x800: a title wider than that widened
+    the plot past the pane's edge, and the fastest points fell off the visible part."""
+    w = panel(qtbot)
+    w.resize(500, 600)
+    w.show()
+    finish(w, [ROWS[0], row("gan", "run-gan", fd=180.0, images_per_s=52_000.0, nfe=1)])
+    qtbot.wait(50)
+    item = w.plot.getPlotItem()
+    assert item.sceneBoundingRect().width() <= w.plot.viewport().width() + 1
+    vb = w.plot.getViewBox()
+    for _, x, y in w.plotted:   # every point maps inside the visible viewport
+        pt = w.plot.mapFromScene(vb.mapViewToScene(pg.Point(math.log10(x), y)))
+        assert 0 <= pt.x() <= w.plot.viewport().width(), (x, pt.x(), w.plot.viewport().width())
 
 
 def test_the_eta_counts_down_between_progress_events(qtbot):
