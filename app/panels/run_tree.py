@@ -21,8 +21,8 @@ from engine.runs.index import RunSummary
 COLUMNS = ("run", "state", "family", "dataset", "step", "best", "loss")
 C_NAME, C_STATE, C_FAMILY, C_DATASET, C_STEP, C_BEST, C_LOSS = range(len(COLUMNS))
 SPARK = QSize(84, 20)
-# the run column's width: its longest name within these bounds (a longer one is cut in the middle,
-# keeping its date and its preset's name readable), until the person drags the column themselves
+# the run column's width: its longest name within these bounds (a longer one is cut at the left,
+# keeping its time and its preset's name readable), until the person drags the column themselves
 NAME_MIN, NAME_MAX = 160, 320
 PATH_ROLE = Qt.UserRole
 KIND_ROLE = Qt.UserRole + 1     # "folder" or "run"
@@ -110,7 +110,9 @@ class RunTree(QTreeWidget):
         self.setUniformRowHeights(True)
         self.setRootIsDecorated(True)
         self.setAlternatingRowColors(True)
-        self.setTextElideMode(Qt.ElideMiddle)
+        # cut at the left: a run folder is <date>-<time>-<name>, and in a narrow list the time and
+        # the name tell the runs apart, not the date they share (the tooltip has the whole path)
+        self.setTextElideMode(Qt.ElideLeft)
         head = self.header()
         head.setStretchLastSection(False)
         # not Stretch: in the browser's narrow list the other columns' contents left it ~26 px
@@ -129,16 +131,23 @@ class RunTree(QTreeWidget):
     # ---- the run column ----------------------------------------------------------------------------
     def fit_name_column(self) -> None:
         """The run column as wide as its longest name (folder rows span every column), within
-        [NAME_MIN, NAME_MAX] px; a column the person resized keeps their width."""
+        [NAME_MIN, NAME_MAX] px and leaving the state and family in view beside it (a narrow
+        list cuts the names at the left instead); a column the person resized keeps their width."""
         if self._name_width_set:
             return
         fm = self.fontMetrics()
         indent = 2 * self.indentation() + 16   # a run row's indent (its folder's and its own), the cell's margins
         names = [top.child(j).text(C_NAME) for top in self.folder_items() for j in range(top.childCount())]
         want = max((fm.horizontalAdvance(n) for n in names), default=0) + indent
+        beside = sum(self.header().sectionSize(c) for c in (C_STATE, C_FAMILY))
+        room = max(NAME_MIN, self.viewport().width() - beside)
         self._fitting = True
-        self.header().resizeSection(C_NAME, min(max(want, NAME_MIN), NAME_MAX))
+        self.header().resizeSection(C_NAME, min(max(want, NAME_MIN), NAME_MAX, room))
         self._fitting = False
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        self.fit_name_column()   # the list's splitter moved: the state and family stay in view
 
     def _on_section_resized(self, index: int, _old: int, _new: int) -> None:
         if index == C_NAME and not self._fitting:

@@ -2,7 +2,7 @@
 by the other columns), and keeps a width the person dragged it to."""
 from pathlib import Path
 
-from app.panels.run_tree import C_NAME, NAME_MAX, NAME_MIN, RunTree
+from app.panels.run_tree import C_FAMILY, C_NAME, NAME_MAX, NAME_MIN, RunTree
 from engine.runs.index import RunSummary
 
 
@@ -27,13 +27,22 @@ def test_the_run_column_is_wide_enough_for_the_names_in_a_narrow_list(qtbot, tmp
     tree.show_folder(folder, [_summary(tmp_path, n, f) for n, f in zip(names, ("gan", "vae"))], {})
     width = tree.header().sectionSize(C_NAME)
     assert NAME_MIN <= width <= NAME_MAX
-    assert [_visible_text(tree, n) for n in names] == names    # read in full, not "2…"
-    # a very long name is cut in the middle: its date and its preset stay readable
+    head = tree.header()
+    # the state and the family stay in view beside the names ...
+    assert head.sectionViewportPosition(C_FAMILY) + head.sectionSize(C_FAMILY) <= tree.viewport().width()
+    for n in names:   # ... and a name cut to fit keeps what tells the runs apart: its time and its preset
+        shown = _visible_text(tree, n)
+        assert shown == n or (shown.startswith("…") and shown.endswith(n[-len("2553-dcgan-digits"):]))
+    # in a wider list the names read in full
+    tree.resize(600, 220)
+    tree.show_folder(folder, [_summary(tmp_path, n, f) for n, f in zip(names, ("gan", "vae"))], {})
+    assert [_visible_text(tree, n) for n in names] == names
+    # a very long name is cut at the left: its preset stays readable
     long = "20261207-172437-" + "x" * 80 + "-stylegan-shapes"
     tree.show_folder(folder, [_summary(tmp_path, long, "stylegan")], {})
     assert tree.header().sectionSize(C_NAME) == NAME_MAX
     shown = _visible_text(tree, long)
-    assert shown.startswith("2026") and shown.endswith("shapes") and "…" in shown
+    assert shown.startswith("…") and shown.endswith("x-stylegan-shapes")
 
     # the person drags the column: a refill keeps their width
     tree.header().resizeSection(C_NAME, 200)
