@@ -93,3 +93,22 @@ class TinyRuns:
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> TinyRuns:
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+class ManualClock:
+    """A clock that moves only when a test moves it (a training step, a grid, a paused poll): what
+    images/s, the ETA and a time budget are timed with in the loop tests."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def commands_read_at_every_step(monkeypatch):
+    """The control file is read at every step (not every FILE_POLL_S of real time), so a command
+    lands at the step the test sends it, however fast the tiny steps run."""
+    from engine.training.control import ControlChannel
+    monkeypatch.setattr(ControlChannel, "FILE_POLL_S", 0.0)

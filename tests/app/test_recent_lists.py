@@ -1,23 +1,7 @@
 """File ▸ Recent runs and Recent checkpoints fill however a run is opened or trained and however a
 checkpoint reaches the worker (a drop, the runs browser, the toolbar, File ▸ Open, training's own
 checkpoints shown on a canvas); a checkpoint the worker refuses is not added."""
-import pytest
-
-from test_canvas_views import DDPM, FakeClient
-
-from app.main_window import MainWindow
-from app.worker_session import WorkerSession
-
-OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"}
-
-
-@pytest.fixture
-def faked(qtbot, tmp_path):
-    client = FakeClient()
-    w = MainWindow(runs_root=tmp_path / "runs", session=WorkerSession(client))
-    qtbot.addWidget(w)
-    yield client, w
-    w.close()
+from test_canvas_views import DDPM, DDPM_OPTIONS as OPTIONS
 
 
 def _menu(w, title: str) -> list[str]:

@@ -11,24 +11,12 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from test_canvas_base import Probe
-from test_canvas_views import DDPM, FakeClient
+from test_canvas_views import DDPM, DDPM_OPTIONS, FakeClient
 
 from app.canvases import TAB_KEYS
 from app.canvases.base import SEQUENCE_GAP_S
 from app.canvases.common import class_text
-from app.main_window import MainWindow
 from app.worker_session import WorkerSession
-
-DDPM_OPTIONS = {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"}
-
-
-@pytest.fixture
-def faked(qtbot, tmp_path):
-    client = FakeClient()
-    w = MainWindow(runs_root=tmp_path / "runs", session=WorkerSession(client))
-    qtbot.addWidget(w)
-    yield client, w
-    w.close()
 
 
 def _result(client, rid, op="mix"):

@@ -8,29 +8,18 @@ import pytest
 from engine.core.config import RunConfig
 from engine.runs.rundir import RunDir, send_control
 from engine.training.artifacts import ArtifactWriter
-from engine.training.control import ControlChannel
 from engine.training.loop import Trainer, train
+from tests.conftest import ManualClock
 
 STEP_S = 0.01   # each training step takes this long on the test's clock
 
-
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(autouse=True)
-def commands_read_at_every_step(monkeypatch):
-    monkeypatch.setattr(ControlChannel, "FILE_POLL_S", 0.0)
+pytestmark = pytest.mark.usefixtures("commands_read_at_every_step")
 
 
 def test_the_budget_counts_training_time_only_and_stops_like_stop(tmp_path, tiny_cfg, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
-    clock, events = Clock(), []
+    clock, events = ManualClock(), []
     # 0.095 s of 0.01 s steps: the budget is spent after step 10
     cfg = tiny_cfg.replace(training={"steps": 40, "log_every": 5, "checkpoint_every": 0, "time_budget_s": 0.095},
                            sampling={"grid_size": 2})

@@ -7,29 +7,14 @@ import pytest
 
 from engine.runs.rundir import RunDir, send_control
 from engine.training.artifacts import ArtifactWriter
-from engine.training.control import ControlChannel
 from engine.training.loop import Trainer, train
+from tests.conftest import ManualClock
 
 STEP_S = 0.01   # each training step takes this long on the test's clock
 GRID_S = 5.0    # and each grid this long
 BATCH = 16
 
-
-class Clock:
-    """A clock that moves only when told: a training step, a grid, a paused poll."""
-
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(autouse=True)
-def commands_read_at_every_step(monkeypatch):
-    """The control file is read at every step (not every FILE_POLL_S of real time), so a command
-    lands at the step the test sends it, however fast the tiny steps run."""
-    monkeypatch.setattr(ControlChannel, "FILE_POLL_S", 0.0)
+pytestmark = pytest.mark.usefixtures("commands_read_at_every_step")
 
 
 def _rows(run):
@@ -40,7 +25,7 @@ def test_a_pause_and_a_grid_drawn_on_request_do_not_count_toward_images_per_s_or
                                                                                           monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
-    clock, events = Clock(), []
+    clock, events = ManualClock(), []
     cfg = tiny_cfg.replace(training={"steps": 40, "log_every": 5, "checkpoint_every": 0, "batch_size": BATCH},
                            sampling={"grid_size": 2})
     trainer = Trainer(cfg, run, emit=events.append)
