@@ -2,7 +2,8 @@
 metadata (choices -> combo box, bool -> check box, int/float -> spin box with the allowed range,
 list -> comma-separated text), with the field's help as tooltip. Every editor gives back a value of
 its field's type (a combo of int choices gives ints), so a section round-trips through the form
-unchanged; advanced=True fields can be folded away under one "Advanced" row."""
+unchanged; advanced=True fields can be folded away under one "Advanced" row, and fields with a
+group= metadata sit under a heading of that name."""
 from __future__ import annotations
 
 import dataclasses
@@ -150,8 +151,8 @@ class ConfigForm(QWidget):
         layout.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         folded = [f for f in self._fields.values() if fold_advanced and f.metadata.get("advanced")]
         common = [f for f in self._fields.values() if f not in folded]
-        for f in common:
-            self._add_row(layout, f)
+        self.headings: dict[str, QLabel] = {}
+        self._add_rows(layout, common)
         self.advanced_toggle: QToolButton | None = None
         if folded:
             self.advanced_toggle = QToolButton()
@@ -163,11 +164,32 @@ class ConfigForm(QWidget):
                                             ", ".join(_label(f.name).lower() for f in folded))
             self.advanced_toggle.toggled.connect(self.show_advanced)
             layout.addRow(self.advanced_toggle)
-            for f in folded:
-                self._add_row(layout, f)
+            headings = self._add_rows(layout, folded)
             self._folded = [self.editors[f.name] for f in folded]
+            self._folded_rows = self._folded + headings
             self.changed.connect(self._count_advanced_changes)
             self.show_advanced(False)
+
+    def _add_rows(self, layout: QFormLayout, fields: list[dataclasses.Field]) -> list[QLabel]:
+        """A row per field, and a heading row where the fields' group= changes (a long section
+        such as StyleGAN's reads as networks, loss, conditioning, augmentation, ...); the
+        headings added."""
+        added, group = [], None
+        for f in fields:
+            g = f.metadata.get("group")
+            if g and g != group:
+                heading = QLabel(g)
+                heading.setObjectName("group_heading")
+                font = heading.font()
+                font.setBold(True)
+                heading.setFont(font)
+                heading.setContentsMargins(0, 6, 0, 0)
+                layout.addRow(heading)
+                self.headings.setdefault(g, heading)
+                added.append(heading)
+            group = g or group
+            self._add_row(layout, f)
+        return added
 
     def _add_row(self, layout: QFormLayout, f: dataclasses.Field) -> None:
         ed = self._make_editor(f, self._types[f.name])
@@ -188,8 +210,8 @@ class ConfigForm(QWidget):
         with signals_blocked(self.advanced_toggle):
             self.advanced_toggle.setChecked(on)
         self.advanced_toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
-        for ed in self._folded:
-            self.layout().setRowVisible(ed, on)
+        for row in self._folded_rows:
+            self.layout().setRowVisible(row, on)
         self._count_advanced_changes()
 
     def _count_advanced_changes(self) -> None:

@@ -28,7 +28,9 @@ def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | N
     """A config field with the metadata the GUI form and the validator read. `extra` metadata:
     decode=False (a sample option latent walks do not use), requires="conditional.guidance" (the
     capability an option needs), slider=True (drawn as a slider), decimals=N (shown digits),
-    flag=Flag("--psi", help) (a sample option's named flag on the op commands: engine/core/flags.py)."""
+    flag=Flag("--psi", help) (a sample option's named flag on the op commands: engine/core/flags.py),
+    group="Loss" (the GUI form puts a heading of that name above this field; the fields after it
+    belong to the group until another names its own)."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "advanced": advanced, **extra}
     if isinstance(default, list):
         return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)

@@ -50,6 +50,26 @@ def test_advanced_fields_stay_folded_or_unfolded_across_families(panel):
     assert not panel.model_form.advanced_shown()
 
 
+def test_a_long_section_reads_in_groups_under_headings(panel):
+    """StyleGAN's 29 fields: the common ones under headings of their group, in the section's
+    order, each heading above its fields; the advanced ones' headings fold away with them."""
+    panel.family.setCurrentText("stylegan")
+    form = panel.model_form
+    lay = form.layout()
+
+    def row(w):
+        return lay.getWidgetPosition(w)[0]
+    shown = [g for g, h in form.headings.items() if not h.isHidden()]
+    assert shown[:3] == ["Networks", "Loss and regularisation", "Conditioning"] and "Style" in shown
+    assert row(form.headings["Networks"]) < row(form.editors["z_dim"]) < row(form.headings["Loss and regularisation"])
+    assert row(form.headings["Loss and regularisation"]) < row(form.editors["loss"]) < row(form.headings["Conditioning"])
+    assert row(form.headings["Style"]) < row(form.editors["w_dim"])
+    folded = [h for h in form.headings.values() if row(h) > row(form.advanced_toggle)]
+    assert folded and all(h.isHidden() for h in folded)
+    form.show_advanced(True)
+    assert not any(h.isHidden() for h in folded)
+
+
 def test_floats_read_as_written(panel):
     assert panel.model_form.editors["dropout"].text() == "0.0"             # not "0.000000"
     assert panel.training_form.editors["lr"].text() == "0.002"

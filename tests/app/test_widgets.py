@@ -79,7 +79,9 @@ def test_kl_bars_show_the_newest_value_of_each_dimension_in_natural_order(qtbot)
     plot.add_rows([{"step": 10, **{f"kl/z{j}": 1.0 for j in range(12)}, "loss/kl": 12.0}])
     plot.add_rows([{"step": 20, **{f"kl/z{j}": (0.0 if j in (3, 11) else 2.0 + j) for j in range(12)}}])
     assert plot.bar_values()["kl/z10"] == 12.0 and "loss/kl" not in plot.bar_values()
-    qtbot.waitUntil(lambda: "step 20" in plot.readout.text(), timeout=2000)   # drawn at its next redraw tick
+    # drawn at its next redraw tick (every REDRAW_MS; the wait is long because an event loop
+    # busy with the windows earlier tests left can hold a tick back)
+    qtbot.waitUntil(lambda: "step 20" in plot.readout.text(), timeout=5000)
     xs, hs = plot.bars.opts["x"], plot.bars.opts["height"]
     assert list(xs) == list(range(12)) and hs[2] == 4.0 and hs[10] == 12.0     # z2 before z10
     assert "step 20" in plot.readout.text() and "2 near 0" in plot.readout.text() and plot.point_count() == 2

@@ -18,29 +18,32 @@ NOISE_MODES = ("const", "random", "off")
 @dataclass
 class GANConfig(Section):
     family: str = family_field(GAN_SPEC)
-    z_dim: int = opt(64, "Size of the latent vector z.", min=1, max=4096)
+    z_dim: int = opt(64, "Size of the latent vector z.", min=1, max=4096, group="Networks")
     g_channels: int = opt(32, "Generator channels at full resolution; doubled at each coarser level.", min=4, max=1024)
     d_channels: int = opt(32, "Discriminator channels at full resolution; doubled at each coarser level.", min=4, max=1024)
     max_channels: int = opt(256, "Cap on the channels of any level.", min=4, max=2048, advanced=True)
-    loss: str = opt("ns", "ns = non-saturating, wgan-gp = Wasserstein with gradient penalty, hinge.", choices=GAN_LOSSES)
+    loss: str = opt("ns", "ns = non-saturating, wgan-gp = Wasserstein with gradient penalty, hinge.", choices=GAN_LOSSES,
+                    group="Loss and regularisation")
     n_critic: int = opt(1, "Discriminator steps per generator step (5 is usual for WGAN-GP).", min=1, max=20)
     gp_weight: float = opt(10.0, "Weight of WGAN-GP's gradient penalty.", min=0.0, max=1000.0, advanced=True)
     r1_gamma: float = opt(0.0, "R1 penalty on real images (0 = off).", min=0.0, max=1000.0)
     r1_every: int = opt(16, "Lazy regularization: apply R1 every N steps (scaled by N).", min=1, max=1000, advanced=True)
     spectral_norm: bool = opt(False, "Spectral normalization on the discriminator's layers.")
     minibatch_std: bool = opt(True, "Minibatch standard-deviation feature in the discriminator (fights mode collapse).")
-    class_conditional: bool = opt(False, "Condition on class labels (when the dataset has more than one class).")
+    class_conditional: bool = opt(False, "Condition on class labels (when the dataset has more than one class).",
+                                  group="Conditioning")
     conditioning: str = opt("projection", "How D uses labels: projection discriminator, or AC-GAN's auxiliary classifier.",
                             choices=("projection", "acgan"))
     acgan_weight: float = opt(1.0, "Weight of AC-GAN's classification loss.", min=0.0, max=100.0, advanced=True)
     augment: str = opt("diffaug", "Small-data aid: DiffAugment (always on), ADA (adaptive probability p), or none.",
-                       choices=GAN_AUGMENTS)
+                       choices=GAN_AUGMENTS, group="Augmentation")
     diffaug_policy: str = opt("color,translation,cutout", "DiffAugment's transforms (comma-separated).", advanced=True)
     ada_target: float = opt(0.6, "ADA raises p while E[sign D(real)] is above this.", min=0.0, max=1.0)
     ada_interval: int = opt(4, "ADA adjusts p every N steps.", min=1, max=1000, advanced=True)
     ada_kimg: float = opt(20.0, "ADA's speed: thousands of images for p to go from 0 to 1.", min=0.01, max=10000.0,
                           advanced=True)
-    adam_beta1: float = opt(0.5, "Adam beta1 for both networks.", min=0.0, max=0.999, advanced=True)
+    adam_beta1: float = opt(0.5, "Adam beta1 for both networks.", min=0.0, max=0.999, advanced=True,
+                            group="Optimizer")
     adam_beta2: float = opt(0.999, "Adam beta2 for both networks.", min=0.0, max=0.9999, advanced=True)
     d_lr_ratio: float = opt(1.0, "Discriminator learning rate = training.lr times this.", min=0.0, max=100.0,
                             advanced=True)
@@ -64,7 +67,7 @@ class GANConfig(Section):
 @dataclass
 class StyleGANConfig(GANConfig):
     family: str = family_field(STYLEGAN_SPEC)
-    w_dim: int = opt(128, "Size of the intermediate latent w.", min=4, max=2048)
+    w_dim: int = opt(128, "Size of the intermediate latent w.", min=4, max=2048, group="Style")
     mapping_layers: int = opt(4, "Depth of the mapping network z -> w.", min=1, max=16)
     mapping_lr_mult: float = opt(0.01, "Learning-rate multiplier of the mapping network.", min=0.0, max=1.0,
                                  advanced=True)
