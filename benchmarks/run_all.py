@@ -6,6 +6,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 for script in ("train_throughput.py", "gui_overhead.py", "metrics_cost.py", "time_to_digits.py",
                "gan_throughput.py", "style_mix_latency.py", "ui_stall.py", "mask_editor_latency.py",
-               "inpaint_speed.py", "likelihood_families.py"):   # the last: 5 minutes of training per preset
+               "inpaint_speed.py", "efficiency.py", "likelihood_families.py"):   # the last: 5 minutes of training per preset
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, script], cwd=HERE, check=True)
