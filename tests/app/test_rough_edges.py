@@ -10,13 +10,12 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from test_canvas_base import Probe
-from test_canvas_views import DDPM, DDPM_OPTIONS, FakeClient
+from test_canvas_base import _canvas as probe_canvas
+from test_canvas_views import DDPM, DDPM_OPTIONS
 
 from app.canvases import TAB_KEYS
 from app.canvases.base import SEQUENCE_GAP_S
 from app.canvases.common import class_text
-from app.worker_session import WorkerSession
 
 
 def _result(client, rid, op="mix"):
@@ -25,11 +24,7 @@ def _result(client, rid, op="mix"):
 
 # ---- frames/s ------------------------------------------------------------------------------------
 def test_single_renders_say_no_frame_rate_and_a_drag_says_its_real_one(qtbot):
-    client = FakeClient()
-    session = WorkerSession(client)
-    session.set_checkpoint("/runs/a/step_000010.safetensors", load=False)
-    canvas = Probe(session)
-    qtbot.addWidget(canvas)
+    client, canvas = probe_canvas(qtbot)
     for _ in range(3):                      # renders asked for one at a time, seconds apart
         _result(client, canvas.request_live("mix", psi=0.5))
         assert "frames/s" not in canvas.live_label.text() and canvas.frame_rate() == 0
