@@ -169,7 +169,7 @@ class QueueView(QWidget):
     def refresh(self) -> None:
         """Read queue.json again; the table changes only where the file did."""
         try:
-            self.entries, self.groups, self.paused = self.queue.entries(), self.queue.groups(), self.queue.paused
+            self.entries, self.groups, self.paused = self.queue.snapshot()   # one read of queue.json
         except QueueError as e:
             self.entries, self.groups = [], []
             self._say(str(e), error=True)

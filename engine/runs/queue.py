@@ -91,12 +91,17 @@ class TrainingQueue:
     def entries(self) -> list[QueueEntry]:
         """The entries in queue order. A "running" entry whose runner is gone reads as
         "interrupted" (the file keeps "running" until a runner or an edit settles it)."""
-        entries, _, _ = self._read()
+        return self.snapshot()[0]
+
+    def snapshot(self) -> tuple[list[QueueEntry], list[CompareGroup], bool]:
+        """Entries (as entries() gives them), groups and the paused flag from one read of the file:
+        what a view polling the queue shows together."""
+        entries, groups, paused = self._read()
         if any(e.state == "running" for e in entries) and self.runner_pid() is None:
             for e in entries:
                 if e.state == "running":
                     e.state, e.message = "interrupted", e.message or "the queue runner is gone"
-        return entries
+        return entries, groups, paused
 
     def entry(self, entry_id: str) -> QueueEntry:
         for e in self.entries():
