@@ -18,6 +18,17 @@ def add_arguments(e) -> None:
     add_request_arguments(e, OPS.get(OP).request)   # --n --metrics --steps --inception --real
     e.add_argument("--resolution", type=int, default=64, help="folder mode: images are resized to this")
     e.add_argument("--device", choices=DEVICES)
+    e.add_argument("--sweep", action="store_true",
+                   help="FD against network evaluations: the checkpoint sampled with every solver at several "
+                        "step counts (then --solvers, --steps 1,2,4,..., --samples, --reference, --deterministic, "
+                        "--out: see `genlab-engine sweep --help`)")
+
+
+def sweep_argv(argv: list[str]) -> list[str]:
+    """`eval --sweep ...` is the sweep command (engine/ops/sweep.py), whose --steps is a list."""
+    if argv[:1] == ["eval"] and "--sweep" in argv:
+        return ["sweep", *[a for a in argv[1:] if a != "--sweep"]]
+    return argv
 
 
 def run(args) -> int:

@@ -52,7 +52,7 @@ def _expected_errors() -> tuple[type, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = evaluate.sweep_argv(sys.argv[1:] if argv is None else list(argv))
     args = build_parser(argv[:1]).parse_args(argv)
     args.argv = argv
     try:

@@ -60,6 +60,10 @@ OPS.register("interpolate", Op("engine.ops.interpolate:InterpolateRequest", cach
                                command="latent walk between seeds and/or images: strip PNG, GIF or MP4"))
 OPS.register("interpolate-export", Op("engine.ops.interpolate:ExportRequest", cache_name="interp", superseded=False))
 OPS.register("evaluate", Op("engine.ops.evaluate:EvaluateRequest"))   # the command is `eval` (engine/cli/evaluate.py)
+# FD against network evaluations over the solvers and step counts (`eval --sweep` is its alias)
+OPS.register("sweep", Op("engine.ops.sweep:SweepRequest", superseded=False,
+                         command="FD against network evaluations: every solver at several step counts "
+                                 "(also `eval --sweep`)"))
 OPS.register("inpaint", Op("engine.ops.inpaint:InpaintRequest", needs_model=False,
                            command="fill the masked part of an image (mask: white = regenerate)",
                            checkpoint_help="a model that inpaints (diffusion, PixelCNN); not needed for telea/ns"))
