@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         for key, plot in self.plots.items():
             if key != "loss":
                 plot.hide()
-        self.quality_plot = MetricPlot()
+        self.quality_plot = MetricPlot(sweep=True)   # its "FD vs NFE…" opens the solver sweep
         # the images the watched run declares (sample grids; reconstructions for a VAE; ...)
         self.artifacts = ArtifactsPane()
         # one engine worker serves every canvas: the window's checkpoint is loaded once
@@ -101,6 +101,8 @@ class MainWindow(QMainWindow):
         plots.addWidget(self.quality_plot)
         plots.setSizes([400] + [260] * (len(self.plots) - 1) + [220])
         self.quality_plot.link_x(self.loss_plot.plot)  # one step axis for loss and quality
+        self.quality_plot.sweep_requested.connect(self.show_sweep)
+        self.sweep_dialog = None   # made on first use
         live = QSplitter(Qt.Horizontal)
         live.addWidget(plots)
         live.addWidget(self.artifacts)
@@ -227,6 +229,14 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", start, "GenLab checkpoints (*.safetensors)")
         if path:
             self._open_checkpoint(path, switch_tab=False)
+
+    def show_sweep(self) -> None:
+        """FD against NFE of the window's checkpoint, in a window of its own (one, reused)."""
+        if self.sweep_dialog is None:
+            from app.panels.sweep_view import SweepDialog
+            self.sweep_dialog = SweepDialog(self.session, self, settings=self.settings)
+        self.sweep_dialog.show()
+        self.sweep_dialog.raise_()
 
     # ---- panels --------------------------------------------------------------------------------
     def _hint_data_panel(self) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.core import metrics
 from engine.core.logkeys import QUALITY, short
@@ -348,9 +348,13 @@ def planned_labels(measures: list[str], domain: bool) -> list[str]:
 
 class MetricPlot(PlotBox):
     """Sample-quality metric over steps (FID, or FD-domain without the Inception weights), with
-    points that show their value on hover, and a progress line while a metric pass runs."""
+    points that show their value on hover, and a progress line while a metric pass runs. With
+    sweep=True it offers "FD vs NFE…" (sweep_requested): the window opens the solver sweep of its
+    checkpoint (app/panels/sweep_view.py)."""
 
-    def __init__(self, keys=None, parent=None):
+    sweep_requested = Signal()
+
+    def __init__(self, keys=None, parent=None, sweep: bool = False):
         super().__init__(parent)
         self.keys = keys
         self.key: str | None = None
@@ -371,9 +375,18 @@ class MetricPlot(PlotBox):
         self.metric_names: list[str] = []   # what its passes will show ("FD-domain", ...)
         self.last_step = 0      # of the rows read: the next pass comes after it
         self.status = QLabel("")
+        self.sweep_btn = QPushButton("FD vs NFE…")
+        self.sweep_btn.setToolTip("Sample the checkpoint with every solver at several step counts and plot FD "
+                                  "against network evaluations (runs in the engine worker)")
+        self.sweep_btn.clicked.connect(self.sweep_requested)
+        self.sweep_btn.setVisible(sweep)
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(self.title, 1)
+        head.addWidget(self.sweep_btn, 0, Qt.AlignTop)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.title)
+        lay.addLayout(head)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.status)
 
