@@ -63,7 +63,8 @@ OPS.register("evaluate", Op("engine.ops.evaluate:EvaluateRequest"))   # the comm
 # FD against network evaluations over the solvers and step counts (`eval --sweep` is its alias)
 OPS.register("sweep", Op("engine.ops.sweep:SweepRequest", superseded=False,
                          command="FD against network evaluations: every solver at several step counts "
-                                 "(also `eval --sweep`)"))
+                                 "(also `eval --sweep`)",
+                         checkpoint_help="the checkpoint of a diffusion or flow model (its run folder gets the files)"))
 OPS.register("inpaint", Op("engine.ops.inpaint:InpaintRequest", needs_model=False,
                            command="fill the masked part of an image (mask: white = regenerate)",
                            checkpoint_help="a model that inpaints (diffusion, PixelCNN); not needed for telea/ns"))
