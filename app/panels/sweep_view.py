@@ -129,8 +129,10 @@ class SweepView(Canvas):
                             f"iteratively (diffusion, flow matching)")
 
     def on_checkpoint_changed(self, path: str) -> None:
+        """The newest sweep of the checkpoint's run, or an empty plot: another run's curves never stay."""
         found = newest_sweep(path)
         if found is None:
+            self.clear_plot()
             return
         try:
             self.show_record(json.loads(found.read_text()), folder=found.parent)
@@ -166,11 +168,8 @@ class SweepView(Canvas):
     # ---- the plot --------------------------------------------------------------------------------
     def show_record(self, record: dict, folder: Path | None = None) -> None:
         """Draw a sweep: its points (solver, nfe, fd), its reference and summary."""
+        self.clear_plot()
         self.record = {**record, "folder": str(folder) if folder else record.get("folder", "")}
-        for curve in self.curves.values():
-            self.plot.removeItem(curve)
-        self.curves = {}
-        self.legend.clear()
         points = record["points"]
         solvers = list(dict.fromkeys(p["solver"] for p in points))
         for i, name in enumerate(solvers):
@@ -193,6 +192,17 @@ class SweepView(Canvas):
         self.summary.setText("<br>".join(x for x in (head, *lines, where) if x))
         for b in (self.png_btn, self.csv_btn):
             b.setEnabled(True)
+
+    def clear_plot(self) -> None:
+        self.record = None
+        for curve in self.curves.values():
+            self.plot.removeItem(curve)
+        self.curves = {}
+        self.legend.clear()
+        self.ref_line.hide()
+        self.summary.setText("")
+        for b in (self.png_btn, self.csv_btn):
+            b.setEnabled(False)
 
     # ---- export ----------------------------------------------------------------------------------
     def _ask_export(self, filt: str, suffix: str, write) -> None:

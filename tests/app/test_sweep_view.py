@@ -129,3 +129,5 @@ def test_the_runs_newest_sweep_is_shown_when_the_view_opens(qtbot, tmp_path):
     view = SweepView(session)
     qtbot.addWidget(view)
     assert list(view.curves["ddim"].yData) == [5.0] and "20260102-000000" in view.summary.text()
+    session.set_checkpoint(str(tmp_path / "other" / "checkpoints" / "step_000010.safetensors"), load=False)
+    assert not view.curves and view.summary.text() == "" and not view.png_btn.isEnabled()   # another run's
