@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -66,9 +67,11 @@ def main() -> None:
 
     images = photos(args.images)
     ctx = DetectContext()
-    t = time.perf_counter()
-    ctx.real_profiles(256)                       # the spectrum's reference: once per size, then cached
-    reference_s = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as cache:   # an empty cache: the reference's first build is timed
+        os.environ["GENLAB_CACHE"] = cache
+        t = time.perf_counter()
+        ctx.real_profiles(256)                   # the spectrum's reference: once per size, then cached
+        reference_s = time.perf_counter() - t
     checks = default_checks()
     times: dict[str, list[float]] = {c: [] for c in checks}
     wm: dict[str, list[float]] = {f"{m} {a}": [] for m in ("dwtDct", "dwtDctSvd") for a in ("embed", "verify")}
@@ -87,7 +90,7 @@ def main() -> None:
                 decode(marked, len(SDXL_BITS), m)
                 wm[f"{m} verify"].append(time.perf_counter() - t)
     result = {"image": "256x256 RGB", "images": args.images, "rounds": args.rounds,
-              "spectrum_reference_once_s": round(reference_s, 3),
+              "spectrum_reference_first_build_s": round(reference_s, 3),
               "seconds_per_image": {c: round(statistics.median(v), 4) for c, v in times.items()},
               "watermark_seconds": {k: round(statistics.median(v), 4) for k, v in wm.items()}}
     if args.peer_python:
