@@ -28,6 +28,8 @@ MIN_SHIFT = 16      # pixels: nearer pairs are the same texture, not a copy
 MIN_STD = 4.0       # 8-bit levels: flatter blocks (sky, blur, a plain background) are left out
 MIN_VOTES = 32      # blocks sharing a shift before it counts as a copy
 PCA_SAMPLE = 2048   # blocks the PCA is fitted on
+MAX_PIXELS = 1 << 21   # larger images are searched at 1/k size (k an integer): memory grows with the blocks
+                       # (8 components a block: ~0.4 GB at 2 megapixels' worth of float64 maps)
 
 
 @dataclass
@@ -131,11 +133,24 @@ def _blocks_mask(pairs: np.ndarray, shape) -> np.ndarray:
                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def reduction(shape) -> int:
+    """The integer factor a large image is shrunk by before the search (1: none)."""
+    return max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / MAX_PIXELS))))
+
+
 def check(image: np.ndarray, context=None) -> CheckResult:
     g = luminance(image)
-    found = find_copy_move(g)
+    k = reduction(g.shape)
+    if k > 1:   # area-averaged: a copy moved by a multiple of k stays exact; other copies are mostly missed
+        small = cv2.resize(g, (g.shape[1] // k, g.shape[0] // k), interpolation=cv2.INTER_AREA)
+        found = find_copy_move(small)
+        mask = cv2.resize(found.mask, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_NEAREST)
+        found = CopyMove(tuple(k * v for v in found.shift) if found.shift else None, found.votes,
+                         [(k * dy, k * dx, n) for dy, dx, n in found.shifts], mask, found.top_share)
+    else:
+        found = find_copy_move(g)
     details = {"shift": list(found.shift) if found.shift else None, "votes": found.votes,
-               "shifts": [list(s) for s in found.shifts[:10]]}
+               "shifts": [list(s) for s in found.shifts[:10]], "searched_at": f"1/{k} size" if k > 1 else "full size"}
     if found.shift is None:
         return CheckResult("copymove", 0.0, f"No region appears twice: no shift is shared by {MIN_VOTES} or more "
                                             f"{BLOCK}x{BLOCK} blocks (the most shared: {found.votes}).",

@@ -79,8 +79,18 @@ def high_frequency_z(profile: np.ndarray, real: np.ndarray) -> np.ndarray:
     return ((profile - mu) / sd)[hi]
 
 
-def check(image: np.ndarray, context) -> CheckResult:
+MIN_SIDE = 4   # pixels: below this a spectrum has no rings to average
+
+
+def _luminance_checked(image: np.ndarray) -> np.ndarray:
     g = luminance(image)
+    if min(g.shape) < MIN_SIDE:
+        raise ValueError(f"{g.shape[1]}x{g.shape[0]} pixels: too small for a spectrum ({MIN_SIDE}x{MIN_SIDE} at least)")
+    return g
+
+
+def check(image: np.ndarray, context) -> CheckResult:
+    g = _luminance_checked(image)
     prof = fft_profile(g)
     real = context.real_profiles(min(g.shape))
     z = high_frequency_z(prof, real)
@@ -102,7 +112,7 @@ def check_detector(image: np.ndarray, context) -> CheckResult:
     detector = context.spectrum_detector_model()
     if detector is None:
         raise ValueError("the spectrum-lr check needs a trained spectrum detector (--spectrum-detector FILE)")
-    g = luminance(image)
+    g = _luminance_checked(image)
     p = detector.probability(image)
     bins = detector.bins
     series = {"this image": fft_profile(g, bins).tolist(), "real mean (training)": detector.real_mean[:bins].tolist(),

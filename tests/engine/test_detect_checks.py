@@ -73,6 +73,21 @@ def test_copy_move_finds_a_planted_block_and_its_shift():
     assert 0.02 < res.score < 0.1
 
 
+def test_copy_move_searches_a_large_image_at_reduced_size():
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "brick",
+             "grass", "gravel"]
+    tiles = []
+    for n in names:
+        a = getattr(skimage.data, n)()
+        a = a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2)
+        tiles.append(cv2.resize(np.ascontiguousarray(a[..., :3]), (512, 512), interpolation=cv2.INTER_AREA))
+    img = np.concatenate([np.concatenate(tiles[r * 3:r * 3 + 3], axis=1) for r in range(3)])   # 1536 x 1536
+    img[1100:1180, 900:980] = img[100:180, 300:380]   # moved by (1000, 600): even, so exact at 1/2 (half of it flat)
+    res = run_check("copymove", img)
+    assert res.details["searched_at"] == "1/2 size" and res.details["shift"] == [1000, 600]
+    assert res.map.shape == img.shape[:2] and res.map[1100:1180, 900:980].mean() > 0.3 and res.map.mean() < 0.01
+
+
 def test_copy_move_finds_nothing_in_an_untouched_photo():
     res = run_check("copymove", photo(192))
     assert res.score == 0 and res.details["shift"] is None and not res.map.any()
