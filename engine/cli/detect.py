@@ -17,8 +17,10 @@ def add_arguments(p) -> None:
     p.add_argument("--checks", default="", help=f"comma-separated, or 'all' (default: {', '.join(default_checks())}; "
                                                 f"known: {', '.join(CHECKS.names())})")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image and check")
-    p.add_argument("--real-data", default="textures",
-                   help="built-in dataset of real photos the spectrum check compares against (default: textures)")
+    from engine.core.config import DATASETS
+    p.add_argument("--real-data", default="textures", choices=[d for d in DATASETS if d != "folder"],
+                   help="built-in dataset the spectrum check compares against (default: textures, crops of "
+                        "photographs; the others are drawn or up-sampled from tiny images)")
     p.add_argument("--spectrum-detector", metavar="FILE", help="a trained spectrum detector (spectrum-lr check)")
     p.add_argument("--noise-reference", metavar="DIR_OR_FILE",
                    help="a folder of one source's images, or a saved pattern: the noise check correlates with it")
@@ -49,6 +51,8 @@ def run(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     from engine.core.detect_checks import CHECKS
+    if args.checks.strip().lower() == "all" and args.spectrum_detector is None:   # all that can run
+        checks = [c for c in checks if CHECKS.get(c).needs != DETECTOR]
     if args.spectrum_detector is None and any(CHECKS.get(c).needs == DETECTOR for c in checks):
         raise CLIError("the spectrum-lr check needs --spectrum-detector FILE (a trained spectrum detector)")
     ctx = _context(args)

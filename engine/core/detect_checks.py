@@ -82,7 +82,7 @@ register(CheckSpec(
          "as nearest 2x up-sampling leaves it"))
 register(CheckSpec(
     "noise", "Noise residual", "engine.detect.noise_residual:check",
-    "correlation of the noise residual with the reference pattern (without one: the residual's RMS)",
+    "correlation of the noise residual with the reference pattern (none without a reference)",
     direction=LOWER, needs=OPTIONAL_REFERENCE,
     help="PRNU-style: the residual x - denoise(x) correlated with a pattern built from images of one source"))
 register(CheckSpec(
