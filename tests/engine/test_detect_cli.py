@@ -44,6 +44,9 @@ def test_detect_table_and_the_default_checks(images, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["image", "check", "score"]
     assert [line.split()[1] for line in out[1:]] == ["spectrum", "npr", "noise", "copymove", "watermark"]
+    assert main(["detect", str(images / "a.png"), "--checks", "all", "--json"]) == 0   # all that can run: no detector
+    assert [json.loads(line)["check"] for line in capsys.readouterr().out.splitlines()] == [
+        "spectrum", "npr", "noise", "copymove", "watermark"]
 
 
 def test_detect_refuses_what_it_cannot_do(images, capsys):
