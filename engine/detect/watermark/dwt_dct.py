@@ -26,7 +26,7 @@ each bit (21 per bit for 48 bits at 256x256; 1 at 56x56), so it survives less, a
 itself will refuse to read it. Fewer blocks than bits is refused with one line."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
