@@ -45,6 +45,9 @@ class DDPMConfig(Section):
     # the smallest sensible model, for the conformance suite: a few steps on 8x8 images in a second
     TINY: ClassVar[dict] = {"model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4],
                                       "attention_heads": 2, "timesteps": 50}, "sampling": {"steps": 3}}
+    # overlays on TINY that the resume conformance test also runs, as "ddpm:<variant>" (tests/conftest.py)
+    TINY_VARIANTS: ClassVar[dict] = {"dit": {"model": {"backbone": "dit", "dit_width": 16, "dit_depth": 2,
+                                                       "dit_heads": 2}}}
 
     def check(self, where: str, run) -> None:
         check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
