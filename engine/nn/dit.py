@@ -56,8 +56,8 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
 def as_batch_times(t, batch: int, device) -> torch.Tensor:
     """t as a (B,) tensor: integer steps (DDPM) or continuous times (flow matching, EDM's c_noise),
     a tensor or a plain number, one per image or one for all."""
-    t = torch.as_tensor(t, device=device)
-    return t.reshape(1).expand(batch) if t.dim() == 0 else t.reshape(batch)
+    t = torch.as_tensor(t, device=device).reshape(-1)
+    return t.expand(batch) if t.numel() == 1 else t.reshape(batch)
 
 
 class TimestepEmbedder(nn.Module):

@@ -39,7 +39,7 @@ def test_output_has_the_input_shape_for_integer_and_float_times(norm, patch, cha
                          norm=norm, num_classes=classes, time_range=(0, 999)))
     x = torch.randn(3, channels, 8, 8)
     labels = torch.tensor([0, 1, classes]) if classes else None
-    for t in (torch.tensor([0, 500, 999]), torch.tensor([0.0, 0.25, 1.0]), 7, 0.5):
+    for t in (torch.tensor([0, 500, 999]), torch.tensor([0.0, 0.25, 1.0]), torch.tensor([5]), 7, 0.5):
         out = net(x, t, labels)
         assert out.shape == x.shape and torch.isfinite(out).all()
 
