@@ -46,17 +46,32 @@ def isolated_caches(tmp_path_factory, monkeypatch):
 TINY_RES = 8
 
 
+def family_cases() -> list[str]:
+    """Every registered family, and "family:variant" for each overlay of its section's TINY_VARIANTS
+    (the same family on another backbone, say): what the resume conformance test runs. (Not the
+    family conformance suite: its label test needs labels to matter after two steps, and a DiT's
+    adaLN-Zero gates start at zero, so two steps leave a label's effect second order in the rate.)"""
+    from engine.core.families import FAMILIES, family_spec
+    cases = []
+    for name in FAMILIES.names():
+        cases += [name] + [f"{name}:{v}" for v in getattr(family_spec(name).config, "TINY_VARIANTS", {})]
+    return cases
+
+
 def tiny_family_config(name: str, **training) -> RunConfig:
-    """Family `name` at its config section's TINY size on 8x8 digits, two steps of batch 8 on the
-    CPU; any evaluation of it is cheap too (few samples, a briefly trained feature network)."""
+    """Family `name` (or "family:variant", one of family_cases()) at its config section's TINY size
+    on 8x8 digits, two steps of batch 8 on the CPU; any evaluation of it is cheap too (few samples,
+    a briefly trained feature network)."""
     from engine.core.families import family_spec
-    tiny = family_spec(name).config.TINY
-    return RunConfig(name=f"conf-{name}").replace(
+    family, _, variant = name.partition(":")
+    section = family_spec(family).config
+    tiny, overlay = section.TINY, section.TINY_VARIANTS[variant] if variant else {}
+    return RunConfig(name=f"conf-{name.replace(':', '-')}").replace(
         data={"dataset": "digits", "resolution": TINY_RES},
-        model={"family": name, **tiny.get("model", {})},
+        model={"family": family, **tiny.get("model", {}), **overlay.get("model", {})},
         training={"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1, "sample_every": 0,
                   "checkpoint_every": 0, "device": "cpu", "ema_decay": 0.5, **training},
-        sampling={"grid_size": 4, **tiny.get("sampling", {})},
+        sampling={"grid_size": 4, **tiny.get("sampling", {}), **overlay.get("sampling", {})},
         metrics={"samples": 10, "sampling_steps": 2, "domain_steps": 10})
 
 

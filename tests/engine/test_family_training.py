@@ -17,7 +17,7 @@ from engine.core.logkeys import QUALITY
 from engine.core.schema import ConfigError
 from engine.runs.rundir import RunDir
 from engine.training.loop import Trainer, train
-from tests.conftest import TINY_RES, tiny_family_config
+from tests.conftest import TINY_RES, family_cases, tiny_family_config
 
 # the loop's own bookkeeping: clock readings, which differ between any two runs
 CLOCK_KEYS = {"time", "elapsed_s", "img_per_s", "eta_s", "eval_s"}
@@ -46,7 +46,7 @@ def assert_same_state(a: dict, b: dict, where: str) -> None:
 
 
 # ---- resume ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", FAMILIES.names())
+@pytest.mark.parametrize("name", family_cases())
 def test_resume_equals_uninterrupted_training_bit_for_bit(name, tmp_path):
     """Train 4 steps straight, and 2 steps, stop (a checkpoint), resume to 4: the same weights, EMA,
     optimizer state and logged values, bit for bit on the CPU (mirrored images draw random numbers

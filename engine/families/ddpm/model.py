@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from engine.family.base import Batch, Family, StepContext
 from engine.family.interfaces import Conditional, Inpainter, IterativeSampler, LatentModel
-from engine.nn.unet import UNet
+from engine.nn.backbones import build_backbone
 from engine.diffusion.denoise import Denoiser, denoise, invert
 from engine.diffusion.inpaint import inpaint_diffusion
 from engine.diffusion.levels import DiscreteVP
@@ -33,11 +33,9 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         m = cfg.model
         self.num_classes = len(class_names) if (m.class_conditional and len(class_names) > 1) else 0
         self.guidance = self.num_classes > 0
-        self.networks["unet"] = UNet(
-            in_channels=channels, resolution=resolution, base_channels=m.base_channels,
-            channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
-            attention_resolutions=tuple(m.attention_resolutions), attention_heads=m.attention_heads,
-            dropout=m.dropout, num_classes=self.num_classes)
+        # kept under the name "unet" whatever the backbone: checkpoints and the optimizer's name stay the same
+        self.networks["unet"] = build_backbone(m, channels=channels, resolution=resolution,
+                                               num_classes=self.num_classes, time_range=(0, m.timesteps - 1))
         self.init_ema()
         self.T = m.timesteps
         self.alphas_cumprod = make_schedule(m.schedule, m.timesteps)["alphas_cumprod"]
