@@ -163,3 +163,17 @@ def test_config_errors_name_the_field():
         base.replace(model={"quantizer": "msrq", "code_dim": 4})
     with pytest.raises(ConfigError, match="downsample"):
         base.replace(model={"downsample": 3})
+
+
+def test_l2_codes_stay_unit_length_and_factorised_codes_are_looked_up_in_the_small_space():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(6, 8, code_dim=2, l2=True, dead_after=1, pool_size=16)
+    assert vq.codebook.shape == (8, 2)
+    z = torch.randn(2, 6, 3, 3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        vq(z, update=True, generator=g)             # EMA steps and restarts keep the codes on the sphere
+    q = vq(z)                                       # (a step quantizes with the codes before its update)
+    assert torch.allclose(vq.codebook.norm(dim=1), torch.ones(8), atol=1e-5)
+    assert q.z_q.shape == z.shape                    # projected back up to the encoder's dims
+    assert torch.allclose(vq.decode_tokens(q.tokens), q.z_q, atol=1e-5)
