@@ -179,7 +179,7 @@ class VectorQuantizer(nn.Module):
         at = (self.pool_next + torch.arange(take, device=x.device)) % size
         self.pool[at] = x[pick]
         self.pool_next.copy_((self.pool_next + take) % size)
-        self.pool_filled.clamp_(min=0).add_(take).clamp_(max=size)
+        self.pool_filled.add_(take).clamp_(max=size)
 
     @torch.no_grad()
     def restart_dead_codes(self, generator: torch.Generator | None) -> torch.Tensor:
