@@ -363,8 +363,8 @@ def test_invert_refuses_a_non_invertible_solver(name):
 # -- construction errors -----------------------------------------------------------------------------
 
 def test_unknown_solver_is_named_with_the_known_ones():
-    with pytest.raises(ValueError, match="'euler'.*ddim"):
-        build_solver("euler", _ac())
+    with pytest.raises(ValueError, match="'plms'.*ddim"):
+        build_solver("plms", _ac())
 
 
 def test_unknown_option_is_named():
