@@ -208,3 +208,13 @@ def test_guidance_interval_is_checked():
             _sample(fam, guidance_scale=3.0, guidance_interval=bad)
     with pytest.raises(ValueError, match="low <= high"):
         GuidanceInterval(None, None, 2.0, 1.0)
+
+
+def test_churn_option_reaches_heun_and_stays_seeded():
+    fam = make()
+    opts = dict(steps=4, sampler="heun", guidance_scale=1.0, labels=[1, 2])
+    assert fam.solver(fam.sample_options(sampler="heun", churn=20.0)).params["S_churn"] == 20.0
+    assert "S_churn" not in fam.solver(fam.sample_options(sampler="ddim", churn=20.0)).params
+    plain = fam.sample(2, seed=0, use_ema=False, **opts)
+    a, b = (fam.sample(2, seed=0, use_ema=False, churn=20.0, **opts) for _ in range(2))
+    assert torch.equal(a, b) and not torch.equal(a, plain)

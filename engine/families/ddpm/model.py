@@ -144,10 +144,11 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
 
     def solver(self, options, sampler: str | None = None, eta: float | None = None) -> Solver:
         """The solver `sampler` (default: the options') over the training schedule at the options'
-        spacing; eta reaches the solvers that take it (DDIM), the others ignore it."""
+        spacing; eta reaches the solvers that take it (DDIM) and churn those that take S_churn (Euler,
+        Heun), the others ignore them."""
         levels = DiscreteVP(self.alphas_cumprod, options.spacing)
         return build_solver(sampler or options.sampler, levels, lenient=True,
-                            eta=options.eta if eta is None else eta)
+                            eta=options.eta if eta is None else eta, S_churn=float(options.churn))
 
     @torch.no_grad()
     def _run(self, x_T: torch.Tensor, labels, options, *, use_ema: bool, sampler: str, eta: float,

@@ -71,6 +71,9 @@ class DDPMSampleOptions(SamplingSection):
                      flag=Flag("--steps", "denoising steps (default: the run's)", metavar="SAMPLE_STEPS"))
     eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2,
                      flag=Flag("--eta"))
+    churn: float = opt(0.0, "EDM's S_churn for euler and heun (Karras et al. 2022, Algorithm 2): noise added and "
+                            "removed again at every step, which can correct earlier errors; 0 = the plain ODE.",
+                       min=0.0, max=100.0, decimals=1, decode=False, advanced=True)
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
                                 min=0.0, max=50.0, requires="conditional.guidance", decimals=2,
                                 flag=Flag("--guidance", "classifier-free guidance scale"))
