@@ -16,6 +16,11 @@ from engine.core.registry import Registry
 #   trailing  T-1, T-1-k, ... counting down from the last step (Lin et al. 2024, "Common Diffusion
 #             Noise Schedules and Sample Steps are Flawed": starts from pure noise at few steps)
 SPACINGS = ("linspace", "leading", "trailing")
+# DDPM's discrete schedule can also be walked at sigmas between its timesteps:
+#   karras    Karras et al. 2022's rho-spaced sigmas (rho 7) between the schedule's smallest and
+#             largest, at fractional timesteps (diffusers' use_karras_sigmas; "DPM++ 2M Karras")
+KARRAS_RHO = 7.0
+VP_SPACINGS = SPACINGS + ("karras",)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,17 @@ register_solver(SolverSpec("ddim", "engine.diffusion.solvers:DDIMSolver",
 register_solver(SolverSpec("ddpm", "engine.diffusion.solvers:DDPMSolver",
                            "ancestral DDPM (Ho et al. 2020) over the respaced chain"))
 register_solver(SolverSpec("heun", "engine.diffusion.solvers:HeunSolver",
-                           "EDM's deterministic 2nd-order Heun (Karras et al. 2022): two network passes "
-                           "per step but the last"))
+                           "EDM's 2nd-order Heun (Karras et al. 2022): two network passes per step but the "
+                           "last; deterministic unless S_churn > 0"))
+register_solver(SolverSpec("euler", "engine.diffusion.solvers:EulerSolver",
+                           "EDM's Euler (Karras et al. 2022) in the level's ODE frame; deterministic unless "
+                           "S_churn > 0"))
+register_solver(SolverSpec("euler_ancestral", "engine.diffusion.solvers:EulerAncestralSolver",
+                           "Euler-ancestral (k-diffusion, diffusers' EulerAncestralDiscreteScheduler): an "
+                           "Euler step down, fresh noise back up"))
+register_solver(SolverSpec("dpmpp_2m", "engine.diffusion.solvers:DPMSolverPP2MSolver",
+                           "DPM-Solver++(2M) (Lu et al. 2022): 2nd-order multistep in log-SNR, one network "
+                           "pass per step; with spacing karras: \"DPM++ 2M Karras\""))
 
 
 def solvers_help() -> str:

@@ -6,7 +6,8 @@ type (a `NoiseLevels`) makes the schedule a solver walks: a few noisy levels, no
 the clean level (alpha 1, sigma 0), where a chain ends.
 
 - DiscreteVP: DDPM's discrete variance-preserving schedule: alpha² = alpha-bar_t and
-  sigma² = 1 - alpha-bar_t at the integer timesteps t a spacing picks (cond: t).
+  sigma² = 1 - alpha-bar_t at the integer timesteps t a spacing picks (cond: t), or, with the
+  "karras" spacing, at Karras rho-spaced sigmas mapped to fractional timesteps (cond: float t).
 - EDMSigmas: EDM's continuous sigma (variance exploding, alpha = 1), Karras rho-spacing between
   sigma_max and sigma_min (cond: c_noise = ln(sigma) / 4, EDM's preconditioning).
 - FlowTimes: flow matching's t in [0, 1] (alpha = 1 - t, sigma = t), evenly spaced (cond: t).
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from engine.core.solvers import SPACINGS
+from engine.core.solvers import KARRAS_RHO, SPACINGS, VP_SPACINGS
 
 Device = torch.device | str | None
 
@@ -76,6 +77,14 @@ class Level:
         """The end of a chain: no noise left (sigma 0)."""
         raise NotImplementedError
 
+    @property
+    def ve_sigma(self) -> float:
+        """The noise-to-signal ratio sigma/alpha (the level's sigma in the variance-exploding frame
+        x/alpha, EDM's sigma; inf where alpha is 0), as a Python float: what EDM's S_tmin/S_tmax and
+        the guidance interval are stated in. Reads the device once."""
+        a, s = float(self.alpha), float(self.sigma)
+        return s / a if a > 0 else math.inf
+
     def noised(self, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x0 diffused to this level with the given noise: alpha·x0 + sigma·noise."""
         return self.alpha * x0 + self.sigma * noise
@@ -98,10 +107,11 @@ class Level:
 
 
 class VPLevel(Level):
-    """A timestep t of DDPM's discrete schedule (t = -1: the clean image), from its alpha-bar `ab`."""
+    """A timestep t of DDPM's discrete schedule (t = -1: the clean image), from its alpha-bar `ab`.
+    t is an int, or a float for a level between the training timesteps (Karras spacing, churn)."""
 
-    def __init__(self, t: int, ab: torch.Tensor):
-        self.t = self.cond = int(t)
+    def __init__(self, t: int | float, ab: torch.Tensor):
+        self.t = self.cond = t if isinstance(t, float) else int(t)
         self.ab = ab                       # 0-dim float32
         self.alpha = ab.sqrt()
         self.sigma = (1 - ab).sqrt()
@@ -112,7 +122,7 @@ class VPLevel(Level):
         self.ode_time = self.sigma / self.ode_scale
 
     def __repr__(self) -> str:
-        return f"VPLevel(t={self.t}, alpha_bar={self.ab.item():.6g})"
+        return f"VPLevel(t={self.t:g}, alpha_bar={self.ab.item():.6g})"
 
     @property
     def clean(self) -> bool:
@@ -194,15 +204,27 @@ class NoiseLevels:
         """The `count(n)` noisy levels, noisiest first, then the clean level."""
         raise NotImplementedError
 
+    def at_ve_sigma(self, sigma: float, device: Device = None) -> Level:
+        """The level of this type whose sigma/alpha is `sigma` (or the nearest one the type has),
+        for solvers that step off the schedule (EDM's churn)."""
+        raise NotImplementedError
+
 
 class DiscreteVP(NoiseLevels):
-    """DDPM's schedule: the timesteps `spacing` picks from the T training steps of alphas_cumprod (T,)."""
+    """DDPM's schedule: the timesteps `spacing` picks from the T training steps of alphas_cumprod (T,).
+
+    spacing "karras" (diffusers' use_karras_sigmas, A1111's "Karras"): n sigmas (sigma/alpha)
+    rho-spaced (rho 7) between the schedule's smallest and largest, each mapped to a fractional
+    timestep by linear interpolation of log sigma between the two training timesteps around it
+    (diffusers' _sigma_to_t); the network is told that float timestep, the level's alpha-bar is
+    the sigma's own 1/(1 + sigma²). A zero terminal alpha-bar counts as 2^-24 there, as diffusers'
+    schedulers do, so the largest sigma is finite."""
 
     name = "vp"
 
     def __init__(self, alphas_cumprod: torch.Tensor, spacing: str = "linspace"):
-        if spacing not in SPACINGS:
-            raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+        if spacing not in VP_SPACINGS:
+            raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(VP_SPACINGS)}")
         self.alphas_cumprod = alphas_cumprod.detach().to(torch.float32)
         self.T = len(self.alphas_cumprod)
         self.spacing = spacing
@@ -218,7 +240,10 @@ class DiscreteVP(NoiseLevels):
             self._ac_cache[device] = self.alphas_cumprod.to(device)
         return self._ac_cache[device]
 
-    def timesteps(self, n: int) -> list[int]:
+    def timesteps(self, n: int) -> list[int] | list[float]:
+        """The timesteps of the schedule for n steps, descending (floats for "karras")."""
+        if self.spacing == "karras":
+            return [self.sigma_to_t(s) for s in self.karras_sigmas(n)]
         return spaced_timesteps(self.T, n, self.spacing)
 
     def count(self, n):
@@ -231,7 +256,54 @@ class DiscreteVP(NoiseLevels):
         return VPLevel(t, self._ac(device)[int(t)])
 
     def schedule(self, n, device=None):
-        return [self.level(t, device) for t in self.timesteps(n)] + [self.level(-1, device)]
+        if self.spacing == "karras":
+            noisy = [self.at_ve_sigma(s, device) for s in self.karras_sigmas(n)]
+        else:
+            noisy = [self.level(t, device) for t in self.timesteps(n)]
+        return noisy + [self.level(-1, device)]
+
+    # -- sigma = sqrt((1 - alpha-bar)/alpha-bar) between the training timesteps ----------------------
+
+    def log_sigmas(self) -> np.ndarray:
+        """log sigma_t (T,) float64, ascending in t (alpha-bar 0 counted as 2^-24)."""
+        ac = self.alphas_cumprod.double().clamp(min=2.0 ** -24).numpy()
+        return 0.5 * np.log((1 - ac) / ac)
+
+    def karras_sigmas(self, n: int) -> list[float]:
+        """Karras et al. (2022, eq. 5) with rho 7: n sigmas from the schedule's largest to its smallest,
+        evenly spaced in sigma^(1/rho) (diffusers' _convert_to_karras)."""
+        ls = self.log_sigmas()
+        lo, hi = math.exp(ls[0]) ** (1 / KARRAS_RHO), math.exp(ls[-1]) ** (1 / KARRAS_RHO)
+        ramp = np.linspace(0, 1, max(1, int(n)))
+        return [float(v) for v in (hi + ramp * (lo - hi)) ** KARRAS_RHO]
+
+    def sigma_to_t(self, sigma: float) -> float:
+        """The fractional timestep of `sigma`: log sigma interpolated linearly between the training
+        timesteps around it, clamped to [0, T-1] (diffusers' _sigma_to_t)."""
+        ls = self.log_sigmas()
+        if self.T == 1:
+            return 0.0
+        log_sigma = math.log(max(sigma, 1e-10))
+        low = int(np.clip(np.searchsorted(ls, log_sigma, side="right") - 1, 0, self.T - 2))
+        w = float(np.clip((ls[low] - log_sigma) / (ls[low] - ls[low + 1]), 0.0, 1.0))
+        return (1 - w) * low + w * (low + 1)
+
+    def alpha_bar_at(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha-bar at fractional timesteps t (any shape, float64 result): the inverse of
+        sigma_to_t, log sigma linear between the training timesteps."""
+        ls = torch.from_numpy(self.log_sigmas()).to(t.device)
+        t = t.double().clamp(0, self.T - 1)
+        low = t.floor().long().clamp(max=max(self.T - 2, 0))
+        high = (low + 1).clamp(max=self.T - 1)
+        log_sigma = ls[low] + (t - low) * (ls[high] - ls[low])
+        return 1 / (1 + (2 * log_sigma).exp())
+
+    def at_ve_sigma(self, sigma, device=None):
+        """The level at `sigma`, clamped to the schedule's range, told its fractional timestep."""
+        ls = self.log_sigmas()
+        sigma = float(np.clip(sigma, math.exp(ls[0]), math.exp(ls[-1])))
+        t = self.sigma_to_t(sigma)
+        return VPLevel(t, torch.tensor(1.0 / (1.0 + sigma * sigma), dtype=torch.float32, device=device))
 
 
 class EDMSigmas(NoiseLevels):
@@ -257,6 +329,9 @@ class EDMSigmas(NoiseLevels):
     def schedule(self, n, device=None):
         return [EDMLevel(s, device) for s in self.sigmas(n)] + [EDMLevel(0.0, device)]
 
+    def at_ve_sigma(self, sigma, device=None):
+        return EDMLevel(float(sigma), device)
+
 
 class FlowTimes(NoiseLevels):
     """Flow matching's times: n levels evenly spaced from t = 1 (pure noise) down to 1/n, then t = 0."""
@@ -272,3 +347,7 @@ class FlowTimes(NoiseLevels):
 
     def schedule(self, n, device=None):
         return [FlowLevel(t, device) for t in self.times(n)] + [FlowLevel(0.0, device)]
+
+    def at_ve_sigma(self, sigma, device=None):
+        # sigma/alpha = t/(1 - t)
+        return FlowLevel(1.0 if math.isinf(sigma) else sigma / (1.0 + sigma), device)

@@ -12,6 +12,7 @@ On DDPM's discrete levels all arithmetic is float32, in the same order as the or
 """
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -164,13 +165,87 @@ class DDPMSolver(Solver):
         return mean + var.sqrt() * randn_like(x, generator)
 
 
-class HeunSolver(Solver):
-    """EDM's deterministic 2nd-order Heun sampler (Karras et al. 2022, Algorithm 1, no churn): an
-    Euler (DDIM) step, then the ODE's slope at its end averaged with the slope at the start; the
-    last step, to the clean level, stays Euler. Two denoiser calls per step but the last. The ODE
+# ODE frames for Euler and Heun: (scale, time, direction) of a level, with x/scale affine in time for
+# fixed x0 and eps, of slope direction(x0, eps).
+#   level  the level type's own (Level.ode_scale / ode_time / ode_direction)
+#   ve     Karras et al.'s variance-exploding frame x/alpha over sigma/alpha (slope eps): diffusers'
+#          Euler/Heun schedulers on a discrete schedule; needs alpha > 0 at every noisy level
+FRAMES = ("level", "ve")
+
+
+def _frame(level: Level, frame: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    if frame == "ve":
+        if not float(level.alpha) > 0:
+            raise ValueError(f"the 've' ODE frame needs alpha > 0; {level!r} has none (use frame 'level')")
+        return level.alpha, level.sigma / level.alpha, lambda x0, eps: eps
+    return level.ode_scale, level.ode_time, level.ode_direction
+
+
+class EulerSolver(Solver):
+    """EDM's Euler sampler (Karras et al. 2022, Algorithm 2 without its 2nd-order correction): the
+    ODE's slope at the level, followed in the ODE frame to the next level, x/scale' = x/scale +
+    (time' - time)·slope. With constant x̂0 and ε̂ that is DDIM at eta 0 in any frame; the frames
+    differ for Heun's correction.
+
+    Churn (EDM's Algorithm 2, lines 3-5; k-diffusion's s_churn): before the step, at levels whose
+    sigma/alpha lies in [S_tmin, S_tmax], noise is added to raise sigma/alpha by the factor
+    1 + gamma, gamma = min(S_churn / N, sqrt(2) - 1) for N steps, with S_noise times unit noise; the
+    network then sees the noisier level (for DDPM's schedule its fractional timestep). S_churn 0 is
+    deterministic.
+    """
+
+    name = "euler"
+    options = {"S_churn": 0.0, "S_tmin": 0.0, "S_tmax": math.inf, "S_noise": 1.0, "frame": "level"}
+
+    def __init__(self, levels: NoiseLevels | torch.Tensor, **kwargs: Any):
+        super().__init__(levels, **kwargs)
+        p = self.params
+        if p["frame"] not in FRAMES:
+            raise ValueError(f"solver {self.name}: frame {p['frame']!r}; choose one of {', '.join(FRAMES)}")
+        if float(p["S_churn"]) < 0 or float(p["S_noise"]) < 0:
+            raise ValueError(f"solver {self.name}: S_churn and S_noise must be >= 0")
+        self.frame = p["frame"]
+        self.stochastic = float(p["S_churn"]) > 0
+
+    def _churn(self, x: torch.Tensor, level: Level, generator) -> tuple[torch.Tensor, Level]:
+        """x raised to the churned level (and that level), or both unchanged."""
+        p = self.params
+        churn, n = float(p["S_churn"]), len(self._levels) - 1
+        if churn <= 0 or n < 1:
+            return x, level
+        sig = level.ve_sigma
+        if not (math.isfinite(sig) and float(p["S_tmin"]) <= sig <= float(p["S_tmax"])):
+            return x, level
+        gamma = min(churn / n, math.sqrt(2) - 1)
+        hat = self.noise_levels.at_ve_sigma(sig * (1 + gamma), x.device)
+        sig_hat = hat.ve_sigma   # the level type may clamp it (DDPM: to its largest sigma)
+        if sig_hat <= sig:
+            return x, level
+        # in the frame x/alpha = x0 + sigma/alpha·eps, the extra noise has variance sig_hat² - sig²
+        extra = math.sqrt(sig_hat ** 2 - sig ** 2) * float(p["S_noise"])
+        return hat.alpha * (x / level.alpha + extra * randn_like(x, generator)), hat
+
+    def _euler(self, x, x0, eps, level, nxt) -> torch.Tensor:
+        scale, time, slope = _frame(level, self.frame)
+        scale_n, time_n, _ = _frame(nxt, self.frame)
+        return scale_n * (x / scale + (time_n - time) * slope(x0, eps))
+
+    def _step(self, denoiser, x, level, nxt, *, generator):
+        x, level = self._churn(x, level, generator)
+        x0, eps = self.predict(denoiser, x, level)
+        if nxt.clean:
+            return x0, x0
+        return self._euler(x, x0, eps, level, nxt), x0
+
+
+class HeunSolver(EulerSolver):
+    """EDM's 2nd-order Heun sampler (Karras et al. 2022, Algorithm 2; Algorithm 1 at S_churn 0, the
+    default): an Euler step, then the ODE's slope at its end averaged with the slope at the start;
+    the last step, to the clean level, stays Euler. Two denoiser calls per step but the last. The ODE
     runs in each level type's frame (Level.ode_scale / ode_time / ode_direction): sigma on EDM's
-    levels (Algorithm 1 as printed), t on flow matching's, and flow matching's time
-    sigma/(alpha + sigma) on DDPM's discrete levels."""
+    levels (the algorithms as printed), t on flow matching's, and flow matching's time
+    sigma/(alpha + sigma) on DDPM's discrete levels; frame "ve" runs it in sigma/alpha on any level
+    type, as diffusers' HeunDiscreteScheduler does on a discrete schedule. Churn as EulerSolver's."""
 
     name = "heun"
 
@@ -178,14 +253,76 @@ class HeunSolver(Solver):
         return 2 * self.noise_levels.count(n) - 1
 
     def _step(self, denoiser, x, level, nxt, *, generator):
+        x, level = self._churn(x, level, generator)
         x0, eps = self.predict(denoiser, x, level)
         if nxt.clean:
             return x0, x0
+        # the Euler step, in closed form (equal in every frame where x/scale is affine in time)
         x_euler = nxt.alpha * x0 + nxt.sigma * eps
         x0_2, eps_2 = self.predict(denoiser, x_euler, nxt)
         # x_next = x_euler + scale' · h/2 · (slope' - slope), h the step in ODE time
-        half = nxt.ode_scale * (nxt.ode_time - level.ode_time) / 2
-        return x_euler + half * (nxt.ode_direction(x0_2, eps_2) - level.ode_direction(x0, eps)), x0
+        _, time, slope = _frame(level, self.frame)
+        scale_n, time_n, slope_n = _frame(nxt, self.frame)
+        half = scale_n * (time_n - time) / 2
+        return x_euler + half * (slope_n(x0_2, eps_2) - slope(x0, eps)), x0
+
+
+class EulerAncestralSolver(Solver):
+    """Euler-ancestral, as k-diffusion's sample_euler_ancestral (eta 1) and diffusers'
+    EulerAncestralDiscreteScheduler: in the frame x/alpha over sigma/alpha (s, s' the sigma/alpha of
+    this level and the next), an Euler step down to sigma_down = sqrt(s'² - sigma_up²), then fresh
+    noise of std sigma_up = s'·sqrt(1 - s'²/s²) brings x back to s'. Written here in x itself through
+    the forward transition (alpha'·sigma_up² = sigma'²/sigma²·sigma²_t|s), so it holds where alpha
+    is 0 too (flow matching's t = 1, a zero-terminal-SNR schedule); on every level type the update
+    equals DDIM's at eta 1, which is the same step under Song et al.'s name."""
+
+    name = "euler_ancestral"
+    stochastic = True
+
+    def _update(self, x, x0, eps, level, nxt, *, generator):
+        _, var = level.transition(nxt)
+        up2 = nxt.sigma2 / level.sigma2 * var                 # (alpha'·sigma_up)²
+        down = (nxt.sigma2 - up2).clamp(min=0).sqrt()         # alpha'·sigma_down
+        return nxt.alpha * x0 + down * eps + up2.sqrt() * randn_like(x, generator)
+
+
+class DPMSolverPP2MSolver(Solver):
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2; diffusers' DPMSolverMultistepScheduler with
+    algorithm_type "dpmsolver++", solver_order 2, solver_type "midpoint"): an exponential integrator
+    in lambda = log(alpha/sigma) over the data prediction x̂0, with x̂0 extrapolated linearly from this
+    level's and the previous level's (multistep: one denoiser call per step):
+
+        x' = (sigma'/sigma)·x - alpha'·(e^-h - 1)·D,   h = lambda' - lambda,
+        D = x̂0 + (h / 2h_prev)·(x̂0 - x̂0_prev)
+
+    The first step (no previous x̂0) and the last (to the clean level: x' = x̂0) are first order, as
+    diffusers' lower_order_final. e^-h is computed as (sigma'/alpha')/(sigma/alpha), so a level
+    with alpha 0 (flow matching's t = 1, zero terminal SNR) is exact: lambda = -inf, the next step
+    then first order. A step that does not continue the previous one (RePaint's jumps back) is first
+    order too."""
+
+    name = "dpmpp_2m"
+
+    def levels(self, n, device=None):
+        self._last: tuple[Level, Level, torch.Tensor] | None = None   # (next level, level, its x̂0)
+        return super().levels(n, device)
+
+    @staticmethod
+    def _lambda(level: Level) -> torch.Tensor:
+        return level.alpha.log() - level.sigma.log()
+
+    def _step(self, denoiser, x, level, nxt, *, generator):
+        x0, eps = self.predict(denoiser, x, level)
+        last, self._last = getattr(self, "_last", None), (nxt, level, x0)
+        if nxt.clean:
+            return x0, x0
+        d = x0
+        if last is not None and last[0] is level:   # this step continues the previous one
+            lam = self._lambda(level)
+            h, h_prev = self._lambda(nxt) - lam, lam - self._lambda(last[1])
+            d = x0 + (0.5 * h / h_prev) * (x0 - last[2])   # h_prev = inf (alpha 0 before): first order
+        emh = (nxt.sigma * level.alpha) / (nxt.alpha * level.sigma)   # e^-h
+        return (nxt.sigma / level.sigma) * x - (nxt.alpha * (emh - 1)) * d, x0
 
 
 def build_solver(name: str, levels: NoiseLevels | torch.Tensor, *, spacing: str | None = None,

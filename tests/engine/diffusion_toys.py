@@ -21,20 +21,26 @@ SIGMA_DATA = 0.5   # the Denoiser's default, for the "edm" preconditioning
 LEVEL_TYPES = {
     "vp": lambda: DiscreteVP(make_schedule("linear", 50)["alphas_cumprod"]),
     "vp-cosine-1000": lambda: DiscreteVP(make_schedule("cosine", 1000)["alphas_cumprod"], "trailing"),
+    "vp-karras": lambda: DiscreteVP(make_schedule("linear", 50)["alphas_cumprod"], "karras"),
+    "vp-zero-snr": lambda: DiscreteVP(make_schedule("linear", 50, zero_terminal_snr=True)["alphas_cumprod"]),
     "edm": lambda: EDMSigmas(),
     "flow": lambda: FlowTimes(),
 }
 
 
 def sensible(kind: str, prediction: str) -> bool:
-    """eps and EDM's preconditioning determine x̂0 only where alpha > 0: not at flow's t = 1."""
-    return not (kind == "flow" and prediction in ("eps", "edm"))
+    """eps and EDM's preconditioning determine x̂0 only where alpha > 0: not at flow's t = 1 nor at
+    a zero-terminal-SNR schedule's last step."""
+    return not (kind in ("flow", "vp-zero-snr") and prediction in ("eps", "edm"))
 
 
 def alpha_sigma(levels: NoiseLevels, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """alpha and sigma (B, 1, 1, 1) float64 at the levels a network is told by `cond` (B,)."""
     if isinstance(levels, DiscreteVP):
-        ab = levels.alphas_cumprod.double()[cond].view(-1, 1, 1, 1)
+        if cond.is_floating_point():   # fractional timesteps (Karras spacing, churn)
+            ab = levels.alpha_bar_at(cond).view(-1, 1, 1, 1)
+        else:
+            ab = levels.alphas_cumprod.double()[cond].view(-1, 1, 1, 1)
         return ab.sqrt(), (1 - ab).sqrt()
     c = cond.double().view(-1, 1, 1, 1)
     if isinstance(levels, EDMSigmas):

@@ -52,7 +52,7 @@ def test_checkpoint_loads_and_samples_the_images_it_did(legacy):
     assert fam.name == name and ckpt.step == 2
     # what it could do then, it can do now (records compared by field; a record naming a module
     # path, like the inpainting options' class, may name where that class lives today; the solvers
-    # a sampler offers may have grown, but every one offered then is offered still)
+    # and sampling options a sampler offers may have grown, but every one offered then is offered still)
     then, now = Capabilities.from_dict(ckpt.meta["capabilities"]).to_dict(), fam.capabilities().to_dict()
     assert then["family"] == now["family"] == name
     for record in then:
@@ -60,7 +60,9 @@ def test_checkpoint_loads_and_samples_the_images_it_did(legacy):
             assert then[record].keys() == now[record].keys(), record
             if record == "sampling":
                 assert set(then[record]["solvers"]) <= set(now[record]["solvers"])
-            same = {k for k in then[record] if (k, record) not in {("options", "inpaint"), ("solvers", "sampling")}}
+                assert set(then[record]["options"]) <= set(now[record]["options"])
+            same = {k for k in then[record] if (k, record) not in {("options", "inpaint"), ("solvers", "sampling"),
+                                                                  ("options", "sampling")}}
             assert {k: then[record][k] for k in same} == {k: now[record][k] for k in same}, record
         else:
             assert then[record] == now[record], record

@@ -150,10 +150,11 @@ def test_invert_equals_ddim_invert(schedule):
 
 
 # -- every level type ---------------------------------------------------------------------------------
-# The same solvers over EDM's sigma and flow matching's t (and DDPM's levels beside them), with a
+# The same solvers over EDM's sigma and flow matching's t (and DDPM's levels beside them: at its
+# timesteps, at Karras sigmas between them, and on a zero-terminal-SNR schedule), with a
 # linear x0-network re-expressed in every parameterisation that makes sense on the level type.
 
-KINDS = ["vp", "edm", "flow"]
+KINDS = ["vp", "vp-karras", "vp-zero-snr", "edm", "flow"]
 COMBOS = [(kind, p) for kind in KINDS for p in PREDICTIONS if sensible(kind, p)]
 
 
@@ -363,8 +364,8 @@ def test_invert_refuses_a_non_invertible_solver(name):
 # -- construction errors -----------------------------------------------------------------------------
 
 def test_unknown_solver_is_named_with_the_known_ones():
-    with pytest.raises(ValueError, match="'euler'.*ddim"):
-        build_solver("euler", _ac())
+    with pytest.raises(ValueError, match="'plms'.*ddim"):
+        build_solver("plms", _ac())
 
 
 def test_unknown_option_is_named():
@@ -407,3 +408,65 @@ def test_alphas_cumprod_dtype_does_not_matter():
     b = _run("ddim", ac=ac.double())
     assert torch.equal(a, b)
     assert np.isfinite(a.numpy()).all()
+
+
+# -- options of the newer solvers ---------------------------------------------------------------------
+
+CHURN = {"S_churn": 5.0, "S_tmin": 0.0, "S_tmax": math.inf, "S_noise": 1.003}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["euler", "heun"])
+def test_churn_makes_euler_and_heun_stochastic_on_every_level_type(name, kind):
+    a, b, c = (_run_on(name, kind, seed=seed, clip_x0=False, **CHURN) for seed in (1, 2, 1))
+    assert torch.isfinite(a).all() and torch.equal(a, c) and not torch.equal(a, b)
+    assert build_solver(name, LEVEL_TYPES[kind](), **CHURN).stochastic
+
+
+@pytest.mark.parametrize("name", ["euler", "heun"])
+def test_churn_outside_s_tmin_s_tmax_changes_nothing(name):
+    """Churn only at levels whose sigma/alpha lies in [S_tmin, S_tmax]: none here."""
+    plain = _run_on(name, "edm", clip_x0=False)
+    assert torch.equal(_run_on(name, "edm", clip_x0=False, **{**CHURN, "S_tmin": 1e3, "S_tmax": 1e4}), plain)
+
+
+@pytest.mark.parametrize("name", ["euler", "heun"])
+def test_euler_and_heun_options_are_checked(name):
+    with pytest.raises(ValueError, match="frame 'vp'"):
+        build_solver(name, _ac(), frame="vp")
+    with pytest.raises(ValueError, match="S_churn"):
+        build_solver(name, _ac(), S_churn=-1.0)
+    with pytest.raises(ValueError, match="'ve' ODE frame needs alpha > 0"):
+        _run_on(name, "flow", frame="ve")
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS)
+@pytest.mark.parametrize("name", NAMES)
+def test_karras_spacing_gives_fractional_timesteps_and_the_same_images_in_every_parameterisation(name, prediction):
+    ac = _ac()
+    seen = []
+    net = in_parameterisation(prediction, DiscreteVP(ac, "karras"), _linear_x0)
+
+    def fn(x, t):
+        seen.append(t)
+        return net(x, t)
+    solver = build_solver(name, DiscreteVP(ac, "karras"), clip_x0=False)
+    out = denoise(Denoiser(fn, prediction=prediction), solver, _x_T(), STEPS, generator=_gen(1))
+    ref = _run_on(name, "vp-karras", "x0", clip_x0=False)
+    assert all(t.dtype == torch.float32 for t in seen) and any((t != t.round()).any() for t in seen)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_dpmpp_2m_restarts_first_order_after_a_jump():
+    """A step that does not continue the previous one (RePaint re-noising back) uses no stale x̂0:
+    it equals the same step taken first."""
+    solver = build_solver("dpmpp_2m", _ac(), clip_x0=False)
+    den = Denoiser(_network("eps", _ac()))
+    levels = solver.levels(STEPS)
+    x = _x_T()
+    x1, _ = solver.step(den, levels[0], x)
+    solver.step(den, levels[1], x1)               # a second-order step
+    again, _ = solver.step(den, levels[1], x1)    # back at level 1: no previous step leads here now
+    solver.levels(STEPS)
+    fresh, _ = solver.step(den, levels[1], x1)
+    torch.testing.assert_close(again, fresh, atol=0, rtol=0)

@@ -1,4 +1,4 @@
-"""DDPM: epsilon-prediction diffusion on a UNet, any registered solver, classifier-free guidance,
+"""DDPM: eps / x0 / v-prediction diffusion on a UNet, any registered solver, classifier-free guidance,
 DDIM inversion for latent walks, RePaint and blended inpainting."""
 from engine.core.capabilities import InpaintMethod
 from engine.core.families import FamilySpec

@@ -1,7 +1,9 @@
-"""DDPM (Ho et al. 2020) with epsilon prediction over a small UNet; optional class conditioning
-with label dropout for classifier-free guidance (Ho & Salimans 2022). Sampling runs any registered
-solver (engine/core/solvers.py) through the one denoising loop; its latent space for interpolation is
-the initial noise x_T of deterministic DDIM, which images enter by DDIM inversion."""
+"""DDPM (Ho et al. 2020) over a small UNet that predicts eps, x0 or v (Salimans & Ho 2022), with a
+uniform or min-SNR-gamma (Hang et al. 2023) loss weighting; optional class conditioning with label
+dropout for classifier-free guidance (Ho & Salimans 2022), optionally only in a noise interval
+(Kynkäänniemi et al. 2024). Sampling runs any registered solver (engine/core/solvers.py) through the
+one denoising loop; its latent space for interpolation is the initial noise x_T of deterministic
+DDIM, which images enter by DDIM inversion."""
 from __future__ import annotations
 
 from typing import Callable
@@ -13,17 +15,34 @@ from engine.family.base import Batch, Family, StepContext
 from engine.family.interfaces import Conditional, Inpainter, IterativeSampler, LatentModel
 from engine.nn.backbones import build_backbone
 from engine.diffusion.denoise import Denoiser, denoise, invert
+from engine.diffusion.guidance import GuidanceInterval, guided_evaluations
 from engine.diffusion.inpaint import inpaint_diffusion
 from engine.diffusion.levels import DiscreteVP
 from engine.diffusion.schedules import make_schedule
 from engine.diffusion.solvers import Solver, build_solver
 from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_rows
 from engine.families.ddpm import SPEC
+from engine.families.ddpm.section import check_guidance_interval
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (T,) float32 (Hang et al. 2023, sec. 3.4; diffusers' training
+    scripts): the x0 error weighted by min(SNR, gamma), SNR = alpha-bar / (1 - alpha-bar), which for
+    an eps target is min(SNR, gamma)/SNR = min(1, gamma/SNR) and for a v target
+    min(SNR, gamma)/(SNR + 1)."""
+    ab = alphas_cumprod.double()
+    snr = ab / (1 - ab)
+    if prediction == "eps":
+        w = torch.clamp(gamma / snr, max=1.0)   # min(SNR, gamma)/SNR, finite at SNR 0
+    elif prediction == "v":
+        w = snr.clamp(max=gamma) / (snr + 1)
+    else:
+        w = snr.clamp(max=gamma)
+    return w.float()
 
 
 class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
     name = SPEC.name
-    prediction = "eps"
     latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise)", "ddim-inversion"
     inpaint_methods = SPEC.inpaint_methods
     inpaint_options = "engine.inpainting.options:DiffusionInpaintOptions"
@@ -38,11 +57,18 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
                                                num_classes=self.num_classes, time_range=(0, m.timesteps - 1))
         self.init_ema()
         self.T = m.timesteps
-        self.alphas_cumprod = make_schedule(m.schedule, m.timesteps)["alphas_cumprod"]
+        self.prediction = m.prediction   # the training target, and what the Denoiser converts from
+        self.alphas_cumprod = make_schedule(m.schedule, m.timesteps,
+                                            zero_terminal_snr=m.zero_terminal_snr)["alphas_cumprod"]
+        # per-timestep loss weights, looked up on the device (no host sync per step); None: uniform
+        self.loss_weights = (min_snr_weights(self.alphas_cumprod, m.min_snr_gamma, m.prediction)
+                             if m.loss_weighting == "min_snr" else None)
 
     def to(self, device):
         super().to(device)
         self.alphas_cumprod = self.alphas_cumprod.to(self.device)
+        if self.loss_weights is not None:
+            self.loss_weights = self.loss_weights.to(self.device)
         return self
 
     # ---- labels: the label-dropout token is "no class" ----------------------------------------
@@ -59,39 +85,68 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         t = torch.randint(0, self.T, (b,), generator=g, device=dev)
         noise = torch.randn(x0.shape, generator=g, device=dev)
         ab = self.alphas_cumprod[t].view(b, 1, 1, 1)
-        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+        x_t = alpha * x0 + sigma * noise
         labels = None
         if self.num_classes:
             drop = torch.rand(b, generator=g, device=dev) < self.cfg.model.label_dropout
             labels = torch.where(drop, torch.full_like(batch.labels, self.num_classes), batch.labels)
         with ctx.autocast():
             pred = self.networks["unet"](x_t, t, labels)
-        loss = F.mse_loss(pred.float(), noise)
+        loss = self.loss(pred.float(), x0, noise, alpha, sigma, t)
         ctx.optimize("unet", loss)
         return {"loss/mse": loss}
 
-    # ---- sampling --------------------------------------------------------------------------------
-    def denoiser(self, net, labels: torch.Tensor | None, guidance_scale: float) -> Denoiser:
-        """The network as an epsilon predictor, with classifier-free guidance folded in."""
-        if labels is None or not self.num_classes:
-            fn = lambda x, t: net(x, t, None)  # noqa: E731
-        elif guidance_scale == 1.0:
-            fn = lambda x, t: net(x, t, labels)  # noqa: E731
-        else:
-            null = torch.full_like(labels, self.num_classes)
+    def loss(self, pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor,
+             sigma: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The weighted MSE between the UNet's output pred (B, C, H, W) and its target at x_t =
+        alpha·x0 + sigma·noise (alpha, sigma: (B, 1, 1, 1); t: (B,) the timesteps)."""
+        target = self.target(x0, noise, alpha, sigma)
+        if self.loss_weights is None:
+            return F.mse_loss(pred, target)
+        per_image = (pred - target).square().mean(dim=tuple(range(1, pred.dim())))
+        return (per_image * self.loss_weights[t]).mean()
 
-            def fn(x, t):
-                # one batched forward for the conditional and unconditional predictions
-                e_c, e_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
-                return e_u + guidance_scale * (e_c - e_u)
-        return Denoiser(fn, prediction=self.prediction)
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """What the UNet is trained to output: the noise, the clean image, or v = alpha·noise - sigma·x0."""
+        if self.prediction == "eps":
+            return noise
+        if self.prediction == "x0":
+            return x0
+        return alpha * noise - sigma * x0
+
+    # ---- sampling --------------------------------------------------------------------------------
+    def denoiser(self, net, labels: torch.Tensor | None, guidance_scale: float,
+                 interval: tuple[float, float] | None = None) -> Denoiser | GuidanceInterval:
+        """The network as a denoiser of its prediction target, with classifier-free guidance folded
+        in; with `interval` (low, high), guidance only at levels whose sigma/alpha lies in it."""
+        if labels is None or not self.num_classes:
+            return Denoiser(lambda x, t: net(x, t, None), prediction=self.prediction)
+        conditional = Denoiser(lambda x, t: net(x, t, labels), prediction=self.prediction)
+        if guidance_scale == 1.0:
+            return conditional
+        null = torch.full_like(labels, self.num_classes)
+
+        def fn(x, t):
+            # one batched forward for the conditional and unconditional predictions; guidance is
+            # linear, so it acts on the raw output of any target (eps, x0, v) alike
+            e_c, e_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
+            return e_u + guidance_scale * (e_c - e_u)
+        guided = Denoiser(fn, prediction=self.prediction)
+        return guided if interval is None else GuidanceInterval(guided, conditional, *interval)
+
+    def _guidance(self, net, labels, options) -> Denoiser | GuidanceInterval:
+        """denoiser() with the options' guidance scale and interval."""
+        interval = check_guidance_interval(options.guidance_interval, "sampling.guidance_interval")
+        return self.denoiser(net, labels, float(options.guidance_scale), interval)
 
     def solver(self, options, sampler: str | None = None, eta: float | None = None) -> Solver:
         """The solver `sampler` (default: the options') over the training schedule at the options'
-        spacing; eta reaches the solvers that take it (DDIM), the others ignore it."""
+        spacing; eta reaches the solvers that take it (DDIM) and churn those that take S_churn (Euler,
+        Heun), the others ignore them."""
         levels = DiscreteVP(self.alphas_cumprod, options.spacing)
         return build_solver(sampler or options.sampler, levels, lenient=True,
-                            eta=options.eta if eta is None else eta)
+                            eta=options.eta if eta is None else eta, S_churn=float(options.churn))
 
     @torch.no_grad()
     def _run(self, x_T: torch.Tensor, labels, options, *, use_ema: bool, sampler: str, eta: float,
@@ -102,7 +157,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         try:
             lab = self.label_tensor(labels, x_T.shape[0])
             solver = self.solver(options, sampler, eta)
-            out = denoise(self.denoiser(net, lab, float(options.guidance_scale)), solver, x_T.to(self.device),
+            out = denoise(self._guidance(net, lab, options), solver, x_T.to(self.device),
                           options.steps, generator=generator, progress=progress, cancel=cancel)
         finally:
             net.train(was_training)
@@ -112,11 +167,17 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         """The solver's UNet passes (one per timestep it visits for DDIM and DDPM, fewer than
         `steps` when steps > T; Heun's two per step but the last), two for each under
         classifier-free guidance (the conditional and the unconditional prediction, batched into
-        one call)."""
+        one call), only at the levels inside the guidance interval when there is one."""
         opts = self.sample_options(options)
-        calls = self.solver(opts).network_evaluations(int(opts.steps))
-        guided = self.num_classes > 0 and float(opts.guidance_scale) != 1.0
-        return calls * (2 if guided else 1)
+        solver = self.solver(opts)
+        calls = solver.network_evaluations(int(opts.steps))
+        if not (self.num_classes > 0 and float(opts.guidance_scale) != 1.0):
+            return calls
+        interval = check_guidance_interval(opts.guidance_interval, "sampling.guidance_interval")
+        if interval is None:
+            return 2 * calls
+        inside, outside = guided_evaluations(solver, int(opts.steps), *interval)
+        return 2 * inside + outside
 
     def initial_noise(self, seeds: list[int]) -> torch.Tensor:
         """x_T, one image per seed, drawn on the CPU so that a seed gives the same image on every
@@ -146,7 +207,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
     def encoding_key(self, options=None) -> tuple:
         # an inverted x_T decodes back to its image only with the same steps, spacing and guidance
         opts = self.sample_options(options)
-        return int(opts.steps), opts.spacing, float(opts.guidance_scale)
+        return int(opts.steps), opts.spacing, float(opts.guidance_scale), tuple(opts.guidance_interval)
 
     @torch.no_grad()
     def encode_images(self, images, labels=None, *, steps: int | None = None, options=None,
@@ -160,7 +221,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
         try:
             lab = self.label_tensor(labels, images.shape[0])
             solver = build_solver("ddim", DiscreteVP(self.alphas_cumprod, opts.spacing))
-            return invert(self.denoiser(net, lab, float(opts.guidance_scale)), solver, images.to(self.device).float(),
+            return invert(self._guidance(net, lab, opts), solver, images.to(self.device).float(),
                           steps or self.default_encode_steps(opts), progress=progress, cancel=cancel).cpu()
         finally:
             net.train(was)
@@ -196,7 +257,7 @@ class DDPMFamily(Family, Conditional, IterativeSampler, LatentModel, Inpainter):
             solver = self.solver(opts)
             dev = self.device
             out = inpaint_diffusion(
-                self.denoiser(net, lab, float(opts.guidance_scale)), solver, known.to(dev), mask.to(dev),
+                self._guidance(net, lab, opts), solver, known.to(dev), mask.to(dev),
                 x_init.to(dev), opts.steps, method=method, jump=ino.jump, resample=ino.resample,
                 strength=ino.strength, noise_init=x_T, noise_start=x_T if ino.start == "noise" else None,
                 generator=RowGenerators([int(s) + STEP_NOISE_SEED_OFFSET for s in seeds], dev),
