@@ -194,6 +194,11 @@ class NoiseLevels:
         """The `count(n)` noisy levels, noisiest first, then the clean level."""
         raise NotImplementedError
 
+    def midpoint(self, a: Level, b: Level, device: Device = None) -> Level | None:
+        """The level halfway between two noisy levels of a schedule (for the midpoint solver), or
+        None where this level type has none in between."""
+        return None
+
 
 class DiscreteVP(NoiseLevels):
     """DDPM's schedule: the timesteps `spacing` picks from the T training steps of alphas_cumprod (T,)."""
@@ -233,6 +238,11 @@ class DiscreteVP(NoiseLevels):
     def schedule(self, n, device=None):
         return [self.level(t, device) for t in self.timesteps(n)] + [self.level(-1, device)]
 
+    def midpoint(self, a, b, device=None):
+        """The middle integer timestep (the network knows no others); None for adjacent ones."""
+        t = (a.t + b.t) // 2
+        return self.level(t, device) if b.t < t < a.t else None
+
 
 class EDMSigmas(NoiseLevels):
     """EDM's sigmas (Karras et al. 2022, eq. 5): n levels from sigma_max down to sigma_min, evenly
@@ -257,6 +267,9 @@ class EDMSigmas(NoiseLevels):
     def schedule(self, n, device=None):
         return [EDMLevel(s, device) for s in self.sigmas(n)] + [EDMLevel(0.0, device)]
 
+    def midpoint(self, a, b, device=None):
+        return EDMLevel((a.s + b.s) / 2, device)   # halfway in sigma, the ODE's time here
+
 
 class FlowTimes(NoiseLevels):
     """Flow matching's times: n levels evenly spaced from t = 1 (pure noise) down to 1/n, then t = 0."""
@@ -272,3 +285,6 @@ class FlowTimes(NoiseLevels):
 
     def schedule(self, n, device=None):
         return [FlowLevel(t, device) for t in self.times(n)] + [FlowLevel(0.0, device)]
+
+    def midpoint(self, a, b, device=None):
+        return FlowLevel((a.t + b.t) / 2, device)
