@@ -5,6 +5,7 @@ samples finite images in [-1, 1]."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import pytest
 import torch
@@ -22,6 +23,12 @@ RES = 8
 
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
+
+
+
+@lru_cache(maxsize=1)
+def digits():
+    return build_dataset(fm_config().data)
 
 
 def fm_config(**model) -> RunConfig:
@@ -123,7 +130,7 @@ def test_time_sampling_laws():
 def test_a_tiny_model_trains_with_finite_loss_and_samples_finite_images(model):
     torch.manual_seed(0)
     cfg = fm_config(**model)
-    data = build_dataset(cfg.data)
+    data = digits()
     fam = build_family(cfg, data.channels, RES, data.class_names)
     ctx = StepContext(torch.device("cpu"), _gen(0), fam.make_optimizers())
     g = _gen(1)

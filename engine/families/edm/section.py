@@ -59,7 +59,7 @@ class EDMSampleOptions(SamplingSection):
                                "step but the last: 18 steps = 35 passes); ddim is the Euler step in sigma.",
                        choices=solver_names(), decode=False,
                        flag=Flag("--sampler", "diffusion solver (default: the run's)", choices=True))
-    steps: int = opt(18, "Noise levels visited from sigma_max down to sigma_min.", min=1, max=10000,
+    steps: int = opt(18, "Noise levels visited from sigma_max down to sigma_min.", min=1, max=1000,
                      flag=Flag("--steps", "denoising steps (default: the run's)", metavar="SAMPLE_STEPS"))
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
                                 min=0.0, max=50.0, requires="conditional.guidance", decimals=2,

@@ -55,7 +55,7 @@ class FlowMatchingSampleOptions(SamplingSection):
                                "heun and midpoint are 2nd order (two passes per step but the last).",
                        choices=solver_names(), decode=False,
                        flag=Flag("--sampler", "ODE solver (default: the run's)", choices=True))
-    steps: int = opt(20, "Integration steps from t = 1 (noise) to t = 0.", min=1, max=10000,
+    steps: int = opt(20, "Integration steps from t = 1 (noise) to t = 0.", min=1, max=1000,
                      flag=Flag("--steps", "integration steps (default: the run's)", metavar="SAMPLE_STEPS"))
     guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
                                 min=0.0, max=50.0, requires="conditional.guidance", decimals=2,
