@@ -186,6 +186,11 @@ class NoiseLevels:
     name: ClassVar[str] = "levels"
     prior_std: float = 1.0   # a chain starts from prior_std · N(0, I)
 
+    def midpoint(self, a: Level, b: Level, device: Device = None) -> Level | None:
+        """The level halfway between two noisy levels of a schedule (for the midpoint solver), or
+        None where this level type has none in between."""
+        return None
+
     def count(self, n: int) -> int:
         """How many noisy levels the schedule for n steps has."""
         return max(1, int(n))
@@ -193,11 +198,6 @@ class NoiseLevels:
     def schedule(self, n: int, device: Device = None) -> list[Level]:
         """The `count(n)` noisy levels, noisiest first, then the clean level."""
         raise NotImplementedError
-
-    def midpoint(self, a: Level, b: Level, device: Device = None) -> Level | None:
-        """The level halfway between two noisy levels of a schedule (for the midpoint solver), or
-        None where this level type has none in between."""
-        return None
 
 
 class DiscreteVP(NoiseLevels):
@@ -215,6 +215,11 @@ class DiscreteVP(NoiseLevels):
 
     def __repr__(self) -> str:
         return f"DiscreteVP(T={self.T}, spacing={self.spacing!r})"
+
+    def midpoint(self, a, b, device=None):
+        """The middle integer timestep (the network knows no others); None for adjacent ones."""
+        t = int(a.t + b.t) // 2
+        return self.level(t, device) if b.t < t < a.t else None
 
     def _ac(self, device: Device) -> torch.Tensor:
         """alphas_cumprod (T,) float32 on `device`, copied once per device."""
@@ -238,11 +243,6 @@ class DiscreteVP(NoiseLevels):
     def schedule(self, n, device=None):
         return [self.level(t, device) for t in self.timesteps(n)] + [self.level(-1, device)]
 
-    def midpoint(self, a, b, device=None):
-        """The middle integer timestep (the network knows no others); None for adjacent ones."""
-        t = (a.t + b.t) // 2
-        return self.level(t, device) if b.t < t < a.t else None
-
 
 class EDMSigmas(NoiseLevels):
     """EDM's sigmas (Karras et al. 2022, eq. 5): n levels from sigma_max down to sigma_min, evenly
@@ -259,6 +259,9 @@ class EDMSigmas(NoiseLevels):
     def __repr__(self) -> str:
         return f"EDMSigmas(sigma_min={self.sigma_min}, sigma_max={self.sigma_max}, rho={self.rho})"
 
+    def midpoint(self, a, b, device=None):
+        return EDMLevel((a.s + b.s) / 2, device)   # halfway in sigma, the ODE's time here
+
     def sigmas(self, n: int) -> list[float]:
         n = self.count(n)
         lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
@@ -266,9 +269,6 @@ class EDMSigmas(NoiseLevels):
 
     def schedule(self, n, device=None):
         return [EDMLevel(s, device) for s in self.sigmas(n)] + [EDMLevel(0.0, device)]
-
-    def midpoint(self, a, b, device=None):
-        return EDMLevel((a.s + b.s) / 2, device)   # halfway in sigma, the ODE's time here
 
 
 class FlowTimes(NoiseLevels):
@@ -279,12 +279,12 @@ class FlowTimes(NoiseLevels):
     def __repr__(self) -> str:
         return "FlowTimes()"
 
+    def midpoint(self, a, b, device=None):
+        return FlowLevel((a.t + b.t) / 2, device)
+
     def times(self, n: int) -> list[float]:
         n = self.count(n)
         return [1.0 - i / n for i in range(n)]
 
     def schedule(self, n, device=None):
         return [FlowLevel(t, device) for t in self.times(n)] + [FlowLevel(0.0, device)]
-
-    def midpoint(self, a, b, device=None):
-        return FlowLevel((a.t + b.t) / 2, device)
