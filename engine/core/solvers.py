@@ -41,9 +41,6 @@ register_solver(SolverSpec("ddpm", "engine.diffusion.solvers:DDPMSolver",
 register_solver(SolverSpec("heun", "engine.diffusion.solvers:HeunSolver",
                            "EDM's deterministic 2nd-order Heun (Karras et al. 2022): two network passes "
                            "per step but the last"))
-register_solver(SolverSpec("midpoint", "engine.diffusion.solvers:MidpointSolver",
-                           "explicit midpoint (2nd-order Runge-Kutta) on the probability-flow ODE: two "
-                           "network passes per step but the last"))
 
 
 def solvers_help() -> str:
@@ -52,3 +49,9 @@ def solvers_help() -> str:
 
 def solver_names() -> tuple[str, ...]:
     return SOLVERS.names()
+
+
+# the ODE families' second 2nd-order solver (flow_matching, edm), beside Heun
+register_solver(SolverSpec("midpoint", "engine.diffusion.solvers:MidpointSolver",
+                           "explicit midpoint (2nd-order Runge-Kutta) on the probability-flow ODE: two "
+                           "network passes per step but the last"))
