@@ -6,6 +6,8 @@ conditioning with label dropout gives classifier-free guidance; the latent space
 noise the chain starts from at sigma_max, reached from images by running the Euler ODE backwards."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from engine.diffusion.denoise import Denoiser
@@ -15,7 +17,7 @@ from engine.family.base import Batch, StepContext
 from engine.families.edm import SPEC
 from engine.families.edm.precond import loss_weight, preconditioning, sample_sigmas
 from engine.inpainting.classical import classical_fill
-from engine.nn.unet import UNet
+from engine.nn.backbones import build_backbone
 
 
 class EDMFamily(DiffusionFamily):
@@ -33,12 +35,14 @@ class EDMFamily(DiffusionFamily):
         m = cfg.model
         self.setup_labels(m.class_conditional)
         self.sigma_data = float(m.sigma_data)
-        self.networks["unet"] = UNet(
-            in_channels=channels, resolution=resolution, base_channels=m.base_channels,
-            channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
-            attention_resolutions=tuple(m.attention_resolutions), attention_heads=m.attention_heads,
-            dropout=m.dropout, num_classes=self.num_classes)
+        self.networks["unet"] = build_backbone(m, channels=channels, resolution=resolution,
+                                               num_classes=self.num_classes, time_range=self.time_range())
         self.init_ema()
+
+    def time_range(self) -> tuple[float, float]:
+        """The span of the network's time input over the sampling sigmas (what DiT's TD-LN normalises)."""
+        m = self.cfg.model
+        return (self.time_scale * math.log(m.sigma_min) / 4, self.time_scale * math.log(m.sigma_max) / 4)
 
     def noise_levels(self):
         m = self.cfg.model

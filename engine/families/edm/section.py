@@ -9,12 +9,15 @@ from engine.core.flags import Flag
 from engine.core.schema import ConfigError, Section, check_positive_int_list, opt
 from engine.core.sections import SamplingSection, family_field
 from engine.core.solvers import solver_names
+from engine.nn.backbones import BACKBONES, DIT_NORMS, DIT_POS_EMBEDS, check_backbone
 from engine.families.edm import SPEC
 
 
 @dataclass
 class EDMConfig(Section):
     family: str = family_field(SPEC)
+    backbone: str = opt("unet", "Denoising network: the UNet (the fields below) or a DiT transformer (the DiT "
+                                "fields).", choices=BACKBONES)
     base_channels: int = opt(32, "Channels of the UNet's first level.", min=4, max=1024)
     channel_mults: list = opt([1, 2, 2], "Channel multiplier per UNet level; each level halves the resolution.")
     num_res_blocks: int = opt(1, "Residual blocks per UNet level.", min=1, max=8)
@@ -36,9 +39,26 @@ class EDMConfig(Section):
     rho: float = opt(7.0, "Sampling sigmas are evenly spaced in sigma^(1/rho) (EDM's eq. 5).", min=1.0, max=20.0,
                      decimals=1, advanced=True)
 
+    # the DiT backbone's fields (engine/nn/dit.py), read when backbone = "dit"
+    dit_patch_size: int = opt(2, "DiT: side of the square patches (tokens = (resolution / patch)²).", min=1, max=32,
+                              group="DiT")
+    dit_width: int = opt(128, "DiT: width of each token.", min=8, max=4096)
+    dit_depth: int = opt(4, "DiT: transformer blocks.", min=1, max=64)
+    dit_heads: int = opt(4, "DiT: attention heads (must divide the width).", min=1, max=64)
+    dit_mlp_ratio: float = opt(4.0, "DiT: MLP width as a multiple of the token width.", min=0.5, max=16.0,
+                               advanced=True)
+    dit_pos_embed: str = opt("sincos", "DiT: fixed 2D sine-cosine position embedding, or learned (starting from it).",
+                             choices=DIT_POS_EMBEDS, advanced=True)
+    dit_norm: str = opt("adaln-zero", "DiT: how the time conditions the blocks: adaLN-Zero (DiT's) or the "
+                                      "time-dependent layer norm of DiMR (TD-LN: far fewer parameters).",
+                        choices=DIT_NORMS)
+
     # the smallest sensible model, for the conformance suites: a few steps on 8x8 images in a second
     TINY: ClassVar[dict] = {"model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4],
                                       "attention_heads": 2}, "sampling": {"steps": 3}}
+    # overlays on TINY that the resume conformance test also runs, as "<family>:<variant>" (tests/conftest.py)
+    TINY_VARIANTS: ClassVar[dict] = {"dit": {"model": {"backbone": "dit", "dit_width": 16, "dit_depth": 2,
+                                                       "dit_heads": 2}}}
 
     def check(self, where: str, run) -> None:
         check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
@@ -47,7 +67,8 @@ class EDMConfig(Section):
             raise ConfigError(f"{where}.sigma_min = {self.sigma_min} must be below {where}.sigma_max = {self.sigma_max}")
         levels = len(self.channel_mults) - 1
         res = run.data.resolution if run is not None else None
-        if res is not None and res % (2 ** levels):
+        check_backbone(self, where, res)
+        if self.backbone == "unet" and res is not None and res % (2 ** levels):
             raise ConfigError(f"data.resolution = {res} must be divisible by {2 ** levels} "
                               f"for a UNet with {len(self.channel_mults)} levels ({where}.channel_mults)")
 

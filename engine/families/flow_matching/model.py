@@ -14,7 +14,7 @@ from engine.family.base import Batch, StepContext
 from engine.families.flow_matching import SPEC
 from engine.families.flow_matching.path import flow_levels, interpolate, sample_times, velocity
 from engine.inpainting.classical import classical_fill
-from engine.nn.unet import UNet
+from engine.nn.backbones import build_backbone
 
 
 class FlowMatchingFamily(DiffusionFamily):
@@ -30,11 +30,8 @@ class FlowMatchingFamily(DiffusionFamily):
         m = cfg.model
         self.setup_labels(m.class_conditional)
         self.sigma_min = float(m.sigma_min)
-        self.networks["unet"] = UNet(
-            in_channels=channels, resolution=resolution, base_channels=m.base_channels,
-            channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
-            attention_resolutions=tuple(m.attention_resolutions), attention_heads=m.attention_heads,
-            dropout=m.dropout, num_classes=self.num_classes)
+        self.networks["unet"] = build_backbone(m, channels=channels, resolution=resolution,
+                                               num_classes=self.num_classes, time_range=(0.0, self.time_scale))
         self.init_ema()
 
     def noise_levels(self):

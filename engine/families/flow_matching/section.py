@@ -8,6 +8,7 @@ from engine.core.flags import Flag
 from engine.core.schema import ConfigError, Section, check_positive_int_list, opt
 from engine.core.sections import SamplingSection, family_field
 from engine.core.solvers import solver_names
+from engine.nn.backbones import BACKBONES, DIT_NORMS, DIT_POS_EMBEDS, check_backbone
 from engine.families.flow_matching import SPEC
 
 TIME_SAMPLING = ("uniform", "logit-normal")
@@ -16,6 +17,8 @@ TIME_SAMPLING = ("uniform", "logit-normal")
 @dataclass
 class FlowMatchingConfig(Section):
     family: str = family_field(SPEC)
+    backbone: str = opt("unet", "Denoising network: the UNet (the fields below) or a DiT transformer (the DiT "
+                                "fields).", choices=BACKBONES)
     base_channels: int = opt(32, "Channels of the UNet's first level.", min=4, max=1024)
     channel_mults: list = opt([1, 2, 2], "Channel multiplier per UNet level; each level halves the resolution.")
     num_res_blocks: int = opt(1, "Residual blocks per UNet level.", min=1, max=8)
@@ -34,16 +37,34 @@ class FlowMatchingConfig(Section):
                                 "sigma_min of the image is left at t = 1 (0 = rectified flow's straight path).",
                            min=0.0, max=0.1, decimals=4, advanced=True)
 
+    # the DiT backbone's fields (engine/nn/dit.py), read when backbone = "dit"
+    dit_patch_size: int = opt(2, "DiT: side of the square patches (tokens = (resolution / patch)²).", min=1, max=32,
+                              group="DiT")
+    dit_width: int = opt(128, "DiT: width of each token.", min=8, max=4096)
+    dit_depth: int = opt(4, "DiT: transformer blocks.", min=1, max=64)
+    dit_heads: int = opt(4, "DiT: attention heads (must divide the width).", min=1, max=64)
+    dit_mlp_ratio: float = opt(4.0, "DiT: MLP width as a multiple of the token width.", min=0.5, max=16.0,
+                               advanced=True)
+    dit_pos_embed: str = opt("sincos", "DiT: fixed 2D sine-cosine position embedding, or learned (starting from it).",
+                             choices=DIT_POS_EMBEDS, advanced=True)
+    dit_norm: str = opt("adaln-zero", "DiT: how the time conditions the blocks: adaLN-Zero (DiT's) or the "
+                                      "time-dependent layer norm of DiMR (TD-LN: far fewer parameters).",
+                        choices=DIT_NORMS)
+
     # the smallest sensible model, for the conformance suites: a few steps on 8x8 images in a second
     TINY: ClassVar[dict] = {"model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4],
                                       "attention_heads": 2}, "sampling": {"steps": 3}}
+    # overlays on TINY that the resume conformance test also runs, as "<family>:<variant>" (tests/conftest.py)
+    TINY_VARIANTS: ClassVar[dict] = {"dit": {"model": {"backbone": "dit", "dit_width": 16, "dit_depth": 2,
+                                                       "dit_heads": 2}}}
 
     def check(self, where: str, run) -> None:
         check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
         check_positive_int_list(self.attention_resolutions, f"{where}.attention_resolutions")
         levels = len(self.channel_mults) - 1
         res = run.data.resolution if run is not None else None
-        if res is not None and res % (2 ** levels):
+        check_backbone(self, where, res)
+        if self.backbone == "unet" and res is not None and res % (2 ** levels):
             raise ConfigError(f"data.resolution = {res} must be divisible by {2 ** levels} "
                               f"for a UNet with {len(self.channel_mults)} levels ({where}.channel_mults)")
 
