@@ -63,3 +63,9 @@ def solvers_help() -> str:
 
 def solver_names() -> tuple[str, ...]:
     return SOLVERS.names()
+
+
+# the ODE families' second 2nd-order solver (flow_matching, edm), beside Heun
+register_solver(SolverSpec("midpoint", "engine.diffusion.solvers:MidpointSolver",
+                           "explicit midpoint (2nd-order Runge-Kutta) on the probability-flow ODE: two "
+                           "network passes per step but the last"))

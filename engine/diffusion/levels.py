@@ -196,6 +196,11 @@ class NoiseLevels:
     name: ClassVar[str] = "levels"
     prior_std: float = 1.0   # a chain starts from prior_std · N(0, I)
 
+    def midpoint(self, a: Level, b: Level, device: Device = None) -> Level | None:
+        """The level halfway between two noisy levels of a schedule (for the midpoint solver), or
+        None where this level type has none in between."""
+        return None
+
     def count(self, n: int) -> int:
         """How many noisy levels the schedule for n steps has."""
         return max(1, int(n))
@@ -232,6 +237,11 @@ class DiscreteVP(NoiseLevels):
 
     def __repr__(self) -> str:
         return f"DiscreteVP(T={self.T}, spacing={self.spacing!r})"
+
+    def midpoint(self, a, b, device=None):
+        """The middle integer timestep (the network knows no others); None for adjacent ones."""
+        t = int(a.t + b.t) // 2
+        return self.level(t, device) if b.t < t < a.t else None
 
     def _ac(self, device: Device) -> torch.Tensor:
         """alphas_cumprod (T,) float32 on `device`, copied once per device."""
@@ -321,6 +331,9 @@ class EDMSigmas(NoiseLevels):
     def __repr__(self) -> str:
         return f"EDMSigmas(sigma_min={self.sigma_min}, sigma_max={self.sigma_max}, rho={self.rho})"
 
+    def midpoint(self, a, b, device=None):
+        return EDMLevel((a.s + b.s) / 2, device)   # halfway in sigma, the ODE's time here
+
     def sigmas(self, n: int) -> list[float]:
         n = self.count(n)
         lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
@@ -340,6 +353,9 @@ class FlowTimes(NoiseLevels):
 
     def __repr__(self) -> str:
         return "FlowTimes()"
+
+    def midpoint(self, a, b, device=None):
+        return FlowLevel((a.t + b.t) / 2, device)
 
     def times(self, n: int) -> list[float]:
         n = self.count(n)
