@@ -81,7 +81,7 @@ def test_levels_are_the_path_and_the_denoiser_reads_the_velocity_back_exactly(si
         torch.testing.assert_close(eps_hat, eps, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "heun", "midpoint"])
+@pytest.mark.parametrize("sampler", ["euler", "ddim", "heun", "midpoint"])
 @pytest.mark.parametrize("sigma_min", [0.0, 0.02])
 def test_the_exact_velocity_of_one_image_samples_that_image(sampler, sigma_min):
     """For data that is one image x*, the marginal velocity is exact and straight: every ODE solver
@@ -99,11 +99,12 @@ def test_the_exact_velocity_of_one_image_samples_that_image(sampler, sigma_min):
     torch.testing.assert_close(out, x_star.expand(3, -1, -1, -1), atol=1e-5, rtol=1e-5)
 
 
-def test_euler_on_flow_levels_is_the_ddim_solver():
-    """The default sampler (ddim) is the Euler step of the velocity: x + (t' - t)·u."""
+@pytest.mark.parametrize("sampler", ["euler", "ddim"])
+def test_euler_on_flow_levels_is_the_velocity_step(sampler):
+    """The default sampler (euler), and ddim at eta 0, are the Euler step of the velocity: x + (t' - t)·u."""
     fm = build_family(fm_config(), 1, RES, ["a"])
     net = lambda x, t: torch.tanh(x) * 0.5 + t.view(-1, 1, 1, 1)  # noqa: E731
-    solver = build_solver("ddim", flow_levels(0.0), clip_x0=False)
+    solver = build_solver(sampler, flow_levels(0.0), clip_x0=False)
     x = torch.randn(2, 1, 4, 4, generator=_gen(8))
     ts = FlowTimes().times(5) + [0.0]
     ref = x.clone()
@@ -142,7 +143,7 @@ def test_a_tiny_model_trains_with_finite_loss_and_samples_finite_images(model):
         losses.append(out["loss/flow"].item())
     assert all(math.isfinite(v) and v > 0 for v in losses)
     fam.init_ema()
-    for sampler in ("ddim", "heun", "midpoint"):
+    for sampler in ("euler", "ddim", "heun", "midpoint"):
         x = fam.sample(3, seed=0, sampler=sampler)
         assert x.shape == (3, 1, RES, RES) and torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1
 

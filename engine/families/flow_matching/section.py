@@ -72,8 +72,8 @@ class FlowMatchingConfig(Section):
 @dataclass
 class FlowMatchingSampleOptions(SamplingSection):
     # decode=False: latent walks always decode with the deterministic Euler step, so x_1 -> image is a function
-    sampler: str = opt("ddim", "ODE solver over t: ddim is the Euler step in t here (one network pass per step); "
-                               "heun and midpoint are 2nd order (two passes per step but the last).",
+    sampler: str = opt("euler", "ODE solver over t: euler (one network pass per step; ddim at eta 0 is the same "
+                                "step here); heun and midpoint are 2nd order (two passes per step but the last).",
                        choices=solver_names(), decode=False,
                        flag=Flag("--sampler", "ODE solver (default: the run's)", choices=True))
     steps: int = opt(20, "Integration steps from t = 1 (noise) to t = 0.", min=1, max=1000,
