@@ -96,7 +96,8 @@ def prepare_train(args) -> tuple[RunConfig, Path]:
         if ev.get("event") == "metrics" and ev.get("step", 0) % 100 == 0:
             stdout_line(protocol.event("phase", what=f"training the parent: step {ev['step']}/{ev.get('total_steps')}",
                                        step=0))
-    return with_default_parent(cfg, args.runs_root, note, progress), run_dir
+    # the default parent's run goes beside the child's, where the runs browser lists both
+    return with_default_parent(cfg, run_dir.parent, note, progress), run_dir
 
 
 def share_train(dist, args) -> tuple[RunConfig, Path]:

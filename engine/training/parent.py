@@ -37,11 +37,9 @@ def resolve_parent(path: str | Path) -> Path:
     return st.resolve()
 
 
-def check_parent(cfg: RunConfig, *, channels: int | None = None, resolution: int | None = None,
-                 expected: dict | None = None) -> tuple[Path, ck.Checkpoint]:
-    """The parent's checkpoint file and its JSON (no tensors read), checked against the child:
-    its family, its images (channels and resolution, when given) and, for a child that has trained
-    on it (`expected`: the record in the child's checkpoint), its content hash."""
+def check_parent(cfg: RunConfig, *, channels: int | None = None, resolution: int | None = None) -> Path:
+    """The parent's checkpoint file, checked against the child from its JSON alone (no tensors
+    read): its family, and its images (channels and resolution, when given)."""
     child = family_class(cfg.family)
     path_text = parent_of(cfg.model)
     if not path_text:
@@ -62,25 +60,22 @@ def check_parent(cfg: RunConfig, *, channels: int | None = None, resolution: int
         raise ConfigError(f"{path}: the parent was trained on {data['channels']}-channel {data['resolution']}px "
                           f"images, this run's data are {channels}-channel {resolution}px; set data.resolution "
                           f"and data.color as the parent's")
-    if expected and expected.get("sha256"):
-        now = file_sha256(path)
-        if now != expected["sha256"]:
-            raise ConfigError(f"{path}: the parent checkpoint changed since this run trained on it (sha256 "
-                              f"{expected['sha256'][:12]}… then, {now[:12]}… now); put the original file back "
-                              f"or train a new run on this parent")
-    return path, ck.peek_checkpoint(path)
+    return path
 
 
 def load_parent(cfg: RunConfig, device="cpu", *, channels: int | None = None, resolution: int | None = None,
                 expected: dict | None = None) -> Parent | None:
-    """The run's parent, loaded frozen on `device`; None for a family that takes no parent. See
-    check_parent for what is refused."""
+    """The run's parent, loaded frozen on `device`; None for a family that takes no parent. Refused
+    as check_parent says, and, for a child that has trained on it (`expected`: the record in the
+    child's checkpoint), when the file's content hash is not the one recorded."""
     if not family_class(cfg.family).parent_families:
         return None
-    path, _ = check_parent(cfg, channels=channels, resolution=resolution, expected=expected)
+    path = check_parent(cfg, channels=channels, resolution=resolution)
     sha = file_sha256(path)
-    if expected and expected.get("sha256") and expected["sha256"] != sha:   # changed since check_parent
-        raise ConfigError(f"{path}: the parent checkpoint changed while it was being loaded")
+    if expected and expected.get("sha256") and expected["sha256"] != sha:
+        raise ConfigError(f"{path}: the parent checkpoint changed since this run trained on it (sha256 "
+                          f"{str(expected['sha256'])[:12]}… then, {sha[:12]}… now); put the original file back "
+                          f"or train a new run on this parent")
     try:
         fam, ckpt = ck.family_from_checkpoint(path, str(device))
     except ck.CheckpointError as e:
