@@ -134,10 +134,10 @@ class Family:
 
     def prepare_data(self, images: torch.Tensor, labels: torch.Tensor, *, cache_dir, data_config: dict,
                      hflip: bool, say) -> None:
-        """Called by the training loop once before the first step with the whole dataset (uint8
-        (N, C, H, W) and labels): a family that trains on an encoding of it (a parent's latents)
-        computes it here, cached in cache_dir (the run folder's encoded/), and finds its rows by
-        Batch.index. `say(message)` tells the person what was done. Nothing for most families."""
+        """Called by the training loop for a family with a parent, once before the first step,
+        with the whole dataset (uint8 (N, C, H, W) and labels): a family that trains on an encoding
+        of it (a parent's latents) computes it here, cached in cache_dir (the run folder's
+        encoded/), and finds its rows by Batch.index. `say(message)` tells the person what was done."""
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.networks.parameters())

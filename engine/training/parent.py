@@ -86,7 +86,9 @@ def load_parent(cfg: RunConfig, device="cpu", *, channels: int | None = None, re
 def with_default_parent(cfg: RunConfig, runs_root: str | Path, say: Callable[[str], None],
                         emit: Callable[[dict], None] | None = None) -> RunConfig:
     """cfg, or, when it takes a parent, names none and has a default_parent_preset: that preset
-    trained first (on cfg's data and device, in runs_root) and cfg with the new run as its parent."""
+    trained first (on cfg's data and device, in runs_root) and cfg with the new run as its parent.
+    The parent's training reads no commands from stdin: a reader thread would outlive it and take
+    the child's (the app's Stop ends this phase by ending the process; the parent run resumes)."""
     model = cfg.to_dict()["model"]
     preset = model.get(DEFAULT_PARENT_PRESET) or ""
     if not takes_parent(model) or parent_of(model) or not preset:
