@@ -19,7 +19,9 @@ import torch
 from engine.nn.likelihood import bpd_discrete, dims, to_levels
 from engine.family.base import Batch, Family, StepContext
 from engine.family.interfaces import Conditional, Inpainter, Likelihood
+from engine.families.pixelcnn.cached import CachedPixelCNN
 from engine.families.pixelcnn.layers import GatedPixelCNN, output_distribution
+from engine.families.pixelcnn.levels import draw_levels, inverse_cdf_levels
 from engine.family.progress import Cancelled
 from engine.family.noise import seeded_uniform_rows
 from engine.core.schema import ConfigError
@@ -56,6 +58,7 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
 
     name = SPEC.name
     inpaint_methods = SPEC.inpaint_methods
+    cached_sampling = True   # False: the uncached reference sampler (same pixels, several times slower)
 
     def __init__(self, cfg, channels, resolution, class_names):
         super().__init__(cfg, channels, resolution, class_names)
@@ -156,7 +159,36 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
         return x.float().clamp(-1, 1).cpu()
 
     def _draw_rows(self, net, x, todo, lab, uniforms, temperature, progress, cancel) -> None:
-        """_draw's loop, filling x in place; progress after each row, cancel checked before each."""
+        """_draw's loop, filling x in place; progress after each row, cancel checked before each.
+        Each layer's finished rows and columns are cached (CachedPixelCNN), so a pixel costs one
+        column per layer; uncached_draw_rows is the same loop re-running the stacks, kept as the
+        reference that gives the same pixels (cached_sampling = False selects it)."""
+        if not self.cached_sampling:
+            self.uncached_draw_rows(net, x, todo, lab, uniforms, temperature, progress, cancel)
+            return
+        _, c, h, w = x.shape
+        rows = [i for i in range(h) if todo[:, :, i].any()]
+        cache = CachedPixelCNN(net, x, lab)
+        for done, i in enumerate(rows):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            while cache.rows_done < i:                       # rows above are final: their vertical stack
+                cache.finish_row(cache.rows_done)
+            last = int(todo[:, 0, i].any(0).nonzero().max())  # no column after the last drawn one is needed
+            for j in range(last + 1):
+                which = todo[:, 0, i, j].nonzero().squeeze(1)
+                if which.numel() == 0:
+                    cache.pixel(i, j)                        # given pixel: only fills the caches
+                    continue
+                for ch in range(c):
+                    self._draw_subpixel(x, cache.pixel(i, j)[which, ch].float(), which, ch, i, j, uniforms,
+                                        temperature, quick=True)
+            if progress is not None:
+                progress(done + 1, len(rows))
+
+    def uncached_draw_rows(self, net, x, todo, lab, uniforms, temperature, progress, cancel) -> None:
+        """The reference loop: per row the vertical stack over all rows so far, per sub-pixel the
+        horizontal stack over the row's columns 0..j."""
         _, c, h, w = x.shape
         rows = [i for i in range(h) if todo[:, :, i].any()]
         for done, i in enumerate(rows):
@@ -173,11 +205,15 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
                 for ch in range(c):
                     # the horizontal stack on row i, columns 0..j: all that pixel (i, j) needs
                     out = net.horizontal_stack(x[which, :, i:i + 1, :j + 1], row_links, sub_lab)
-                    out = out[:, ch, :, 0, j].float()                                       # k, params
-                    probs = self.dist.level_log_probs(out, temperature).exp().double().cpu()   # k, 256
-                    cdf = probs.cumsum(-1)
-                    u = uniforms[which.cpu(), ch, i, j].unsqueeze(1) * cdf[:, -1:]
-                    level = torch.searchsorted(cdf, u).clamp(max=255).squeeze(1)            # inverse CDF
-                    x[which, ch, i, j] = (level.float() / 127.5 - 1).to(x.device)
+                    self._draw_subpixel(x, out[:, ch, :, 0, j].float(), which, ch, i, j, uniforms, temperature,
+                                        quick=False)
             if progress is not None:
                 progress(done + 1, len(rows))
+
+    def _draw_subpixel(self, x, out, which, ch, i, j, uniforms, temperature, quick: bool) -> None:
+        """Draw sub-pixel (ch, i, j) of the images `which` from their outputs out (k, params) by the
+        inverse CDF at their seeded uniforms (levels.py; quick: its faster route to the same level),
+        writing the level into x."""
+        u = uniforms[which.cpu(), ch, i, j]
+        level = (draw_levels if quick else inverse_cdf_levels)(self.dist, out, u, temperature)
+        x[which, ch, i, j] = (level.float() / 127.5 - 1).to(x.device)
