@@ -7,8 +7,10 @@ cached network itself. quick_mixture_levels gets the same level from the mixture
 bin edges (one sigmoid per component and edge) and hands a row to inverse_cdf_levels whenever u
 lies within UNSURE_MARGIN of an edge, where the two CDFs could order u differently. They differ
 by float rounding (~1e-6) and by the far-tail bins that the definition takes from the density
-(those under 1e-5 per component, off by at most their own mass; some 3e-5 at worst in all), so
-with the margin at 1e-3 both give the same level, not just nearly always."""
+(those under 1e-5 per component, off by at most their own mass, a geometric tail: 5.6e-5 at worst
+in all, measured over 600,000 random mixtures with log scales from the floor to 3, means beyond
+the edge levels and temperatures 0.05-2), so with the margin at 2e-4 both give the same level,
+not just nearly always."""
 from __future__ import annotations
 
 import math
@@ -18,7 +20,7 @@ import torch
 from engine.families.pixelcnn.layers import LEVELS, LogisticMixtureOutput
 from engine.nn.likelihood import HALF_BIN, LOCATION_MAX
 
-UNSURE_MARGIN = 1e-3
+UNSURE_MARGIN = 2e-4   # ~3.5x the largest gap between the two CDFs (see above); edges lie ~4e-3 apart
 
 
 def inverse_cdf_levels(dist, out: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
