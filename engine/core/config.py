@@ -67,6 +67,9 @@ class TrainingConfig:
     seed: int = opt(0, "Seed of the run (weights, batches, noise).", min=0)
     device: str = opt("auto", "Where to train: auto picks CUDA, then Apple MPS, then CPU.", choices=DEVICES)
     precision: str = opt("auto", "auto = bf16 (or fp16 with loss scaling) on CUDA, fp32 elsewhere.", choices=PRECISIONS)
+    compile: bool = opt(False, "Run the networks through torch.compile for training: the first step compiles "
+                               "(its time is logged apart), later steps may be faster. Falls back to eager, with one "
+                               "line saying why, where it cannot compile (no C++ compiler, Apple MPS).")
     num_threads: int = opt(0, "CPU threads for PyTorch (0 = all cores).", min=0, advanced=True)
     log_every: int = opt(10, "Write a metrics line every N steps.", min=1)
     sample_every: int = opt(250, "Save a fixed-seed sample grid every N steps (0 = only at start and end).", min=0)

@@ -16,6 +16,7 @@ together instead of leaving them waiting; no collective is ever called inside it
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -43,6 +44,7 @@ from engine.core.errors import os_error_line
 from engine.runs.rundir import RunDir
 from engine.training.artifacts import ArtifactWriter
 from engine.training.parent import load_parent
+from engine.training.compile import compile_networks, compile_unavailable, first_line, uncompile_networks
 from engine.training.throughput import Throughput
 from engine.training.errors import RunBusy, TrainingFailed, agree, rank0_alone
 from engine.training.evaluation import RunEvaluation, skip_final_evaluation
@@ -97,6 +99,8 @@ class Trainer:
         self._initial_pending = False  # every rank: step 0's artifacts are still to draw (after the first step)
         self._budget_spent = False     # rank 0: the time budget's stop was sent
         self.clock = time.perf_counter  # what images/s is timed with (a test's clock replaces it)
+        self._compile_pending = False  # training.compile: the first step, which compiles, is still to come
+        self.compile_s: float | None = None
 
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -175,6 +179,45 @@ class Trainer:
             cfg.save(self.rd.config_path)
         if d.is_main:
             self.artifacts.declare()
+        self._compile_pending = t.compile and self._compile()
+
+    def _compile(self) -> bool:
+        """training.compile: compile the networks in place (it happens in the first step), or say
+        in one line why not and train eagerly."""
+        why = compile_unavailable(self.device)
+        if why:
+            self.emit(protocol.event("warning", message=f"training.compile: {why}; training without compiling"))
+            return False
+        compile_networks(self.family.networks)
+        return True
+
+    def _compiling_step(self) -> dict[str, torch.Tensor]:
+        """The first step of a compiled run, where compiling happens: its time is reported as the
+        compile time (the loop restarts the images/s window after it). If compiling fails, the networks go
+        back to eager and the step is taken again from the same batch and random state."""
+        self._compile_pending = False
+        order, rng = copy.deepcopy(self.order), self.generator.get_state()
+        cpu_rng = torch.get_rng_state()
+        t0 = self.clock()
+        try:
+            losses = self._train_step()
+        except Exception as e:
+            uncompile_networks(self.family.networks)
+            self.order = order
+            self.generator.set_state(rng)
+            torch.set_rng_state(cpu_rng)
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            self.emit(protocol.event("warning", message=f"training.compile: compiling failed ({first_line(e)}); "
+                                                        f"training without compiling"))
+            return self._train_step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = self.clock() - t0
+        self.compile_s = seconds
+        self.emit(protocol.event("info", message=f"training.compile: compiled in {seconds:.1f} s (the first step; "
+                                                  f"images/s is measured from the next one)", compile_s=round(seconds, 2)))
+        return losses
 
     def _load_parent(self, ckpt: ck.Checkpoint | None):
         """The run's parent checkpoint, frozen (None for a family that takes none). A run that
@@ -387,7 +430,8 @@ class Trainer:
                         why = self._handle(self.control.poll(self.step, force=True))
                         if why:
                             return self._stop(why)
-                losses = self._train_step()
+                compiling = self._compile_pending
+                losses = self._compiling_step() if compiling else self._train_step()
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
                     counts[k] = counts.get(k, 0) + 1
@@ -401,6 +445,8 @@ class Trainer:
                     self.last_metrics = row
                     self._main(self._log, row)
                     sums, counts = {}, {}
+                    speed.new_window()
+                elif compiling:   # the compile time stays out of the next row's images/s
                     speed.new_window()
                 with speed.excluded():
                     self._scheduled(first_log)

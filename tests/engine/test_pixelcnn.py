@@ -11,6 +11,8 @@ from engine.family.base import Batch, StepContext
 from engine.families.pixelcnn.model import PixelCNNFamily
 from engine.families.pixelcnn.layers import GatedPixelCNN, LogisticMixtureOutput, SoftmaxOutput
 from engine.family.progress import Cancelled
+from engine.families.pixelcnn.cached import CachedPixelCNN
+from engine.families.pixelcnn.levels import inverse_cdf_levels, quick_mixture_levels
 
 CLASSES = ["0", "1", "2"]
 
@@ -160,6 +162,64 @@ def test_progress_follows_the_rows_and_cancel_stops_between_rows():
     with pytest.raises(Cancelled):
         fam.sample(2, seed=0, progress=lambda d, t: seen.append((d, t)), cancel=lambda: len(seen) >= 3)
     assert seen == [(1, 8), (2, 8), (3, 8)]
+
+
+# ---- cached sampling: the same pixels as the uncached reference ------------------------------
+def uncached(fam: PixelCNNFamily) -> PixelCNNFamily:
+    """The same family sampling through the reference loop that re-runs the stacks."""
+    fam.cached_sampling = False
+    return fam
+
+
+def test_the_cached_network_gives_the_full_networks_outputs_pixel_by_pixel():
+    torch.manual_seed(0)
+    net = GatedPixelCNN(3, 12, 3, 3, 5, params=6, num_classes=3)
+    x, lab = torch.rand(2, 3, 6, 7) * 2 - 1, torch.tensor([0, 2])
+    full = net(x, lab)
+    with torch.no_grad():
+        cache = CachedPixelCNN(net, x, lab)
+        for i in range(6):
+            for j in range(7):
+                assert torch.allclose(cache.pixel(i, j), full[..., i, j], atol=1e-6), (i, j)
+            cache.finish_row(i)
+
+
+@pytest.mark.parametrize("output,channels,labels", [("logistic_mixture", 1, [0, 1, 2, 1]),
+                                                    ("softmax", 1, None), ("logistic_mixture", 3, [2, 0, 1, 0])],
+                         ids=["mixture-classes", "softmax", "colour-classes"])
+def test_cached_sampling_draws_exactly_the_pixels_of_uncached_sampling(output, channels, labels):
+    res = 6 if channels == 3 else 8
+    fam, reference = make_family(output, channels=channels, res=res), uncached(make_family(output, channels=channels, res=res))
+    for seed, temperature in ((0, 1.0), (11, 0.6), (123, 1.0)):
+        cached = fam.sample(4, seed=seed, labels=labels, temperature=temperature)
+        assert torch.equal(cached, reference.sample(4, seed=seed, labels=labels, temperature=temperature))
+
+
+def test_cached_completion_draws_exactly_the_pixels_of_uncached_completion():
+    fam = make_family("logistic_mixture")
+    x = random_levels(3)
+    mask = torch.zeros(3, 1, 8, 8)
+    mask[:, :, 5:] = 1
+    mask[0, :, 2, 3] = mask[1, :, 4, 0] = mask[2, :, 6:, :4] = 1
+    mask[1, :, 7, 6:] = 0                   # known pixels at the end of a drawn row
+    for seeds in ([0, 1, 2], [7, 7, 40]):
+        assert torch.equal(fam.inpaint(x, mask, seeds=seeds, labels=[0, 1, 2]),
+                           uncached(make_family("logistic_mixture")).inpaint(x, mask, seeds=seeds, labels=[0, 1, 2]))
+
+
+def test_the_quick_mixture_levels_are_the_inverse_cdf_levels_even_at_extreme_scales():
+    g = torch.Generator().manual_seed(0)
+    dist = LogisticMixtureOutput(5)
+    out = torch.randn(400, 15, generator=g) * 2
+    out[:, 10:] = torch.rand(400, 5, generator=g) * 11 - 8          # log scales from the floor to wide
+    out[:100, 5:10] = torch.rand(100, 5, generator=g) * 3 - 1.5       # means beyond the edge levels too
+    u = torch.rand(400, generator=g, dtype=torch.float64)
+    for t in (1.0, 0.3, 1.7):
+        reference = inverse_cdf_levels(dist, out, u, t)
+        assert torch.equal(quick_mixture_levels(dist, out, u, t), reference)
+        alone = quick_mixture_levels(dist, out, u, t, margin=0.0)      # the edge CDF alone, no row handed over
+        assert (alone != reference).sum() <= 2
+        assert torch.equal(quick_mixture_levels(dist, out, u, t, margin=2.0), reference)   # every row handed over
 
 
 # ---- completion --------------------------------------------------------------------------------
