@@ -47,6 +47,8 @@ def _training(p) -> None:
                      help="blur + JPEG augmentation (Wang et al.; default on for cnn, off for npr)")
     aug.add_argument("--no-augment", dest="augment", action="store_const", const=False)
     p.add_argument("--test-fraction", type=float, default=0.25, help="images of each source kept for testing")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads while training (default 1: small nets run faster on one; 0: PyTorch's default)")
 
 
 def add_arguments(p) -> None:
@@ -104,7 +106,8 @@ def _settings(args):
         raise CLIError("--steps and --width must be 1 or more, --batch-size 2 or more")
     if not 0 < args.test_fraction < 1:
         raise CLIError(f"--test-fraction {args.test_fraction}: between 0 and 1")
-    return TrainSettings(args.steps, args.batch_size, args.lr, args.width, args.augment, True, args.seed, args.device)
+    return TrainSettings(args.steps, args.batch_size, args.lr, args.width, args.augment, True, args.seed, args.device,
+                         max(args.threads, 0))
 
 
 def _table(results: dict, title: str) -> None:
