@@ -169,7 +169,7 @@ def _logo(args, progress) -> int:
                                           "matrix_average_precision": logo_matrix(folds, "average_precision")[2].round(5).tolist(),
                                           "matrix_accuracy": logo_matrix(folds, "accuracy")[2].round(5).tolist()})
     atomic_write_text(out / "logo.csv", logo_csv(folds))
-    atomic_write_bytes(out / "logo.png", heat_map_png(rows, cols, auc, f"{args.arch} detector: AUC, train (rows) x test"))
+    atomic_write_bytes(out / "logo.png", heat_map_png(rows, cols, auc, f"{args.arch} detector: AUC, train (rows) x test; outlined: the held-out generator"))
     for f in folds:
         _table(f.results, f"trained on all but {f.held_out}")
     print(f"wrote {out / 'logo.json'}, logo.csv and logo.png")

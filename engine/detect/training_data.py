@@ -69,7 +69,8 @@ def fake_source(checkpoint: str | Path, count: int, seed: int = 0, *, use_cache:
     digest = checkpoint_hash(checkpoint)
     origin = {"kind": "fake", "checkpoint": str(st_path), "hash": digest, "family": family, "count": count,
               "seed": seed}
-    name = f"{family}/{st_path.parent.name}/{st_path.stem}"
+    run = st_path.parent.parent if st_path.parent.name == "checkpoints" else st_path.parent   # the run folder
+    name = f"{family}/{run.name}/{st_path.stem}"
     path = cache_dir() / "fakes" / f"{digest}_{count}_{seed}.safetensors"
     if use_cache:
         cached = _read_cache(path)

@@ -215,8 +215,12 @@ def test_detector_train_eval_logo_end_to_end(tmp_path, tiny_runs, capsys):
                  "--fake", vae]) == 0
     meta = json.loads((tmp_path / "det.json").read_text())
     assert meta["evaluations"][0]["real_indices"] == [12, 18]    # after the training's real images
-    assert main(["detect", gan.replace(".safetensors", ".json"), "--detector", str(out), "--checks", "npr-cnn"]) == 2
-    capsys.readouterr()
+    assert "evaluation of" in capsys.readouterr().out
+    from PIL import Image
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(tmp_path / "grey.png")
+    assert main(["detect", str(tmp_path / "grey.png"), "--detector", str(out), "--checks", "all", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "npr-cnn" in [x["check"] for x in lines] and "cnn" not in [x["check"] for x in lines]
     assert main(["detector", "logo", *common, "--fake", gan, vae, "--out", str(tmp_path / "logo")]) == 0
     logo = json.loads((tmp_path / "logo" / "logo.json").read_text())
     assert len(logo["folds"]) == 2 and all(f["held_out"] not in f["trained_on"] for f in logo["folds"])
@@ -231,3 +235,20 @@ def test_detector_command_refuses_bad_input_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "bad.json: not a readable detector description" in err
     assert main(["detect", str(tmp_path), "--checks", "cnn"]) == 2
     assert "the cnn check needs --detector FILE" in capsys.readouterr().err
+
+
+def test_cancel_stops_training_and_ctrl_c_writes_nothing(tmp_path, synthetic, monkeypatch, capsys):
+    from engine.family.progress import Cancelled
+    pipe, real, fake = synthetic
+    steps = []
+    with pytest.raises(Cancelled):
+        TrainedDetector.fit("npr", TrainingSet(real, {"g": fake}), pipe, TrainSettings(steps=50, batch_size=4, width=4),
+                            progress=lambda d, t: steps.append(d), cancel=lambda: len(steps) >= 2)
+    assert steps == [1, 2]
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    from engine.detect import workflow
+    monkeypatch.setattr(workflow, "train", interrupted)
+    assert main(["detector", "train", "--real", "digits", "--fake", "x", "--out", str(tmp_path / "det")]) == 130
+    assert "cancelled; nothing was written" in capsys.readouterr().err and not list(tmp_path.iterdir())
