@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from engine.detect.evaluation import (Split, evaluate, format_bias_control, leave_one_out, split_prepared)
+from engine.detect.evaluation import Split, evaluate, format_bias_control, leave_one_out, split_prepared
 from engine.detect.pipeline import ImagePipeline
 from engine.detect.trained import TrainedDetector, TrainSettings
 from engine.detect.training_data import Prepared, choose_color, fake_source, prepare, real_source, unique_names
@@ -99,7 +97,3 @@ def logo(arch: str, spec: SourceSpec, settings: TrainSettings, test_fraction: fl
 
 def fold_json(folds) -> list[dict]:
     return [{"held_out": f.held_out, "trained_on": f.trained_on, "results": f.results} for f in folds]
-
-
-def mean(values) -> float:
-    return float(np.mean(list(values))) if values else float("nan")
