@@ -112,9 +112,10 @@ def _settings(args):
 
 def _table(results: dict, title: str) -> None:
     print(title)
-    print(f"  {'generator':<40} {'seen':>4} {'acc@0.5':>8} {'AP':>7} {'AUC':>7}")
+    width = max(9, *(len(n) for n in results))
+    print(f"  {'generator':<{width}} {'seen':>4} {'acc@0.5':>8} {'AP':>7} {'AUC':>7}")
     for name, m in results.items():
-        print(f"  {name[-40:]:<40} {'yes' if m['seen_in_training'] else 'no':>4} {m['accuracy']:>8.3f} "
+        print(f"  {name:<{width}} {'yes' if m['seen_in_training'] else 'no':>4} {m['accuracy']:>8.3f} "
               f"{m['average_precision']:>7.3f} {m['auc']:>7.3f}")
 
 
