@@ -8,7 +8,7 @@ import json
 
 from engine.cli.common import CLIError, say
 
-HELP = "run forensic checks (spectrum, NPR, noise residual, copy-move, watermark) on images"
+HELP = "run forensic checks (spectrum, NPR, noise residual, copy-move, watermark, trained detectors) on images"
 
 
 def add_arguments(p) -> None:
@@ -22,6 +22,8 @@ def add_arguments(p) -> None:
                    help="built-in dataset the spectrum check compares against (default: textures, crops of "
                         "photographs; the others are drawn or up-sampled from tiny images)")
     p.add_argument("--spectrum-detector", metavar="FILE", help="a trained spectrum detector (spectrum-lr check)")
+    p.add_argument("--detector", metavar="FILE",
+                   help="a trained NPR or CNN detector (npr-cnn, cnn checks; `genlab-engine detector train`)")
     p.add_argument("--noise-reference", metavar="DIR_OR_FILE",
                    help="a folder of one source's images, or a saved pattern: the noise check correlates with it")
 
@@ -29,13 +31,22 @@ def add_arguments(p) -> None:
 def _context(args):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=args.real_data, spectrum_detector=args.spectrum_detector,
-                        noise_reference=args.noise_reference)
+                        noise_reference=args.noise_reference, detector=args.detector)
     try:   # load what the checks share once, so a bad file is one error, not one per image
         ctx.spectrum_detector_model()
+        ctx.trained_detector()
         ctx.noise_pattern()
     except ValueError as e:
         raise CLIError(str(e)) from None
     return ctx
+
+
+# each check that needs a trained detector: the argument that gives it, and how the error names it
+_DETECTOR_FLAG = {
+    "spectrum-lr": ("spectrum_detector", "--spectrum-detector FILE (a trained spectrum detector)"),
+    "npr-cnn": ("detector", "--detector FILE (an NPR detector: genlab-engine detector train --arch npr)"),
+    "cnn": ("detector", "--detector FILE (a CNN detector: genlab-engine detector train --arch cnn)"),
+}
 
 
 def _cell(x, width: int) -> str:
@@ -51,11 +62,15 @@ def run(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     from engine.core.detect_checks import CHECKS
-    if args.checks.strip().lower() == "all" and args.spectrum_detector is None:   # all that can run
-        checks = [c for c in checks if CHECKS.get(c).needs != DETECTOR]
-    if args.spectrum_detector is None and any(CHECKS.get(c).needs == DETECTOR for c in checks):
-        raise CLIError("the spectrum-lr check needs --spectrum-detector FILE (a trained spectrum detector)")
+    if args.checks.strip().lower() == "all":   # all that can run: a detector check only with its file
+        checks = [c for c in checks if CHECKS.get(c).needs != DETECTOR or getattr(args, _DETECTOR_FLAG[c][0])]
+    for c in checks:
+        if CHECKS.get(c).needs == DETECTOR and not getattr(args, _DETECTOR_FLAG[c][0]):
+            raise CLIError(f"the {c} check needs {_DETECTOR_FLAG[c][1]}")
     ctx = _context(args)
+    if args.checks.strip().lower() == "all" and args.detector:   # the trained check of the detector's own kind
+        arch_check = {"npr": "npr-cnn", "cnn": "cnn"}[ctx.trained_detector().arch]
+        checks = [c for c in checks if c not in ("npr-cnn", "cnn") or c == arch_check]
     checked, header = set(), False
     for path, res in detect_files(args.inputs, checks, ctx):
         if isinstance(res, Failure):

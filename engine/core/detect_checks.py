@@ -95,3 +95,14 @@ register(CheckSpec(
     "bit accuracy of the dwtDct mark against Stable Diffusion XL's 48-bit message",
     help="reads the invisible-watermark (imwatermark) dwtDct mark SDXL writes; accuracy near 1 with a tiny "
          "p-value: marked"))
+register(CheckSpec(
+    "npr-cnn", "NPR detector", "engine.detect.trained:check_npr",
+    "probability of 'generated' from a small CNN trained on the NPR residual", needs=DETECTOR,
+    help="a ResNet-style CNN on x - up(down(x)) trained here against GenLab checkpoints (Tan et al., CVPR 2024; "
+         "--detector FILE from `genlab-engine detector train --arch npr`)"))
+register(CheckSpec(
+    "cnn", "CNN detector", "engine.detect.trained:check_cnn",
+    "probability of 'generated' from a small CNN trained on the image with blur and JPEG augmentation",
+    needs=DETECTOR,
+    help="Wang et al. 2020's detector, trained here from scratch; its class-activation map shows where it looks "
+         "(--detector FILE from `genlab-engine detector train --arch cnn`)"))

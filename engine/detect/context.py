@@ -31,6 +31,7 @@ class DetectContext:
     real_data: str = "textures"               # built-in dataset of real photos the spectrum compares against
     spectrum_detector: str | Path | None = None   # a trained spectrum detector (spectrum-lr)
     noise_reference: str | Path | None = None     # a folder of one source's images, or a saved pattern
+    detector: str | Path | None = None            # a trained NPR or CNN detector (npr-cnn, cnn checks)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def real_profiles(self, side: int) -> np.ndarray:
@@ -49,6 +50,15 @@ class DetectContext:
             from engine.detect.spectrum_detector import SpectrumDetector
             self._cache["detector"] = SpectrumDetector.load(self.spectrum_detector)
         return self._cache["detector"]
+
+    def trained_detector(self):
+        """The trained NPR or CNN detector (engine/detect/trained.py), or None without one."""
+        if self.detector is None:
+            return None
+        if "trained" not in self._cache:
+            from engine.detect.trained import TrainedDetector
+            self._cache["trained"] = TrainedDetector.load(self.detector)
+        return self._cache["trained"]
 
     def noise_pattern(self):
         """The noise reference pattern (engine/detect/noise_residual.py), or None without a reference."""
