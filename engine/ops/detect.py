@@ -49,12 +49,39 @@ def _context(req: DetectRequest):
     return ctx
 
 
+SPECTRUM_Z = 2.0    # RMS z-score of the high frequencies past which a spectrum is called unlike real photos
+NPR_FLAT = 0.5      # levels: the NPR check's own bound for "each 2x2 cell repeats one pixel" (npr.py)
+
+
+def suspicious(check: str, score, details: dict) -> bool | None:
+    """Whether a result points to "generated or manipulated", by the bound its check's sentence
+    uses; None where the score alone says nothing (no reference, no mark to read, a check without one)."""
+    from engine.detect.noise_residual import MATCH_Z
+    from engine.detect.watermark.check import WEAK_P
+    if score is None:
+        return None
+    if check == "spectrum":
+        return score > SPECTRUM_Z
+    if check == "spectrum-lr":
+        return score >= 0.5
+    if check == "npr":
+        return score < NPR_FLAT or details.get("grid_ratio", 1.0) < 0.5
+    if check == "noise":
+        return details.get("z", MATCH_Z) < MATCH_Z
+    if check == "copymove":
+        return details.get("shift") is not None
+    if check == "watermark":
+        return details.get("p_value", 1.0) < WEAK_P
+    return None
+
+
 def result_entry(res, image, out: Path, stem: str) -> dict:
     """A CheckResult as the canvas reads it: its JSON fields, the map written as a PNG."""
     from engine.core.detect_checks import CHECKS
     from engine.ops.detect_pictures import map_rgb, write_png
     entry = res.to_json()
     entry["title"] = CHECKS.get(res.check).title
+    entry["suspicious"] = suspicious(res.check, entry["score"], res.details)
     if res.map is not None:
         entry["map"] = {**entry.get("map", {}),
                         "png": write_png(out / f"{stem}_{res.check}.png", map_rgb(res.check, res.map, image))}
@@ -88,11 +115,12 @@ def run(session, req: DetectRequest, progress: StageProgress, cancel: Cancel) ->
                "preview": write_png(out / f"{stem}.png", image), "results": []}
         for key in req.checks:
             check_cancel(cancel)
+            progress(key, done, total)   # the check now running: the spectrum's first builds its reference
             try:
                 row["results"].append(result_entry(run_check(key, image, ctx), image, out, stem))
             except (ValueError, OSError) as e:
                 failures.append(Failure(str(path), key, str(e)).line())
             done += 1
-            progress(f"checking {path.name}", done, total)
+            progress(key, done, total)
         rows.append(row)
     return DetectResult(str(out), rows, failures, list(req.checks))
