@@ -19,7 +19,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.detection_report import arrow, score_text, write_report
@@ -47,6 +47,20 @@ def expand(paths: list[str]) -> list[str]:
         files = sorted(str(f) for f in p.iterdir() if f.is_file() and is_image_path(f)) if p.is_dir() else []
         out += files or [str(p)]
     return out
+
+
+def two_lines(title: str) -> str:
+    """A long column title broken at the space nearest its middle (narrower columns: more in view)."""
+    if len(title) < 14 or " " not in title:
+        return title
+    spaces = [i for i, ch in enumerate(title) if ch == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(title) / 2))
+    return title[:cut] + "\n" + title[cut + 1:]
+
+
+def bytes_of(bits: str) -> str:
+    """'0100011101100101' -> '01000111 01100101': a bit string that wraps and reads by the byte."""
+    return " ".join(bits[i:i + 8] for i in range(0, len(bits), 8))
 
 
 class ScoreItem(QTableWidgetItem):
@@ -117,7 +131,6 @@ class DetectionCanvas(Canvas):
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.export_btn)
         self.side.foot.addLayout(buttons)
-        self.side.foot.addWidget(self.progress_row)
         self.side.foot.addWidget(status_line(self.status))
 
         # ---- the table and the selected image's evidence -------------------------------------------
@@ -127,6 +140,8 @@ class DetectionCanvas(Canvas):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)   # more rows in view
+        self.table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)   # by name until a header is clicked
         self.table.itemSelectionChanged.connect(self._show_selected)
         self.image_view = ImageView("The selected image")
         self.map_view = ImageView("Its map")
@@ -136,13 +151,13 @@ class DetectionCanvas(Canvas):
         self.map_title = QLabel("")
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
-        self.plot.setMinimumSize(160, 120)
-        self.plot.addLegend(offset=(-5, 5))
+        self.plot.setMinimumSize(200, 110)
+        self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.plot.setTitle("spectrum profile", size="9pt")
-        self.sentences = wrapping(QLabel(""))
-        self.sentences.setTextFormat(Qt.RichText)
-        self.sentences.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        self.sentences.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)   # cycles/pixel read as they are
+        self.sentences = QTextBrowser()
+        self.sentences.setOpenLinks(False)
+        self.sentences.setPlaceholderText("Each check's sentence about the selected image appears here.")
 
         pictures = QWidget()
         pl = QHBoxLayout(pictures)
@@ -156,20 +171,27 @@ class DetectionCanvas(Canvas):
         map_col.addWidget(self.map_view, 1)
         map_col.addWidget(self.map_title)
         pl.addLayout(map_col, 1)
-        pl.addWidget(self.plot, 1)
-        detail = QWidget()
-        dl = QVBoxLayout(detail)
-        dl.setContentsMargins(0, 0, 0, 0)
-        dl.addWidget(pictures, 3)
-        dl.addWidget(self.sentences, 0)
+        words = QSplitter(Qt.Horizontal)      # the profile beside the sentences
+        words.addWidget(self.plot)
+        words.addWidget(self.sentences)
+        words.setStretchFactor(0, 2)
+        words.setStretchFactor(1, 3)
         self.split = QSplitter(Qt.Vertical)
+        self.split.setChildrenCollapsible(False)
         self.split.addWidget(self.table)
-        self.split.addWidget(detail)
-        self.split.setStretchFactor(0, 2)
-        self.split.setStretchFactor(1, 3)
+        self.split.addWidget(pictures)
+        self.split.addWidget(words)
+        for i, stretch in enumerate((2, 4, 3)):
+            self.split.setStretchFactor(i, stretch)
+        self.split.setSizes([200, 400, 300])   # proportions: Qt scales them to the space there is
+        words.setSizes([400, 600])
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.split, 1)
+        right.addWidget(self.progress_row)      # full width: the stage, counts and time left fit
         lay = QHBoxLayout(self)
         lay.addWidget(self.side)
-        lay.addWidget(self.split, 1)
+        lay.addLayout(right, 1)
         self._set_columns(self.chosen_checks())
 
     # ---- building blocks -----------------------------------------------------------------------
@@ -382,7 +404,7 @@ class DetectionCanvas(Canvas):
         for i, key in enumerate(keys, start=1):
             spec = CHECKS.get(key)
             mark = {HIGHER: " ↑", LOWER: " ↓"}.get(spec.direction, "")
-            item = QTableWidgetItem(spec.title + mark)
+            item = QTableWidgetItem(two_lines(spec.title) + mark)
             item.setToolTip(f"{spec.score}; {arrow(spec.direction)}")
             self.table.setHorizontalHeaderItem(i, item)
         header = self.table.horizontalHeader()
@@ -488,9 +510,9 @@ class DetectionCanvas(Canvas):
             lines.append(f"<b{style}>{r['title']}</b> ({score_text(r['score'])}): {r['explanation']}")
             if r["check"] == "watermark" and (r.get("details") or {}).get("read"):
                 d = r["details"]
-                lines.append(f"&nbsp;&nbsp;<small>read {d['read']} · expected {d['expected']} · "
+                lines.append(f"&nbsp;&nbsp;<small>read {bytes_of(d['read'])} · expected {bytes_of(d['expected'])} · "
                              f"{d['matches']}/{len(d['expected'])} bits, p = {d['p_value']:.3g}</small>")
-        self.sentences.setText("<br>".join(lines))
+        self.sentences.setHtml("<br>".join(lines))
 
     # ---- watermarks --------------------------------------------------------------------------------
     def _message_fields(self) -> dict:

@@ -100,7 +100,6 @@ def run(session, req: DetectRequest, progress: StageProgress, cancel: Cancel) ->
     paths = [p for p in items if not isinstance(p, Failure)]
     total, done = len(paths) * len(req.checks), 0
     rows = []
-    progress("checking", 0, total)
     for i, path in enumerate(paths):
         check_cancel(cancel)
         try:

@@ -66,8 +66,8 @@ def test_a_dropped_image_gets_scores_in_the_table_and_its_row_shows_the_evidence
     answer(client, worker, "detect")
     assert c.table.rowCount() == 1 and not c.cancel_btn.isEnabled()
     headers = [c.table.horizontalHeaderItem(i).text() for i in range(c.table.columnCount())]
-    assert headers[0] == "Image" and "Neighbouring-pixel residual ↓" in headers
-    npr = c.table.item(0, headers.index("Neighbouring-pixel residual ↓"))
+    assert headers[0] == "Image" and "Neighbouring-pixel\nresidual ↓" in headers
+    npr = c.table.item(0, headers.index("Neighbouring-pixel\nresidual ↓"))
     assert npr.text().startswith("0") and "⚠" in npr.text()   # nearest 2x up-sampling: marked
     assert c.selected_image() == str(pictures / "upsampled.png")
     assert c.image_view.has_image() and c.map_view.has_image()
@@ -76,7 +76,7 @@ def test_a_dropped_image_gets_scores_in_the_table_and_its_row_shows_the_evidence
     c.map_check.setCurrentIndex(maps.index("copymove"))
     assert c.map_view.path.endswith("_copymove.png") and "duplicated" in c.map_title.text()
     assert len(c.plot.getPlotItem().listDataItems()) == 2   # the profile and the real mean
-    assert "2x2 cell repeats one pixel" in c.sentences.text()
+    assert "2x2 cell repeats one pixel" in c.sentences.toPlainText()
 
 
 def test_a_folder_with_a_bad_file_checks_the_rest_and_rows_sort_by_score(canvas, pictures):
