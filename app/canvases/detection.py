@@ -36,6 +36,8 @@ SUSPICIOUS = QColor("#c0392b")
 PICKERS = {"noise": ("noise_reference", "folder", "a folder of images from one source (a camera)"),
            "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)")}
 WATERMARK_METHODS = ("dwtDct", "dwtDctSvd")
+VERDICTS = {"marked": "the message is there", "absent": "no sign of this message",
+            "weakened": "likely there, weakened (re-encoded or resized)"}
 MESSAGE_KINDS = (("text", "text"), ("hex", "hex bytes"), ("bits", "0/1 bits"), ("sdxl", "SDXL's 48 bits"))
 
 
@@ -335,8 +337,11 @@ class DetectionCanvas(Canvas):
             return 0
         fields = {PICKERS[k][0]: self.references[k] for k in PICKERS if self.references.get(k) and k in checks}
         items = expand(paths)
-        self._batch = {"total": len(items) * len(checks), "done": 0, "per": len(checks), "start": time.monotonic(),
-                       "images": 0, "failures": []}
+        if self._batch and "detect" in self.inflight.values() and self._batch["per"] == len(checks):
+            self._batch["total"] += len(items) * len(checks)   # more images dropped while checking: one batch
+        else:
+            self._batch = {"total": len(items) * len(checks), "done": 0, "per": len(checks),
+                           "start": time.monotonic(), "images": 0, "failures": []}
         self.status.setText(f"checking {len(items)} image(s)…")
         # checkpoint "": these checks need no model, so none is loaded for them
         ids = [self.request("detect", images=[p], checks=checks, checkpoint="", **fields) for p in items]
@@ -345,7 +350,7 @@ class DetectionCanvas(Canvas):
 
     def on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
         b = self._batch
-        if not b or not b["total"]:
+        if not b or not b["total"] or self.inflight.get(rid) != "detect":
             return super().on_progress(rid, stage, done, total)
         whole = min(b["done"] + done, b["total"])
         self.progress.setRange(0, b["total"])
@@ -559,15 +564,14 @@ class DetectionCanvas(Canvas):
             self.wm_result.setText(f"Marked {len(ev['bits'])} bits into {Path(ev['out']).name}{notes}")
             self.status.setText(f"saved {ev['out']}")
             return
-        text = f"read {ev['bits']}"
+        text = f"read {bytes_of(ev['bits'])}"
         if ev.get("text"):
             text += f" (“{ev['text']}”)"
         if ev.get("bit_accuracy") is not None:
-            marked = ev["p_value"] < 1e-3
-            color = SUSPICIOUS.name() if marked else "#555"
+            said = VERDICTS.get(ev.get("verdict"), "")
+            color = SUSPICIOUS.name() if ev.get("verdict") in ("marked", "weakened") else "#555"
             text += (f"<br><b style='color:{color}'>bit accuracy {ev['bit_accuracy']:.3f} "
-                     f"({ev['matches']}/{len(ev['expected'])}), p = {ev['p_value']:.3g}</b>: "
-                     + ("the message is there" if marked else "no sign of this message"))
+                     f"({ev['matches']}/{len(ev['expected'])}), p = {ev['p_value']:.3g}</b>: {said}")
         self.wm_result.setText(text + notes)
 
     # ---- export -------------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ def message_bits(message: str, kind: str):
             "bits": messages.bits_from_string}[kind](message)
 
 
+def verdict(p_value: float) -> str:
+    """'marked', 'weakened' (chance rarely reads so many bits right: re-encoded or resized) or 'absent'."""
+    from engine.detect.watermark.check import MARKED_P, WEAK_P
+    return "marked" if p_value < MARKED_P else "weakened" if p_value < WEAK_P else "absent"
+
+
 @dataclass
 class WatermarkRequest:
     image: str = request_field(help="the image to mark or read")
@@ -56,6 +62,7 @@ class WatermarkResult:
     matches: int = result_field(0)
     bit_accuracy: float | None = result_field(None)
     p_value: float | None = result_field(None)
+    verdict: str = result_field("")              # what the p-value says, by the watermark check's bounds
     warnings: list = result_field(factory=list)
 
 
@@ -93,4 +100,5 @@ def run(session, req: WatermarkRequest, progress: StageProgress, cancel: Cancel)
         m = messages.compare(bits, expected)
         res.expected, res.matches, res.bit_accuracy, res.p_value = (messages.bits_to_string(expected), m.matches,
                                                                      m.accuracy, m.p_value)
+        res.verdict = verdict(m.p_value)
     return res

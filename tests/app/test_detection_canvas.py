@@ -96,6 +96,8 @@ def test_a_folder_with_a_bad_file_checks_the_rest_and_rows_sort_by_score(canvas,
     assert c.table.item(0, 0).text() == "noise.png"
     c.table.selectRow(1)
     assert c.selected_image().endswith("upsampled.png")
+    c.add_paths([str(pictures / "noise.png")])           # a second drop while nothing runs: a new batch
+    assert c._batch["total"] == 1
 
 
 def test_cancel_reaches_every_queued_image_in_the_worker(canvas, pictures):

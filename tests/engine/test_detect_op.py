@@ -84,10 +84,10 @@ def test_watermark_op_embeds_a_message_and_verifies_it(tmp_path):
     worker.handle({"id": 2, "op": "watermark", "action": "verify", "image": str(tmp_path / "marked.png"),
                    "method": "dwtDctSvd", "message": "GenLab"})
     ok = events[-1]
-    assert ok["text"] == "GenLab" and ok["bit_accuracy"] == 1.0 and ok["p_value"] < 1e-10
+    assert ok["text"] == "GenLab" and ok["bit_accuracy"] == 1.0 and ok["p_value"] < 1e-10 and ok["verdict"] == "marked"
     worker.handle({"id": 3, "op": "watermark", "action": "verify", "image": str(tmp_path / "p.png"),
                    "method": "dwtDctSvd", "message": "GenLab"})
-    assert events[-1]["p_value"] > 1e-3, "an unmarked image does not read the message"
+    assert events[-1]["p_value"] > 1e-3 and events[-1]["verdict"] == "absent", "an unmarked image lacks the message"
     worker.handle({"id": 4, "op": "watermark", "action": "embed", "image": str(tmp_path / "p.png"),
                    "message": "x", "out": str(tmp_path / "marked.jpg")})
     assert events[-1]["event"] == "error" and "PNG" in events[-1]["message"]
