@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter, QTableWidget,
@@ -79,7 +79,6 @@ class ScoreItem(QTableWidgetItem):
 
 
 class DetectionCanvas(Canvas):
-    checked = Signal(int)   # the number of images in the table after a run
 
     def __init__(self, session, parent=None, settings: QSettings | None = None):
         super().__init__(session, parent, settings)
@@ -396,7 +395,6 @@ class DetectionCanvas(Canvas):
         self.status.setText(text)
         if b["done"] >= b.get("total", 0):
             self.progress.setFormat(f"done · {b['images']} image(s)")
-        self.checked.emit(len(self.rows))
 
     def _columns(self) -> list[str]:
         """The checks shown: every check some row has a result of, in the registry's order."""
