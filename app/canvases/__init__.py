@@ -28,6 +28,8 @@ CANVASES: list[CanvasSpec] = [
                why="needs a model with a latent space to walk through"),
     # always on: OpenCV's classical fills need no model; a checkpoint adds its own methods
     CanvasSpec("inpaint", "Inpainting", "app.canvases.inpainting:InpaintingCanvas"),
+    # always on: the forensic checks and watermarks need no model
+    CanvasSpec("detection", "Detection", "app.canvases.detection:DetectionCanvas"),
 ]
 
 # the window's tabs in order: the Train tab, the runs browser, then one per canvas

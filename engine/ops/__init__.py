@@ -68,3 +68,6 @@ OPS.register("sweep", Op("engine.ops.sweep:SweepRequest", superseded=False,
 OPS.register("inpaint", Op("engine.ops.inpaint:InpaintRequest", needs_model=False,
                            command="fill the masked part of an image (mask: white = regenerate)",
                            checkpoint_help="a model that inpaints (diffusion, PixelCNN); not needed for telea/ns"))
+# the detection lab's checks and watermarks need no model: they run before anything is trained
+OPS.register("detect", Op("engine.ops.detect:DetectRequest", needs_model=False, superseded=False))
+OPS.register("watermark", Op("engine.ops.watermark:WatermarkRequest", needs_model=False, superseded=False))

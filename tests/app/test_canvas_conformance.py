@@ -50,8 +50,14 @@ def drive_inpaint(canvas, files) -> None:
         canvas.inpaint()
 
 
+def drive_detection(canvas, files) -> None:
+    canvas.add_paths([files["image"]])                  # needs no model: checkpoint ""
+    canvas.verify_watermark(files["image"])
+    canvas.embed_watermark(files["gif"].replace(".gif", "_marked.png"), files["image"])
+
+
 DRIVERS = {"sample": drive_sample, "style-mixing": drive_style_mixing, "interpolate": drive_interpolate,
-           "inpaint": drive_inpaint}
+           "inpaint": drive_inpaint, "detection": drive_detection}
 
 
 def test_every_canvas_has_a_driver_and_needs_a_record_some_family_offers(tiny_runs):

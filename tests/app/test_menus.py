@@ -71,7 +71,7 @@ def test_the_menu_bar_has_file_run_view_help_with_their_actions_and_shortcuts(wi
                              "Recent checkpoints", "Export config…", "Settings…", "Quit"]
     assert texts["Run"] == ["Start", "Pause", "Stop", "Sample now", "Save now", "Continue", "Add to queue",
                             "Compare families on this data…"]
-    assert texts["View"] == ["Train", "Runs", "Sample", "Style mixing", "Interpolate", "Inpainting"]
+    assert texts["View"] == ["Train", "Runs", "Sample", "Style mixing", "Interpolate", "Inpainting", "Detection"]
     assert texts["Help"] == ["Keyboard shortcuts", "About GenLab"]
     a = m.actions
     assert [_keys(a[k]) for k in ("start", "pause", "stop", "quit", "shortcuts")] == \

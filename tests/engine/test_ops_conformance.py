@@ -33,6 +33,8 @@ TINY_REQUESTS: dict[str, list[tuple[str | None, dict]]] = {
                                     "out": "{tmp}/sweep"})],
     "inpaint": [("inpaint", {"image": "{image}", "mask": "{mask}", "seeds": [0, 1], "method": "{method}"}),
                 (None, {"image": "{image}", "mask": "{mask}", "method": "telea", "checkpoint": ""})],
+    "detect": [(None, {"images": ["{image}"], "checks": ["npr", "copymove"], "checkpoint": ""})],
+    "watermark": [(None, {"image": "{image}", "action": "verify", "length": 1, "checkpoint": ""})],
 }
 
 CASES = [(op, i) for op, variants in TINY_REQUESTS.items() for i in range(len(variants))]

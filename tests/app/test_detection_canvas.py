@@ -1,0 +1,156 @@
+"""The Detection canvas: a dropped image is checked by the worker (no model loaded) and its scores
+fill the table, suspicious ones marked; selecting a row shows the image, the chosen check's map,
+the spectrum profile and the sentences; a check that needs something says so and offers a picker;
+Cancel reaches the worker; the watermark panel embeds and verifies through its op; the HTML report
+embeds the pictures."""
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from app.canvases.detection import DetectionCanvas
+from app.worker_session import WorkerSession
+from engine.worker import Worker
+from tests.app.test_canvas_views import FakeClient
+
+
+@pytest.fixture
+def canvas(qtbot, tmp_path):
+    client = FakeClient()
+    c = DetectionCanvas(WorkerSession(client), settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(c)
+    c.resize(1100, 700)
+    worker = Worker(tmp_path / "cache", device="cpu", emit=client.event.emit)
+    return c, client, worker
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    rng = np.random.default_rng(0)
+    up = np.repeat(np.repeat(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), 2, 0), 2, 1)
+    Image.fromarray(up).save(tmp_path / "upsampled.png")
+    Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    return tmp_path
+
+
+def drop(widget, *paths) -> bool:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        return False
+    QApplication.sendEvent(widget, QDropEvent(QPointF(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    return True
+
+
+def answer(client, worker, op):
+    """The worker answers the canvas's last `op` request; its events reach the canvas."""
+    worker.handle(client.last(op))
+
+
+def use_checks(c, keys):
+    for key, box in c.check_boxes.items():
+        box.setChecked(key in keys)
+
+
+def test_a_dropped_image_gets_scores_in_the_table_and_its_row_shows_the_evidence(canvas, pictures):
+    c, client, worker = canvas
+    use_checks(c, ["spectrum", "npr", "copymove", "noise"])
+    assert drop(c, pictures / "upsampled.png")
+    req = client.last("detect")
+    assert req["images"] == [str(pictures / "upsampled.png")] and req["checkpoint"] == ""
+    assert req["checks"] == ["spectrum", "npr", "noise", "copymove"] and c.cancel_btn.isEnabled()
+    answer(client, worker, "detect")
+    assert c.table.rowCount() == 1 and not c.cancel_btn.isEnabled()
+    headers = [c.table.horizontalHeaderItem(i).text() for i in range(c.table.columnCount())]
+    assert headers[0] == "Image" and "Neighbouring-pixel\nresidual ↓" in headers
+    npr = c.table.item(0, headers.index("Neighbouring-pixel\nresidual ↓"))
+    assert npr.text().startswith("0") and "⚠" in npr.text()   # nearest 2x up-sampling: marked
+    assert c.selected_image() == str(pictures / "upsampled.png")
+    assert c.image_view.has_image() and c.map_view.has_image()
+    maps = [c.map_check.itemData(i) for i in range(c.map_check.count())]
+    assert maps == ["spectrum", "npr", "noise", "copymove"]
+    c.map_check.setCurrentIndex(maps.index("copymove"))
+    assert c.map_view.path.endswith("_copymove.png") and "duplicated" in c.map_title.text()
+    assert len(c.plot.getPlotItem().listDataItems()) == 2   # the profile and the real mean
+    assert "2x2 cell repeats one pixel" in c.sentences.toPlainText()
+
+
+def test_a_folder_with_a_bad_file_checks_the_rest_and_rows_sort_by_score(canvas, pictures):
+    c, client, worker = canvas
+    (pictures / "broken.png").write_bytes(b"nope")
+    use_checks(c, ["npr"])
+    c.add_paths([str(pictures)])
+    sent = [r for r in client.sent if r["op"] == "detect"]
+    assert [r["images"] for r in sent] == [[str(pictures / n)] for n in ("broken.png", "noise.png", "upsampled.png")]
+    for r in sent:
+        worker.handle(r)
+    assert c.progress.value() == c.progress.maximum() == 3 and "done" in c.progress.format()
+    assert c.table.rowCount() == 2 and "broken.png" in c.status.text() and "1 not" in c.status.text()
+    c.table.sortItems(1, Qt.AscendingOrder)
+    assert c.table.item(0, 0).text() == "upsampled.png"
+    c.table.sortItems(1, Qt.DescendingOrder)
+    assert c.table.item(0, 0).text() == "noise.png"
+    c.table.selectRow(1)
+    assert c.selected_image().endswith("upsampled.png")
+    c.add_paths([str(pictures / "noise.png")])           # a second drop while nothing runs: a new batch
+    assert c._batch["total"] == 1
+
+
+def test_cancel_reaches_every_queued_image_in_the_worker(canvas, pictures):
+    c, client, _ = canvas
+    rid = c.add_paths([str(pictures)])
+    c.cancel()
+    assert [r["target"] for r in client.sent if r["op"] == "cancel"] == [rid, rid + 1]
+    assert "cancelling" in c.progress.format()
+
+
+def test_checks_that_need_something_say_which_and_take_a_picked_one(canvas, tmp_path):
+    c, client, _ = canvas
+    assert not c.check_boxes["spectrum-lr"].isEnabled() and "detector file" in c.need_labels["spectrum-lr"].text()
+    assert "spectrum detector" in c.need_labels["spectrum-lr"].toolTip()
+    assert c.check_boxes["noise"].isEnabled() and "reference folder" in c.need_labels["noise"].text()
+    assert "folder of images from one source" in c.need_labels["noise"].toolTip()
+    c.set_reference("noise", str(tmp_path))
+    c.set_reference("spectrum-lr", str(tmp_path / "det.json"))
+    assert c.check_boxes["spectrum-lr"].isChecked() and "det.json" in c.need_labels["spectrum-lr"].text()
+    c.add_paths([str(tmp_path)])
+    req = client.last("detect")
+    assert req["noise_reference"] == str(tmp_path) and req["spectrum_detector"] == str(tmp_path / "det.json")
+    c.set_reference("spectrum-lr", "")
+    assert not c.check_boxes["spectrum-lr"].isEnabled() and "spectrum-lr" not in c.chosen_checks()
+
+
+def test_watermark_panel_embeds_into_a_png_and_verifies(canvas, tmp_path):
+    c, client, worker = canvas
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    c.wm_method.setCurrentText("dwtDctSvd")
+    c.wm_message.setText("GenLab")
+    assert c.embed_watermark(str(tmp_path / "marked.png"), str(tmp_path / "photo.png"))
+    answer(client, worker, "watermark")
+    assert (tmp_path / "marked.png").is_file() and "48 bits" in c.wm_result.text()
+    assert c.verify_watermark(str(tmp_path / "marked.png"))
+    answer(client, worker, "watermark")
+    assert "bit accuracy 1.000" in c.wm_result.text() and "the message is there" in c.wm_result.text()
+    assert c.verify_watermark(str(tmp_path / "photo.png"))
+    answer(client, worker, "watermark")
+    assert "no sign of this message" in c.wm_result.text()
+
+
+def test_html_export_holds_the_table_and_embedded_pictures(canvas, pictures, tmp_path):
+    c, client, worker = canvas
+    use_checks(c, ["spectrum", "npr"])
+    c.add_paths([str(pictures / "upsampled.png"), str(pictures / "noise.png")])
+    for r in [r for r in client.sent if r["op"] == "detect"]:
+        worker.handle(r)
+    out = tmp_path / "report.html"
+    assert c.export_html(str(out))
+    html = out.read_text()
+    assert "<table>" in html and "upsampled.png" in html and "noise.png" in html
+    assert html.count("data:image/png;base64,") == 6   # two previews and two maps each
+    assert "<svg" in html and "2x2 cell repeats one pixel" in html and "class='sus'" in html
+    assert "src='/" not in html and "file://" not in html   # nothing outside the file
