@@ -181,7 +181,7 @@ class Trainer:
         starts records the checkpoint file in model.parent (a run folder named there becomes its
         newest checkpoint); a resumed one must find it as its checkpoint recorded it."""
         expected = ckpt.meta.get("parent") if ckpt is not None else None
-        if not family_class(self.cfg.family).parent_families:
+        if not family_class(self.cfg.family).wants_parent(self.cfg.model):
             return None
         self.phase("loading the parent checkpoint")
         parent = load_parent(self.cfg, self.device, channels=self.data.channels, resolution=self.data.resolution,
