@@ -188,3 +188,21 @@ def test_a_child_config_and_the_cli_flag_path(parent_ckpt):
     args = p.parse_args(["--preset", "fm-digits", "--parent", str(parent_ckpt), "--set", "model.reflow=true"])
     cfg = load_run_config(args)
     assert cfg.model.reflow is True and cfg.model.parent == str(parent_ckpt)
+
+
+# ---- the comparison at few steps (benchmarks/reflow_steps.py), on tiny models -------------------------
+def test_fd_by_euler_steps_scores_parent_and_child(reflow_run, parent_ckpt, tmp_path):
+    import importlib.util
+
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("reflow_steps", ROOT / "benchmarks" / "reflow_steps.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _, resumed, *_ = reflow_run
+    scores = mod.fd_by_steps({"parent": parent_ckpt, "child": resumed.last_ckpt}, steps=(1, 2), samples=24,
+                             domain_steps=5, cache=tmp_path)
+    assert set(scores) == {"parent", "child"} and all(set(s) == {1, 2} for s in scores.values())
+    assert all(v >= 0 and v == v for s in scores.values() for v in s.values())
+    # deterministic: the same checkpoint, seeds and features score the same
+    again = mod.fd_by_steps({"child": resumed.last_ckpt}, steps=(1,), samples=24, domain_steps=5, cache=tmp_path)
+    assert again["child"][1] == pytest.approx(scores["child"][1], rel=1e-6)
