@@ -142,7 +142,7 @@ class Trainer:
                                    parent=self.parent)
         self.family.to(self.device)
         if self.parent is not None:
-            self.phase(f"encoding the data with the parent {self.parent.path.name}")
+            self.phase(f"preparing the data with the parent {self.parent.path.name}")
             self.family.prepare_data(self.data.images, self.data.labels, cache_dir=self.rd.path / ENCODED_DIR,
                                      data_config=cfg.to_dict()["data"], hflip=cfg.data.hflip,
                                      say=lambda m: self.emit(protocol.event("info", message=m)))
