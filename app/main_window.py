@@ -30,6 +30,7 @@ from app.worker_session import WorkerSession
 from engine.core.capabilities import Capabilities
 from engine.core.config import ConfigError, RunConfig
 from engine.core.families import DEFAULT_PRESET, FAMILIES
+from engine.core.reflow import reflow_child_config
 from engine.metrics.weight_paths import candidate_paths as inception_candidates
 from engine.runs.rundir import RunDir
 
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
         self.runs.open_checkpoint.connect(self._open_checkpoint)
         self.runs.resume_run.connect(self.continue_run)
         self.runs.duplicate_config.connect(self.duplicate_config)
+        self.runs.reflow_run.connect(self.reflow_config)
         self.runs.config_provider = self.build_config   # the data "Compare families on this data…" trains on
         self.training.queued.connect(lambda _id: self.runs.queue_view.refresh())
         self.menus = build_menus(self)
@@ -289,6 +291,20 @@ class MainWindow(QMainWindow):
         self.data_panel.set_config(cfg.data)
         self.show_tab("train")
         self.status_label.setText(f"config of {Path(config_path).parent.name} copied into the panels: press Start")
+
+    def reflow_config(self, run_dir: str, checkpoint: str) -> None:
+        """A reflow child of a run (its config with model.reflow on and the checkpoint as parent)
+        into the Model and Data panels, ready to start."""
+        try:
+            cfg = reflow_child_config(RunConfig.load(Path(run_dir) / "config.toml", stored=True), checkpoint)
+        except (ConfigError, OSError, ValueError) as e:
+            self.status_label.setText(f"cannot reflow {Path(run_dir).name}: {e}")
+            return
+        self.model_panel.set_config(cfg)
+        self.data_panel.set_config(cfg.data)
+        self.show_tab("train")
+        self.status_label.setText(f"reflow child of {Path(run_dir).name} ({Path(checkpoint).name}) set up in the "
+                                  f"panels: press Start")
 
     def open_run(self, run_dir: str) -> None:
         """Watch an existing run directory (plots and samples come from it); the panels show the

@@ -89,7 +89,8 @@ def tiny_parent(family: str) -> Path:
 def tiny_parent_fields(name: str) -> dict:
     """The [model] fields that give family `name` its tiny parent ({} for a family that takes none)."""
     from engine.core.families import family_spec
-    accepted = family_spec(name).family_class().parent_families
+    cls = family_spec(name).family_class()
+    accepted = cls.parent_families if not cls.parent_switch else ()   # an optional parent: its tiny run has none
     return {"parent": str(tiny_parent(accepted[0]))} if accepted else {}
 
 

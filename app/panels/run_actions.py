@@ -1,5 +1,6 @@
 """What can be done with the selected run in the runs browser: open it, resume it, continue it
-for more steps, duplicate its config, export a checkpoint or the config, rename it, move it to the
+for more steps, duplicate its config, reflow it (a child run trained on its (noise, sample) pairs,
+for families whose [model] section can), export a checkpoint or the config, rename it, move it to the
 trash. Buttons, each enabled only where it can work (a live run is neither renamed nor deleted),
 and a line that says what happened. The folder operations are engine/runs/fileops.py's; opening,
 resuming and duplicating are signals the window connects."""
@@ -11,12 +12,15 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMessageBox, QPushButton, QSpinBox, \
     QVBoxLayout, QWidget
 
+from engine.core.reflow import can_reflow
 from engine.runs.fileops import export_checkpoint, export_config, rename_run, trash
 from engine.runs.index import RunSummary
 
 RESUME_TIP = "Continue training from the last checkpoint up to the run's total steps"
 RENAME_TIP = "Rename the run's folder"
 DELETE_TIP = "Move the run folder to the trash (it can be restored from there)"
+REFLOW_TIP = ("Load a reflow child of this run into the Model panel: trained on (noise, sample) pairs this "
+              "run's ODE draws, from its weights, for straighter paths (Liu et al. 2022); press Start")
 
 
 def _default_confirm(parent, title: str, text: str) -> bool:
@@ -28,6 +32,7 @@ class RunActions(QWidget):
     open_run = Signal(str)           # a run directory to watch and load
     resume_run = Signal(str, int)    # run directory, extra steps (0: resume to its total)
     duplicate_config = Signal(str)   # a config.toml to load into the Model panel
+    reflow_run = Signal(str, str)    # run directory, the checkpoint a reflow child of it trains on
     renamed = Signal(object)         # the run's new folder (a Path), before the message says so
     trashed = Signal(object)         # the run folder just moved to the trash (a Path)
     queue_continue = Signal(str, int)   # run directory, extra steps: continue it when the training queue gets to it
@@ -60,6 +65,8 @@ class RunActions(QWidget):
                                   "trains it when its turn comes)")
         self.duplicate_btn = QPushButton("Duplicate config")
         self.duplicate_btn.setToolTip("Load this run's config into the Model panel, to start a new run from it")
+        self.reflow_btn = QPushButton("Reflow this run…")
+        self.reflow_btn.setToolTip(REFLOW_TIP)
         self.export_ckpt_btn = QPushButton("Export checkpoint…")
         self.export_ckpt_btn.setToolTip("Copy the checkpoint selected below (else the newest) with its metadata")
         self.export_cfg_btn = QPushButton("Export config…")
@@ -77,7 +84,7 @@ class RunActions(QWidget):
             row1.addWidget(w)
         row1.addStretch(1)
         row2 = QHBoxLayout()
-        for w in (self.queue_btn, self.export_ckpt_btn, self.export_cfg_btn, self.rename_btn, self.delete_btn):
+        for w in (self.queue_btn, self.reflow_btn, self.export_ckpt_btn, self.export_cfg_btn, self.rename_btn, self.delete_btn):
             row2.addWidget(w)
         row2.addStretch(1)
         lay = QVBoxLayout(self)
@@ -90,6 +97,7 @@ class RunActions(QWidget):
         self.resume_btn.clicked.connect(self.resume)
         self.continue_btn.clicked.connect(self.continue_longer)
         self.duplicate_btn.clicked.connect(self.duplicate)
+        self.reflow_btn.clicked.connect(self.reflow)
         self.queue_btn.clicked.connect(self.add_to_queue)
         self.export_ckpt_btn.clicked.connect(lambda: self.export_checkpoint())
         self.export_cfg_btn.clicked.connect(lambda: self.export_config())
@@ -118,6 +126,8 @@ class RunActions(QWidget):
         self.queue_btn.setEnabled(bool(has_config))   # a live run too: the queue continues it after it ends
         self.export_cfg_btn.setEnabled(bool(has_config))
         self.export_ckpt_btn.setEnabled(bool(has and s.checkpoints))
+        self.reflow_btn.setVisible(bool(has and can_reflow(s.family)))
+        self.reflow_btn.setEnabled(bool(has_config and s.checkpoints and can_reflow(s.family)))
         for b, tip in ((self.rename_btn, RENAME_TIP), (self.delete_btn, DELETE_TIP)):
             b.setEnabled(bool(has and not live))
             b.setToolTip("A live run cannot be renamed or deleted: stop it first" if live else tip)
@@ -148,6 +158,12 @@ class RunActions(QWidget):
     def duplicate(self) -> None:
         if self.run is not None and (self.run.path / "config.toml").is_file():
             self.duplicate_config.emit(str(self.run.path / "config.toml"))
+
+    def reflow(self) -> None:
+        """A reflow child of the run on the checkpoint picked below (else its newest)."""
+        ckpt = self.checkpoint_of() if self.run is not None and self.reflow_btn.isEnabled() else None
+        if ckpt is not None:
+            self.reflow_run.emit(str(self.run.path), str(ckpt))
 
     # ---- exports -------------------------------------------------------------------------------
     def export_checkpoint(self, dest: str | Path | None = None) -> Path | None:

@@ -48,6 +48,7 @@ class RunsBrowser(QWidget):
     open_checkpoint = Signal(str)    # a checkpoint (.safetensors) to open in the canvases
     resume_run = Signal(str, int)    # run directory, extra steps (0: resume to its total)
     duplicate_config = Signal(str)   # a config.toml to load into the Model panel
+    reflow_run = Signal(str, str)    # run directory, the checkpoint a reflow child of it trains on
 
     def __init__(self, runs_root: str | Path, settings: QSettings | None = None, *,
                  trash_dir: str | Path | None = None, poll_ms: int = POLL_MS, parent=None):
@@ -145,6 +146,7 @@ class RunsBrowser(QWidget):
         self.actions.open_run.connect(self.open_run)
         self.actions.resume_run.connect(self.resume_run)
         self.actions.duplicate_config.connect(self.duplicate_config)
+        self.actions.reflow_run.connect(self.reflow_run)
         self.actions.renamed.connect(self._on_renamed)
         self.actions.trashed.connect(self._on_trashed)
         self.actions.queue_continue.connect(self.queue_continue)

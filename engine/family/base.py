@@ -108,6 +108,19 @@ class Family:
     # a VAE); empty for a family that takes no parent. Its [model] section then has a `parent`
     # field (engine/core/parents.py) and its __init__ takes `parent=` (engine/family/parent.Parent)
     parent_families: tuple[str, ...] = ()
+    # for a family whose parent is optional (flow matching: a reflow run has one, a plain run none),
+    # the bool [model] field that says whether this run takes one; "" = a parent is always needed
+    parent_switch: str = ""
+
+    @classmethod
+    def wants_parent(cls, model: Any) -> bool:
+        """Whether a run with this [model] section (a dataclass or its table) trains on a parent."""
+        if not cls.parent_families:
+            return False
+        if not cls.parent_switch:
+            return True
+        value = model.get(cls.parent_switch) if isinstance(model, dict) else getattr(model, cls.parent_switch, False)
+        return bool(value)
 
     def __init__(self, cfg: RunConfig, channels: int, resolution: int, class_names: list[str]):
         self.cfg, self.channels, self.resolution = cfg, channels, resolution
@@ -259,7 +272,7 @@ def build_family(cfg: RunConfig, channels: int, resolution: int, class_names: li
     """The family of cfg. A two-stage family needs its loaded parent (engine/training/parent.py's
     load_parent); a parent given to a family that takes none is an error."""
     cls = family_class(cfg.model.family)
-    if cls.parent_families:
+    if cls.wants_parent(cfg.model):
         if parent is None:
             raise ConfigError(f"a {cls.name} model trains on a parent checkpoint "
                               f"({' or '.join(cls.parent_families)}); none was loaded")

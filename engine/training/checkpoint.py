@@ -382,7 +382,7 @@ def family_from_checkpoint(path: str | Path, device: str = "auto"):
     cfg = ckpt.config
     data = ckpt.meta["data"]
     parent = None
-    if family_class(cfg.family).parent_families:   # a two-stage model: its parent as it trained on it
+    if family_class(cfg.family).wants_parent(cfg.model):   # a two-stage model: its parent as it trained on it
         from engine.training.parent import load_parent
         recorded = ckpt.meta.get("parent")
         parent = load_parent(cfg, select_device(device), channels=data["channels"], resolution=data["resolution"],

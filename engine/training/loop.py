@@ -146,7 +146,7 @@ class Trainer:
                                    parent=self.parent)
         self.family.to(self.device)
         if self.parent is not None:
-            self.phase(f"encoding the data with the parent {self.parent.path.name}")
+            self.phase(f"preparing the data with the parent {self.parent.path.name}")
             self.family.prepare_data(self.data.images, self.data.labels, cache_dir=self.rd.path / ENCODED_DIR,
                                      data_config=cfg.to_dict()["data"], hflip=cfg.data.hflip,
                                      say=lambda m: self.emit(protocol.event("info", message=m)))
@@ -224,7 +224,7 @@ class Trainer:
         starts records the checkpoint file in model.parent (a run folder named there becomes its
         newest checkpoint); a resumed one must find it as its checkpoint recorded it."""
         expected = ckpt.meta.get("parent") if ckpt is not None else None
-        if not family_class(self.cfg.family).parent_families:
+        if not family_class(self.cfg.family).wants_parent(self.cfg.model):
             return None
         self.phase("loading the parent checkpoint")
         parent = load_parent(self.cfg, self.device, channels=self.data.channels, resolution=self.data.resolution,

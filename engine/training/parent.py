@@ -68,7 +68,7 @@ def load_parent(cfg: RunConfig, device="cpu", *, channels: int | None = None, re
     """The run's parent, loaded frozen on `device`; None for a family that takes no parent. Refused
     as check_parent says, and, for a child that has trained on it (`expected`: the record in the
     child's checkpoint), when the file's content hash is not the one recorded."""
-    if not family_class(cfg.family).parent_families:
+    if not family_class(cfg.family).wants_parent(cfg.model):
         return None
     path = check_parent(cfg, channels=channels, resolution=resolution)
     sha = file_sha256(path)
@@ -91,7 +91,7 @@ def with_default_parent(cfg: RunConfig, runs_root: str | Path, say: Callable[[st
     the child's (the app's Stop ends this phase by ending the process; the parent run resumes)."""
     model = cfg.to_dict()["model"]
     preset = model.get(DEFAULT_PARENT_PRESET) or ""
-    if not takes_parent(model) or parent_of(model) or not preset:
+    if not takes_parent(model) or parent_of(model) or not preset or not family_class(cfg.family).wants_parent(model):
         return cfg
     from engine.runs.rundir import new_run_dir
     from engine.training.loop import train

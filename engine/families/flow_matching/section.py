@@ -1,10 +1,12 @@
-"""Flow matching's config: the [model] section (UNet, path and time sampling) and its sampling options."""
+"""Flow matching's config: the [model] section (UNet, path and time sampling, and reflow: an optional
+flow_matching parent whose (noise, sample) pairs the run trains on) and its sampling options."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
 from engine.core.flags import Flag
+from engine.core.parents import default_parent_field, parent_field
 from engine.core.schema import ConfigError, Section, check_positive_int_list, opt
 from engine.core.sections import SamplingSection, family_field
 from engine.core.solvers import solver_names
@@ -12,6 +14,7 @@ from engine.nn.backbones import BACKBONES, DIT_NORMS, DIT_POS_EMBEDS, check_back
 from engine.families.flow_matching import SPEC
 
 TIME_SAMPLING = ("uniform", "logit-normal")
+REFLOW_INIT = ("parent", "scratch")
 
 
 @dataclass
@@ -51,6 +54,18 @@ class FlowMatchingConfig(Section):
                                       "time-dependent layer norm of DiMR (TD-LN: far fewer parameters).",
                         choices=DIT_NORMS)
 
+    # reflow (Liu et al. 2022): train on the couplings a flow_matching parent's ODE makes (model.py, reflow.py)
+    reflow: bool = opt(False, "Reflow: train on (noise, sample) pairs drawn by the parent flow_matching run's ODE, "
+                              "which straightens the paths so few steps sample well (Liu et al. 2022).",
+                       group="Reflow")
+    parent: str = parent_field()
+    default_parent_preset: str = default_parent_field()
+    reflow_pairs: int = opt(2000, "Reflow: (noise, sample) pairs the parent draws before training (cached in the run).",
+                            min=8, max=1_000_000)
+    reflow_steps: int = opt(20, "Reflow: the parent's ODE steps for each pair (its own solver).", min=1, max=1000)
+    reflow_init: str = opt("parent", "Reflow: start from the parent's weights (Liu et al.) or from scratch.",
+                           choices=REFLOW_INIT)
+
     # the smallest sensible model, for the conformance suites: a few steps on 8x8 images in a second
     TINY: ClassVar[dict] = {"model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4],
                                       "attention_heads": 2}, "sampling": {"steps": 3}}
@@ -59,6 +74,9 @@ class FlowMatchingConfig(Section):
                                                        "dit_heads": 2}}}
 
     def check(self, where: str, run) -> None:
+        if self.parent and not self.reflow:
+            raise ConfigError(f"{where}.parent is set but {where}.reflow is false: a flow_matching model takes a "
+                              f"parent only to reflow it; set {where}.reflow = true or clear {where}.parent")
         check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
         check_positive_int_list(self.attention_resolutions, f"{where}.attention_resolutions")
         levels = len(self.channel_mults) - 1
