@@ -158,7 +158,8 @@ def check(image: np.ndarray, context=None) -> CheckResult:
     dy, dx = found.shift
     share = float(found.mask.mean())
     return CheckResult("copymove", found.top_share,
-                       f"A region appears twice, moved by {dy} px down and {dx} px {'right' if dx >= 0 else 'left'} "
+                       f"A region appears twice, moved by {abs(dy)} px {'down' if dy >= 0 else 'up'} and "
+                       f"{abs(dx)} px {'right' if dx >= 0 else 'left'} "
                        f"({found.votes} matching {BLOCK}x{BLOCK} blocks; {share:.1%} of the image marked).",
                        map=found.mask, map_title="duplicated regions", details=details)
 
