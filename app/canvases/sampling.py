@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.common import class_text
@@ -107,13 +107,13 @@ class SamplingCanvas(Canvas):
         self.gallery = Gallery(self.settings)
         self.traj_id = 0
         self.trajectory = TrajectoryStrip()
-        self.traj_btn = QPushButton("Trajectory")
-        self.traj_btn.setToolTip("Sample the selected image's seed (or the Seed above) and show x_t and x̂0 "
-                                 "of every step")
+        self.traj_btn = QPushButton("Compute")
+        self.traj_btn.setToolTip("Sample the selected image's seed (or the Seed above) and show, for every "
+                                 "step, x_t and the model's prediction of the clean image (x̂0)")
         self.traj_btn.setEnabled(False)
         self.traj_show = QComboBox()
         self.traj_show.addItem("view x_t", "x")
-        self.traj_show.addItem("view x̂0", "x0")
+        self.traj_show.addItem("view x0 pred", "x0")
         self.traj_show.setToolTip("Which image of the picked step the large view shows")
         self.traj_note = QLabel("")
         self.traj_note.setWordWrap(True)
@@ -151,7 +151,6 @@ class SamplingCanvas(Canvas):
         side_box.setLayout(side)
         traj_head = QHBoxLayout()
         traj_head.setContentsMargins(0, 0, 0, 0)
-        traj_head.addWidget(QLabel("<b>Trajectory</b>"))
         traj_head.addWidget(self.traj_btn)
         traj_head.addWidget(self.traj_show)
         traj_head.addWidget(self.traj_note, 1)
@@ -160,13 +159,16 @@ class SamplingCanvas(Canvas):
         traj_lay.setContentsMargins(0, 0, 0, 0)
         traj_lay.addLayout(traj_head)
         traj_lay.addWidget(self.trajectory, 1)
-        results = QSplitter(Qt.Vertical)    # the picked image (or the grid) above, the gallery and the trajectory below
+        # the gallery and the trajectory share the room below the view: a tab each (the view follows both)
+        self.lower = QTabWidget()
+        self.lower.setDocumentMode(True)
+        self.lower.addTab(self.gallery, "Gallery")
+        self.traj_tab = self.lower.addTab(traj_box, "Trajectory")
+        results = QSplitter(Qt.Vertical)    # the picked image (or the grid) above, the gallery or trajectory below
         results.addWidget(self.view)
-        results.addWidget(self.gallery)
-        results.addWidget(traj_box)
+        results.addWidget(self.lower)
         results.setStretchFactor(0, 3)
         results.setStretchFactor(1, 2)
-        results.setStretchFactor(2, 1)
         body = QHBoxLayout()
         body.addWidget(side_box)
         body.addWidget(results, 1)
@@ -250,6 +252,7 @@ class SamplingCanvas(Canvas):
         self.progress.setValue(1)
         self.progress.setFormat("done")
         self.status.setText(f"{ev.get('n')} images in {ev.get('elapsed_s', 0):.1f}s")
+        self.lower.setCurrentIndex(0)   # the gallery tab
         self.gallery.add_batch(Batch(ev["path"], images, asked.get("seed", images[0].seed if images else 0),
                                      int(ev.get("n", len(images))), note))  # shows the grid in the view
         self.sampled.emit(ev["path"])
@@ -268,6 +271,9 @@ class SamplingCanvas(Canvas):
         self.traj_btn.setEnabled(able)
         self.traj_show.setEnabled(able)
         self.traj_note.setText("" if able else f"<i>{why}: no trajectory</i>")
+        self.lower.setTabEnabled(self.traj_tab, able)
+        self.lower.setTabToolTip(self.traj_tab, "x_t and x̂0 of every denoising step of one seed" if able
+                                 else f"{why}: no trajectory")
         self.trajectory.clear()
         self.traj_id = 0
         self.guide.blockSignals(True)
@@ -299,6 +305,7 @@ class SamplingCanvas(Canvas):
         self.progress.setRange(0, 0)
         self.progress.setFormat("trajectory…")
         self.traj_note.setText(f"seed {seed}" + (f", class {self._class_text(cls)}" if cls is not None else ""))
+        self.lower.setCurrentIndex(self.traj_tab)
         self.traj_id = self.request("trajectory", seed=seed, cls=cls, options=self.option_values(),
                                     **self.guide_fields())
         return self.traj_id

@@ -8,6 +8,8 @@ from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 GAP = 2   # px between the columns
+LABELS = 56   # px at the left for the row names
+ROWS = ("x_t", "x0 pred")   # plain text: a combining hat (x̂) renders detached in common UI fonts
 
 
 class _Columns(QWidget):
@@ -29,11 +31,11 @@ class _Columns(QWidget):
     def cell(self) -> int:
         """The side of one image: columns fill the width, two rows fit the height."""
         n = max(1, len(self.xs))
-        return max(4, min((self.width() - GAP) // n - GAP, (self.height() - GAP) // 2 - GAP))
+        return max(4, min((self.width() - LABELS - GAP) // n - GAP, (self.height() - GAP) // 2 - GAP))
 
     def column_rect(self, i: int) -> QRect:
         s = self.cell()
-        left = (self.width() - len(self.xs) * (s + GAP) - GAP) // 2
+        left = LABELS + (self.width() - LABELS - len(self.xs) * (s + GAP) - GAP) // 2
         return QRect(left + GAP + i * (s + GAP), GAP, s, 2 * s + GAP)
 
     def paintEvent(self, _):
@@ -44,6 +46,9 @@ class _Columns(QWidget):
             p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.placeholder)
             return
         s = self.cell()
+        left = self.column_rect(0).left()
+        for row, name in enumerate(ROWS):   # each row's name, right-aligned against the first column
+            p.drawText(QRect(0, GAP + row * (s + GAP), left - 6, s), Qt.AlignRight | Qt.AlignVCenter, name)
         for i, (x, x0) in enumerate(zip(self.xs, self.x0s)):
             r = self.column_rect(i)
             p.drawPixmap(QRect(r.left(), r.top(), s, s), x)
@@ -69,16 +74,16 @@ class TrajectoryStrip(QWidget):
         self.sigmas: list = []
         self.ts: list = []
         self.columns = _Columns()
-        self.columns.placeholder = "x_t above x̂0 for each step of one seed's sampling appear here."
-        self.rows_label = QLabel("x_t\n\nx̂0")
-        self.rows_label.setAlignment(Qt.AlignVCenter | Qt.AlignRight)
+        self.columns.placeholder = ("x_t (the state after each step) above the model's prediction of the clean "
+                                    "image there, for every step of one seed's sampling: press Compute.")
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setEnabled(False)
         self.slider.setToolTip("Scrub through the steps: the large view shows the picked step")
         self.step_label = QLabel("")
+        # room for the longest text, so the slider keeps its length while it moves
+        self.step_label.setMinimumWidth(self.step_label.fontMetrics().horizontalAdvance("step 999 / 999 · σ 1.00e+03 · t 999"))
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.rows_label)
         row.addWidget(self.columns, 1)
         scrub = QHBoxLayout()
         scrub.setContentsMargins(0, 0, 0, 0)

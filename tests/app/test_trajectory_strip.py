@@ -38,6 +38,7 @@ def test_trajectory_strip_fills_and_the_slider_moves_the_preview(qtbot, tmp_path
     canvas.seed.setValue(7)
     qtbot.mouseClick(canvas.traj_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: canvas.trajectory.count() == 4, timeout=60000)
+    assert canvas.lower.currentIndex() == canvas.traj_tab   # the strip's tab is shown
     strip = canvas.trajectory
     assert len(strip.x0_paths) == 4 and strip.slider.isEnabled() and strip.slider.value() == 3
     assert "step 4 / 4" in strip.step_label.text()
@@ -64,6 +65,8 @@ def test_a_family_without_steps_shows_why_there_is_no_trajectory(qtbot):
     canvas.session.loaded_checkpoint = "/nowhere/run/checkpoints/step_000001.safetensors"
     canvas._apply_trajectory_caps(Capabilities("gan", 8, 1, SamplingCaps(["truncation_psi"])))
     assert not canvas.traj_btn.isEnabled() and not canvas.guide.isEnabled()
+    assert not canvas.lower.isTabEnabled(canvas.traj_tab)
+    assert "does not sample in denoising steps" in canvas.lower.tabToolTip(canvas.traj_tab)
     assert "gan model does not sample in denoising steps" in canvas.traj_note.text()
 
 
