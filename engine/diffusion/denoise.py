@@ -15,7 +15,7 @@ import torch
 from engine.diffusion.levels import Level
 from engine.diffusion.solvers import Solver
 from engine.family.progress import Cancel, Progress, check_cancel
-from engine.family.trajectory import report_step
+from engine.family.trajectory import observing, report_step
 
 #   eps   the noise
 #   x0    the clean image
@@ -115,7 +115,8 @@ def denoise(denoiser: Any, solver: Solver, x_T: torch.Tensor, steps: int, *,
         x, x0 = solver.step(den, level, x, generator=generator)
         if callback is not None:
             callback(i, level, x, x0)
-        report_step(i, float(level.sigma / level.alpha), _cond_value(level.cond), x, x0)
+        if observing():   # only then: float() of a level syncs with the device
+            report_step(i, float(level.sigma / level.alpha), _cond_value(level.cond), x, x0)
         if progress is not None:
             progress(i + 1, n)
     return x

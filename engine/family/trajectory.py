@@ -38,6 +38,11 @@ def observe_steps(observer: StepObserver) -> Iterator[None]:
         _OBSERVER.reset(token)
 
 
+def observing() -> bool:
+    """Whether a step observer is set (the loop then reads each level's numbers: a device sync)."""
+    return _OBSERVER.get() is not None
+
+
 def report_step(i: int, sigma: float, t: float, x: torch.Tensor, x0: torch.Tensor) -> None:
     """Called by a sampling loop after step i; nothing happens unless someone observes."""
     observer = _OBSERVER.get()
