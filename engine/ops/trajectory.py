@@ -46,6 +46,19 @@ class TrajectoryResult:
     cls: int | None = result_field(default=None, report=False)
 
 
+def picture(t, image):
+    """A step's tensor as an image in [-1, 1]: itself where it has the image's shape; a latent (a
+    family that samples in a latent space steps through latents) laid out as a square grey image,
+    scaled by its largest magnitude."""
+    import torch
+    if t.shape == image.shape:
+        return t.clamp(-1, 1)
+    flat = t.flatten().float()
+    side = math.ceil(math.sqrt(flat.numel()))
+    flat = torch.cat([flat, flat.new_zeros(side * side - flat.numel())])
+    return (flat / flat.abs().max().clamp(min=1e-8)).view(1, side, side)
+
+
 def run(session: ModelSession, req: TrajectoryRequest, progress: StageProgress, cancel: Cancel) -> TrajectoryResult:
     from engine.core.pnginfo import write_png
     from engine.family.grid import make_grid
@@ -61,7 +74,7 @@ def run(session: ModelSession, req: TrajectoryRequest, progress: StageProgress, 
         cancel=cancel))
     folder = Path(req.out)
     folder.mkdir(parents=True, exist_ok=True)
-    png = lambda t: make_grid(t.unsqueeze(0).clamp(-1, 1), 1, pad=0, scale=req.scale)  # noqa: E731
+    png = lambda t: make_grid(picture(t, image).unsqueeze(0), 1, pad=0, scale=req.scale)  # noqa: E731
     xs, x0s = [], []
     for s in steps:
         xs.append(str(folder / f"x_{s.index:04d}.png"))
