@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.common import class_text
@@ -21,6 +21,7 @@ from app.engine_client import EvalJob
 from app.qt_util import human_duration
 from app.widgets.gallery import Batch, Gallery, GalleryImage
 from app.widgets.image_view import ImageView
+from app.widgets.trajectory_strip import TrajectoryStrip
 from app.worker_session import same_path
 from engine.core import metrics
 from engine.core.capabilities import Capabilities
@@ -65,6 +66,14 @@ class SamplingCanvas(Canvas):
                              "image's seed gives that image alone")
         self.cls = QComboBox()
         self.cls.addItem("all classes", None)
+        # autoguidance (Karras et al. 2024): another checkpoint of this run guides the loaded one
+        self.guide = QComboBox()
+        self.guide.setToolTip("Autoguidance: guide with an earlier checkpoint of this run, "
+                              "D_guide + w·(D_main − D_guide); works for unconditional models too")
+        self.guide.addItem("off", "")
+        self.guide_scale = QDoubleSpinBox(minimum=0.0, maximum=50.0, value=2.0, singleStep=0.25, decimals=2)
+        self.guide_scale.setToolTip("Autoguidance weight w (1 = the loaded model alone)")
+        self.guide_scale.setEnabled(False)
         self.options_hint = QLabel("<i>The model's sample options appear here once a checkpoint is loaded.</i>")
         self.options_hint.setWordWrap(True)
         self.options_box.addWidget(self.options_hint)
@@ -96,6 +105,18 @@ class SamplingCanvas(Canvas):
         self.eval_job.failed.connect(self._on_eval_failed)
         self.view = ImageView("Samples appear here.")
         self.gallery = Gallery(self.settings)
+        self.traj_id = 0
+        self.trajectory = TrajectoryStrip()
+        self.traj_btn = QPushButton("Compute")
+        self.traj_btn.setToolTip("Sample the selected image's seed (or the Seed above) and show, for every "
+                                 "step, x_t and the model's prediction of the clean image (x̂0)")
+        self.traj_btn.setEnabled(False)
+        self.traj_show = QComboBox()
+        self.traj_show.addItem("view x_t", "x")
+        self.traj_show.addItem("view x0 pred", "x0")
+        self.traj_show.setToolTip("Which image of the picked step the large view shows")
+        self.traj_note = QLabel("")
+        self.traj_note.setWordWrap(True)
 
         row = QHBoxLayout()
         row.addWidget(self.ckpt, 1)
@@ -104,6 +125,8 @@ class SamplingCanvas(Canvas):
         form.addRow("Images", self.n)
         form.addRow("Seed", self.seed)
         form.addRow("Class", self.cls)
+        form.addRow("Guide", self.guide)
+        form.addRow("Guide weight", self.guide_scale)
         side = QVBoxLayout()
         side.addLayout(form)
         side.addLayout(self.options_box)
@@ -126,9 +149,24 @@ class SamplingCanvas(Canvas):
         side.addStretch(1)
         side_box = QWidget()
         side_box.setLayout(side)
-        results = QSplitter(Qt.Vertical)    # the picked image (or the grid) above, the gallery below
+        traj_head = QHBoxLayout()
+        traj_head.setContentsMargins(0, 0, 0, 0)
+        traj_head.addWidget(self.traj_btn)
+        traj_head.addWidget(self.traj_show)
+        traj_head.addWidget(self.traj_note, 1)
+        traj_box = QWidget()
+        traj_lay = QVBoxLayout(traj_box)
+        traj_lay.setContentsMargins(0, 0, 0, 0)
+        traj_lay.addLayout(traj_head)
+        traj_lay.addWidget(self.trajectory, 1)
+        # the gallery and the trajectory share the room below the view: a tab each (the view follows both)
+        self.lower = QTabWidget()
+        self.lower.setDocumentMode(True)
+        self.lower.addTab(self.gallery, "Gallery")
+        self.traj_tab = self.lower.addTab(traj_box, "Trajectory")
+        results = QSplitter(Qt.Vertical)    # the picked image (or the grid) above, the gallery or trajectory below
         results.addWidget(self.view)
-        results.addWidget(self.gallery)
+        results.addWidget(self.lower)
         results.setStretchFactor(0, 3)
         results.setStretchFactor(1, 2)
         body = QHBoxLayout()
@@ -150,6 +188,10 @@ class SamplingCanvas(Canvas):
         self.gallery.message.connect(self.status.setText)
         self.gallery.failed.connect(self.show_error)
         self.save_btn.setEnabled(False)
+        self.traj_btn.clicked.connect(self.request_trajectory)
+        self.trajectory.step_changed.connect(self._show_step)
+        self.traj_show.currentIndexChanged.connect(lambda _: self._show_step(self.trajectory.current()))
+        self.guide.currentIndexChanged.connect(lambda _: self.guide_scale.setEnabled(bool(self.guide.currentData())))
 
     # ---- checkpoint ----------------------------------------------------------------------------
     def set_checkpoint(self, path: str, load: bool = True) -> None:
@@ -169,6 +211,7 @@ class SamplingCanvas(Canvas):
             self.cls.addItem(class_text(i, name), i)
         if self.build_options(caps):
             self.options_hint.hide()
+        self._apply_trajectory_caps(caps)
         self.status.setText(f"loaded {Path(self.session.loaded_checkpoint).name} (step {self.session.step}): "
                             f"{caps.family}, {caps.resolution}×{caps.resolution}")
         meta, self._restore_pending = self._restore_pending, None
@@ -185,13 +228,18 @@ class SamplingCanvas(Canvas):
         self.progress.setRange(0, 0)
         self.progress.setFormat("sampling…")
         self._pending_fields = {"n": self.n.value(), "seed": self.seed.value(), "cls": self.cls.currentData()}
-        self.pending_id = self.request("sample", **self._pending_fields, options=self.option_values())
+        self.pending_id = self.request("sample", **self._pending_fields, options=self.option_values(),
+                                       **self.guide_fields())
         return self.pending_id
 
     def clear_pending(self) -> None:
         self.pending_id = 0
+        self.traj_id = 0
 
     def on_result(self, ev: dict) -> None:
+        if ev.get("id") == self.traj_id and self.traj_id:
+            self._on_trajectory(ev)
+            return
         if ev.get("id") != self.pending_id:
             return
         images = [GalleryImage(p, s, c, self._class_label(c))
@@ -204,9 +252,79 @@ class SamplingCanvas(Canvas):
         self.progress.setValue(1)
         self.progress.setFormat("done")
         self.status.setText(f"{ev.get('n')} images in {ev.get('elapsed_s', 0):.1f}s")
+        self.lower.setCurrentIndex(0)   # the gallery tab
         self.gallery.add_batch(Batch(ev["path"], images, asked.get("seed", images[0].seed if images else 0),
                                      int(ev.get("n", len(images))), note))  # shows the grid in the view
         self.sampled.emit(ev["path"])
+
+    # ---- autoguidance and the denoising trajectory ----------------------------------------------
+    def guide_fields(self) -> dict:
+        """The request fields of the chosen autoguidance (none when it is off)."""
+        path = self.guide.currentData()
+        return {"guide_checkpoint": path, "autoguidance_scale": self.guide_scale.value()} if path else {}
+
+    def _apply_trajectory_caps(self, caps: Capabilities) -> None:
+        """The trajectory and the guide picker are offered where the family samples through the
+        denoising loop (caps.sampling.trajectory); otherwise they say why not."""
+        able = bool(caps.sampling.trajectory)
+        why = f"a {caps.family} model does not sample in denoising steps"
+        self.traj_btn.setEnabled(able)
+        self.traj_show.setEnabled(able)
+        self.traj_note.setText("" if able else f"<i>{why}: no trajectory</i>")
+        self.lower.setTabEnabled(self.traj_tab, able)
+        self.lower.setTabToolTip(self.traj_tab, "x_t and x̂0 of every denoising step of one seed" if able
+                                 else f"{why}: no trajectory")
+        self.trajectory.clear()
+        self.traj_id = 0
+        self.guide.blockSignals(True)
+        chosen = self.guide.currentData()
+        self.guide.clear()
+        self.guide.addItem("off", "")
+        loaded = Path(self.session.loaded_checkpoint)
+        for path in run_checkpoints(loaded) if able else []:
+            self.guide.addItem(f"{path.stem} (earlier)" if path.stem < loaded.stem else path.stem, str(path))
+        index = self.guide.findData(chosen) if chosen else 0
+        self.guide.setCurrentIndex(max(index, 0))
+        self.guide.blockSignals(False)
+        self.guide.setEnabled(able)
+        self.guide.setToolTip(self.guide.toolTip() if able else f"{why}: no autoguidance")
+        self.guide_scale.setEnabled(able and bool(self.guide.currentData()))
+
+    def trajectory_seed(self) -> tuple[int, int | None]:
+        """The seed and class whose trajectory to show: the picked gallery image's, else the form's."""
+        image = self.gallery.current_image()
+        if image is not None:
+            return image.seed, image.cls
+        return self.seed.value(), self.cls.currentData()
+
+    def request_trajectory(self) -> int:
+        if not self.checkpoint:
+            self.status.setText("Open a checkpoint first.")
+            return 0
+        seed, cls = self.trajectory_seed()
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("trajectory…")
+        self.traj_note.setText(f"seed {seed}" + (f", class {self._class_text(cls)}" if cls is not None else ""))
+        self.lower.setCurrentIndex(self.traj_tab)
+        self.traj_id = self.request("trajectory", seed=seed, cls=cls, options=self.option_values(),
+                                    **self.guide_fields())
+        return self.traj_id
+
+    def _on_trajectory(self, ev: dict) -> None:
+        self.traj_id = 0
+        self.trajectory.set_steps(ev.get("x_images", []), ev.get("x0_images", []), ev.get("sigmas", []),
+                                  ev.get("ts", []))
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress.setFormat("done")
+        self.status.setText(f"trajectory of seed {ev.get('seed')}: {ev.get('steps')} steps "
+                            f"in {ev.get('elapsed_s', 0):.1f}s")
+
+    def _show_step(self, i: int) -> None:
+        """The large view follows the strip's slider."""
+        paths = self.trajectory.x_paths if self.traj_show.currentData() == "x" else self.trajectory.x0_paths
+        if 0 <= i < len(paths):
+            self.view.set_path(paths[i])
 
     def use_seed(self, image: GalleryImage) -> None:
         """Sample from this image's seed and class next. Images is left as it is: image 0 of the
@@ -416,6 +534,14 @@ class SamplingCanvas(Canvas):
 
     def shutdown(self) -> None:
         self.eval_job.kill(wait_ms=3000)
+
+
+def run_checkpoints(loaded: Path) -> list[Path]:
+    """The other checkpoints in the loaded one's folder (one run's), by name (= by step)."""
+    try:
+        return sorted(p for p in loaded.parent.glob("*.safetensors") if p.name != loaded.name)
+    except OSError:
+        return []
 
 
 def _has_png_info(path: str) -> bool:

@@ -15,6 +15,7 @@ class SamplingCaps:
     options: list[str] = field(default_factory=list)
     steps: bool = False                                 # iterative: `steps` network evaluations
     solvers: list[str] = field(default_factory=list)    # the solvers it accepts (iterative samplers)
+    trajectory: bool = False                            # it streams each step's x_t and x̂0 (a trajectory)
 
 
 @dataclass

@@ -6,13 +6,16 @@ Classifier-free guidance is folded into the network callable by the family, so t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import contextlib
+import contextvars
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 
 from engine.diffusion.levels import Level
 from engine.diffusion.solvers import Solver
 from engine.family.progress import Cancel, Progress, check_cancel
+from engine.family.trajectory import observing, report_step
 
 #   eps   the noise
 #   x0    the clean image
@@ -96,9 +99,14 @@ def denoise(denoiser: Any, solver: Solver, x_T: torch.Tensor, steps: int, *,
     solver.levels(steps). `denoiser`: a Denoiser, or see as_denoiser.
 
     cancel() is checked before every step (raises Cancelled); callback(i, level, x, x0) sees each
-    step's level, its new x and its x̂0 (a trajectory); progress(i + 1, n) follows every step.
+    step's level, its new x and its x̂0 (a trajectory), and so does an observer of
+    engine.family.trajectory; progress(i + 1, n) follows every step. Within `wrapping_denoiser`
+    the denoiser is wrapped first (autoguidance).
     """
     den = as_denoiser(denoiser)
+    wrap = _WRAP.get()
+    if wrap is not None:
+        den = wrap(den)
     levels = solver.levels(steps, x_T.device)
     n = len(levels) - 1
     x = x_T
@@ -107,9 +115,30 @@ def denoise(denoiser: Any, solver: Solver, x_T: torch.Tensor, steps: int, *,
         x, x0 = solver.step(den, level, x, generator=generator)
         if callback is not None:
             callback(i, level, x, x0)
+        if observing():   # only then: float() of a level syncs with the device
+            report_step(i, float(level.sigma / level.alpha), _cond_value(level.cond), x, x0)
         if progress is not None:
             progress(i + 1, n)
     return x
+
+
+def _cond_value(cond: Any) -> float:
+    return float(cond.float().mean()) if isinstance(cond, torch.Tensor) else float(cond)
+
+
+# a function den -> den that every `denoise` applies to its denoiser (None: none); a context
+# variable, as the trajectory's observer, so a wrapper reaches any family's loop unchanged
+_WRAP: contextvars.ContextVar[Callable[[Any], Any] | None] = contextvars.ContextVar("denoiser_wrap", default=None)
+
+
+@contextlib.contextmanager
+def wrapping_denoiser(wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Within the block, every `denoise` runs with wrap(its denoiser)."""
+    token = _WRAP.set(wrap)
+    try:
+        yield
+    finally:
+        _WRAP.reset(token)
 
 
 @torch.no_grad()

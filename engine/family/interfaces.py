@@ -84,7 +84,18 @@ class IterativeSampler:
     def sampling_record(self) -> SamplingCaps:
         opts = type(self.cfg.sampling)
         solvers = next((list(f.metadata["choices"]) for f in option_fields(opts) if f.name == "sampler"), [])
-        return SamplingCaps(options=[f.name for f in option_fields(opts)], steps=True, solvers=solvers)
+        return SamplingCaps(options=[f.name for f in option_fields(opts)], steps=True, solvers=solvers,
+                            trajectory=True)
+
+    def trajectory(self, seed: int, *, labels=None, use_ema: bool = True, options=None,
+                   progress: Progress | None = None, cancel: Cancel | None = None):
+        """The denoising trajectory of the image `seed` samples: (steps, image), each step an
+        engine.family.trajectory.TrajectoryStep (x_t and x̂0 with its level), image (C, H, W) in
+        [-1, 1]. Shared by every family that samples through the denoising loop, which streams
+        its steps. Contract: one step per solver step; a deterministic solver's last x̂0 is the image."""
+        from engine.family.trajectory import record_trajectory
+        return record_trajectory(self, seed, labels=labels, use_ema=use_ema, options=options, progress=progress,
+                                 cancel=cancel)
 
 
 class LatentModel:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.family.progress import Cancel, StageProgress, stage
 from engine.ops.base import ModelSession, check_scale
+from engine.ops.guide import check_autoguidance_scale, guide_field, scale_field
 from engine.core.flags import Flag, request_field, result_field
 from engine.core.schema import check_like
 from engine.core.sections import SamplingSection
@@ -29,10 +30,13 @@ class SampleRequest:
                         "steps", "eta", "guidance_scale", "truncation_psi"))
     scale: int = request_field(1, "upscale the grid by this factor (nearest)")
     images_dir: str = request_field("", cli=False)   # the per-image PNGs; "": a folder named after `out`, next to it
+    guide_checkpoint: str = guide_field()
+    autoguidance_scale: float = scale_field()
 
     def check(self) -> None:
         check_like(self.n, SamplingSection, "grid_size", "n", "sampling.grid_size")  # 1..1024 images
         check_scale(self.scale)
+        check_autoguidance_scale(self.autoguidance_scale)
 
 
 @dataclass
@@ -52,10 +56,12 @@ def images_dir_for(out: str | Path) -> Path:
 def run(session: ModelSession, req: SampleRequest, progress: StageProgress, cancel: Cancel) -> SampleResult:
     from engine.core.pnginfo import write_png
     from engine.family.grid import grid_classes, grid_columns, make_grid, sample_images
+    from engine.ops.guide import with_guide
     fam = session.family
     options = fam.sample_options(req.options)
-    imgs, labels = sample_images(fam, req.n, seed=req.seed, cls=req.cls, use_ema=req.ema,
-                                 options=options, progress=stage(progress, "sampling"), cancel=cancel)
+    imgs, labels = with_guide(fam, req.guide_checkpoint, req.autoguidance_scale, options, lambda f: sample_images(
+        f, req.n, seed=req.seed, cls=req.cls, use_ema=req.ema, options=options, progress=stage(progress, "sampling"),
+        cancel=cancel))
     batch = batch_meta(session, req, options)
     grid = make_grid(imgs, grid_columns(req.n, grid_classes(fam, req.cls)), scale=req.scale)
     write_png(req.out, grid, batch, parameters(batch, fam))
@@ -80,7 +86,9 @@ def batch_meta(session: ModelSession, req: SampleRequest, options) -> dict:
     fam = session.family
     return {"kind": "sample", "checkpoint": str(session.checkpoint), "step": session.step, "family": fam.name,
             "resolution": fam.resolution, "seed": req.seed, "n": req.n, "cls": req.cls,
-            "options": option_values(options), "ema": req.ema}
+            "options": option_values(options), "ema": req.ema,
+            **({"guide_checkpoint": req.guide_checkpoint, "autoguidance_scale": req.autoguidance_scale}
+               if req.guide_checkpoint else {})}
 
 
 def parameters(meta: dict, fam) -> str:

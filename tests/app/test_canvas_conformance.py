@@ -28,6 +28,11 @@ def drive_sample(canvas, files) -> None:
     if canvas.cls.count() > 1:   # and one class of a conditional model
         canvas.cls.setCurrentIndex(canvas.cls.count() - 1)
         canvas.sample()
+    if canvas.traj_btn.isEnabled():   # the denoising trajectory of the seed, where the family streams one
+        canvas.request_trajectory()
+    if canvas.guide.count() > 1:   # autoguided by another checkpoint of the run
+        canvas.guide.setCurrentIndex(1)
+        canvas.sample()
 
 
 def drive_style_mixing(canvas, files) -> None:

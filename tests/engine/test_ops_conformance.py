@@ -28,6 +28,7 @@ TINY_REQUESTS: dict[str, list[tuple[str | None, dict]]] = {
     "mix": [("style_mix", {"rows": [1, "{image}"], "cols": [2, 3], "layers": [0], "encode_steps": 2})],
     "interpolate": [("latent", {"endpoints": [1, "{image}"], "frames": 3, "encode_steps": 2})],
     "interpolate-export": [("latent", {"endpoints": [1, 2], "frames": 3, "out": "{tmp}/walk.gif"})],
+    "trajectory": [("sampling.trajectory", {"seed": 1, "options": {"steps": 2}})],
     "evaluate": [(ANY, {"n": 10, "metrics": "kid", "steps": 2})],
     "sweep": [("sampling.solvers", {"solvers": ["ddim"], "steps": [1, 2], "samples": 10, "reference": "ddim:2",
                                     "out": "{tmp}/sweep"})],
