@@ -43,6 +43,8 @@ def test_adaptive_weight_is_the_ratio_of_the_gradient_norms_at_the_last_layer():
     weight = adaptive_weight(rec, gan, last.weight, max_weight=1e4)
     assert torch.allclose(weight, expected, rtol=1e-5), (weight, expected)
     assert not weight.requires_grad
+    # fp16's loss scale multiplies both losses and delta: the same lambda
+    assert torch.allclose(adaptive_weight(rec, gan, last.weight, max_weight=1e4, scale=1024.0), expected, rtol=1e-5)
     # clamped at max_weight, and the graphs are kept for the step's backward
     assert float(adaptive_weight(rec, gan, last.weight, max_weight=0.5 * float(expected))) == pytest.approx(
         0.5 * float(expected))
@@ -117,14 +119,13 @@ def test_feature_loss_is_zero_for_identical_inputs_and_positive_otherwise():
     torch.manual_seed(0)
     d = PatchDiscriminator(1, 8, 16, layers=2)
     x = torch.randn(4, 1, 8, 8)
-    torch.set_grad_enabled(False)
-    assert float(feature_matching_loss(d.features(x)[:-1], d.features(x.clone())[:-1])) == 0.0
-    y = x + 0.5 * torch.randn_like(x)
-    assert float(feature_matching_loss(d.features(x)[:-1], d.features(y)[:-1])) > 0.0
-    # the mean over layers of the mean absolute differences
-    a, b = [torch.zeros(2, 3), torch.ones(4)], [torch.ones(2, 3), 3 * torch.ones(4)]
-    assert float(feature_matching_loss(a, b)) == pytest.approx((1.0 + 2.0) / 2)
-    torch.set_grad_enabled(True)
+    with torch.no_grad():
+        assert float(feature_matching_loss(d.features(x)[:-1], d.features(x.clone())[:-1])) == 0.0
+        y = x + 0.5 * torch.randn_like(x)
+        assert float(feature_matching_loss(d.features(x)[:-1], d.features(y)[:-1])) > 0.0
+        # the mean over layers of the mean absolute differences
+        a, b = [torch.zeros(2, 3), torch.ones(4)], [torch.ones(2, 3), 3 * torch.ones(4)]
+        assert float(feature_matching_loss(a, b)) == pytest.approx((1.0 + 2.0) / 2)
 
 
 # ---- config and a tiny run ------------------------------------------------------------------------------

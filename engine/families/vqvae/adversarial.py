@@ -20,14 +20,16 @@ def hinge_g_loss(fake: torch.Tensor) -> torch.Tensor:
 
 
 def adaptive_weight(rec_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: torch.Tensor,
-                    max_weight: float) -> torch.Tensor:
+                    max_weight: float, scale: float = 1.0) -> torch.Tensor:
     """lambda = ||grad_{G_L} L_rec|| / (||grad_{G_L} L_GAN|| + delta), clamped to [0, max_weight] and
     detached (a weight, not a path for gradients); G_L is the decoder's last layer's weight. Both
-    graphs are kept: the step's backward runs through them afterwards."""
-    (g_rec,) = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)
-    (g_gan,) = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)
-    weight = g_rec.norm() / (g_gan.norm() + ADAPTIVE_EPS)
-    return weight.clamp(0.0, max_weight).detach()
+    graphs are kept: the step's backward runs through them afterwards. `scale` (fp16's loss scale)
+    multiplies both losses and delta, so small gradients do not underflow and lambda is unchanged;
+    a gradient that overflows anyway gives no adversarial term (0) rather than a NaN."""
+    (g_rec,) = torch.autograd.grad(rec_loss * scale, last_layer, retain_graph=True)
+    (g_gan,) = torch.autograd.grad(gan_loss * scale, last_layer, retain_graph=True)
+    weight = g_rec.float().norm() / (g_gan.float().norm() + ADAPTIVE_EPS * scale)
+    return torch.nan_to_num(weight, nan=0.0).clamp(0.0, max_weight).detach()
 
 
 def feature_matching_loss(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:

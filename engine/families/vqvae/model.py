@@ -186,7 +186,8 @@ class VQVAEFamily(Family, LatentModel, Reconstructor):
                     real_feats = D.features(x)
             gan = hinge_g_loss(fake_feats[-1].float())
             feature = feature_matching_loss(real_feats[:-1], fake_feats[:-1])
-            weight = adaptive_weight(recon, gan, self.last_layer_weight(), m.adaptive_max) * m.disc_weight
+            scale = float(ctx.scaler.get_scale()) if ctx.scaler is not None else 1.0
+            weight = adaptive_weight(recon, gan, self.last_layer_weight(), m.adaptive_max, scale) * m.disc_weight
         finally:
             D.requires_grad_(True)
         return weight * gan + m.feature_weight * feature, {"loss/G": gan, "loss/feature": feature,
