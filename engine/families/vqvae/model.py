@@ -12,12 +12,18 @@ The API the priors of the next stage (AR, MaskGIT, VAR) and latent diffusion use
 Latents (LatentModel, for interpolation) are the encoder's continuous, pre-quantization map
 (N, latent_dim, h, w); decoding one snaps it to the codes first, so a walk shows the token changes.
 
+VQGAN-lite (model.gan, Esser et al. 2021): a patch discriminator "D" with its own optimizer joins
+after model.disc_start steps; the decoder then also minimises the hinge GAN loss, scaled by the
+adaptive weight, and a feature-matching loss in D's features (engine/families/vqvae/adversarial.py).
+D is not averaged (no EMA copy: its average would never be used).
+
 Sampling: a tokenizer alone has no model of how tokens go together (the priors of the next stage
 are that). generate() draws each token independently from how often training used each code at
 that position (a running count): a baseline that shows which codes are alive, not a generative
 model; the reconstructions and token-map previews are this family's real pictures."""
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -29,6 +35,8 @@ from engine.family.base import Batch, Family, StepContext
 from engine.family.interfaces import LatentModel, Reconstructor
 from engine.family.progress import check_cancel
 from engine.families.vqvae import SPEC
+from engine.families.vqvae.adversarial import adaptive_weight, feature_matching_loss, hinge_d_loss, hinge_g_loss
+from engine.families.vqvae.discriminator import PatchDiscriminator
 from engine.families.vqvae.layers import Decoder, Encoder
 from engine.families.vqvae.quantizers import (FiniteScalarQuantizer, MultiScaleResidualQuantizer, VectorQuantizer,
                                              default_scales)
@@ -95,7 +103,26 @@ class VQVAEFamily(Family, LatentModel, Reconstructor):
         self.networks["quantizer"] = quantizer
         self.networks["decoder"] = Decoder(channels, m.channels, m.max_channels, halvings, m.latent_dim, m.res_blocks)
         self.networks["token_counts"] = TokenCounts(sum(h * w for h, w in self.token_shapes), self.num_codes)
+        if m.gan:
+            self.networks["D"] = PatchDiscriminator(channels, m.disc_channels, m.max_channels, m.disc_layers,
+                                                    spectral=m.disc_spectral_norm)
         self.init_ema()
+
+    def init_ema(self) -> None:
+        # every network but the discriminator (only the tokenizer's networks are used averaged)
+        self.ema = nn.ModuleDict({k: copy.deepcopy(v) for k, v in self.networks.items() if k != "D"})
+        self.ema.requires_grad_(False).eval()
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The base's AdamW over the tokenizer (named as without a GAN, so checkpoints agree), and
+        with model.gan the discriminator's own Adam (betas 0.5 / 0.9, as VQGAN's)."""
+        if not self.cfg.model.gan:
+            return super().make_optimizers()
+        t, m = self.cfg.training, self.cfg.model
+        tokenizer = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]
+        return {self.optimizer_name(): torch.optim.AdamW(tokenizer, lr=t.lr, weight_decay=t.weight_decay,
+                                                         betas=(0.9, 0.999)),
+                "D": torch.optim.Adam(self.networks["D"].parameters(), lr=t.lr * m.disc_lr_ratio, betas=(0.5, 0.9))}
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
@@ -127,12 +154,53 @@ class VQVAEFamily(Family, LatentModel, Reconstructor):
             out = nets["decoder"](q.z_q)
         recon = self.reconstruction_loss(out.float(), x)
         loss = recon + q.loss
+        logs = {}
+        adversarial = self.cfg.model.gan and ctx.step >= self.cfg.model.disc_start
+        if adversarial:
+            extra, logs = self.adversarial_generator_loss(x, out, recon, ctx)
+            loss = loss + extra
+        elif self.cfg.model.gan:
+            logs["gan/adaptive_weight"] = torch.zeros(())   # the warm-up: no adversarial term yet
         ctx.optimize(self.optimizer_name(), loss)
+        if adversarial:
+            logs.update(self.discriminator_step(x, out.detach(), ctx))
         nets["token_counts"].observe(self.flatten_tokens(q.tokens))
-        logs = {"loss/total": loss, "loss/recon": recon, **q.logs}
+        logs.update({"loss/total": loss, "loss/recon": recon, **q.logs})
         if self.cfg.model.quantizer != "fsq":
             logs["loss/commit"] = q.loss
         return logs
+
+    def last_layer_weight(self) -> torch.Tensor:
+        """The weight of the decoder's output conv: where the adaptive weight compares gradients."""
+        return self.networks["decoder"].net[-1].weight
+
+    def adversarial_generator_loss(self, x, out, recon, ctx: StepContext):
+        """The decoder's VQGAN terms: disc_weight * lambda * hinge GAN loss + feature_weight *
+        feature matching, with D frozen -> (their sum, logged values)."""
+        m, D = self.cfg.model, self.networks["D"]
+        D.requires_grad_(False)
+        try:
+            with ctx.autocast():
+                fake_feats = D.features(out)
+                with torch.no_grad():
+                    real_feats = D.features(x)
+            gan = hinge_g_loss(fake_feats[-1].float())
+            feature = feature_matching_loss(real_feats[:-1], fake_feats[:-1])
+            scale = float(ctx.scaler.get_scale()) if ctx.scaler is not None else 1.0
+            weight = adaptive_weight(recon, gan, self.last_layer_weight(), m.adaptive_max, scale) * m.disc_weight
+        finally:
+            D.requires_grad_(True)
+        return weight * gan + m.feature_weight * feature, {"loss/G": gan, "loss/feature": feature,
+                                                           "gan/adaptive_weight": weight}
+
+    def discriminator_step(self, x, fake, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One hinge step of D on the batch and its (detached) reconstructions."""
+        D = self.networks["D"]
+        with ctx.autocast():
+            real_scores, fake_scores = D(x).float(), D(fake).float()
+        loss = hinge_d_loss(real_scores, fake_scores)
+        ctx.optimize("D", loss)
+        return {"loss/D": loss, "gan/d_real": real_scores.mean(), "gan/d_fake": fake_scores.mean()}
 
     # ---- tokens: the API of the priors -------------------------------------------------------------
     def flatten_tokens(self, tokens) -> torch.Tensor:

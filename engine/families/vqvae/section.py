@@ -51,11 +51,33 @@ class VQVAEConfig(Section):
                            "Yu et al. 2022); 0 = latent_dim (no projection).", min=0, max=1024)
     usage_window: int = opt(100, "Codebook usage is the fraction of codes chosen in the last this many steps.",
                             min=1, advanced=True)
+    gan: bool = opt(False, "VQGAN-lite (Esser et al. 2021): add a patch discriminator's hinge loss, balanced "
+                           "against the reconstruction by the paper's adaptive weight, and a feature-matching "
+                           "loss in the discriminator's own features, for sharper reconstructions.", group="VQGAN")
+    disc_start: int = opt(500, "gan: steps of plain reconstruction training before the discriminator and its "
+                               "losses start (a warm-up: a GAN on an untrained decoder only adds noise).", min=0)
+    disc_weight: float = opt(0.8, "gan: the adversarial loss's weight, times the adaptive weight.", min=0.0,
+                             max=100.0)
+    adaptive_max: float = opt(1e4, "gan: clamp of the adaptive weight ||grad L_rec|| / (||grad L_GAN|| + 1e-4) at "
+                                   "the decoder's last layer.", min=0.0, max=1e6, advanced=True)
+    feature_weight: float = opt(1.0, "gan: weight of the L1 distance between the discriminator's features of an "
+                                     "image and of its reconstruction (0 = off).", min=0.0, max=100.0)
+    disc_channels: int = opt(32, "gan: discriminator channels after its first conv, doubled at each halving.",
+                             min=4, max=1024)
+    disc_layers: int = opt(2, "gan: strided convs of the discriminator: each score sees a patch, the map is "
+                              "resolution / 2^layers on a side.", min=1, max=8)
+    disc_spectral_norm: bool = opt(False, "gan: spectral normalization on the discriminator's convs.")
+    disc_lr_ratio: float = opt(1.0, "gan: discriminator learning rate = training.lr times this (Adam, betas "
+                                    "0.5 / 0.9).", min=0.0, max=100.0, advanced=True)
 
     # the smallest sensible model, for the conformance suite: a few steps on 8x8 images in a second
     TINY: ClassVar[dict] = {"model": {"downsample": 2, "latent_dim": 8, "codebook_size": 16, "levels": [4, 3],
                                       "scales": [], "channels": 8, "max_channels": 16, "restart_pool": 64,
                                       "dead_code_steps": 1}}
+    # overlays on TINY that the resume conformance test also runs, as "vqvae:<variant>" (tests/conftest.py):
+    # the discriminator starts at step 1, so a resume at step 2 carries its optimizer state
+    TINY_VARIANTS: ClassVar[dict] = {"gan": {"model": {"gan": True, "disc_start": 1, "disc_channels": 8,
+                                                       "disc_layers": 1}}}
 
     def check(self, where: str, run) -> None:
         if self.downsample & (self.downsample - 1):
@@ -75,6 +97,9 @@ class VQVAEConfig(Section):
         if res % self.downsample:
             raise ConfigError(f"data.resolution = {res} must be divisible by {where}.downsample = {self.downsample}")
         grid = res // self.downsample
+        if self.gan and res % 2 ** self.disc_layers:
+            raise ConfigError(f"data.resolution = {res} must be divisible by 2^{where}.disc_layers = "
+                              f"{2 ** self.disc_layers} (each discriminator layer halves the image)")
         if self.scales and self.scales[-1] != grid:
             raise ConfigError(f"{where}.scales = {self.scales} must end at the token grid, {grid} "
                               f"(data.resolution {res} / downsample {self.downsample})")
