@@ -154,7 +154,8 @@ def test_a_wrong_family_parent_is_refused_in_one_line(tmp_path):
     vae = tiny_parent("vae")
     res = train(tiny_family_config("var").replace(model={"parent": str(vae)}), tmp_path / "run", emit=lambda e: None)
     assert res.state == "failed"
-    assert str(vae.resolve()) in one_line(res.message) and "a vae checkpoint cannot be the parent of a var" in res.message
+    assert str(vae.resolve()) in one_line(res.message)
+    assert "a vae checkpoint cannot be the parent of a var model" in res.message
 
 
 def test_a_vqvae_parent_without_the_multi_scale_quantizer_is_refused_in_one_line(tmp_path):

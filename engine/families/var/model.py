@@ -45,7 +45,8 @@ def draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor
     alone (so an image does not depend on its batch)."""
     cdf = probs.double().cpu().cumsum(-1)
     u = torch.stack([torch.rand(probs.shape[1], generator=g, dtype=torch.float64) for g in generators])
-    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1)).squeeze(-1)
+    # right=True: u lands in [cdf[j-1], cdf[j]), empty for a code of probability 0
+    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
     return idx.clamp_(max=probs.shape[-1] - 1).to(probs.device)
 
 
