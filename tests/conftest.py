@@ -72,26 +72,34 @@ def tiny_parent_root(tmp_path_factory):
     os.environ.pop(TINY_PARENTS_ENV, None)
 
 
-def tiny_parent(family: str) -> Path:
+def tiny_parent(family: str, model: dict | None = None) -> Path:
     """A checkpoint of `family` at its TINY size on 8x8 digits (two steps, trained on first use and
-    kept for the session): the parent of the tiny configs of families that take one."""
+    kept for the session), with `model` overlaid on its [model] section: the parent of the tiny
+    configs of families that take one."""
     from engine.runs.rundir import RunDir
-    run_dir = Path(os.environ[TINY_PARENTS_ENV]) / family
+    overlay = model or {}
+    tag = "-".join(f"{k}-{v}" for k, v in sorted(overlay.items()))
+    run_dir = Path(os.environ[TINY_PARENTS_ENV]) / (f"{family}-{tag}" if tag else family)
     done = RunDir(run_dir).latest_checkpoint()
     if done is not None:
         return done
     from engine.training.loop import train
-    res = train(tiny_family_config(family), run_dir, emit=lambda e: None)
+    cfg = tiny_family_config(family)
+    res = train(cfg.replace(model=overlay) if overlay else cfg, run_dir, emit=lambda e: None)
     assert res.state == "finished", f"tiny parent {family}: {res.message}"
     return res.last_checkpoint
 
 
 def tiny_parent_fields(name: str) -> dict:
-    """The [model] fields that give family `name` its tiny parent ({} for a family that takes none)."""
+    """The [model] fields that give family `name` its tiny parent ({} for a family that takes none):
+    one of the first family it accepts, with the overlay of its section's TINY_PARENT, if any (VAR
+    needs a tokenizer with the multi-scale quantizer)."""
     from engine.core.families import family_spec
-    cls = family_spec(name).family_class()
+    spec = family_spec(name)
+    cls = spec.family_class()
     accepted = cls.parent_families if not cls.parent_switch else ()   # an optional parent: its tiny run has none
-    return {"parent": str(tiny_parent(accepted[0]))} if accepted else {}
+    overlay = getattr(spec.config, "TINY_PARENT", {}).get("model")
+    return {"parent": str(tiny_parent(accepted[0], overlay))} if accepted else {}
 
 
 def tiny_family_config(name: str, **training) -> RunConfig:
