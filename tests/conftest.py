@@ -58,17 +58,52 @@ def family_cases() -> list[str]:
     return cases
 
 
+# ---- parents of two-stage families: a tiny checkpoint of the parent's family, trained once ------
+# (the folder goes through the environment: test modules import this file as tests.conftest, a
+# second copy of the module beside the one pytest loaded)
+TINY_PARENTS_ENV = "GENLAB_TEST_TINY_PARENTS"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_parent_root(tmp_path_factory):
+    """Where tiny_parent trains the parents the session's tiny two-stage runs name."""
+    os.environ[TINY_PARENTS_ENV] = str(tmp_path_factory.mktemp("tiny-parents"))
+    yield
+    os.environ.pop(TINY_PARENTS_ENV, None)
+
+
+def tiny_parent(family: str) -> Path:
+    """A checkpoint of `family` at its TINY size on 8x8 digits (two steps, trained on first use and
+    kept for the session): the parent of the tiny configs of families that take one."""
+    from engine.runs.rundir import RunDir
+    run_dir = Path(os.environ[TINY_PARENTS_ENV]) / family
+    done = RunDir(run_dir).latest_checkpoint()
+    if done is not None:
+        return done
+    from engine.training.loop import train
+    res = train(tiny_family_config(family), run_dir, emit=lambda e: None)
+    assert res.state == "finished", f"tiny parent {family}: {res.message}"
+    return res.last_checkpoint
+
+
+def tiny_parent_fields(name: str) -> dict:
+    """The [model] fields that give family `name` its tiny parent ({} for a family that takes none)."""
+    from engine.core.families import family_spec
+    accepted = family_spec(name).family_class().parent_families
+    return {"parent": str(tiny_parent(accepted[0]))} if accepted else {}
+
+
 def tiny_family_config(name: str, **training) -> RunConfig:
     """Family `name` (or "family:variant", one of family_cases()) at its config section's TINY size
     on 8x8 digits, two steps of batch 8 on the CPU; any evaluation of it is cheap too (few samples,
-    a briefly trained feature network)."""
+    a briefly trained feature network). A two-stage family gets a tiny parent (tiny_parent)."""
     from engine.core.families import family_spec
     family, _, variant = name.partition(":")
     section = family_spec(family).config
     tiny, overlay = section.TINY, section.TINY_VARIANTS[variant] if variant else {}
     return RunConfig(name=f"conf-{name.replace(':', '-')}").replace(
         data={"dataset": "digits", "resolution": TINY_RES},
-        model={"family": family, **tiny.get("model", {}), **overlay.get("model", {})},
+        model={"family": family, **tiny.get("model", {}), **overlay.get("model", {}), **tiny_parent_fields(family)},
         training={"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1, "sample_every": 0,
                   "checkpoint_every": 0, "device": "cpu", "ema_decay": 0.5, **training},
         sampling={"grid_size": 4, **tiny.get("sampling", {}), **overlay.get("sampling", {})},

@@ -93,9 +93,24 @@ def header_html(s: RunSummary) -> str:
              f" · {n_grids} sample grid{'s' if n_grids != 1 else ''}"]
     if best:
         lines.append(f"best: {best}")
+    if s.parent:
+        lines.append(parent_html(s))
     if s.state == "interrupted":
         lines.append("Its process is gone (killed, or the machine restarted): Resume continues from the last checkpoint.")
     return "<br>".join(lines)
+
+
+PARENT_LINK = "parent"   # the href of the parent line's link (the browser selects the parent run)
+
+
+def parent_html(s: RunSummary) -> str:
+    """A two-stage run's parent: a link to its run when it is one (the runs browser selects it),
+    else the checkpoint's path."""
+    path = Path(s.parent)
+    if s.parent_run is None:
+        return f"parent: {html.escape(str(path))}"
+    ckpt = f" ({html.escape(path.name)})" if path != s.parent_run else ""
+    return (f"parent: <a href='{PARENT_LINK}'>{html.escape(s.parent_run.name)}</a>{ckpt}")
 
 
 class RunTree(QTreeWidget):
@@ -254,7 +269,8 @@ def item_path(item: QTreeWidgetItem) -> Path:
 def fill_run_item(item: QTreeWidgetItem, s: RunSummary) -> None:
     """One run's row: its texts, the state's colour, the tooltips and the loss sparkline."""
     item.setText(C_NAME, s.name)
-    item.setToolTip(C_NAME, f"{s.path}" + (f"\nconfig name: {s.config_name}" if s.config_name else ""))
+    item.setToolTip(C_NAME, f"{s.path}" + (f"\nconfig name: {s.config_name}" if s.config_name else "")
+                    + (f"\nparent: {s.parent}" if s.parent else ""))
     item.setText(C_STATE, s.state)
     item.setForeground(C_STATE, QBrush(QColor(STATE_COLORS.get(s.state, "#333333"))))
     tip = s.state + (f": {s.message}" if s.message else "")

@@ -32,7 +32,7 @@ from app.panels.run_compare import RunCompare
 from app.panels.run_curves import RunCurves
 from app.panels.run_flipbook import RunFlipbook
 from app.panels.run_queue import QueueView, position_of
-from app.panels.run_tree import RunTree, header_html, is_run, item_path
+from app.panels.run_tree import PARENT_LINK, RunTree, header_html, is_run, item_path
 from app.qt_util import FlowLayout, scratch_settings
 from app.run_watcher import RunWatcher
 from engine.runs.index import RunsIndex, RunSummary
@@ -91,7 +91,9 @@ class RunsBrowser(QWidget):
         # ---- the selected run ----
         self.header = QLabel(PROMPT)
         self.header.setWordWrap(True)
-        self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.header.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        self.header.setOpenExternalLinks(False)
+        self.header.linkActivated.connect(self._on_header_link)
         self.flipbook = RunFlipbook()
         self.actions = RunActions(checkpoint_of=self.flipbook.selected_checkpoint, trash_dir=trash_dir)
         self.curves = RunCurves()
@@ -293,6 +295,24 @@ class RunsBrowser(QWidget):
     def _show_header(self, s: RunSummary) -> None:
         self.header.setText(header_html(s))
         self.header.setToolTip(str(s.path))
+
+    def _on_header_link(self, href: str) -> None:
+        if href == PARENT_LINK:
+            self.select_parent()
+
+    def select_parent(self) -> bool:
+        """Select the current run's parent run (a two-stage run's), listing its folder first when
+        it is not listed yet. False when there is none to select."""
+        s = self.current
+        if s is None or s.parent_run is None:
+            return False
+        if self.run_item(s.parent_run) is None:
+            if not s.parent_run.is_dir():
+                self.actions.say(f"the parent run {s.parent_run} is not there any more", error=True)
+                return False
+            self.add_folder(s.parent_run.parent)
+        self.select_run(s.parent_run)
+        return True
 
     def _on_double_click(self, item: QTreeWidgetItem, _col: int) -> None:
         if is_run(item):

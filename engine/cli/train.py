@@ -10,6 +10,7 @@ from pathlib import Path
 from engine.cli.common import CLIError, note, parse_set, rank_prefix, say
 from engine.core.config import DEVICES, RunConfig, load_preset
 from engine.core.families import DEFAULT_PRESET
+from engine.core.parents import takes_parent
 
 HELP = "train a model into a run directory"
 
@@ -22,6 +23,10 @@ def add_arguments(t) -> None:
     t.add_argument("--steps", type=int, help="train for this many steps in total (overrides the config)")
     t.add_argument("--device", choices=DEVICES, help="override training.device")
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
+    t.add_argument("--parent", metavar="PATH",
+                   help="a two-stage model's parent: a checkpoint (.safetensors) or a run folder (its newest "
+                        "checkpoint), e.g. the VAE of latent diffusion; without it, a preset's "
+                        "default_parent_preset is trained first")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     t.add_argument("--no-stdin", action="store_true", help="do not read control commands from stdin")
     t.add_argument("--nice", type=int, metavar="N",
@@ -42,12 +47,22 @@ def load_run_config(args) -> RunConfig:
         overrides.setdefault("training", {})["steps"] = args.steps
     if args.device:
         overrides.setdefault("training", {})["device"] = args.device
+    if getattr(args, "parent", None):
+        if not takes_parent(cfg.to_dict()["model"]):
+            raise CLIError(f"--parent {args.parent}: a {cfg.family} model takes no parent checkpoint")
+        overrides.setdefault("model", {})["parent"] = args.parent
     new = cfg.replace(**overrides) if overrides else cfg
     if new.family != cfg.family and "WORLD_SIZE" not in os.environ:   # said once, not by every rank
         note(f"--set model.family={new.family} on {cfg.family}'s {args.config or f'preset {cfg.name}'}: the model "
              f"and sampling sections start from {new.family}'s defaults (grid settings kept); data, training and "
              f"metrics stay as they were")
     return new
+
+
+def stdout_line(ev: dict) -> None:
+    from engine.core import protocol
+    sys.stdout.write(protocol.encode(ev) + "\n")
+    sys.stdout.flush()
 
 
 def prepare_train(args) -> tuple[RunConfig, Path]:
@@ -74,7 +89,15 @@ def prepare_train(args) -> tuple[RunConfig, Path]:
     run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(args.runs_root, cfg.name)
     if (run_dir / "config.toml").exists():
         raise CLIError(f"{run_dir}: already holds a run; use --resume to continue it or pick a new --run-dir")
-    return cfg, run_dir
+    from engine.core import protocol
+    from engine.training.parent import with_default_parent
+
+    def progress(ev: dict) -> None:   # the parent's training, told as this run's phase (the GUI shows it)
+        if ev.get("event") == "metrics" and ev.get("step", 0) % 100 == 0:
+            stdout_line(protocol.event("phase", what=f"training the parent: step {ev['step']}/{ev.get('total_steps')}",
+                                       step=0))
+    # the default parent's run goes beside the child's, where the runs browser lists both
+    return with_default_parent(cfg, run_dir.parent, note, progress), run_dir
 
 
 def share_train(dist, args) -> tuple[RunConfig, Path]:

@@ -32,6 +32,10 @@ def seed_noise(seeds: list[int], dim: int) -> torch.Tensor:
 class Batch:
     images: torch.Tensor   # B, C, H, W float in [-1, 1] on the training device
     labels: torch.Tensor   # B int64
+    # which dataset images these are, and which of them are mirrored: for a family that trains on
+    # an encoding of the dataset it prepared once (prepare_data), e.g. a parent's latents
+    index: torch.Tensor | None = None   # B int64
+    flips: torch.Tensor | None = None   # B bool, or None when nothing is mirrored
 
 
 class StepContext:
@@ -100,6 +104,10 @@ class Family:
     one AdamW over all networks is not what they train with)."""
 
     name: str = ""
+    # the families whose checkpoints this one trains on (a two-stage family: latent diffusion over
+    # a VAE); empty for a family that takes no parent. Its [model] section then has a `parent`
+    # field (engine/core/parents.py) and its __init__ takes `parent=` (engine/family/parent.Parent)
+    parent_families: tuple[str, ...] = ()
 
     def __init__(self, cfg: RunConfig, channels: int, resolution: int, class_names: list[str]):
         self.cfg, self.channels, self.resolution = cfg, channels, resolution
@@ -123,6 +131,13 @@ class Family:
         if self.ema is not None:
             self.ema.to(self.device)
         return self
+
+    def prepare_data(self, images: torch.Tensor, labels: torch.Tensor, *, cache_dir, data_config: dict,
+                     hflip: bool, say) -> None:
+        """Called by the training loop for a family with a parent, once before the first step,
+        with the whole dataset (uint8 (N, C, H, W) and labels): a family that trains on an encoding
+        of it (a parent's latents) computes it here, cached in cache_dir (the run folder's
+        encoded/), and finds its rows by Batch.index. `say(message)` tells the person what was done."""
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.networks.parameters())
@@ -239,5 +254,16 @@ def family_class(name: str) -> type[Family]:
         raise ValueError(e.args[0]) from None
 
 
-def build_family(cfg: RunConfig, channels: int, resolution: int, class_names: list[str]) -> Family:
-    return family_class(cfg.model.family)(cfg, channels, resolution, class_names)
+def build_family(cfg: RunConfig, channels: int, resolution: int, class_names: list[str], *,
+                 parent=None) -> Family:
+    """The family of cfg. A two-stage family needs its loaded parent (engine/training/parent.py's
+    load_parent); a parent given to a family that takes none is an error."""
+    cls = family_class(cfg.model.family)
+    if cls.parent_families:
+        if parent is None:
+            raise ConfigError(f"a {cls.name} model trains on a parent checkpoint "
+                              f"({' or '.join(cls.parent_families)}); none was loaded")
+        return cls(cfg, channels, resolution, class_names, parent=parent)
+    if parent is not None:
+        raise ConfigError(f"a {cls.name} model takes no parent checkpoint")
+    return cls(cfg, channels, resolution, class_names)

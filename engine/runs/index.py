@@ -25,6 +25,7 @@ from engine.core import metrics
 from engine.core.artifacts import SAMPLES, ArtifactSpec
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short, wants
+from engine.core.parents import checkpoint_run_dir, parent_of
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
 
 if sys.version_info >= (3, 11):
@@ -78,6 +79,8 @@ class RunSummary:
     loss_tail: list[float] = field(default_factory=list)
     checkpoints: list[tuple[int, Path]] = field(default_factory=list)  # complete ones, oldest first
     samples: list[tuple[int, Path]] = field(default_factory=list)      # sample grids, oldest first
+    parent: str = ""              # a two-stage run's parent checkpoint (model.parent), "" for none
+    parent_run: Path | None = None  # the run folder that parent belongs to, when it is one
 
     @property
     def live(self) -> bool:
@@ -100,7 +103,7 @@ class _Entry:
     def __init__(self, loss_key: str | None):
         self.sig: tuple | None = None
         self.config_sig: tuple | None = None
-        self.config: tuple[str, str, str] = ("?", "?", "")
+        self.config: tuple[str, str, str, str] = ("?", "?", "", "")
         self.offset = 0
         self.partial = b""
         self.loss_key = loss_key
@@ -117,19 +120,19 @@ def _stat_sig(p: Path) -> tuple | None:
     return s.st_mtime_ns, s.st_size
 
 
-def _read_config(path: Path) -> tuple[str, str, str]:
-    """(family, dataset, name) from config.toml, read as plain TOML (no validation: a config of a
-    newer or older GenLab still lists)."""
+def _read_config(path: Path) -> tuple[str, str, str, str]:
+    """(family, dataset, name, parent) from config.toml, read as plain TOML (no validation: a
+    config of a newer or older GenLab still lists)."""
     try:
         d = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return "?", "?", ""
+        return "?", "?", "", ""
     model, data = d.get("model", {}), d.get("data", {})
     family = str(model.get("family", "?")) if isinstance(model, dict) else "?"
     dataset = str(data.get("dataset", "?")) if isinstance(data, dict) else "?"
     if dataset == "folder" and isinstance(data, dict) and data.get("path"):
         dataset = f"folder: {Path(str(data['path'])).name}"
-    return family, dataset, str(d.get("name", ""))
+    return family, dataset, str(d.get("name", "")), parent_of(model) if isinstance(model, dict) else ""
 
 
 def _loss_key_for(family: str) -> str | None:
@@ -213,7 +216,7 @@ class RunsIndex:
             s = RunSummary(**{**s.__dict__, "checkpoints": checkpoints, "samples": samples,
                               "best": dict(entry.best), "loss_key": entry.loss_key, "loss_tail": list(entry.tail)})
         else:
-            family, dataset, name = entry.config
+            family, dataset, name, parent = entry.config
             state = st.get("state") or "no status"
             total = st.get("total_steps")
             step = st.get("step", 0)
@@ -224,7 +227,8 @@ class RunsIndex:
                            pid=st.get("pid") if isinstance(st.get("pid"), int) else None,
                            updated=st.get("updated") if isinstance(st.get("updated"), (int, float)) else None,
                            best=dict(entry.best), loss_key=entry.loss_key, loss_tail=list(entry.tail),
-                           checkpoints=checkpoints, samples=samples)
+                           checkpoints=checkpoints, samples=samples, parent=parent,
+                           parent_run=checkpoint_run_dir(parent) if parent else None)
             if state == "no status" and checkpoints:  # a run copied without its status: its newest checkpoint
                 s.step = checkpoints[-1][0]
         entry.summary = s

@@ -376,12 +376,18 @@ def fmt_value(v: Any) -> str:
 
 def family_from_checkpoint(path: str | Path, device: str = "auto"):
     """Build the family a checkpoint was trained as and load its weights, for sampling."""
-    from engine.family.base import build_family
+    from engine.family.base import build_family, family_class
     from engine.training.device import select_device
     ckpt = load_checkpoint(path)
     cfg = ckpt.config
     data = ckpt.meta["data"]
-    fam = build_family(cfg, data["channels"], data["resolution"], data["class_names"])
+    parent = None
+    if family_class(cfg.family).parent_families:   # a two-stage model: its parent as it trained on it
+        from engine.training.parent import load_parent
+        recorded = ckpt.meta.get("parent")
+        parent = load_parent(cfg, select_device(device), channels=data["channels"], resolution=data["resolution"],
+                             expected=recorded if isinstance(recorded, dict) else None)
+    fam = build_family(cfg, data["channels"], data["resolution"], data["class_names"], parent=parent)
     load_weights_into(fam, ckpt)
     fam.to(select_device(device))
     return fam, ckpt

@@ -31,7 +31,9 @@ from engine.core import protocol
 from engine.core.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
-from engine.family.base import Batch, StepContext, build_family
+from engine.core.parents import parent_of
+from engine.family.base import Batch, StepContext, build_family, family_class
+from engine.family.parent import ENCODED_DIR
 from engine.training import checkpoint as ck
 from engine.training import distributed
 from engine.training.control import ControlChannel, SharedControl
@@ -40,6 +42,7 @@ from engine.family.ema import ema_decay_at
 from engine.core.errors import os_error_line
 from engine.runs.rundir import RunDir
 from engine.training.artifacts import ArtifactWriter
+from engine.training.parent import load_parent
 from engine.training.throughput import Throughput
 from engine.training.errors import RunBusy, TrainingFailed, agree, rank0_alone
 from engine.training.evaluation import RunEvaluation, skip_final_evaluation
@@ -88,6 +91,7 @@ class Trainer:
         self.last_sampled_step = -1
         self.last_evaluated_step = -1
         self.recorded: dict = {}   # status.json as found, before this process writes it
+        self.parent = None         # a two-stage run's frozen parent (engine/family/parent.py)
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
         self._stepped = False      # distributed: state is broadcast again after the first step
         self._initial_pending = False  # every rank: step 0's artifacts are still to draw (after the first step)
@@ -131,9 +135,17 @@ class Trainer:
         if self.data.skipped:
             self.emit(protocol.event("warning", message=skipped_warning(self.data.name, self.data.skipped,
                                                                          self.data.scanned)))
+        self.parent = self._load_parent(ckpt)
+        cfg = self.cfg   # the parent's checkpoint file is now recorded in model.parent
         self.phase("building the model")
-        self.family = build_family(cfg, self.data.channels, self.data.resolution, self.data.class_names)
+        self.family = build_family(cfg, self.data.channels, self.data.resolution, self.data.class_names,
+                                   parent=self.parent)
         self.family.to(self.device)
+        if self.parent is not None:
+            self.phase(f"encoding the data with the parent {self.parent.path.name}")
+            self.family.prepare_data(self.data.images, self.data.labels, cache_dir=self.rd.path / ENCODED_DIR,
+                                     data_config=cfg.to_dict()["data"], hflip=cfg.data.hflip,
+                                     say=lambda m: self.emit(protocol.event("info", message=m)))
         self.optimizers = self.family.make_optimizers()
         for opt in self.optimizers.values():
             for g in opt.param_groups:
@@ -163,6 +175,20 @@ class Trainer:
             cfg.save(self.rd.config_path)
         if d.is_main:
             self.artifacts.declare()
+
+    def _load_parent(self, ckpt: ck.Checkpoint | None):
+        """The run's parent checkpoint, frozen (None for a family that takes none). A run that
+        starts records the checkpoint file in model.parent (a run folder named there becomes its
+        newest checkpoint); a resumed one must find it as its checkpoint recorded it."""
+        expected = ckpt.meta.get("parent") if ckpt is not None else None
+        if not family_class(self.cfg.family).parent_families:
+            return None
+        self.phase("loading the parent checkpoint")
+        parent = load_parent(self.cfg, self.device, channels=self.data.channels, resolution=self.data.resolution,
+                             expected=expected if isinstance(expected, dict) else None)
+        if parent_of(self.cfg.model) != str(parent.path):
+            self.cfg = self.cfg.replace(model={"parent": str(parent.path)})
+        return parent
 
     def _restore(self, ckpt: ck.Checkpoint) -> None:
         ck.load_weights_into(self.family, ckpt)
@@ -236,6 +262,8 @@ class Trainer:
                          "class_names": self.data.class_names, "images": len(self.data)},
                 "capabilities": self.family.capabilities().to_dict(),
                 "metrics": getattr(self, "last_metrics", {}), "time": time.time()}
+        if self.parent is not None:   # its path and content hash: a changed parent is caught on load
+            meta["parent"] = self.parent.record()
         path = ck.save_checkpoint(self.rd.checkpoint_stem(self.step), tensors, meta)
         self.last_ckpt, self.last_saved_step = path, self.step
         self.rd.prune_checkpoints(self.cfg.training.keep_checkpoints, upto=self.step)
@@ -452,7 +480,7 @@ class Trainer:
         x = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if flips is not None:
             x = torch.where(flips.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
-        batch = Batch(x, self.labels[idx.to(self.labels.device)])
+        batch = Batch(x, self.labels[idx.to(self.labels.device)], index=idx, flips=flips)
         self.ctx.step = self.step
         losses = self.family.training_step(batch, self.ctx)
         losses = {k: v.detach().float() for k, v in losses.items()}

@@ -14,6 +14,7 @@ from app.main_window import MainWindow
 from app.worker_session import WorkerSession
 from engine.core.config import RunConfig, list_presets, load_preset
 from engine.core.families import FAMILIES, family_spec
+from tests.conftest import tiny_parent_fields
 
 PRESETS = sorted(list_presets())
 SECTIONS = ("data", "model", "training", "sampling", "metrics")
@@ -72,7 +73,7 @@ def _tiny_through_the_forms(window: MainWindow, family: str) -> None:
     tiny = family_spec(family).config.TINY
     panel = window.model_panel
     window.data_panel.form.set_values({"resolution": 8, "count": 64})
-    panel.model_form.set_values(tiny.get("model", {}))
+    panel.model_form.set_values({**tiny.get("model", {}), **tiny_parent_fields(family)})
     panel.training_form.set_values({"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1,
                                     "sample_every": 0, "checkpoint_every": 0, "device": "cpu"})
     panel.sampling_form.set_values({"grid_size": 4, **tiny.get("sampling", {})})
@@ -96,6 +97,6 @@ def test_a_preset_starts_from_the_start_button(window, qtbot, name):
     stored = RunConfig.load(window.training.run_dir / "config.toml", stored=True)
     assert stored.model.family == family and stored.data.resolution == 8 and stored.training.steps == 2
     wanted = {k: v for k, v in dataclasses.asdict(load_preset(name).model).items()
-              if k not in family_spec(family).config.TINY.get("model", {})}
+              if k not in family_spec(family).config.TINY.get("model", {}) and k not in tiny_parent_fields(family)}
     assert {k: v for k, v in dataclasses.asdict(stored.model).items() if k in wanted} == wanted
     assert json.loads((window.training.run_dir / "status.json").read_text())["state"] == "finished"

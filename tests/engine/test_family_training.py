@@ -17,7 +17,7 @@ from engine.core.logkeys import QUALITY
 from engine.core.schema import ConfigError
 from engine.runs.rundir import RunDir
 from engine.training.loop import Trainer, train
-from tests.conftest import TINY_RES, family_cases, tiny_family_config
+from tests.conftest import TINY_RES, family_cases, tiny_family_config, tiny_parent_fields
 
 # the loop's own bookkeeping: clock readings, which differ between any two runs
 CLOCK_KEYS = {"time", "elapsed_s", "img_per_s", "eta_s", "eval_s"}
@@ -85,7 +85,7 @@ def tiny_preset(preset: str):
     cfg = load_preset(preset)
     tiny = family_spec(cfg.model.family).config.TINY
     return cfg.replace(data={"dataset": "digits", "resolution": TINY_RES},
-                       model=tiny.get("model", {}),
+                       model={**tiny.get("model", {}), **tiny_parent_fields(cfg.model.family)},
                        training={"steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 0,
                                  "checkpoint_every": 0, "device": "cpu"},
                        sampling={"grid_size": 4, **tiny.get("sampling", {})},

@@ -1,0 +1,48 @@
+"""Latent diffusion's config: the [model] section (the parent VAE, the latent denoiser and the noise
+schedule) and its sampling options (as DDPM's)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from engine.core.flags import Flag
+from engine.core.parents import default_parent_field, parent_field
+from engine.core.schema import Section, opt
+from engine.core.sections import SamplingSection, family_field
+from engine.core.solvers import SPACINGS, solver_names
+from engine.families.ldm import SPEC
+
+
+@dataclass
+class LDMConfig(Section):
+    family: str = family_field(SPEC)
+    parent: str = parent_field()
+    default_parent_preset: str = default_parent_field()
+    width: int = opt(256, "Width of the latent denoiser (an MLP over the parent's latent vector).", min=8, max=4096)
+    depth: int = opt(4, "Residual blocks of the latent denoiser.", min=1, max=32)
+    dropout: float = opt(0.0, "Dropout inside the residual blocks.", min=0.0, max=0.9)
+    class_conditional: bool = opt(True, "Condition on class labels (when the dataset has more than one class).")
+    label_dropout: float = opt(0.1, "Probability of dropping the label while training (enables classifier-free "
+                                    "guidance).", min=0.0, max=1.0)
+    schedule: str = opt("cosine", "Noise schedule.", choices=("linear", "cosine"))
+    timesteps: int = opt(1000, "Number of diffusion steps T.", min=2, max=10000)
+
+    # the conformance suites give it a tiny VAE parent (tests/conftest.py: tiny_parent)
+    TINY: ClassVar[dict] = {"model": {"width": 16, "depth": 1, "timesteps": 50}, "sampling": {"steps": 3}}
+
+
+@dataclass
+class LDMSampleOptions(SamplingSection):
+    # decode=False: latent walks always decode with deterministic DDIM (eta 0), so x_T -> image is a function
+    sampler: str = opt("ddim", "Solver: DDIM (deterministic at eta 0), ancestral DDPM, or Heun (2nd order).",
+                       choices=solver_names(), decode=False,
+                       flag=Flag("--sampler", "diffusion solver (default: the run's)", choices=True))
+    steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000,
+                     flag=Flag("--steps", "denoising steps (default: the run's)", metavar="SAMPLE_STEPS"))
+    eta: float = opt(0.0, "DDIM noise: 0 = deterministic, 1 = like DDPM.", min=0.0, max=1.0, decode=False, decimals=2,
+                     flag=Flag("--eta"))
+    guidance_scale: float = opt(2.0, "Classifier-free guidance scale (1 = off; needs class conditioning).",
+                                min=0.0, max=50.0, requires="conditional.guidance", decimals=2,
+                                flag=Flag("--guidance", "classifier-free guidance scale"))
+    spacing: str = opt("linspace", "Which of the T steps the sampler visits: linspace, leading or trailing.",
+                       choices=SPACINGS, advanced=True)
