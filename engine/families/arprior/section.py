@@ -37,8 +37,11 @@ class ARPriorConfig(Section):
 @dataclass
 class ARPriorSampleOptions(SamplingSection):
     temperature: float = opt(1.0, "Temperature of the token draws (below 1: more typical tokens).",
-                             min=0.05, max=2.0, slider=True, decimals=2, flag=Flag("--temperature"))
+                             min=0.05, max=2.0, slider=True, decimals=2,
+                             flag=Flag("--temperature", "token sampling temperature (default: the run's)"))
     top_k: int = opt(0, "Draw only among the k most likely codes (0 = all).", min=0, max=65536,
-                     flag=Flag("--top-k"))
+                     flag=Flag("--top-k", "draw among the k most likely tokens, 0 = all (default: the run's)"))
     top_p: float = opt(1.0, "Nucleus sampling: draw only among the most likely codes that together hold this "
-                            "probability (1 = all).", min=0.01, max=1.0, decimals=2, flag=Flag("--top-p"))
+                            "probability (1 = all).", min=0.01, max=1.0, decimals=2,
+                            flag=Flag("--top-p", "nucleus sampling: the most likely tokens holding this "
+                                                 "probability (default: the run's)"))

@@ -44,9 +44,10 @@ class MaskGITSampleOptions(SamplingSection):
     schedule: str = opt("cosine", "How many tokens stay masked after each step: cosine (few decoded early, as "
                                   "MaskGIT), linear, or square.", choices=SCHEDULES)
     temperature: float = opt(1.0, "Temperature of the token draws (below 1: more typical tokens).",
-                             min=0.05, max=2.0, slider=True, decimals=2, flag=Flag("--temperature"))
+                             min=0.05, max=2.0, slider=True, decimals=2,
+                             flag=Flag("--temperature", "token sampling temperature (default: the run's)"))
     top_k: int = opt(0, "Draw only among the k most likely codes (0 = all).", min=0, max=65536,
-                     flag=Flag("--top-k"))
+                     flag=Flag("--top-k", "draw among the k most likely tokens, 0 = all (default: the run's)"))
     remask_temperature: float = opt(4.5, "Gumbel noise on the confidence that picks which tokens to keep, "
                                          "annealed to 0 over the steps (MaskGIT's choice temperature; 0 = greedy).",
                                     min=0.0, max=20.0, decimals=2, advanced=True)
