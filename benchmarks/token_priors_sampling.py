@@ -22,7 +22,9 @@ def trained(preset: str, root: Path, steps: int, device: str, **model) -> Path:
     from engine.training.loop import train
     cfg = load_preset(preset).replace(training={"steps": steps, "device": device, "sample_every": 0,
                                                 "checkpoint_every": 0}, model=model)
+    t0 = time.perf_counter()
     res = train(cfg, root / preset, emit=lambda e: None)
+    print(f"{preset}: {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
     if res.state != "finished":
         raise SystemExit(f"{preset}: {res.state}: {res.message}")
     return res.last_checkpoint
@@ -69,6 +71,7 @@ def main() -> None:
             for k in (4, 8, 16):
                 rows[f"maskgit_k{k}"] = images_per_s(
                     lambda: mg.sample(n, seed=0, labels=labels, steps=k, guidance_scale=1.0), n, args.repeats)
+                print(f"maskgit K={k}: {rows[f'maskgit_k{k}']:.1f} images/s", flush=True)
         result = {"tokens_per_image": ar.length, "codes": ar.num_codes, "n": n, "device": args.device,
                   "images_per_s": {k: round(v, 1) for k, v in rows.items()},
                   "network_passes_per_image": {"ar": ar.network_evaluations(),
