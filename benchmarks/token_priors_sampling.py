@@ -68,6 +68,7 @@ def main() -> None:
                 lambda: ar.sample_tokens(seeds, labels, opts, use_ema=True, cached=False), n, args.repeats)
             rows["ar_cached_tokens_only"] = images_per_s(
                 lambda: ar.sample_tokens(seeds, labels, opts, use_ema=True), n, args.repeats)
+            print({k: round(v, 1) for k, v in rows.items()}, flush=True)
             for k in (4, 8, 16):
                 rows[f"maskgit_k{k}"] = images_per_s(
                     lambda: mg.sample(n, seed=0, labels=labels, steps=k, guidance_scale=1.0), n, args.repeats)
