@@ -27,7 +27,7 @@ class SampleRequest:
     options: dict = request_field(   # the family's sample options (its section.py)
         factory=dict, help="any sample option of the checkpoint's family, e.g. spacing=trailing (repeatable)",
         sample_options=(Flag(key="sampler", help=lambda: f"diffusion solver (default: the run's): {solvers_help()}"),
-                        "steps", "eta", "guidance_scale", "truncation_psi"))
+                        "steps", "eta", "guidance_scale", "truncation_psi", "temperature", "top_k", "top_p"))
     scale: int = request_field(1, "upscale the grid by this factor (nearest)")
     images_dir: str = request_field("", cli=False)   # the per-image PNGs; "": a folder named after `out`, next to it
     guide_checkpoint: str = guide_field()

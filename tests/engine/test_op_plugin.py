@@ -115,7 +115,8 @@ def test_the_op_commands_sample_option_flags_come_from_the_families_sections():
     from engine.core.flags import sample_option_flags
     flags = {option: flag.name for option, (flag, _, _) in sample_option_flags().items()}
     assert flags == {"sampler": "--sampler", "steps": "--steps", "eta": "--eta", "guidance_scale": "--guidance",
-                     "truncation_psi": "--psi", "noise_mode": "--noise"}
+                     "truncation_psi": "--psi", "noise_mode": "--noise", "temperature": "--temperature",
+                     "top_k": "--top-k", "top_p": "--top-p"}
 
 
 def _imported_after(code: str) -> set[str]:
