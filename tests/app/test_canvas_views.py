@@ -70,12 +70,15 @@ def test_canvases_draw_the_family_options_and_follow_the_capability_records(qtbo
     assert sample.ckpt.text().endswith("step_000010.safetensors") and "loading" in sample.status.text()
     client.ready(DDPM, {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance_scale": 2.5, "spacing": "linspace"})
     # Sampling: the DDPM options at the run's values; ten classes
-    assert set(sample.options.editors) == {"sampler", "steps", "eta", "guidance_scale", "spacing"}
+    assert set(sample.options.editors) == {"sampler", "steps", "eta", "churn", "guidance_scale", "spacing",
+                                           "guidance_interval"}
     assert sample.options.editors["steps"].value() == 7 and sample.options.editors["guidance_scale"].isEnabled()
     assert sample.cls.count() == 11
     # Style mixing says why not; Interpolate walks x_T with the decoding options only
     assert not mix.rows.isEnabled() and "no per-layer styles" in mix.status.text()
-    assert walk.render_btn.isEnabled() and set(walk.options.editors) == {"steps", "guidance_scale", "spacing"}
+    # (churn, like eta, adds noise: a walk's decoding leaves it out)
+    assert walk.render_btn.isEnabled() and set(walk.options.editors) == {"steps", "guidance_scale", "spacing",
+                                                                         "guidance_interval"}
     assert "x_T (DDIM noise)" in walk.status.text() and walk.mode.currentText() == "slerp"
 
     client.ready(STYLE, {"truncation_psi": 0.7, "noise_mode": "random"})
@@ -160,7 +163,7 @@ def test_window_enables_tabs_by_capability_and_shows_a_shell_started_run(qtbot, 
     qtbot.addWidget(w)
     client = w.session.client
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert titles == ["Train", "Runs", "Sample", "Style mixing", "Interpolate", "Inpainting"]
+    assert titles == ["Train", "Runs", "Sample", "Style mixing", "Interpolate", "Inpainting", "Detection"]
     w.set_checkpoint("/runs/a/step_000010.safetensors")
     client.ready(DDPM, {})
     mix_tab = titles.index("Style mixing")
