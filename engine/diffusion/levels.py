@@ -239,7 +239,10 @@ class DiscreteVP(NoiseLevels):
         return f"DiscreteVP(T={self.T}, spacing={self.spacing!r})"
 
     def midpoint(self, a, b, device=None):
-        """The middle integer timestep (the network knows no others); None for adjacent ones."""
+        """The middle integer timestep (the network knows no others); None for adjacent ones. With
+        Karras spacing, whose timesteps are fractional already, the level halfway in sigma/alpha."""
+        if self.spacing == "karras":
+            return self.at_ve_sigma((a.ve_sigma + b.ve_sigma) / 2, device)
         t = int(a.t + b.t) // 2
         return self.level(t, device) if b.t < t < a.t else None
 
