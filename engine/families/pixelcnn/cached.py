@@ -45,8 +45,6 @@ class CachedPixelCNN:
         self.net, self.x = net, x
         n, _, h, w = x.shape
         self.layers = [_LayerWeights(layer, labels) for layer in net.layers]
-        self.head_weight, self.head_bias = net.head.conv.weight * net.head.mask, net.head.conv.bias
-        self.final_weight, self.final_bias = net.out.conv.weight * net.out.mask, net.out.conv.bias
         opts = {"device": x.device, "dtype": x.dtype}
         # each layer's vertical input, zero-padded as VerticalConv pads it (top and both sides)
         self.v_in = [torch.zeros(n, lw.v_weight.shape[1], h + lw.v_pad[2], w + lw.v_pad[0] + lw.v_pad[1], **opts)
@@ -92,6 +90,7 @@ class CachedPixelCNN:
             feat = F.conv2d(window, lw.h_weight, lw.h_bias) + self.links[l][:, :, :, j:j + 1] + lw.label_h
             h_new = F.conv2d(gate(feat), lw.out_weight, lw.out_bias)                    # N, F, 1, 1
             h = h + h_new if lw.residual else h_new
-        out = F.conv2d(F.relu(F.conv2d(F.relu(h), self.head_weight, self.head_bias)),
-                       self.final_weight, self.final_bias)
+        # the 1x1 head through the modules themselves (the same operations as the full network's), so a
+        # hook on the output layer sees one call per sub-pixel: the network evaluations counted
+        out = self.net.out(F.relu(self.net.head(F.relu(h))))
         return out.view(out.shape[0], self.net.colours, self.net.params)
