@@ -90,14 +90,18 @@ def tiny_parent(family: str, model: dict | None = None) -> Path:
     return res.last_checkpoint
 
 
-def tiny_parent_fields(name: str) -> dict:
+def tiny_parent_fields(name: str, model=None) -> dict:
     """The [model] fields that give family `name` its tiny parent ({} for a family that takes none):
     one of the first family it accepts, with the overlay of its section's TINY_PARENT, if any (VAR
-    needs a tokenizer with the multi-scale quantizer)."""
+    needs a tokenizer with the multi-scale quantizer). A family whose parent is optional (reflow)
+    gets one only when `model` (its [model] section or a dict) switches the parent on."""
     from engine.core.families import family_spec
     spec = family_spec(name)
     cls = spec.family_class()
-    accepted = cls.parent_families if not cls.parent_switch else ()   # an optional parent: its tiny run has none
+    accepted = cls.parent_families
+    if cls.parent_switch:
+        on = model.get(cls.parent_switch) if isinstance(model, dict) else getattr(model, cls.parent_switch, False)
+        accepted = accepted if on else ()
     overlay = getattr(spec.config, "TINY_PARENT", {}).get("model")
     return {"parent": str(tiny_parent(accepted[0], overlay))} if accepted else {}
 

@@ -85,7 +85,7 @@ def tiny_preset(preset: str):
     cfg = load_preset(preset)
     tiny = family_spec(cfg.model.family).config.TINY
     return cfg.replace(data={"dataset": "digits", "resolution": TINY_RES},
-                       model={**tiny.get("model", {}), **tiny_parent_fields(cfg.model.family)},
+                       model={**tiny.get("model", {}), **tiny_parent_fields(cfg.model.family, cfg.model)},
                        training={"steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 0,
                                  "checkpoint_every": 0, "device": "cpu"},
                        sampling={"grid_size": 4, **tiny.get("sampling", {})},
