@@ -76,9 +76,8 @@ def test_canvases_draw_the_family_options_and_follow_the_capability_records(qtbo
     assert sample.cls.count() == 11
     # Style mixing says why not; Interpolate walks x_T with the decoding options only
     assert not mix.rows.isEnabled() and "no per-layer styles" in mix.status.text()
-    # (churn, like eta, adds noise: a walk's decoding leaves it out)
-    assert walk.render_btn.isEnabled() and set(walk.options.editors) == {"steps", "guidance_scale", "spacing",
-                                                                         "guidance_interval"}
+    # (churn, like eta, adds noise, and the guidance interval is a sampling refinement: a walk leaves them out)
+    assert walk.render_btn.isEnabled() and set(walk.options.editors) == {"steps", "guidance_scale", "spacing"}
     assert "x_T (DDIM noise)" in walk.status.text() and walk.mode.currentText() == "slerp"
 
     client.ready(STYLE, {"truncation_psi": 0.7, "noise_mode": "random"})

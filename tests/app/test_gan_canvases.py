@@ -105,8 +105,7 @@ def test_interpolation_canvas_works_on_ddpm_and_style_mixing_says_why_not(qtbot,
     qtbot.waitUntil(walk.render_btn.isEnabled, timeout=60000)
     assert "no per-layer styles" in mix.status.text() and not mix.rows.isEnabled()
     # decoding options only: steps and guidance, not the sampler or eta (a walk decodes with DDIM, eta 0)
-    assert walk.mode.currentText() == "slerp" and set(walk.options.editors) == {"steps", "guidance_scale", "spacing",
-                                                                                "guidance_interval"}
+    assert walk.mode.currentText() == "slerp" and set(walk.options.editors) == {"steps", "guidance_scale", "spacing"}
     walk.frames_spin.setValue(4)
     walk.options.editors["steps"].setValue(3)
     with qtbot.waitSignal(walk.rendered, timeout=60000):

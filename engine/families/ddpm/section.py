@@ -101,10 +101,11 @@ class DDPMSampleOptions(SamplingSection):
                                    "leading (0, k, 2k, …) or trailing (from T-1 down), as in diffusers; karras: "
                                    "Karras et al.'s rho-spaced noise levels between the steps (more of them at "
                                    "low noise).", choices=VP_SPACINGS, advanced=True)
+    # decode=False: a latent walk's frames are guided at every level (one option less beside its frames)
     guidance_interval: list = opt([], "Apply classifier-free guidance only at noise levels sigma/alpha in [low, "
                                       "high] (Kynkäänniemi et al. 2024, e.g. [0.28, 5.42]); elsewhere the "
                                       "conditional prediction alone, one network pass. Empty: every level.",
-                                  requires="conditional.guidance", advanced=True)
+                                  requires="conditional.guidance", advanced=True, decode=False)
 
     def check(self, where: str, run) -> None:
         check_guidance_interval(self.guidance_interval, f"{where}.guidance_interval")
