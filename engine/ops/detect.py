@@ -22,6 +22,8 @@ class DetectRequest:
     real_data: str = request_field("textures", "built-in dataset the spectrum check compares against")
     noise_reference: str = request_field("", "a folder of one source's images, or a saved pattern (noise check)")
     spectrum_detector: str = request_field("", "a trained spectrum detector file (spectrum-lr check)")
+    likelihood_model: str = request_field("", "a pixel-likelihood checkpoint trained on real images (zeroshot check)")
+    autoencoder: str = request_field("", "an autoencoder checkpoint: vae, hvae or vqvae (aeroblade check)")
 
     def check(self) -> None:
         from engine.core.detect_checks import parse_checks
@@ -43,9 +45,14 @@ class DetectResult:
 def _context(req: DetectRequest):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=req.real_data, spectrum_detector=req.spectrum_detector or None,
-                        noise_reference=req.noise_reference or None)
+                        noise_reference=req.noise_reference or None,
+                        likelihood_model=req.likelihood_model or None, autoencoder=req.autoencoder or None)
     ctx.spectrum_detector_model()   # a bad reference is one error for the request, not one per image
     ctx.noise_pattern()
+    if "zeroshot" in req.checks:    # a checkpoint loads only for the check that looks through it
+        ctx.likelihood_family()
+    if "aeroblade" in req.checks:
+        ctx.autoencoder_family()
     return ctx
 
 
@@ -58,6 +65,7 @@ def suspicious(check: str, score, details: dict) -> bool | None:
     uses; None where the score alone says nothing (no reference, no mark to read, a check without one)."""
     from engine.detect.noise_residual import MATCH_Z
     from engine.detect.watermark.check import WEAK_P
+    from engine.detect.zero_shot import EASY_Z
     if score is None:
         return None
     if check == "spectrum":
@@ -72,6 +80,8 @@ def suspicious(check: str, score, details: dict) -> bool | None:
         return details.get("shift") is not None
     if check == "watermark":
         return details.get("p_value", 1.0) < WEAK_P
+    if check == "zeroshot":
+        return score < EASY_Z
     return None
 
 
