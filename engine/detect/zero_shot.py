@@ -32,16 +32,20 @@ EASY_Z, HARD_Z = -2.0, 2.0   # z under / over which the sentence calls the image
 def coding_costs(family, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(s, h, v) per sub-pixel, each (C, H, W) in bits (v in bits^2), for x (1, C, H, W) in [-1, 1]
     under a PixelPredictor family (the classes marginalised for a conditional model)."""
+    from engine.detect.trained import torch_threads
+    with torch_threads(1):      # small tensors, many ops: a second thread costs more than it gives (trained.py)
+        return _coding_costs(family, x)
+
+
+def _coding_costs(family, x):
     import torch
 
-    from engine.detect.trained import torch_threads
     from engine.nn.likelihood import to_levels
     c, hh, ww = x.shape[1:]
     levels = to_levels(x)[0].permute(1, 2, 0).reshape(-1)                 # D, in coding order (row, column, channel)
     classes = list(range(family.num_classes)) if getattr(family, "num_classes", 0) else [None]
-    with torch_threads(1):      # many tiny convolutions: a second thread costs more than it gives (trained.py)
-        lp = family.level_log_probs(x.expand(len(classes), -1, -1, -1),            # one pass, a class per row
-                                    None if classes == [None] else classes)       # K, C, H, W, 256
+    lp = family.level_log_probs(x.expand(len(classes), -1, -1, -1),       # one pass, a class per row
+                                None if classes == [None] else classes)   # K, C, H, W, 256
     lp = lp.permute(0, 2, 3, 1, 4).reshape(len(classes), -1, lp.shape[-1]).double()   # K, D, 256
     if len(classes) > 1:
         own = lp.gather(2, levels.view(1, -1, 1).expand(len(classes), -1, 1)).squeeze(2)   # K, D

@@ -152,3 +152,20 @@ def test_finite_results_on_any_size_and_the_model_is_loaded_once(pixelcnn, vae):
             assert math.isfinite(res.score) and np.isfinite(res.map).all(), (key, shape)
             assert res.to_json()["score"] is not None
     assert pixelcnn[0].likelihood_family() is pixelcnn[1] and vae[0].autoencoder_family() is vae[1]
+
+
+def test_detect_command_runs_both_through_their_flags_and_refuses_a_wrong_family(tiny_runs, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+    img = tmp_path / "a.png"
+    Image.fromarray(noise_images(1, 20)[0]).save(img)
+    pixel, vae_ckpt = str(tiny_runs["pixelcnn"].checkpoint), str(tiny_runs["vae"].checkpoint)
+    assert main(["detect", str(img), "--checks", "zeroshot,aeroblade", "--likelihood-model", pixel,
+                 "--autoencoder", vae_ckpt, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["check"] for d in lines] == ["zeroshot", "aeroblade"]
+    assert all(d["direction"] == "lower" and d["score"] is not None and d["map"]["shape"] == [8, 8] for d in lines)
+    assert main(["detect", str(img), "--checks", "zeroshot", "--likelihood-model", vae_ckpt]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a vae checkpoint has no per-pixel level distributions" in err[0]
