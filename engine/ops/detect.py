@@ -3,7 +3,8 @@ each chosen check runs on it (engine/detect/run.py), and per image x check comes
 which way is suspicious, the sentence, the map as a small PNG in `out` and the plot's curves (the
 spectrum profile against the real mean). Progress per (image, check) with Cancel between them; a
 file that cannot be read, or a check that cannot run on it, is one line in `failures` and the rest go on.
-Needs no model: the worker runs it with or without a checkpoint loaded."""
+Needs no loaded model: the worker runs it with or without a checkpoint loaded (the zeroshot and
+aeroblade checks load the checkpoints the request names, once per request)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -169,3 +169,16 @@ def test_detect_command_runs_both_through_their_flags_and_refuses_a_wrong_family
     assert main(["detect", str(img), "--checks", "zeroshot", "--likelihood-model", vae_ckpt]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a vae checkpoint has no per-pixel level distributions" in err[0]
+
+
+def _reconstructor_families() -> list[str]:
+    from engine.detect.models import families_with
+    from engine.family.interfaces import Reconstructor
+    return families_with(Reconstructor)
+
+
+@pytest.mark.parametrize("family", _reconstructor_families())
+def test_aeroblade_looks_through_every_family_that_reconstructs(family, tiny_runs):
+    ctx = DetectContext(autoencoder=tiny_runs[family].checkpoint)
+    res = run_check("aeroblade", noise_images(1, 12)[0], ctx)
+    assert 0 <= res.score <= 1 and np.isfinite(res.map).all() and res.details["model"] == str(ctx.autoencoder)
