@@ -40,7 +40,7 @@ def check(image: np.ndarray, context) -> CheckResult:
         raise ValueError("the aeroblade check needs an autoencoder checkpoint (--autoencoder CKPT: a vae, hvae "
                          "or vqvae checkpoint, ideally the one the suspected latent model decodes through)")
     image = as_rgb(image)
-    x, _ = model_input(image, family.resolution, family.channels)
+    x = model_input(image, family.resolution, family.channels)
     _, err, label = reconstruction(family, x)
     mse = float(err.mean())
     rms = float(np.sqrt(mse))

@@ -34,13 +34,13 @@ def model_input(image: np.ndarray, resolution: int, channels: int):
     """A uint8 H x W x 3 image as the model takes it: (1, channels, R, R) float in [-1, 1] on the
     8-bit grid. The one rule: the detectors' pipeline (engine/detect/pipeline.py), resized to R x R
     with bicubic resampling where it differs (the aspect ratio is not kept), then luminance (ITU-R
-    601) for a one-channel model. Also returns the uint8 R x R x 3 image the model sees."""
+    601) for a one-channel model."""
     import torch
 
     from engine.detect.pipeline import ImagePipeline
     seen = ImagePipeline(int(resolution), "grayscale" if channels == 1 else "rgb").apply_one(image)
     x = torch.from_numpy(np.ascontiguousarray(seen[..., :channels])).permute(2, 0, 1).float() / 127.5 - 1.0
-    return x.unsqueeze(0).contiguous(), seen
+    return x.unsqueeze(0).contiguous()
 
 
 def resized_words(image: np.ndarray, resolution: int) -> str:

@@ -8,9 +8,10 @@ every sub-pixel's 256 levels given the ones before it) is a lossless coder. For 
 Given the past, s_i - h_i has mean 0 and variance v_i under the model itself, and the terms are
 uncorrelated (a martingale difference sequence), so on images the model could have drawn
     z = sum_i (s_i - h_i) / sqrt(sum_i v_i)
-is about N(0, 1). Real images cost more than the model expects (z well above 0: detail it cannot
-predict); generated images are "too easy" (z lower). The score is z; the map is s_i - h_i summed
-over a pixel's channels (bits), the surprisal map.
+is about N(0, 1). To a well-trained model real images cost more than it expects (z above 0: detail
+it cannot predict) and generated images are "too easy" (z lower); a briefly trained model is
+over-dispersed and can find real images easy too. The score is z; the map is s_i - h_i summed over
+a pixel's channels (bits), the surprisal map.
 
 A class-conditional model is used as the unconditional mixture over its classes with a uniform
 prior (the training set's class shares are not recorded): P(x_i | x_<i) = sum_c P(c | x_<i) P(x_i |
@@ -73,7 +74,7 @@ def check(image: np.ndarray, context) -> CheckResult:
         raise ValueError("the zeroshot check needs a likelihood model trained on real images "
                          "(--likelihood-model CKPT: a pixelcnn checkpoint)")
     image = as_rgb(image)
-    x, _ = model_input(image, family.resolution, family.channels)
+    x = model_input(image, family.resolution, family.channels)
     s, h, v = coding_costs(family, x)
     d = s.size
     gap = s - h
@@ -82,7 +83,7 @@ def check(image: np.ndarray, context) -> CheckResult:
     if z < EASY_Z:
         verdict = "easier to code than the model expects even of its own samples: generated-like (\"too easy\")"
     elif z > HARD_Z:
-        verdict = "harder to code than the model expects of its own samples, as real images usually are"
+        verdict = "harder to code than the model expects of its own samples, as real images are to a well-trained model"
     else:
         verdict = "about as hard to code as the model's own samples"
     sentence = (f"Coding cost {cost:.3f} bits/dim against the {expected:.3f} the model expects (gap "
