@@ -6,7 +6,7 @@ sortable table shows images × checks with their scores, suspicious ones in red 
 that makes them so in each header. Selecting a row shows the image, the chosen check's map (2D
 spectrum, NPR residual, noise residual, copy-move overlay), the spectrum profile against the real
 photos' mean, the watermark read and every check's sentence. A check that needs something (a noise
-reference folder, a spectrum detector file) says which and offers a picker. The watermark panel
+reference folder, a spectrum detector file, a model checkpoint) says which and offers a picker. The watermark panel
 embeds a message into the selected image (a PNG, through the `watermark` op) and verifies one.
 Export writes a self-contained HTML report."""
 from __future__ import annotations
@@ -26,15 +26,18 @@ from app.canvases.detection_report import arrow, score_text, write_report
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import human_duration
 from app.widgets.image_view import ImageView
-from engine.core.detect_checks import CHECKS, DETECTOR, HIGHER, LOWER, OPTIONAL_REFERENCE, default_checks
+from engine.core.detect_checks import (CHECKPOINT, CHECKS, DETECTOR, HIGHER, LOWER, NEEDS_FILE, OPTIONAL_REFERENCE,
+                                       default_checks)
 from engine.core.imageformats import IMAGE_SUFFIXES, is_image_path
 
 KEY = "detection/"
 SIDE_MAX, SIDE_SHARE = 320, 0.3
 SUSPICIOUS = QColor("#c0392b")
-# what a check needs and the request field its picker fills: (field, "folder" | "file", what it is)
+# what a check needs and the request field its picker fills: (field, "folder" | "file" | "checkpoint", what it is)
 PICKERS = {"noise": ("noise_reference", "folder", "a folder of images from one source (a camera)"),
-           "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)")}
+           "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)"),
+           "zeroshot": ("likelihood_model", "checkpoint", "a pixelcnn checkpoint trained on real images"),
+           "aeroblade": ("autoencoder", "checkpoint", "an autoencoder checkpoint (vae, hvae or vqvae)")}
 WATERMARK_METHODS = ("dwtDct", "dwtDctSvd")
 VERDICTS = {"marked": "the message is there", "absent": "no sign of this message",
             "weakened": "likely there, weakened (re-encoded or resized)"}
@@ -117,7 +120,7 @@ class DetectionCanvas(Canvas):
             box.toggled.connect(self._remember_checks)
             self.check_boxes[key] = box
             cl.addWidget(box)
-            if spec.needs in (OPTIONAL_REFERENCE, DETECTOR):
+            if spec.needs in (OPTIONAL_REFERENCE, DETECTOR, CHECKPOINT):
                 cl.addLayout(self._need_row(key, spec))
         side.addWidget(checks_box)
         self.run_btn = QPushButton("Check again")
@@ -230,11 +233,14 @@ class DetectionCanvas(Canvas):
         elif spec.needs == DETECTOR:
             label.setText("<small><i>needs a detector file</i></small>")
             label.setToolTip(f"Choose {PICKERS[key][2]}")
+        elif spec.needs == CHECKPOINT:
+            label.setText("<small><i>needs a checkpoint</i></small>")
+            label.setToolTip(f"Choose {PICKERS[key][2]}")
         else:
             label.setText("<small><i>optional: a reference folder</i></small>")
             label.setToolTip(f"Without {PICKERS[key][2]} it shows the residual only; with one it says whether "
                              f"the image comes from that source")
-        if spec.needs == DETECTOR:   # cannot run at all without one
+        if spec.needs in NEEDS_FILE:   # cannot run at all without one
             box.setChecked(False)
             box.setEnabled(False)
 
@@ -287,17 +293,19 @@ class DetectionCanvas(Canvas):
         self.settings.setValue(KEY + "checks", ",".join(self.chosen_checks()))
 
     def set_reference(self, key: str, path: str) -> None:
-        """The noise reference folder or the spectrum detector file (\"\": none)."""
+        """The noise reference folder, the spectrum detector file or a check's checkpoint (\"\": none)."""
         self.references[key] = path
         self.settings.setValue(KEY + key, path)
         self._show_need(key)
-        if path and CHECKS.get(key).needs == DETECTOR:
+        if path and CHECKS.get(key).needs in NEEDS_FILE:
             self.check_boxes[key].setChecked(True)
 
     def _pick_reference(self, key: str) -> None:
         _, kind, what = PICKERS[key]
         if kind == "folder":
             path = QFileDialog.getExistingDirectory(self, f"Choose {what}")
+        elif kind == "checkpoint":
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose {what}", "", "Checkpoint (*.safetensors *.json)")
         else:
             path, _ = QFileDialog.getOpenFileName(self, f"Choose {what}", "", "Detector (*.json *.safetensors)")
         if path:

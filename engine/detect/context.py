@@ -1,5 +1,6 @@
 """What the checks share while they look at a batch of images: the reference choices and what is
-built from them once (the real photos' spectrum profiles, a trained detector, a noise pattern)."""
+built from them once (the real photos' spectrum profiles, a trained detector, a noise pattern, the
+GenLab checkpoints the model-based checks look through)."""
 from __future__ import annotations
 
 import os
@@ -32,6 +33,8 @@ class DetectContext:
     spectrum_detector: str | Path | None = None   # a trained spectrum detector (spectrum-lr)
     noise_reference: str | Path | None = None     # a folder of one source's images, or a saved pattern
     detector: str | Path | None = None            # a trained NPR or CNN detector (npr-cnn, cnn checks)
+    likelihood_model: str | Path | None = None    # a pixel-likelihood checkpoint trained on real images (zeroshot)
+    autoencoder: str | Path | None = None         # an autoencoder checkpoint: VAE, tokenizer (aeroblade)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def real_profiles(self, side: int) -> np.ndarray:
@@ -68,6 +71,28 @@ class DetectContext:
             from engine.detect.noise_residual import ReferencePattern
             self._cache["noise"] = ReferencePattern.from_path(self.noise_reference)
         return self._cache["noise"]
+
+    def likelihood_family(self):
+        """The likelihood model's family, loaded once (engine/detect/models.py), or None without one."""
+        if self.likelihood_model is None:
+            return None
+        if "likelihood" not in self._cache:
+            from engine.detect.models import load_family
+            from engine.family.interfaces import PixelPredictor
+            self._cache["likelihood"] = load_family(self.likelihood_model, PixelPredictor,
+                                                    "per-pixel level distributions", "zeroshot")
+        return self._cache["likelihood"]
+
+    def autoencoder_family(self):
+        """The autoencoder's family, loaded once (engine/detect/models.py), or None without one."""
+        if self.autoencoder is None:
+            return None
+        if "autoencoder" not in self._cache:
+            from engine.detect.models import load_family
+            from engine.family.interfaces import Reconstructor
+            self._cache["autoencoder"] = load_family(self.autoencoder, Reconstructor, "reconstruction",
+                                                     "aeroblade")
+        return self._cache["autoencoder"]
 
 
 def _cached_real_profiles(dataset: str, size: int) -> np.ndarray:
