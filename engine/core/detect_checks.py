@@ -14,6 +14,8 @@ from engine.core.registry import Registry
 # which way the score points to "generated or manipulated"; NONE: a measurement, read with its sentence
 HIGHER, LOWER, NONE = "higher", "lower", "none"
 TRAINING_FREE, OPTIONAL_REFERENCE, DETECTOR = "", "reference", "detector"   # what a check needs to run
+MODEL = "model"      # a generative checkpoint (DIRE's diffusion model): like a detector, it cannot run without one
+DIRE_STEPS = 20      # DDIM steps each way for DIRE by default (the DIRE paper's ddim20)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def check_names() -> tuple[str, ...]:
 
 def default_checks() -> list[str]:
     """The checks that run with nothing trained: what `detect` runs when none are named."""
-    return [k for k, spec in CHECKS.items() if spec.needs != DETECTOR]
+    return [k for k, spec in CHECKS.items() if spec.needs not in (DETECTOR, MODEL)]
 
 
 def parse_checks(spec) -> list[str]:
@@ -106,3 +108,9 @@ register(CheckSpec(
     needs=DETECTOR,
     help="Wang et al. 2020's detector, trained here from scratch; its class-activation map shows where it looks "
          "(--detector FILE from `genlab-engine detector train --arch cnn`)"))
+register(CheckSpec(
+    "dire", "DIRE (diffusion reconstruction)", "engine.detect.dire:check",
+    "mean |x - recon(invert(x))| through a diffusion checkpoint's DDIM, in 8-bit levels", direction=LOWER,
+    needs=MODEL,
+    help="Wang et al. 2023: DDIM inversion and reconstruction with a GenLab diffusion checkpoint "
+         "(--diffusion-checkpoint FILE); the model's own images come back closer"))
