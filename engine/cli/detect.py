@@ -9,7 +9,7 @@ import json
 from engine.cli.common import CLIError, say
 
 HELP = ("run forensic checks (spectrum, NPR, noise residual, copy-move, watermark, trained detectors, "
-        "model-based zero-shot and reconstruction checks) on images")
+        "model-based zero-shot, reconstruction and DIRE checks) on images")
 
 
 def add_arguments(p) -> None:
@@ -31,19 +31,29 @@ def add_arguments(p) -> None:
                    help="a pixel-likelihood checkpoint (a pixelcnn run's) trained on real images (zeroshot check)")
     p.add_argument("--autoencoder", metavar="CKPT",
                    help="an autoencoder checkpoint (a vae, hvae or vqvae run's) for the aeroblade check")
+    from engine.core.detect_checks import DIRE_STEPS
+    p.add_argument("--diffusion-checkpoint", metavar="FILE",
+                   help="a diffusion checkpoint (ddpm, edm, flow_matching, ldm): the dire check inverts and "
+                        "reconstructs each image with it")
+    p.add_argument("--dire-steps", type=int, default=DIRE_STEPS,
+                   help=f"DDIM steps each way for the dire check (default {DIRE_STEPS}, as the DIRE paper)")
 
 
 def _context(args):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=args.real_data, spectrum_detector=args.spectrum_detector,
                         noise_reference=args.noise_reference, detector=args.detector,
-                        likelihood_model=args.likelihood_model, autoencoder=args.autoencoder)
+                        likelihood_model=args.likelihood_model, autoencoder=args.autoencoder,
+                        diffusion_model=args.diffusion_checkpoint, dire_steps=args.dire_steps)
+    if args.dire_steps < 1:
+        raise CLIError(f"--dire-steps must be at least 1, got {args.dire_steps}")
     try:   # load what the checks share once, so a bad file is one error, not one per image
         ctx.spectrum_detector_model()
         ctx.trained_detector()
         ctx.noise_pattern()
         ctx.likelihood_family()
         ctx.autoencoder_family()
+        ctx.diffusion_family()
     except ValueError as e:
         raise CLIError(str(e)) from None
     return ctx
@@ -56,6 +66,8 @@ _DETECTOR_FLAG = {
     "cnn": ("detector", "--detector FILE (a CNN detector: genlab-engine detector train --arch cnn)"),
     "zeroshot": ("likelihood_model", "--likelihood-model CKPT (a pixelcnn checkpoint trained on real images)"),
     "aeroblade": ("autoencoder", "--autoencoder CKPT (a vae, hvae or vqvae checkpoint)"),
+    "dire": ("diffusion_checkpoint", "--diffusion-checkpoint FILE (a diffusion checkpoint: ddpm, edm, "
+                                     "flow_matching or ldm)"),
 }
 
 
@@ -72,10 +84,6 @@ def run(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     from engine.core.detect_checks import CHECKS
-    if args.checks.strip().lower() == "all":   # all that can run: a detector or model check only with its file
-        checks = [c for c in checks if CHECKS.get(c).needs not in NEEDS_FILE or getattr(args, _DETECTOR_FLAG[c][0])]
-    for c in checks:
-        if CHECKS.get(c).needs in NEEDS_FILE and not getattr(args, _DETECTOR_FLAG[c][0]):
             raise CLIError(f"the {c} check needs {_DETECTOR_FLAG[c][1]}")
     ctx = _context(args)
     if args.checks.strip().lower() == "all" and args.detector:   # the trained check of the detector's own kind

@@ -16,6 +16,7 @@ HIGHER, LOWER, NONE = "higher", "lower", "none"
 # what a check needs to run: nothing, an optional reference, a trained detector, a GenLab model checkpoint
 TRAINING_FREE, OPTIONAL_REFERENCE, DETECTOR, CHECKPOINT = "", "reference", "detector", "checkpoint"
 NEEDS_FILE = (DETECTOR, CHECKPOINT)    # the checks that cannot run at all without their file
+DIRE_STEPS = 20      # DDIM steps each way for DIRE by default (the DIRE paper's ddim20)
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,9 @@ register(CheckSpec(
     direction=LOWER, needs=CHECKPOINT,
     help="AEROBLADE (CVPR 2024, training-free): images a latent model made come back almost unchanged through "
          "its own autoencoder (--autoencoder CKPT, a vae, hvae or vqvae run)"))
+register(CheckSpec(
+    "dire", "DIRE (diffusion reconstruction)", "engine.detect.dire:check",
+    "mean |x - recon(invert(x))| through a diffusion checkpoint's DDIM, in 8-bit levels", direction=LOWER,
+    needs=CHECKPOINT,
+    help="Wang et al. 2023: DDIM inversion and reconstruction with a GenLab diffusion checkpoint "
+         "(--diffusion-checkpoint FILE); the model's own images come back closer"))

@@ -34,13 +34,13 @@ def reconstruction(family, x):
 
 def check(image: np.ndarray, context) -> CheckResult:
     from engine.detect.image import as_rgb
-    from engine.detect.models import model_input, resized_words
+    from engine.detect.model_input import model_input, resized_words
     family = context.autoencoder_family() if context is not None else None
     if family is None:
         raise ValueError("the aeroblade check needs an autoencoder checkpoint (--autoencoder CKPT: a vae, hvae "
                          "or vqvae checkpoint, ideally the one the suspected latent model decodes through)")
     image = as_rgb(image)
-    x = model_input(image, family.resolution, family.channels)
+    x = model_input(image, family.channels, family.resolution)
     _, err, label = reconstruction(family, x)
     mse = float(err.mean())
     rms = float(np.sqrt(mse))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.detect_checks import DIRE_STEPS
+
 REAL_COUNT = 96              # real images the spectrum reference averages
 REAL_SIZES = (16, 256)       # the reference is built at the power of two at or under the image's side, within these
 PROFILE_VERSION = 3          # bump when the profile's definition changes: the disk cache is keyed on it
@@ -35,6 +37,8 @@ class DetectContext:
     detector: str | Path | None = None            # a trained NPR or CNN detector (npr-cnn, cnn checks)
     likelihood_model: str | Path | None = None    # a pixel-likelihood checkpoint trained on real images (zeroshot)
     autoencoder: str | Path | None = None         # an autoencoder checkpoint: VAE, tokenizer (aeroblade)
+    diffusion_model: str | Path | None = None     # a diffusion checkpoint (dire check)
+    dire_steps: int = DIRE_STEPS                  # DDIM steps each way for DIRE
     _cache: dict = field(default_factory=dict, repr=False)
 
     def real_profiles(self, side: int) -> np.ndarray:
@@ -62,6 +66,19 @@ class DetectContext:
             from engine.detect.trained import TrainedDetector
             self._cache["trained"] = TrainedDetector.load(self.detector)
         return self._cache["trained"]
+
+    def diffusion_family(self):
+        """The diffusion checkpoint's model, loaded once (None without one); a checkpoint that cannot
+        be inverted (not a diffusion model) is a ValueError naming it."""
+        if self.diffusion_model is None:
+            return None
+        if "diffusion" not in self._cache:
+            from engine.diffusion.inversion import require_invertible
+            from engine.training.checkpoint import family_from_checkpoint
+            fam, _ = family_from_checkpoint(self.diffusion_model, "auto")
+            require_invertible(fam, str(self.diffusion_model))
+            self._cache["diffusion"] = fam
+        return self._cache["diffusion"]
 
     def noise_pattern(self):
         """The noise reference pattern (engine/detect/noise_residual.py), or None without a reference."""

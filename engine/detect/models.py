@@ -1,12 +1,10 @@
 """GenLab checkpoints the model-based checks look through (a likelihood model for `zeroshot`, an
 autoencoder for `aeroblade`): loaded with the family/checkpoint API the sampler uses (safetensors +
-JSON, never a pickle), refused in one line when the checkpoint's family lacks what the check needs,
-and images brought to the model's size and colour by one rule."""
+JSON, never a pickle), refused in one line when the checkpoint's family lacks what the check needs.
+Images reach them by engine/detect/model_input.py's rule, as they reach DIRE's."""
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
 
 
 def families_with(interface: type) -> list[str]:
@@ -28,22 +26,3 @@ def load_family(path: str | Path, interface: type, what: str, check: str):
                          f"{' or '.join(families_with(interface))}")
     fam, _ = family_from_checkpoint(path, "cpu")
     return fam
-
-
-def model_input(image: np.ndarray, resolution: int, channels: int):
-    """A uint8 H x W x 3 image as the model takes it: (1, channels, R, R) float in [-1, 1] on the
-    8-bit grid. The one rule: the detectors' pipeline (engine/detect/pipeline.py), resized to R x R
-    with bicubic resampling where it differs (the aspect ratio is not kept), then luminance (ITU-R
-    601) for a one-channel model."""
-    import torch
-
-    from engine.detect.pipeline import ImagePipeline
-    seen = ImagePipeline(int(resolution), "grayscale" if channels == 1 else "rgb").apply_one(image)
-    x = torch.from_numpy(np.ascontiguousarray(seen[..., :channels])).permute(2, 0, 1).float() / 127.5 - 1.0
-    return x.unsqueeze(0).contiguous()
-
-
-def resized_words(image: np.ndarray, resolution: int) -> str:
-    """'' when the model saw the image at its own size, else a clause saying it was resized."""
-    h, w = image.shape[:2]
-    return "" if (h, w) == (resolution, resolution) else f" (resized from {w}x{h} to the model's {resolution}x{resolution})"

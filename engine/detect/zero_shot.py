@@ -68,13 +68,13 @@ def _coding_costs(family, x):
 
 def check(image: np.ndarray, context) -> CheckResult:
     from engine.detect.image import as_rgb
-    from engine.detect.models import model_input, resized_words
+    from engine.detect.model_input import model_input, resized_words
     family = context.likelihood_family() if context is not None else None
     if family is None:
         raise ValueError("the zeroshot check needs a likelihood model trained on real images "
                          "(--likelihood-model CKPT: a pixelcnn checkpoint)")
     image = as_rgb(image)
-    x = model_input(image, family.resolution, family.channels)
+    x = model_input(image, family.channels, family.resolution)
     s, h, v = coding_costs(family, x)
     d = s.size
     gap = s - h

@@ -25,6 +25,8 @@ class DetectRequest:
     spectrum_detector: str = request_field("", "a trained spectrum detector file (spectrum-lr check)")
     likelihood_model: str = request_field("", "a pixel-likelihood checkpoint trained on real images (zeroshot check)")
     autoencoder: str = request_field("", "an autoencoder checkpoint: vae, hvae or vqvae (aeroblade check)")
+    diffusion_checkpoint: str = request_field("", "a diffusion checkpoint (dire check: DDIM inversion and "
+                                                  "reconstruction with it)")
 
     def check(self) -> None:
         from engine.core.detect_checks import parse_checks
@@ -47,13 +49,16 @@ def _context(req: DetectRequest):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=req.real_data, spectrum_detector=req.spectrum_detector or None,
                         noise_reference=req.noise_reference or None,
-                        likelihood_model=req.likelihood_model or None, autoencoder=req.autoencoder or None)
+                        likelihood_model=req.likelihood_model or None, autoencoder=req.autoencoder or None,
+                        diffusion_model=req.diffusion_checkpoint or None)
     ctx.spectrum_detector_model()   # a bad reference is one error for the request, not one per image
     ctx.noise_pattern()
     if "zeroshot" in req.checks:    # a checkpoint loads only for the check that looks through it
         ctx.likelihood_family()
     if "aeroblade" in req.checks:
         ctx.autoencoder_family()
+    if "dire" in req.checks:
+        ctx.diffusion_family()
     return ctx
 
 
