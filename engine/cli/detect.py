@@ -84,6 +84,10 @@ def run(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     from engine.core.detect_checks import CHECKS
+    if args.checks.strip().lower() == "all":   # all that can run: a detector or model check only with its file
+        checks = [c for c in checks if CHECKS.get(c).needs not in NEEDS_FILE or getattr(args, _DETECTOR_FLAG[c][0])]
+    for c in checks:
+        if CHECKS.get(c).needs in NEEDS_FILE and not getattr(args, _DETECTOR_FLAG[c][0]):
             raise CLIError(f"the {c} check needs {_DETECTOR_FLAG[c][1]}")
     ctx = _context(args)
     if args.checks.strip().lower() == "all" and args.detector:   # the trained check of the detector's own kind
