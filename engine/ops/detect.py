@@ -22,6 +22,7 @@ class DetectRequest:
     real_data: str = request_field("textures", "built-in dataset the spectrum check compares against")
     noise_reference: str = request_field("", "a folder of one source's images, or a saved pattern (noise check)")
     spectrum_detector: str = request_field("", "a trained spectrum detector file (spectrum-lr check)")
+    detector: str = request_field("", "a trained NPR or CNN detector file (npr-cnn, cnn checks)")
 
     def check(self) -> None:
         from engine.core.detect_checks import parse_checks
@@ -43,8 +44,9 @@ class DetectResult:
 def _context(req: DetectRequest):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=req.real_data, spectrum_detector=req.spectrum_detector or None,
-                        noise_reference=req.noise_reference or None)
+                        noise_reference=req.noise_reference or None, detector=req.detector or None)
     ctx.spectrum_detector_model()   # a bad reference is one error for the request, not one per image
+    ctx.trained_detector()
     ctx.noise_pattern()
     return ctx
 
