@@ -26,12 +26,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
 
 from app.canvases.base import Canvas
 from app.canvases.detector_dialog import DetectorDialog
+from app.canvases.detector_eval_view import short_names
 from app.canvases.detection_report import arrow, score_text, write_report
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import human_duration
 from app.widgets.image_view import ImageView
 from engine.core.detect_checks import CHECKS, DETECTOR, HIGHER, LOWER, OPTIONAL_REFERENCE, default_checks
-from engine.core.detector_file import read_detector_meta
+from engine.core.detector_file import FOLDER_FILE, read_detector_meta
 from engine.core.imageformats import IMAGE_SUFFIXES, is_image_path
 
 KEY = "detection/"
@@ -55,6 +56,13 @@ def expand(paths: list[str]) -> list[str]:
         files = sorted(str(f) for f in p.iterdir() if f.is_file() and is_image_path(f)) if p.is_dir() else []
         out += files or [str(p)]
     return out
+
+
+def detector_name(path) -> str:
+    """A detector's name as a person knows it: its folder's for one saved as a folder of its own
+    (…/20261207-234946-detector-npr/detector.safetensors), else its file's."""
+    p = Path(path)
+    return p.parent.name if p.stem == Path(FOLDER_FILE).stem else p.name
 
 
 def two_lines(title: str) -> str:
@@ -94,6 +102,7 @@ class DetectionCanvas(Canvas):
         self._batch: dict = {}                 # the images being checked: counts for the progress and status
         self.references: dict[str, str] = {key: self.settings.value(KEY + key, "") for key in PICKERS}
         self.detector, self.detector_arch = "", ""     # the trained NPR / CNN detector (load_detector)
+        self._detector_trained_on: list[str] = []
         self.detectors_folder = Path("runs")           # where a new detector goes (the window: its runs folder)
         self.dialogs: dict[str, DetectorDialog] = {}   # "train" / "eval": kept, so a closed one keeps its job
 
@@ -240,7 +249,7 @@ class DetectionCanvas(Canvas):
         if key not in PICKERS:
             arch = next(a for a, k in ARCH_CHECK.items() if k == key)
             if self.detector_arch == arch:
-                label.setText(f"<small>uses {Path(self.detector).name}</small>")
+                label.setText(f"<small>uses {detector_name(self.detector)}</small>")
                 label.setToolTip(self.detector)
                 box.setEnabled(True)
                 return
@@ -288,14 +297,10 @@ class DetectionCanvas(Canvas):
                                         "It runs as the NPR detector or CNN detector check.</i></small>")
             self.detector_label.setToolTip("")
         else:
-            self.detector_label.setText(f"<small><b>{self.detector_arch.upper()}</b> · {Path(self.detector).name} · "
-                                        f"trained against {self._trained_on_text()}</small>")
+            self.detector_label.setText(f"<small><b>{self.detector_arch.upper()}</b> · {detector_name(self.detector)} · "
+                                        f"trained against {short_names(self._detector_trained_on)}</small>")
             self.detector_label.setToolTip(self.detector)
         self.evaluate_btn.setEnabled(bool(self.detector))
-
-    def _trained_on_text(self) -> str:
-        names = getattr(self, "_detector_trained_on", [])
-        return ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "") if names else "?"
 
     def load_detector(self, path: str, quiet: bool = False) -> bool:
         """Use a trained NPR or CNN detector (DET, DET.json or DET.safetensors) for its check, which
@@ -320,7 +325,7 @@ class DetectionCanvas(Canvas):
         self.check_boxes[ARCH_CHECK[arch]].setChecked(True)
         self._show_detector()
         if not quiet:
-            self.status.setText(f"{arch.upper()} detector {weights.name} loaded: its check runs on the images")
+            self.status.setText(f"{arch.upper()} detector {detector_name(weights)} loaded: its check runs on the images")
         return True
 
     def _pick_detector(self) -> None:

@@ -14,14 +14,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout,
                                QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from app.canvases.detector_eval_view import DetectorEvalView
+from app.canvases.detector_eval_view import DetectorEvalView, short_name, short_names
 from app.canvases.side_column import wrapping
 from app.qt_util import human_duration, scratch_settings
+from app.screen_fit import fit_to_screen
 from engine.core.config import DATASETS
 from engine.core.detector_file import FOLDER_FILE, read_detector_meta
 
@@ -47,7 +48,7 @@ def reports_of(meta: dict) -> list[tuple[str, dict]]:
     out = []
     if report.get("test"):
         out.append(("test after training", {
-            "title": f"{arch.upper()} detector trained against {', '.join(trained) or '?'}",
+            "title": f"{arch.upper()} detector trained against {short_names(trained)}",
             "statement": data.get("statement", ""), "results": report["test"],
             "format_bias_control": report.get("format_bias_control"), "leave_one_out": report.get("leave_one_out")}))
     for k, ev in enumerate(meta.get("evaluations") or [], 1):
@@ -194,7 +195,7 @@ class DetectorDialog(QDialog):
         lay.addWidget(self.tabs, 1)
         lay.addWidget(self.status)
         lay.addLayout(run_row)
-        self.resize(880, 600)
+        fit_to_screen(self, QSize(880, 600))    # within a 1024×640 screen, frame included
         if mode == "eval" and detector:
             self.load_detector_reports(detector)
 
@@ -229,7 +230,8 @@ class DetectorDialog(QDialog):
         self.logo = QCheckBox("Leave-one-generator-out matrix (one more detector per generator)")
         self.logo.setToolTip("Train on all generators but one, test on every one, for each generator: "
                              "the train × test heat map")
-        self.out_edit = QLineEdit(default_detector_path(self.out_folder, "npr"))
+        self._default_out = default_detector_path(self.out_folder, "npr")
+        self.out_edit = QLineEdit(self._default_out)
         self.out_edit.setToolTip("DET.safetensors and DET.json are written there once training finished")
         self.arch.currentIndexChanged.connect(self._follow_arch)
         self.real_count = self._spin(2, 100_000, 256, "real_count")
@@ -289,7 +291,8 @@ class DetectorDialog(QDialog):
         text = self.out_edit.text()
         other = "npr" if self.arch.currentData() == "cnn" else "cnn"
         if text.endswith(f"-detector-{other}/{Path(FOLDER_FILE).with_suffix('.safetensors')}"):
-            self.out_edit.setText(text.replace(f"-detector-{other}/", f"-detector-{self.arch.currentData()}/"))
+            self._default_out = text.replace(f"-detector-{other}/", f"-detector-{self.arch.currentData()}/")
+            self.out_edit.setText(self._default_out)
 
     def _pick_real_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "A folder of real images")
@@ -389,6 +392,9 @@ class DetectorDialog(QDialog):
         if self.mode == "train":
             self.load_detector_reports(ev["detector"], select_last=False)
             self.status.setText(f"saved {ev['detector']} (and its .json); the Detection canvas uses it now")
+            if self.out_edit.text() == self._default_out:    # the next one gets a folder of its own
+                self._default_out = default_detector_path(self.out_folder, self.arch.currentData())
+                self.out_edit.setText(self._default_out)
             self.detector_ready.emit(ev["detector"])
         else:
             self.load_detector_reports(self.detector_edit.text(), select_last=True)

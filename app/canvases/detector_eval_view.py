@@ -7,6 +7,8 @@ images well (AP, AUC) while its 0.5 threshold is off (Wang et al. 2020). Nothing
 the numbers are the engine's (engine/detect/evaluation.py), read from the op's answer or DET.json."""
 from __future__ import annotations
 
+import re
+
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -49,10 +51,21 @@ def heat_color(value: float) -> QColor:
 
 
 def short_name(name: str) -> str:
-    """'gan/20261207-gan-digits/step_000400' -> 'gan/…/step_000400': the family and the step tell
-    generators apart in a narrow header; the whole name is in the tooltip."""
+    """A generator's label, family/run/step ('gan/20261207-172553-dcgan-digits/step_000040'), as
+    'dcgan-digits@40': the run's name without its start time, and the step, tell generators apart
+    in a narrow column; the whole label is in the tooltip."""
     parts = name.split("/")
-    return f"{parts[0]}/…/{parts[-1]}" if len(parts) > 2 and len(name) > 24 else name
+    if len(parts) != 3:
+        return name
+    family, run, step = parts
+    run = re.sub(r"^\d{8}-\d{6}-?", "", run) or family
+    return f"{run}@{re.sub(r'^step_0*(?=.)', '', step)}"
+
+
+def short_names(names) -> str:
+    """'a@1, b@2 and 3 more'."""
+    names = [short_name(n) for n in names]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") if names else "?"
 
 
 class DetectorEvalView(QWidget):
@@ -129,7 +142,7 @@ class DetectorEvalView(QWidget):
         for name, m in results.items():
             i = self.table.rowCount()
             self.table.insertRow(i)
-            item = QTableWidgetItem(name)
+            item = QTableWidgetItem(short_name(name))
             item.setToolTip(name)
             self.table.setItem(i, 0, item)
             seen = m.get("seen_in_training")

@@ -36,3 +36,12 @@ def is_detector_folder(folder: str | Path) -> bool:
     """A folder that holds a detector saved as FOLDER_FILE (and its weights)."""
     folder = Path(folder)
     return (folder / FOLDER_FILE).is_file() and (folder / FOLDER_FILE).with_suffix(".safetensors").is_file()
+
+
+def is_detector_file(path: str | Path) -> bool:
+    """Whether DET.json beside this file (or this DET.json) describes a trained detector."""
+    try:
+        read_detector_meta(path)
+    except ValueError:
+        return False
+    return True
