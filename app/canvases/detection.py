@@ -30,6 +30,7 @@ from app.canvases.detector_eval_view import short_names
 from app.canvases.detection_report import arrow, score_text, write_report
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import human_duration
+from app.worker_session import WorkerSession
 from app.widgets.image_view import ImageView
 from engine.core.detect_checks import CHECKS, DETECTOR, HIGHER, LOWER, OPTIONAL_REFERENCE, default_checks
 from engine.core.detector_file import FOLDER_FILE, read_detector_meta
@@ -105,6 +106,10 @@ class DetectionCanvas(Canvas):
         self._detector_trained_on: list[str] = []
         self.detectors_folder = Path("runs")           # where a new detector goes (the window: its runs folder)
         self.dialogs: dict[str, DetectorDialog] = {}   # "train" / "eval": kept, so a closed one keeps its job
+        # detector jobs run in a worker of their own: minutes of training never hold up the canvases'
+        # requests in the shared one (replaceable in tests: make_job_session() -> a WorkerSession)
+        self.make_job_session = lambda: WorkerSession(parent=self)
+        self.job_session: WorkerSession | None = None
 
         # ---- the side column: sources, checks, what they need, watermark ---------------------------
         self.side = SideColumn(SIDE_MAX, SIDE_SHARE)
@@ -339,7 +344,9 @@ class DetectionCanvas(Canvas):
         dlg = self.dialogs.get(mode)
         if dlg is None:
             checkpoint = self.session.checkpoint
-            dlg = DetectorDialog(self.session, mode, self, self.settings, out_folder=self.detectors_folder,
+            if self.job_session is None:
+                self.job_session = self.make_job_session()
+            dlg = DetectorDialog(self.job_session, mode, self, self.settings, out_folder=self.detectors_folder,
                                  detector=self.detector, checkpoints=[checkpoint] if checkpoint else [])
             dlg.detector_ready.connect(self.load_detector)
             self.dialogs[mode] = dlg
@@ -710,3 +717,8 @@ class DetectionCanvas(Canvas):
 
     def clear_pending(self) -> None:
         self.pending_id = 0
+
+    def shutdown(self) -> None:
+        """The window closes: the detector jobs' worker ends with it (a job running there stops)."""
+        if self.job_session is not None and self.job_session is not self.session:
+            self.job_session.shutdown()

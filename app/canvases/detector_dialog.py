@@ -196,6 +196,7 @@ class DetectorDialog(QDialog):
         lay.addWidget(self.status)
         lay.addLayout(run_row)
         fit_to_screen(self, QSize(880, 600))    # within a 1024×640 screen, frame included
+        session.reset.connect(self._on_reset)
         if mode == "eval" and detector:
             self.load_detector_reports(detector)
 
@@ -416,6 +417,12 @@ class DetectorDialog(QDialog):
         self.progress.setValue(0)
         self.progress.setFormat("cancelled")
         self.status.setText("cancelled: nothing was written")
+
+    def _on_reset(self, message: str) -> None:
+        """The worker process ended: a job in flight is lost (its reply will never come)."""
+        if self.rid:
+            self.on_failed(self.rid, message)
+            self.on_done(self.rid, "error")
 
     def on_done(self, rid: int, kind: str) -> None:
         if rid == self.rid:

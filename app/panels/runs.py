@@ -285,6 +285,8 @@ class RunsBrowser(QWidget):
             self.config_text.setPlainText((s.path / described).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as e:
             self.config_text.setPlainText(f"(no readable config.toml: {e})")
+        if s.kind == "detector" and self.tabs.currentWidget() is self.flipbook:
+            self.tabs.setCurrentWidget(self.config_text)   # a detector has no samples: its description
         self.curves.set_family(s.family)
         self.watcher.watch(s.path)   # clears the curves (reset), then reads the run's rows
         if not self.isVisible():

@@ -34,6 +34,7 @@ def canvas(qtbot, tmp_path):
     client = CancellingClient()
     c = DetectionCanvas(WorkerSession(client), settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
     c.detectors_folder = tmp_path / "runs"
+    c.make_job_session = lambda: c.session     # the test's worker plays the job worker too
     qtbot.addWidget(c)
     worker = Worker(tmp_path / "cache", device="cpu", emit=client.event.emit)
     return c, client, worker
@@ -125,6 +126,27 @@ def test_cancel_stops_the_engine_and_nothing_is_written(canvas, generators, qtbo
     assert dlg.progress.format() == "cancelled" and "nothing was written" in dlg.status.text()
     assert dlg.start_btn.isEnabled() and not list(tmp_path.glob("det*"))
     assert c.detector == ""
+
+
+def test_a_worker_that_dies_mid_job_frees_the_dialog(canvas, generators, qtbot):
+    c, client, _ = canvas
+    dlg = c.open_detector_dialog("train")
+    qtbot.addWidget(dlg)
+    tiny_form(dlg)
+    dlg.fakes.add(generators[0])
+    assert dlg.start() and dlg.is_running()
+    client.ended.emit(9, True, "Killed")
+    assert not dlg.is_running() and dlg.start_btn.isEnabled() and "worker stopped" in dlg.status.text()
+
+
+def test_detector_jobs_get_a_worker_of_their_own(qtbot, tmp_path):
+    c = DetectionCanvas(WorkerSession(FakeClient()), settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(c)
+    dlg = c.open_detector_dialog("train")
+    qtbot.addWidget(dlg)
+    assert c.job_session is not c.session and dlg.session is c.job_session
+    assert c.open_detector_dialog("eval").session is c.job_session and c.open_detector_dialog("train") is dlg
+    c.shutdown()      # no job was sent: no worker process was started, none to stop
 
 
 def test_evaluate_dialog_shows_the_saved_reports_and_adds_an_evaluation(canvas, generators, qtbot, tmp_path):

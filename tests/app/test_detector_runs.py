@@ -16,7 +16,7 @@ def test_the_browser_lists_a_detector_and_open_emits_it(qtbot, tmp_path):
     assert item is not None and item.text(C_FAMILY) == "detector (cnn)" and item.text(C_NAME) == det.parent.name
     b.select_run(det.parent)
     assert "Detection canvas" in b.header.text() and "held out" in b.header.text()
-    assert '"kind": "genlab-trained-detector"' in b.config_text.toPlainText()
+    assert b.tabs.currentWidget() is b.config_text and "\"kind\": \"genlab-trained-detector\"" in b.config_text.toPlainText()
     assert "Detection canvas" in b.actions.open_btn.toolTip() and not b.actions.resume_btn.isEnabled()
     with qtbot.waitSignal(b.open_detector) as opened:
         b.actions.open_btn.click()
