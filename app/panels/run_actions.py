@@ -16,6 +16,8 @@ from engine.core.reflow import can_reflow
 from engine.runs.fileops import export_checkpoint, export_config, rename_run, trash
 from engine.runs.index import RunSummary
 
+OPEN_TIP = "Show this run's plots and samples on the Train tab and load its newest checkpoint"
+OPEN_DETECTOR_TIP = "Use this trained detector in the Detection canvas (its check runs on the images there)"
 RESUME_TIP = "Continue training from the last checkpoint up to the run's total steps"
 RENAME_TIP = "Rename the run's folder"
 DELETE_TIP = "Move the run folder to the trash (it can be restored from there)"
@@ -51,7 +53,6 @@ class RunActions(QWidget):
         self.ask_save = lambda title, path, flt: QFileDialog.getSaveFileName(self, title, path, flt)[0] or None
 
         self.open_btn = QPushButton("Open")
-        self.open_btn.setToolTip("Show this run's plots and samples on the Train tab and load its newest checkpoint")
         self.resume_btn = QPushButton("Resume")
         self.resume_btn.setToolTip(RESUME_TIP)
         self.continue_btn = QPushButton("Continue +")
@@ -117,6 +118,7 @@ class RunActions(QWidget):
         live = has and s.live
         has_config = has and (s.path / "config.toml").is_file()
         self.open_btn.setEnabled(has)
+        self.open_btn.setToolTip(OPEN_DETECTOR_TIP if has and s.kind == "detector" else OPEN_TIP)
         can_resume = has and not live and has_config and s.state != "finished" and (
             s.total_steps is None or s.step < s.total_steps)
         self.resume_btn.setEnabled(bool(can_resume))

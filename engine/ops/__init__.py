@@ -73,3 +73,8 @@ OPS.register("inpaint", Op("engine.ops.inpaint:InpaintRequest", needs_model=Fals
 # the detection lab's checks and watermarks need no model: they run before anything is trained
 OPS.register("detect", Op("engine.ops.detect:DetectRequest", needs_model=False, superseded=False))
 OPS.register("watermark", Op("engine.ops.watermark:WatermarkRequest", needs_model=False, superseded=False))
+# detectors trained and evaluated from the Detection canvas (the CLI's is `genlab-engine detector`)
+OPS.register("detector-train", Op("engine.ops.detector_train:DetectorTrainRequest", needs_model=False,
+                                  superseded=False))
+OPS.register("detector-eval", Op("engine.ops.detector_eval:DetectorEvalRequest", needs_model=False,
+                                 superseded=False))

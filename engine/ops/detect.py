@@ -27,6 +27,7 @@ class DetectRequest:
     autoencoder: str = request_field("", "an autoencoder checkpoint: vae, hvae or vqvae (aeroblade check)")
     diffusion_checkpoint: str = request_field("", "a diffusion checkpoint (dire check: DDIM inversion and "
                                                   "reconstruction with it)")
+    detector: str = request_field("", "a trained NPR or CNN detector file (npr-cnn, cnn checks)")
 
     def check(self) -> None:
         from engine.core.detect_checks import parse_checks
@@ -48,10 +49,11 @@ class DetectResult:
 def _context(req: DetectRequest):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=req.real_data, spectrum_detector=req.spectrum_detector or None,
-                        noise_reference=req.noise_reference or None,
+                        noise_reference=req.noise_reference or None, detector=req.detector or None,
                         likelihood_model=req.likelihood_model or None, autoencoder=req.autoencoder or None,
                         diffusion_model=req.diffusion_checkpoint or None)
     ctx.spectrum_detector_model()   # a bad reference is one error for the request, not one per image
+    ctx.trained_detector()
     ctx.noise_pattern()
     if "zeroshot" in req.checks:    # a checkpoint loads only for the check that looks through it
         ctx.likelihood_family()
