@@ -44,7 +44,8 @@ SUSPICIOUS = QColor("#c0392b")
 PICKERS = {"noise": ("noise_reference", "folder", "a folder of images from one source (a camera)"),
            "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)"),
            "zeroshot": ("likelihood_model", "checkpoint", "a pixelcnn checkpoint trained on real images"),
-           "aeroblade": ("autoencoder", "checkpoint", "an autoencoder checkpoint (vae, hvae or vqvae)")}
+           "aeroblade": ("autoencoder", "checkpoint", "an autoencoder checkpoint (vae, hvae or vqvae)"),
+           "dire": ("diffusion_checkpoint", "checkpoint", "a diffusion checkpoint (ddpm, edm, flow_matching or ldm)")}
 WATERMARK_METHODS = ("dwtDct", "dwtDctSvd")
 VERDICTS = {"marked": "the message is there", "absent": "no sign of this message",
             "weakened": "likely there, weakened (re-encoded or resized)"}

@@ -126,7 +126,11 @@ def test_checks_that_need_something_say_which_and_take_a_picked_one(canvas, tmp_
 
 def test_model_checks_need_a_checkpoint_and_the_worker_looks_through_the_picked_one(canvas, pictures, tiny_runs):
     c, client, worker = canvas
-    for key in ("zeroshot", "aeroblade"):
+    from app.canvases.detection import ARCH_CHECK, PICKERS
+    from engine.core.detect_checks import CHECKS, NEEDS_FILE
+    # every check that cannot run without a file gets a picker or is a trained detector's
+    assert {k for k, s in CHECKS.items() if s.needs in NEEDS_FILE} <= set(PICKERS) | set(ARCH_CHECK.values())
+    for key in ("zeroshot", "aeroblade", "dire"):
         assert not c.check_boxes[key].isEnabled() and "needs a checkpoint" in c.need_labels[key].text()
     ckpt = str(tiny_runs["pixelcnn"].checkpoint)
     c.set_reference("zeroshot", ckpt)
