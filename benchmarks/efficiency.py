@@ -96,13 +96,13 @@ def with_implementation(opt: torch.optim.Optimizer, impl: str) -> torch.optim.Op
                      fused=True if impl == "fused" else None)
 
 
-def preset_step(name: str, device: torch.device, switch: str = "default"):
-    """The preset's family and a step function over one fixed batch of its shape, under `switch`
-    (one of SWITCHES). The family's weights come from torch's global seed, set here, so every
-    switch starts from the same network."""
+def preset_step(name: str, device: torch.device, switch: str = "default", cfg=None):
+    """The preset's family (or `cfg`'s, a RunConfig in place of the preset) and a step function
+    over one fixed batch of its shape, under `switch` (one of SWITCHES). The family's weights come
+    from torch's global seed, set here, so every switch starts from the same network."""
     from engine.core.config import load_preset
     from engine.family.base import Batch, StepContext, build_family
-    cfg = load_preset(name)
+    cfg = cfg or load_preset(name)
     channels = 1 if cfg.data.dataset in ("digits", "faces") else 3
     res, bs = cfg.data.resolution, cfg.training.batch_size
     torch.manual_seed(0)
