@@ -60,7 +60,8 @@ OPS.register("interpolate", Op("engine.ops.interpolate:InterpolateRequest", cach
                                command="latent walk between seeds and/or images: strip PNG, GIF or MP4"))
 OPS.register("interpolate-export", Op("engine.ops.interpolate:ExportRequest", cache_name="interp", superseded=False))
 # each step's x_t and x̂0 of one seed, for the Sampling canvas's trajectory strip
-OPS.register("trajectory", Op("engine.ops.trajectory:TrajectoryRequest"))
+OPS.register("trajectory", Op("engine.ops.trajectory:TrajectoryRequest",
+                              command="write one seed's denoising trajectory (x_t and x̂0 per step, and strip.png)"))
 OPS.register("evaluate", Op("engine.ops.evaluate:EvaluateRequest"))   # the command is `eval` (engine/cli/evaluate.py)
 # FD against network evaluations over the solvers and step counts (`eval --sweep` is its alias)
 OPS.register("sweep", Op("engine.ops.sweep:SweepRequest", superseded=False,
