@@ -147,6 +147,7 @@ class RunsBrowser(QWidget):
         self.actions.resume_run.connect(self.resume_run)
         self.actions.duplicate_config.connect(self.duplicate_config)
         self.actions.reflow_run.connect(self.reflow_run)
+        self.actions.ema_reconstructed.connect(lambda _path: self.poll())   # the strip shows the new checkpoint
         self.actions.renamed.connect(self._on_renamed)
         self.actions.trashed.connect(self._on_trashed)
         self.actions.queue_continue.connect(self.queue_continue)

@@ -43,15 +43,15 @@ class EmaResult:
 
 
 def run(session, req: EmaRequest, progress: StageProgress, cancel: Cancel) -> EmaResult:
+    from engine.runs.posthoc_files import reconstructed_stem, snapshots
+    req.check()   # before torch is imported: a bad request is answered at once
     import torch
 
-    from engine.runs.posthoc_files import reconstructed_stem, snapshots
     from engine.runs.rundir import RunDir
     from engine.training import checkpoint as ck
     from engine.training.posthoc_ema import SnapshotError, read_snapshot_meta, read_snapshot_tensors
     from engine.training.power_ema import posthoc_coefficients
 
-    req.check()
     run_dir = Path(req.run)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run folder")

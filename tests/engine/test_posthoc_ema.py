@@ -74,15 +74,14 @@ def test_power_ema_update_follows_the_formula_for_a_few_steps():
     assert beta(gamma_of(0.05), 1) == 0.0   # the first step replaces the initial weights entirely
 
 
-def test_reconstructing_a_stored_profile_gives_its_weights_and_an_intermediate_one_the_direct_ema(tmp_path):
-    """A known weight trajectory over 400 steps, snapshots of σ_rel 0.05 and 0.10 every 20 steps:
-    reconstructed at 0.05 it is the stored profile; at 0.07 (and 0.15) it is within 1e-3 of the
-    power EMA computed directly along the trajectory (whose weights move by ±1), far closer than
-    the two stored profiles are to each other."""
-    steps, every = 400, 20
+def write_toy_run(run: Path, steps: int = 400, every: int = 20, direct_sigmas=(0.07, 0.15)):
+    """A run folder of a toy network whose weights follow a known trajectory (moving by about ±1)
+    for `steps` steps, with snapshots of σ_rel 0.05 and 0.10 every `every` steps and one training
+    checkpoint at the end; returns the stored profiles and those of `direct_sigmas` computed directly
+    along the same trajectory."""
     fam, direct_fam = toy_family(), toy_family()
     stored = PowerEMA(fam, [0.05, 0.10])
-    direct = PowerEMA(direct_fam, [0.07, 0.15])
+    direct = PowerEMA(direct_fam, list(direct_sigmas))
     tau = np.arange(1, steps + 1) / steps
     trajectory = np.stack([np.sin(3 * np.pi * tau), np.cos(1.4 * np.pi * tau) + tau, tau ** 2], 1)
     for t in range(1, steps + 1):
@@ -91,12 +90,22 @@ def test_reconstructing_a_stored_profile_gives_its_weights_and_an_intermediate_o
         stored.update(t)
         direct.update(t)
         if t % every == 0:
-            stored.snapshot(tmp_path, t)
+            stored.snapshot(run, t)
     # the run's checkpoint the reconstruction takes its networks and metadata from
-    ck.save_checkpoint(tmp_path / "checkpoints" / f"step_{steps:06d}",
+    ck.save_checkpoint(run / "checkpoints" / f"step_{steps:06d}",
                        {f"net.{k}": v for k, v in fam.networks.state_dict().items()}
                        | {f"ema.{k}": v for k, v in fam.ema.state_dict().items()},
                        {"step": steps, "config": {}, "data": {"channels": 1, "resolution": 8, "class_names": []}})
+    return stored, direct
+
+
+def test_reconstructing_a_stored_profile_gives_its_weights_and_an_intermediate_one_the_direct_ema(tmp_path):
+    """A known weight trajectory over 400 steps, snapshots of σ_rel 0.05 and 0.10 every 20 steps:
+    reconstructed at 0.05 it is the stored profile; at 0.07 (and 0.15) it is within 1e-3 of the
+    power EMA computed directly along the trajectory (whose weights move by ±1), far closer than
+    the two stored profiles are to each other."""
+    steps, every = 400, 20
+    stored, direct = write_toy_run(tmp_path, steps, every)
 
     def rebuilt(sigma_rel):
         res = reconstruct(None, EmaRequest(str(tmp_path), sigma_rel), no_progress, never)
