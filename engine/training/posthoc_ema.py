@@ -122,9 +122,10 @@ def start(training, family, run_dir: Path, tensors: dict[str, torch.Tensor] | No
     if tensors is not None:
         why = tracker.restore(tensors)
         if why:
+            # from the weights of now: θ_step then stands in for the steps before it, with the weight
+            # (step/t)^(γ+1) a profile gives them, and the snapshots already written stay valid
             emit(protocol.event("warning", message=f"training.posthoc_ema: the power-function EMA profiles start "
-                                                   f"again at step {step}: {why}. Snapshots from before step {step} "
-                                                   f"then belong to other profiles; reconstruct from later ones"))
+                                                   f"again at step {step} from the weights of that step: {why}"))
     if writes:
         for s, path in snapshots(run_dir):
             if s > step:
