@@ -30,6 +30,10 @@ class EmaRequest:
                              f"0.05 and 0.1 are its usual profiles)")
         if self.step < 0:
             raise ValueError(f"step = {self.step} must be a snapshot's step, or 0 for the newest")
+        name = Path(self.out).name.removesuffix(".safetensors")
+        if self.out and "." in name:   # the .json beside it is found by replacing the suffix
+            raise ValueError(f"{self.out}: a checkpoint's name may not hold a dot before .safetensors; "
+                             f"name it e.g. {name.replace('.', 'p')}.safetensors")
 
 
 @dataclass

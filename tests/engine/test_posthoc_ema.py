@@ -123,6 +123,14 @@ def test_reconstructing_a_stored_profile_gives_its_weights_and_an_intermediate_o
     assert [round(s, 3) for _, s, _ in reconstructed(tmp_path)] == [0.05, 0.07, 0.1, 0.15]
     # buffers are copied as they were at the output's step, not averaged
     assert ck.load_checkpoint(reconstructed(tmp_path)[0][2]).tensors["ema.net.count"].item() == 0
+    # --out: anywhere, at an earlier snapshot's step (from the snapshots up to it)
+    res = reconstruct(None, EmaRequest(str(tmp_path), 0.07, step=200, out=str(tmp_path / "out" / "mine")),
+                      no_progress, never)
+    assert res.checkpoint == str(tmp_path / "out" / "mine.safetensors") and res.snapshots == 10
+    assert ck.load_checkpoint(res.checkpoint).step == 200
+    with pytest.raises(ValueError, match="may not hold a dot"):
+        reconstruct(None, EmaRequest(str(tmp_path), 0.07, out=str(tmp_path / "ema-0.07.safetensors")), no_progress,
+                    never)
 
 
 def test_coefficients_of_a_stored_profile_pick_that_snapshot_alone():
