@@ -6,7 +6,8 @@ and a run started from a shell appears by itself.
 The selected run shows the images it writes while training with a step slider (a flip-book of
 training), its checkpoints as thumbnails (a click opens one in the canvases), its config and,
 under the list, its curves. Actions: open, resume, continue longer, duplicate the config, export,
-rename, delete to the trash, add to the training queue (continue it later); several selected
+rename, delete to the trash, add to the training queue (continue it later), reconstruct a post-hoc
+EMA (run_ema.py; its checkpoints join the strip); several selected
 runs can be compared (app/panels/run_compare.py), or their families (app/panels/family_compare.py).
 The Queue view (app/panels/run_queue.py) shows and runs the training queue of the runs folder.
 
@@ -149,6 +150,7 @@ class RunsBrowser(QWidget):
         self.actions.resume_run.connect(self.resume_run)
         self.actions.duplicate_config.connect(self.duplicate_config)
         self.actions.reflow_run.connect(self.reflow_run)
+        self.actions.ema_reconstructed.connect(lambda _path: self.poll())   # the strip shows the new checkpoint
         self.actions.renamed.connect(self._on_renamed)
         self.actions.trashed.connect(self._on_trashed)
         self.actions.queue_continue.connect(self.queue_continue)

@@ -30,6 +30,7 @@ from engine.core.detector_file import FOLDER_FILE, is_detector_folder, read_dete
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short, wants
 from engine.core.parents import checkpoint_run_dir, parent_of
+from engine.runs.posthoc_files import reconstructed
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
 
 if sys.version_info >= (3, 11):
@@ -83,6 +84,8 @@ class RunSummary:
     loss_tail: list[float] = field(default_factory=list)
     checkpoints: list[tuple[int, Path]] = field(default_factory=list)  # complete ones, oldest first
     samples: list[tuple[int, Path]] = field(default_factory=list)      # sample grids, oldest first
+    # checkpoints reconstructed by post-hoc EMA (engine/runs/posthoc_files.py): (step, sigma_rel, path)
+    reconstructed: list[tuple[int, float, Path]] = field(default_factory=list)
     parent: str = ""              # a two-stage run's parent checkpoint (model.parent), "" for none
     parent_run: Path | None = None  # the run folder that parent belongs to, when it is one
     kind: str = "run"             # "run", or "detector": a trained detector's folder (family "detector")
@@ -250,11 +253,12 @@ class RunsIndex:
             self._read_metrics(rd.metrics_path, entry)
         if s is None or sig[2:] != entry.sig[2:]:
             checkpoints, samples = rd.checkpoints(), list_samples(run_dir)
+            rebuilt = reconstructed(run_dir)
         else:
-            checkpoints, samples = s.checkpoints, s.samples
+            checkpoints, samples, rebuilt = s.checkpoints, s.samples, s.reconstructed
         entry.sig = sig
         if st is None:  # status.json unchanged and not live: keep what was read
-            s = RunSummary(**{**s.__dict__, "checkpoints": checkpoints, "samples": samples,
+            s = RunSummary(**{**s.__dict__, "checkpoints": checkpoints, "samples": samples, "reconstructed": rebuilt,
                               "best": dict(entry.best), "loss_key": entry.loss_key, "loss_tail": list(entry.tail)})
         else:
             family, dataset, name, parent = entry.config
@@ -268,7 +272,7 @@ class RunsIndex:
                            pid=st.get("pid") if isinstance(st.get("pid"), int) else None,
                            updated=st.get("updated") if isinstance(st.get("updated"), (int, float)) else None,
                            best=dict(entry.best), loss_key=entry.loss_key, loss_tail=list(entry.tail),
-                           checkpoints=checkpoints, samples=samples, parent=parent,
+                           checkpoints=checkpoints, samples=samples, reconstructed=rebuilt, parent=parent,
                            parent_run=checkpoint_run_dir(parent) if parent else None)
             if state == "no status" and checkpoints:  # a run copied without its status: its newest checkpoint
                 s.step = checkpoints[-1][0]

@@ -36,7 +36,7 @@ from engine.core.parents import parent_of
 from engine.family.base import Batch, StepContext, build_family, family_class
 from engine.family.parent import ENCODED_DIR
 from engine.training import checkpoint as ck
-from engine.training import distributed
+from engine.training import distributed, posthoc_ema
 from engine.training.control import ControlChannel, SharedControl
 from engine.training.device import device_label, resolve_precision, select_device
 from engine.family.ema import ema_decay_at
@@ -179,6 +179,8 @@ class Trainer:
             cfg.save(self.rd.config_path)
         if d.is_main:
             self.artifacts.declare()
+        self.phema = posthoc_ema.start(t, self.family, self.rd.path, ckpt.tensors if ckpt else None, self.step,
+                                       self.emit, writes=d.is_main)   # training.posthoc_ema, else None
         self._compile_pending = t.compile and self._compile()
 
     def _compile(self) -> bool:
@@ -295,6 +297,8 @@ class Trainer:
 
     def _write_checkpoint(self, rng: dict[str, torch.Tensor]) -> Path:
         tensors, opt_meta = state_tensors(self.family, self.optimizers)
+        if self.phema is not None:   # a resumed run goes on with its power-function EMA profiles
+            tensors.update(self.phema.state_tensors())
         check_state_finite(tensors, self.device, self.step)
         tensors.update(rng)
         meta = {"step": self.step, "family": self.family.name, "config": self.cfg.to_dict(),
@@ -508,6 +512,8 @@ class Trainer:
         if t.checkpoint_every and self.step % t.checkpoint_every == 0:
             self._check_finite()
             self.save()
+        if self.phema is not None and self.step % t.posthoc_ema_every == 0:
+            self._main(self.phema.snapshot, self.rd.path, self.step)
 
     def _log(self, row: dict) -> None:
         self.rd.append_metrics(row)
@@ -539,6 +545,8 @@ class Trainer:
                 self._stepped = True
         if self.family.ema is not None:
             self.family.update_ema(ema_decay_at(self.step, t.ema_decay))
+        if self.phema is not None:
+            self.phema.update(self.step + 1)
         return losses
 
     def _stop(self, message: str, *, alone: bool = False, artifacts: bool = True) -> RunResult:
