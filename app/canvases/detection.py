@@ -420,28 +420,31 @@ class DetectionCanvas(Canvas):
         clear.setFixedWidth(28)
         clear.clicked.connect(lambda: self.set_treering_checkpoint(""))
         row = QHBoxLayout()
-        row.addWidget(self.tr_checkpoint_label, 1)
         row.addWidget(pick)
         row.addWidget(clear)
+        row.addStretch(1)
         self.tr_key = QLineEdit(self.settings.value(KEY + "treering_key", "1"))
         self.tr_key.setToolTip("The key (any integer or text) that draws the rings: verify with the key embed used")
         self.tr_count = QSpinBox()
         self.tr_count.setRange(1, 256)
         self.tr_count.setValue(4)
-        self.tr_count.setToolTip("How many marked images to sample")
+        self.tr_count.setSuffix(" image(s)")
+        self.tr_count.setToolTip("How many marked images Sample marked… draws from the checkpoint")
         self.tr_steps = QSpinBox()
         self.tr_steps.setRange(1, 1000)
         self.tr_steps.setValue(TREERING_STEPS)
         self.tr_steps.setToolTip("DDIM steps each way (sampling and inversion): verify with the count embed used")
-        self.tr_widgets = {"Checkpoint": row, "Key": self.tr_key, "Sample": self.tr_count, "DDIM steps": self.tr_steps}
+        self.tr_widgets = {"Checkpoint": row, "": self.tr_checkpoint_label, "Key": self.tr_key,
+                           "Sample": self.tr_count, "DDIM steps": self.tr_steps}
         for label, w in self.tr_widgets.items():
-            form.addRow(label, w)
+            form.addRow(label, w) if label else form.addRow(w)   # the checkpoint's name: the full width
         self._show_treering_checkpoint()
 
     def _show_method(self) -> None:
         """The rows and buttons of the chosen method: a message for the DWT methods; a checkpoint,
         key, count and steps for Tree-Ring, whose embed samples new images."""
         ring = self.wm_method.currentText() == TREERING
+        self.wm_result.setText("")            # another method's reading would be read as this one's
         self.wm_method.setToolTip(METHOD_TIPS[self.wm_method.currentText()])
         for w in (self.wm_message, self.wm_kind):
             self.wm_form.setRowVisible(w, not ring)
@@ -583,6 +586,16 @@ class DetectionCanvas(Canvas):
             text += f" · {human_duration(left)} left"
         self.progress.setFormat(text)
         self.progress.setToolTip(text.replace("%v", str(whole)).replace("%m", str(b["total"])))
+
+    def on_failed(self, rid: int, message: str) -> None:
+        if self.inflight.get(rid) == "watermark":   # the panel no longer says "sampling…" / "inverting…"
+            self.wm_result.setText(f"<i>failed: {message}</i>")
+        super().on_failed(rid, message)
+
+    def on_cancelled(self, rid: int) -> None:
+        if self.inflight.get(rid) == "watermark":
+            self.wm_result.setText("<i>cancelled</i>")
+        super().on_cancelled(rid)
 
     def dragEnterEvent(self, e):
         if any(self._usable(u.toLocalFile()) for u in e.mimeData().urls()):

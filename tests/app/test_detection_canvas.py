@@ -192,6 +192,11 @@ def test_treering_in_the_watermark_panel_samples_into_the_table_and_verifies(can
     answer(client, worker, "watermark")
     text = c.wm_result.text()
     assert "p = " in text and "distance" in text and "marked: the key's rings" in text, text
+    c.set_treering_checkpoint(str(tmp_path / "missing.safetensors"))   # its own pick wins over the dire check's
+    assert "missing.safetensors" in c.tr_checkpoint_label.text() and "dire" not in c.tr_checkpoint_label.text()
+    assert c.verify_watermark()
+    answer(client, worker, "watermark")
+    assert "failed" in c.wm_result.text() and "missing.safetensors: no such checkpoint" in c.status.text()
 
 
 def test_html_export_holds_the_table_and_embedded_pictures(canvas, pictures, tmp_path):
