@@ -6,7 +6,13 @@ tests/fixtures/watermark/make_fixtures.py for a throwaway venv). The spectrum ch
 scikit-image's photographs. Median over rounds; rounds alternate the checks, so a change in machine
 load hits them alike.
 
-    python benchmarks/detect_speed.py [--rounds 3] [--images 4] [--peer-python /tmp/iwm/bin/python]
+The model-based checks that need a diffusion model are timed on a diffusion preset's network as
+built, untrained (--diffusion-preset, ddpm-digits: the time does not depend on the weights): DIRE at
+its default steps each way (DIRE_STEPS), Tree-Ring verify (DDIM inversion at TREERING_STEPS and the
+ring test) and Tree-Ring's sampling of one marked image, on the first --model-images photos (brought
+to the model's size by the checks' own resize rule).
+
+    python benchmarks/detect_speed.py [--rounds 3] [--images 4] [--model-images 2] [--peer-python /tmp/iwm/bin/python]
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import write_result
@@ -52,11 +59,64 @@ def photos(n: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()[:256, :256, :3]) for i in range(n)]
 
 
+def diffusion_model(preset: str):
+    """The preset's diffusion family as built (untrained), on the CPU."""
+    import torch
+
+    from engine.core.config import load_preset
+    from engine.data import build_dataset
+    from engine.family.base import build_family
+    torch.manual_seed(0)
+    cfg = load_preset(preset).replace(training={"device": "cpu"})
+    ds = build_dataset(cfg.data)
+    return build_family(cfg, ds.channels, cfg.data.resolution, ds.class_names)
+
+
+def time_diffusion_checks(preset: str, images: list[np.ndarray], rounds: int) -> dict:
+    """Seconds per image of DIRE, Tree-Ring verify and one Tree-Ring sample with the preset's model."""
+    from engine.core.detect_checks import DIRE_STEPS, TREERING_STEPS
+    from engine.detect.context import DetectContext
+    from engine.detect.model_input import model_input
+    from engine.detect.run import run_check
+    from engine.detect.watermark.treering import ring_for, sample_marked, verify_images
+
+    @dataclass
+    class PresetContext(DetectContext):      # the dire check's model: the preset's, not a checkpoint's
+        family: object = None
+
+        def diffusion_family(self):
+            return self.family
+
+    fam = diffusion_model(preset)
+    ctx = PresetContext(family=fam)
+    ring = ring_for(fam, "7")
+    times: dict[str, list[float]] = {"dire": [], "treering verify": [], "treering sample (1 image)": []}
+    for r in range(rounds):
+        for img in images:
+            t = time.perf_counter()
+            run_check("dire", img, ctx)
+            times["dire"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            verify_images(fam, ring, model_input(img, fam.channels, fam.resolution), TREERING_STEPS)
+            times["treering verify"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sample_marked(fam, ring, [r], TREERING_STEPS)
+        times["treering sample (1 image)"].append(time.perf_counter() - t)
+    params = sum(p.numel() for p in fam.networks.parameters())
+    return {"preset": f"{preset} (untrained)", "parameters": params,
+            "model_size": f"{fam.channels}x{fam.resolution}x{fam.resolution}",
+            "dire_steps_each_way": DIRE_STEPS, "treering_steps": TREERING_STEPS, "images": len(images),
+            "seconds_per_image": {k: round(statistics.median(v), 4) for k, v in times.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--peer-python", help="a Python with invisible-watermark installed, to time the package alike")
+    ap.add_argument("--diffusion-preset", default="ddpm-digits", help="the diffusion model DIRE and Tree-Ring run "
+                                                                      "(built from the preset, untrained)")
+    ap.add_argument("--model-images", type=int, default=2, help="photos DIRE and Tree-Ring are timed on (0: skip)")
     args = ap.parse_args()
 
     from engine.core.detect_checks import default_checks
@@ -93,6 +153,9 @@ def main() -> None:
               "spectrum_reference_first_build_s": round(reference_s, 3),
               "seconds_per_image": {c: round(statistics.median(v), 4) for c, v in times.items()},
               "watermark_seconds": {k: round(statistics.median(v), 4) for k, v in wm.items()}}
+    if args.model_images > 0:
+        result["diffusion_checks"] = time_diffusion_checks(args.diffusion_preset, images[:args.model_images],
+                                                           args.rounds)
     if args.peer_python:
         import cv2
         with tempfile.TemporaryDirectory() as tmp:

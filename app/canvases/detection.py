@@ -7,7 +7,10 @@ that makes them so in each header. Selecting a row shows the image, the chosen c
 spectrum, NPR residual, noise residual, copy-move overlay), the spectrum profile against the real
 photos' mean, the watermark read and every check's sentence. A check that needs something (a noise
 reference folder, a spectrum detector file, a model checkpoint) says which and offers a picker. The watermark panel
-embeds a message into the selected image (a PNG, through the `watermark` op) and verifies one.
+embeds a message into the selected image (a PNG, through the `watermark` op) and verifies one; with
+Tree-Ring it samples new marked images from a diffusion checkpoint (a mark in the starting noise
+cannot go into an existing image), adds them to the table, and verifies the selected image by DDIM
+inversion (a p-value).
 The trained-detector group trains an NPR or CNN detector against checkpoints (app/canvases/
 detector_dialog.py: progress, ETA, Cancel, then its evaluation view), opens a saved one or
 evaluates it; the loaded detector runs as its check (npr-cnn or cnn). Export writes a
@@ -21,8 +24,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter, QTableWidget,
-                               QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSpinBox, QSplitter,
+                               QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.detector_dialog import DetectorDialog
@@ -33,7 +36,7 @@ from app.qt_util import human_duration
 from app.worker_session import WorkerSession
 from app.widgets.image_view import ImageView
 from engine.core.detect_checks import (CHECKPOINT, CHECKS, DETECTOR, HIGHER, LOWER, NEEDS_FILE, OPTIONAL_REFERENCE,
-                                       default_checks)
+                                       TREERING_STEPS, default_checks)
 from engine.core.detector_file import FOLDER_FILE, read_detector_meta
 from engine.core.imageformats import IMAGE_SUFFIXES, is_image_path
 
@@ -46,7 +49,16 @@ PICKERS = {"noise": ("noise_reference", "folder", "a folder of images from one s
            "zeroshot": ("likelihood_model", "checkpoint", "a pixelcnn checkpoint trained on real images"),
            "aeroblade": ("autoencoder", "checkpoint", "an autoencoder checkpoint (vae, hvae or vqvae)"),
            "dire": ("diffusion_checkpoint", "checkpoint", "a diffusion checkpoint (ddpm, edm, flow_matching or ldm)")}
-WATERMARK_METHODS = ("dwtDct", "dwtDctSvd")
+TREERING = "treering"
+WATERMARK_METHODS = ("dwtDct", "dwtDctSvd", TREERING)
+METHOD_TIPS = {"dwtDct": "invisible-watermark's DWT-DCT (bit-compatible both ways): a message in an existing image",
+               "dwtDctSvd": "invisible-watermark's DWT-DCT-SVD (bit-compatible both ways): a message in an existing "
+                            "image, more robust",
+               TREERING: "Tree-Ring (Wen et al. 2023): a key's rings in a diffusion sample's starting noise. It cannot "
+                         "mark an existing image: embed samples new ones from the checkpoint; verify inverts the "
+                         "selected image by DDIM and gives a p-value"}
+TREERING_VERDICTS = {"marked": "marked: the key's rings are in its starting noise",
+                     "absent": "not marked with this key (or not sampled by this checkpoint)"}
 VERDICTS = {"marked": "the message is there", "absent": "no sign of this message",
             "weakened": "likely there, weakened (re-encoded or resized)"}
 MESSAGE_KINDS = (("text", "text"), ("hex", "hex bytes"), ("bits", "0/1 bits"), ("sdxl", "SDXL's 48 bits"))
@@ -366,32 +378,114 @@ class DetectionCanvas(Canvas):
 
     def _watermark_group(self) -> QGroupBox:
         g = QGroupBox("Watermark")
-        form = QFormLayout(g)
+        form = self.wm_form = QFormLayout(g)
         self.wm_method = QComboBox()
-        self.wm_method.addItems(WATERMARK_METHODS)
-        self.wm_method.setToolTip("invisible-watermark's methods (bit-compatible both ways)")
+        for i, method in enumerate(WATERMARK_METHODS):
+            self.wm_method.addItem(method)
+            self.wm_method.setItemData(i, METHOD_TIPS[method], Qt.ToolTipRole)
         self.wm_kind = QComboBox()
         for key, title in MESSAGE_KINDS:
             self.wm_kind.addItem(title, key)
         self.wm_message = QLineEdit(self.settings.value(KEY + "message", "GenLab"))
         self.wm_message.setToolTip("The message to embed, or the one to verify against (empty: read 48 bits)")
         self.embed_btn = QPushButton("Embed && save…")
-        self.embed_btn.setToolTip("Mark the selected image with the message and save it as PNG")
         self.embed_btn.clicked.connect(self._embed_to)
         self.verify_btn = QPushButton("Verify")
-        self.verify_btn.setToolTip("Read the mark of the selected image and compare it with the message")
         self.verify_btn.clicked.connect(lambda: self.verify_watermark())
         self.wm_result = wrapping(QLabel(""))
         self.wm_result.setTextInteractionFlags(Qt.TextSelectableByMouse)
         form.addRow("Method", self.wm_method)
         form.addRow("Message", self.wm_message)
         form.addRow("Written as", self.wm_kind)
+        self._treering_rows(form)
         buttons = QHBoxLayout()
         buttons.addWidget(self.embed_btn)
         buttons.addWidget(self.verify_btn)
         form.addRow(buttons)
         form.addRow(self.wm_result)
+        self.wm_method.currentTextChanged.connect(self._show_method)
+        self._show_method()
         return g
+
+    def _treering_rows(self, form: QFormLayout) -> None:
+        """Tree-Ring's settings: the diffusion checkpoint (its own pick, else the dire check's), the
+        key, how many images to sample and the DDIM steps (verify with the count embed used)."""
+        self.tr_checkpoint_label = wrapping(QLabel(""))
+        pick = QPushButton("Choose…")
+        pick.setToolTip("Choose the diffusion checkpoint (ddpm, edm, flow_matching or ldm) that samples the marked "
+                        "images and inverts the ones verified")
+        pick.clicked.connect(self._pick_treering_checkpoint)
+        clear = QPushButton("✕")
+        clear.setToolTip("Forget it (the dire check's checkpoint is used, if it has one)")
+        clear.setFixedWidth(28)
+        clear.clicked.connect(lambda: self.set_treering_checkpoint(""))
+        row = QHBoxLayout()
+        row.addWidget(pick)
+        row.addWidget(clear)
+        row.addStretch(1)
+        self.tr_key = QLineEdit(self.settings.value(KEY + "treering_key", "1"))
+        self.tr_key.setToolTip("The key (any integer or text) that draws the rings: verify with the key embed used")
+        self.tr_count = QSpinBox()
+        self.tr_count.setRange(1, 256)
+        self.tr_count.setValue(4)
+        self.tr_count.setSuffix(" image(s)")
+        self.tr_count.setToolTip("How many marked images Sample marked… draws from the checkpoint")
+        self.tr_steps = QSpinBox()
+        self.tr_steps.setRange(1, 1000)
+        self.tr_steps.setValue(TREERING_STEPS)
+        self.tr_steps.setToolTip("DDIM steps each way (sampling and inversion): verify with the count embed used")
+        self.tr_widgets = {"Checkpoint": row, "": self.tr_checkpoint_label, "Key": self.tr_key,
+                           "Sample": self.tr_count, "DDIM steps": self.tr_steps}
+        for label, w in self.tr_widgets.items():
+            form.addRow(label, w) if label else form.addRow(w)   # the checkpoint's name: the full width
+        self._show_treering_checkpoint()
+
+    def _show_method(self) -> None:
+        """The rows and buttons of the chosen method: a message for the DWT methods; a checkpoint,
+        key, count and steps for Tree-Ring, whose embed samples new images."""
+        ring = self.wm_method.currentText() == TREERING
+        self.wm_result.setText("")            # another method's reading would be read as this one's
+        self.wm_method.setToolTip(METHOD_TIPS[self.wm_method.currentText()])
+        for w in (self.wm_message, self.wm_kind):
+            self.wm_form.setRowVisible(w, not ring)
+        for w in self.tr_widgets.values():
+            self.wm_form.setRowVisible(w, ring)
+        if ring:
+            self.embed_btn.setText("Sample marked…")
+            self.embed_btn.setToolTip("Tree-Ring cannot mark an existing image: this samples new images from the "
+                                      "diffusion checkpoint with the key's rings in their starting noise, saves them "
+                                      "as PNGs in a folder you choose and adds them to the table")
+            self.verify_btn.setToolTip("Invert the selected image by DDIM with the checkpoint and test the key's "
+                                       "rings: p-value, distance and verdict (marked when p < 0.01)")
+        else:
+            self.embed_btn.setText("Embed && save…")
+            self.embed_btn.setToolTip("Mark the selected image with the message and save it as PNG")
+            self.verify_btn.setToolTip("Read the mark of the selected image and compare it with the message")
+
+    def treering_checkpoint(self) -> str:
+        """The checkpoint Tree-Ring uses: the one picked here, else the dire check's ("": none)."""
+        return self.settings.value(KEY + "treering_checkpoint", "") or self.references.get("dire", "")
+
+    def set_treering_checkpoint(self, path: str) -> None:
+        self.settings.setValue(KEY + "treering_checkpoint", path)
+        self._show_treering_checkpoint()
+
+    def _show_treering_checkpoint(self) -> None:
+        path = self.treering_checkpoint()
+        if not path:
+            self.tr_checkpoint_label.setText("<small><i>needs a diffusion checkpoint</i></small>")
+            self.tr_checkpoint_label.setToolTip("Choose one here, or the dire check's checkpoint is used")
+            return
+        inherited = not self.settings.value(KEY + "treering_checkpoint", "")
+        self.tr_checkpoint_label.setText(f"<small>uses {Path(path).name}{' (the dire check’s)' if inherited else ''}"
+                                         f"</small>")
+        self.tr_checkpoint_label.setToolTip(path)
+
+    def _pick_treering_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a diffusion checkpoint for Tree-Ring", "",
+                                              "Checkpoint (*.safetensors *.json)")
+        if path:
+            self.set_treering_checkpoint(path)
 
     def resizeEvent(self, e):
         super().resizeEvent(e)
@@ -417,6 +511,8 @@ class DetectionCanvas(Canvas):
         self.references[key] = path
         self.settings.setValue(KEY + key, path)
         self._show_need(key)
+        if key == "dire":
+            self._show_treering_checkpoint()
         if path and CHECKS.get(key).needs in NEEDS_FILE:
             self.check_boxes[key].setChecked(True)
 
@@ -490,6 +586,16 @@ class DetectionCanvas(Canvas):
             text += f" · {human_duration(left)} left"
         self.progress.setFormat(text)
         self.progress.setToolTip(text.replace("%v", str(whole)).replace("%m", str(b["total"])))
+
+    def on_failed(self, rid: int, message: str) -> None:
+        if self.inflight.get(rid) == "watermark":   # the panel no longer says "sampling…" / "inverting…"
+            self.wm_result.setText(f"<i>failed: {message}</i>")
+        super().on_failed(rid, message)
+
+    def on_cancelled(self, rid: int) -> None:
+        if self.inflight.get(rid) == "watermark":
+            self.wm_result.setText("<i>cancelled</i>")
+        super().on_cancelled(rid)
 
     def dragEnterEvent(self, e):
         if any(self._usable(u.toLocalFile()) for u in e.mimeData().urls()):
@@ -653,8 +759,33 @@ class DetectionCanvas(Canvas):
         return {"method": self.wm_method.currentText(), "message": self.wm_message.text().strip(),
                 "kind": self.wm_kind.currentData()}
 
+    def _treering_fields(self) -> dict | None:
+        """Tree-Ring's request fields, or None (and one line in the status) without a checkpoint or key."""
+        ckpt, key = self.treering_checkpoint(), self.tr_key.text().strip()
+        if not ckpt:
+            self.show_error("Tree-Ring needs a diffusion checkpoint: choose one under Watermark (Choose…) or for the "
+                            "dire check")
+            return None
+        if not key:
+            self.show_error("Write the Tree-Ring key (any integer or text)")
+            return None
+        self.settings.setValue(KEY + "treering_key", key)
+        return {"method": TREERING, "diffusion_checkpoint": ckpt, "key": key, "steps": self.tr_steps.value()}
+
+    def sample_treering(self, folder: str) -> int:
+        """Sample the chosen count of Tree-Ring-marked images into `folder` (they join the table when done)."""
+        fields = self._treering_fields()
+        if fields is None:
+            return 0
+        self.wm_result.setText(f"sampling {self.tr_count.value()} marked image(s)…")
+        return self.request("watermark", action="embed", samples=folder, count=self.tr_count.value(),
+                            checkpoint="", **fields)
+
     def embed_watermark(self, out: str, image: str = "") -> int:
-        """Mark `image` (default: the selected one) with the message and save it as the PNG `out`."""
+        """Mark `image` (default: the selected one) with the message and save it as the PNG `out`;
+        with Tree-Ring, sample new marked images into the folder `out` instead (sample_treering)."""
+        if self.wm_method.currentText() == TREERING:
+            return self.sample_treering(out)
         image = image or self.selected_image()
         if not image:
             self.show_error("Select an image in the table to mark")
@@ -673,10 +804,25 @@ class DetectionCanvas(Canvas):
         if not image:
             self.show_error("Select an image in the table to verify")
             return 0
+        if self.wm_method.currentText() == TREERING:
+            fields = self._treering_fields()
+            if fields is None:
+                return 0
+            self.wm_result.setText(f"inverting {Path(image).name}…")
+            return self.request("watermark", action="verify", image=image, checkpoint="", **fields)
         fields = self._message_fields()
         return self.request("watermark", action="verify", image=image, length=48, checkpoint="", **fields)
 
     def _embed_to(self) -> None:
+        if self.wm_method.currentText() == TREERING:
+            if self._treering_fields() is None:   # say what is missing before asking for a folder
+                return
+            folder = QFileDialog.getExistingDirectory(self, "Choose a folder for the Tree-Ring samples",
+                                                      self.settings.value(KEY + "treering_folder", ""))
+            if folder:
+                self.settings.setValue(KEY + "treering_folder", folder)
+                self.sample_treering(folder)
+            return
         image = self.selected_image()
         if not image:
             self.show_error("Select an image in the table to mark")
@@ -688,6 +834,9 @@ class DetectionCanvas(Canvas):
 
     def _show_watermark(self, ev: dict) -> None:
         notes = "".join(f"<br><small>{w}</small>" for w in ev.get("warnings", []))
+        if ev.get("method") == TREERING:
+            self._show_treering(ev, notes)
+            return
         if ev["action"] == "embed":
             self.wm_result.setText(f"Marked {len(ev['bits'])} bits into {Path(ev['out']).name}{notes}")
             self.status.setText(f"saved {ev['out']}")
@@ -701,6 +850,23 @@ class DetectionCanvas(Canvas):
             text += (f"<br><b style='color:{color}'>bit accuracy {ev['bit_accuracy']:.3f} "
                      f"({ev['matches']}/{len(ev['expected'])}), p = {ev['p_value']:.3g}</b>: {said}")
         self.wm_result.setText(text + notes)
+
+    def _show_treering(self, ev: dict, notes: str) -> None:
+        ring = ev.get("ring") or {}
+        if ev["action"] == "embed":
+            samples = ev.get("samples", [])
+            self.wm_result.setText(f"Sampled {len(samples)} image(s) with key “{ring.get('key', '')}” "
+                                   f"({ring.get('steps')} DDIM steps) into {Path(ev['out']).name}; they are added to "
+                                   f"the table{notes}")
+            self.status.setText(f"saved {len(samples)} Tree-Ring sample(s) in {ev['out']}")
+            if samples:
+                self.add_paths(samples)
+            return
+        color = SUSPICIOUS.name() if ev.get("verdict") == "marked" else "#555"
+        self.wm_result.setText(f"{Path(ev['image']).name}: <b style='color:{color}'>p = {ev['p_value']:.3g}, distance "
+                               f"{ev['distance']:.3f}</b>: {TREERING_VERDICTS.get(ev.get('verdict'), '')} "
+                               f"<small>(key “{ring.get('key', '')}”, {ring.get('steps')} DDIM steps, "
+                               f"{Path(ring.get('checkpoint', '')).name})</small>{notes}")
 
     # ---- export -------------------------------------------------------------------------------------
     def _export(self) -> None:

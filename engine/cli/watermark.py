@@ -21,10 +21,10 @@ import json
 from pathlib import Path
 
 from engine.cli.common import CLIError, warn
+from engine.core.detect_checks import TREERING_STEPS
 
 HELP = "embed or verify an invisible watermark (dwtDct, dwtDctSvd: compatible with invisible-watermark; treering)"
 TREERING = "treering"
-TREERING_STEPS = 50     # DDIM steps each way for Tree-Ring, as the paper (sampling and inversion alike)
 
 
 def _message_args(p, prefix: str, what: str) -> None:

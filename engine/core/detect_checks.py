@@ -17,6 +17,7 @@ HIGHER, LOWER, NONE = "higher", "lower", "none"
 TRAINING_FREE, OPTIONAL_REFERENCE, DETECTOR, CHECKPOINT = "", "reference", "detector", "checkpoint"
 NEEDS_FILE = (DETECTOR, CHECKPOINT)    # the checks that cannot run at all without their file
 DIRE_STEPS = 20      # DDIM steps each way for DIRE by default (the DIRE paper's ddim20)
+TREERING_STEPS = 50  # DDIM steps each way for Tree-Ring by default (the paper's: sampling and inversion alike)
 
 
 @dataclass(frozen=True)

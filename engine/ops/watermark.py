@@ -1,16 +1,24 @@
 """Invisible watermarks for the Detection canvas: embed a message into an image and write the
 marked PNG, or read a mark and compare it with the expected message (bit accuracy and the
 binomial p-value of that many matches by chance). The same marks as `genlab-engine watermark`
-(engine/detect/watermark/, bit-compatible with the invisible-watermark package)."""
+(engine/detect/watermark/, bit-compatible with the invisible-watermark package).
+
+Tree-Ring (method "treering", engine/ops/treering_watermark.py) marks no existing image: embed
+samples `count` new images from a diffusion checkpoint with the key's rings in their starting
+noise (written into the folder `samples`), and verify inverts an image by DDIM with that checkpoint
+and tests the rings (p-value, distance, "marked" when p < 0.01)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core.detect_checks import TREERING_STEPS
 from engine.core.flags import request_field, result_field
 from engine.family.progress import Cancel, StageProgress
 
 ACTIONS = ("embed", "verify")
+METHODS = ("dwtDct", "dwtDctSvd", "treering")
+TREERING = "treering"
 KINDS = ("text", "hex", "bits", "sdxl")    # how `message` is written
 
 
@@ -32,23 +40,54 @@ def verdict(p_value: float) -> str:
 
 @dataclass
 class WatermarkRequest:
-    image: str = request_field(help="the image to mark or read")
+    image: str = request_field("", "the image to mark or read (treering embed: none, it samples new ones)")
     action: str = request_field("verify", choices=ACTIONS)
-    method: str = request_field("dwtDct", choices=("dwtDct", "dwtDctSvd"))
+    method: str = request_field("dwtDct", choices=METHODS)
     message: str = request_field("", "the message to embed, or the one expected (empty with verify: read `length` bits)")
     kind: str = request_field("text", "how the message is written", choices=KINDS)
     length: int = request_field(0, "bits to read when no message is expected")
     out: str = request_field("", "the marked PNG (embed)", output="file")
+    diffusion_checkpoint: str = request_field("", "treering: the diffusion checkpoint that samples the marked images "
+                                                  "and inverts the ones verified")
+    key: str = request_field("", "treering: the key (any integer or text) that draws the rings")
+    count: int = request_field(4, "treering embed: how many marked images to sample")
+    seed: int = request_field(0, "treering embed: the first image's noise seed")
+    steps: int = request_field(TREERING_STEPS, "treering: DDIM steps (verify with the count embed used)")
+    samples: str = request_field("", "treering embed: the folder the sampled images go to", output="folder")
 
     def check(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"watermark: action {self.action!r} is not one of {', '.join(ACTIONS)}")
+        if self.method not in METHODS:
+            raise ValueError(f"watermark: method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.method == TREERING:
+            self._check_treering()
+            return
+        if not self.image:
+            raise ValueError(f"watermark {self.action}: the request is missing 'image'")
         if self.kind not in KINDS:
             raise ValueError(f"watermark: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.action == "embed" and not self.out:
             raise ValueError("watermark embed: the request is missing 'out' (the marked PNG)")
         if self.action == "embed" and Path(self.out).suffix.lower() != ".png":
             raise ValueError(f"{self.out}: the marked image is written as PNG (lossy formats weaken the mark)")
+
+    def _check_treering(self) -> None:
+        where = f"watermark {self.action} treering"
+        if not self.diffusion_checkpoint:
+            raise ValueError(f"{where}: choose a diffusion checkpoint (ddpm, edm, flow_matching or ldm): it samples "
+                             f"the marked images and inverts the ones verified")
+        if not str(self.key).strip():
+            raise ValueError(f"{where}: give the key (any integer or text) that draws the rings")
+        if self.steps < 1:
+            raise ValueError(f"{where}: steps must be at least 1, got {self.steps}")
+        if self.action == "embed":
+            if self.count < 1:
+                raise ValueError(f"{where}: count must be at least 1, got {self.count}")
+            if not self.samples:
+                raise ValueError(f"{where}: the request is missing 'samples' (the folder for the sampled images)")
+        elif not self.image:
+            raise ValueError(f"{where}: the request is missing 'image' (the image to verify)")
 
 
 @dataclass
@@ -64,9 +103,16 @@ class WatermarkResult:
     p_value: float | None = result_field(None)
     verdict: str = result_field("")              # what the p-value says, by the watermark check's bounds
     warnings: list = result_field(factory=list)
+    method: str = result_field("")
+    samples: list = result_field(factory=list)   # treering embed: the sampled, marked PNGs
+    distance: float | None = result_field(None)  # treering verify: mean |coefficient - key| in the disc
+    ring: dict = result_field(factory=dict)      # treering: key, radius, channel, latent, steps, checkpoint
 
 
 def run(session, req: WatermarkRequest, progress: StageProgress, cancel: Cancel) -> WatermarkResult:
+    if req.method == TREERING:
+        from engine.ops.treering_watermark import run_treering
+        return run_treering(req, progress, cancel)
     import cv2
     import numpy as np
 
@@ -91,11 +137,12 @@ def run(session, req: WatermarkRequest, progress: StageProgress, cancel: Cancel)
         Path(req.out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(req.out), buf.tobytes())
         progress(req.action, 1, 1)
-        return WatermarkResult("embed", req.image, req.out, messages.bits_to_string(expected), warnings=warnings)
+        return WatermarkResult("embed", req.image, req.out, messages.bits_to_string(expected), warnings=warnings,
+                               method=req.method)
     bits = (read_scores(bgr, n, req.method) * 255 > 127).astype(np.uint8)
     progress(req.action, 1, 1)
     res = WatermarkResult("verify", req.image, bits=messages.bits_to_string(bits), text=messages.bits_to_text(bits),
-                          warnings=warnings)
+                          warnings=warnings, method=req.method)
     if expected is not None:
         m = messages.compare(bits, expected)
         res.expected, res.matches, res.bit_accuracy, res.p_value = (messages.bits_to_string(expected), m.matches,

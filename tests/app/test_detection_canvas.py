@@ -1,8 +1,9 @@
 """The Detection canvas: a dropped image is checked by the worker (no model loaded) and its scores
 fill the table, suspicious ones marked; selecting a row shows the image, the chosen check's map,
 the spectrum profile and the sentences; a check that needs something says so and offers a picker;
-Cancel reaches the worker; the watermark panel embeds and verifies through its op; the HTML report
-embeds the pictures."""
+Cancel reaches the worker; the watermark panel embeds and verifies through its op (Tree-Ring: samples
+marked images from a diffusion checkpoint into the table and verifies one with a p-value); the HTML
+report embeds the pictures."""
 import numpy as np
 import pytest
 from PIL import Image
@@ -158,6 +159,44 @@ def test_watermark_panel_embeds_into_a_png_and_verifies(canvas, tmp_path):
     assert c.verify_watermark(str(tmp_path / "photo.png"))
     answer(client, worker, "watermark")
     assert "no sign of this message" in c.wm_result.text()
+
+
+def test_treering_in_the_watermark_panel_samples_into_the_table_and_verifies(canvas, tmp_path, tiny_runs):
+    c, client, worker = canvas
+    c.wm_method.setCurrentText("treering")
+    assert c.embed_btn.text() == "Sample marked…" and "cannot mark an existing image" in c.embed_btn.toolTip()
+    assert not c.wm_form.isRowVisible(c.wm_message) and c.wm_form.isRowVisible(c.tr_key)
+    assert "needs a diffusion checkpoint" in c.tr_checkpoint_label.text()
+    assert c.embed_watermark(str(tmp_path / "marked")) == 0 and "needs a diffusion checkpoint" in c.status.text()
+    ckpt = str(tiny_runs["ddpm"].checkpoint)
+    c.set_reference("dire", ckpt)                        # the dire check's checkpoint serves Tree-Ring too
+    assert "the dire check" in c.tr_checkpoint_label.text() and c.treering_checkpoint() == ckpt
+    use_checks(c, ["npr"])
+    c.tr_key.setText("7")
+    c.tr_count.setValue(2)
+    c.tr_steps.setValue(5)
+    assert c.embed_watermark(str(tmp_path / "marked"))
+    req = client.last("watermark")
+    assert (req["method"], req["action"], req["count"], req["diffusion_checkpoint"]) == ("treering", "embed", 2, ckpt)
+    assert c.cancel_btn.isEnabled()                      # it runs in the worker: Cancel reaches it
+    answer(client, worker, "watermark")
+    assert "Sampled 2 image(s)" in c.wm_result.text()
+    assert c.progress.format().startswith("sampling") and c.progress.value() == c.progress.maximum() == 2
+    for r in [r for r in client.sent if r["op"] == "detect"]:
+        worker.handle(r)                                 # the samples are checked like any dropped image
+    assert c.table.rowCount() == 2
+    assert sorted(c.table.item(i, 0).text() for i in range(2)) == ["treering_00000.png", "treering_00001.png"]
+    c.select_image(str(tmp_path / "marked" / "treering_00000.png"))
+    assert c.verify_watermark()
+    assert client.last("watermark")["image"].endswith("treering_00000.png")
+    answer(client, worker, "watermark")
+    text = c.wm_result.text()
+    assert "p = " in text and "distance" in text and "marked: the key's rings" in text, text
+    c.set_treering_checkpoint(str(tmp_path / "missing.safetensors"))   # its own pick wins over the dire check's
+    assert "missing.safetensors" in c.tr_checkpoint_label.text() and "dire" not in c.tr_checkpoint_label.text()
+    assert c.verify_watermark()
+    answer(client, worker, "watermark")
+    assert "failed" in c.wm_result.text() and "missing.safetensors: no such checkpoint" in c.status.text()
 
 
 def test_html_export_holds_the_table_and_embedded_pictures(canvas, pictures, tmp_path):
