@@ -23,8 +23,9 @@ run: setup
 lint: setup
 	$(BIN)/lint-imports
 
+# one worker per core (at most 4), each on one thread (tests/conftest.py); plain `pytest` runs them in one process
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -29,6 +29,7 @@ from app.widgets.image_io import carries_sample_parameters, is_image_file
 from app.worker_session import WorkerSession
 from engine.core.capabilities import Capabilities
 from engine.core.config import ConfigError, RunConfig
+from engine.core.detector_file import is_detector_file
 from engine.core.families import DEFAULT_PRESET, FAMILIES
 from engine.core.reflow import reflow_child_config
 from engine.metrics.weight_paths import candidate_paths as inception_candidates
@@ -149,6 +150,8 @@ class MainWindow(QMainWindow):
         self.tabs.tabBar().installEventFilter(self)
         self.runs.open_run.connect(lambda d: (self.open_run(d), self.show_tab("train")))
         self.runs.open_checkpoint.connect(self._open_checkpoint)
+        self.runs.open_detector.connect(self.open_detector)
+        self.canvases["detection"].detectors_folder = self.runs_root   # new detectors are listed with the runs
         self.runs.resume_run.connect(self.continue_run)
         self.runs.duplicate_config.connect(self.duplicate_config)
         self.runs.reflow_run.connect(self.reflow_config)
@@ -225,6 +228,12 @@ class MainWindow(QMainWindow):
         self.checkpoint_bar.refresh()
         if switch_tab:
             self.show_tab("sample")
+
+    def open_detector(self, path: str) -> None:
+        """A trained detector into the Detection canvas (from the runs browser or a drop)."""
+        self.show_tab("detection")
+        if self.canvases["detection"].load_detector(path):
+            self.status_label.setText(f"detector: {path}")
 
     def _ask_checkpoint(self) -> None:
         start = self.checkpoint or str(self.runs_root)
@@ -409,7 +418,9 @@ class MainWindow(QMainWindow):
         opens as a run, a sample PNG GenLab wrote restores its settings in the Sample tab (PNG Info),
         any other image opens in Inpainting, any other folder becomes the dataset."""
         path = Path(path)
-        if path.suffix == ".safetensors":
+        if path.suffix in (".safetensors", ".json") and is_detector_file(path):
+            self.open_detector(str(path))
+        elif path.suffix == ".safetensors":
             self._open_checkpoint(str(path))
         elif (path / "config.toml").exists() and (path / "status.json").exists():
             self.open_run(str(path))

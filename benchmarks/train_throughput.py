@@ -9,7 +9,7 @@ import argparse
 import statistics
 import time
 
-from common import write_result
+from common import diffusers_unet, write_result
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +28,9 @@ def ours(cfg, device):
 
 
 def theirs(cfg, device):
-    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers import DDPMScheduler
     m = cfg.model
-    ch = tuple(m.base_channels * k for k in m.channel_mults)
-    res = cfg.data.resolution
-    # attention where ours has it: at the levels whose feature map size is in attention_resolutions
-    down = tuple("AttnDownBlock2D" if res // 2 ** i in m.attention_resolutions else "DownBlock2D"
-                 for i in range(len(ch)))
-    up = tuple(("AttnUpBlock2D" if b.startswith("Attn") else "UpBlock2D") for b in reversed(down))
-    net = UNet2DModel(sample_size=res, in_channels=1, out_channels=1, block_out_channels=ch,
-                      layers_per_block=m.num_res_blocks, down_block_types=down, up_block_types=up,
-                      norm_num_groups=8, num_class_embeds=11,
-                      attention_head_dim=ch[-1] // m.attention_heads).to(device)
+    net = diffusers_unet(cfg).to(device)
     sched = DDPMScheduler(num_train_timesteps=m.timesteps, beta_schedule="squaredcos_cap_v2")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.training.lr, weight_decay=0.0)
     g = torch.Generator(device=device).manual_seed(0)

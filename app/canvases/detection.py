@@ -6,9 +6,12 @@ sortable table shows images × checks with their scores, suspicious ones in red 
 that makes them so in each header. Selecting a row shows the image, the chosen check's map (2D
 spectrum, NPR residual, noise residual, copy-move overlay), the spectrum profile against the real
 photos' mean, the watermark read and every check's sentence. A check that needs something (a noise
-reference folder, a spectrum detector file) says which and offers a picker. The watermark panel
+reference folder, a spectrum detector file, a model checkpoint) says which and offers a picker. The watermark panel
 embeds a message into the selected image (a PNG, through the `watermark` op) and verifies one.
-Export writes a self-contained HTML report."""
+The trained-detector group trains an NPR or CNN detector against checkpoints (app/canvases/
+detector_dialog.py: progress, ETA, Cancel, then its evaluation view), opens a saved one or
+evaluates it; the loaded detector runs as its check (npr-cnn or cnn). Export writes a
+self-contained HTML report."""
 from __future__ import annotations
 
 import time
@@ -22,23 +25,32 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
+from app.canvases.detector_dialog import DetectorDialog
+from app.canvases.detector_eval_view import short_names
 from app.canvases.detection_report import arrow, score_text, write_report
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import human_duration
+from app.worker_session import WorkerSession
 from app.widgets.image_view import ImageView
-from engine.core.detect_checks import CHECKS, DETECTOR, HIGHER, LOWER, OPTIONAL_REFERENCE, default_checks
+from engine.core.detect_checks import (CHECKPOINT, CHECKS, DETECTOR, HIGHER, LOWER, NEEDS_FILE, OPTIONAL_REFERENCE,
+                                       default_checks)
+from engine.core.detector_file import FOLDER_FILE, read_detector_meta
 from engine.core.imageformats import IMAGE_SUFFIXES, is_image_path
 
 KEY = "detection/"
 SIDE_MAX, SIDE_SHARE = 320, 0.3
 SUSPICIOUS = QColor("#c0392b")
-# what a check needs and the request field its picker fills: (field, "folder" | "file", what it is)
+# what a check needs and the request field its picker fills: (field, "folder" | "file" | "checkpoint", what it is)
 PICKERS = {"noise": ("noise_reference", "folder", "a folder of images from one source (a camera)"),
-           "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)")}
+           "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)"),
+           "zeroshot": ("likelihood_model", "checkpoint", "a pixelcnn checkpoint trained on real images"),
+           "aeroblade": ("autoencoder", "checkpoint", "an autoencoder checkpoint (vae, hvae or vqvae)"),
+           "dire": ("diffusion_checkpoint", "checkpoint", "a diffusion checkpoint (ddpm, edm, flow_matching or ldm)")}
 WATERMARK_METHODS = ("dwtDct", "dwtDctSvd")
 VERDICTS = {"marked": "the message is there", "absent": "no sign of this message",
             "weakened": "likely there, weakened (re-encoded or resized)"}
 MESSAGE_KINDS = (("text", "text"), ("hex", "hex bytes"), ("bits", "0/1 bits"), ("sdxl", "SDXL's 48 bits"))
+ARCH_CHECK = {"npr": "npr-cnn", "cnn": "cnn"}     # a trained detector's architecture -> the check it serves
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -49,6 +61,13 @@ def expand(paths: list[str]) -> list[str]:
         files = sorted(str(f) for f in p.iterdir() if f.is_file() and is_image_path(f)) if p.is_dir() else []
         out += files or [str(p)]
     return out
+
+
+def detector_name(path) -> str:
+    """A detector's name as a person knows it: its folder's for one saved as a folder of its own
+    (…/20261207-234946-detector-npr/detector.safetensors), else its file's."""
+    p = Path(path)
+    return p.parent.name if p.stem == Path(FOLDER_FILE).stem else p.name
 
 
 def two_lines(title: str) -> str:
@@ -87,6 +106,14 @@ class DetectionCanvas(Canvas):
         self.pending_id = 0
         self._batch: dict = {}                 # the images being checked: counts for the progress and status
         self.references: dict[str, str] = {key: self.settings.value(KEY + key, "") for key in PICKERS}
+        self.detector, self.detector_arch = "", ""     # the trained NPR / CNN detector (load_detector)
+        self._detector_trained_on: list[str] = []
+        self.detectors_folder = Path("runs")           # where a new detector goes (the window: its runs folder)
+        self.dialogs: dict[str, DetectorDialog] = {}   # "train" / "eval": kept, so a closed one keeps its job
+        # detector jobs run in a worker of their own: minutes of training never hold up the canvases'
+        # requests in the shared one (replaceable in tests: make_job_session() -> a WorkerSession)
+        self.make_job_session = lambda: WorkerSession(parent=self)
+        self.job_session: WorkerSession | None = None
 
         # ---- the side column: sources, checks, what they need, watermark ---------------------------
         self.side = SideColumn(SIDE_MAX, SIDE_SHARE)
@@ -117,9 +144,10 @@ class DetectionCanvas(Canvas):
             box.toggled.connect(self._remember_checks)
             self.check_boxes[key] = box
             cl.addWidget(box)
-            if spec.needs in (OPTIONAL_REFERENCE, DETECTOR):
+            if spec.needs in (OPTIONAL_REFERENCE, DETECTOR, CHECKPOINT):
                 cl.addLayout(self._need_row(key, spec))
         side.addWidget(checks_box)
+        side.addWidget(self._detector_group())
         self.run_btn = QPushButton("Check again")
         self.run_btn.setToolTip("Run the chosen checks on every image in the table (after changing the checks)")
         self.run_btn.clicked.connect(self.run_checks)
@@ -194,6 +222,9 @@ class DetectionCanvas(Canvas):
         lay.addWidget(self.side)
         lay.addLayout(right, 1)
         self._set_columns(self.chosen_checks())
+        saved = self.settings.value(KEY + "detector", "")
+        if saved and Path(saved).with_suffix(".json").is_file():
+            self.load_detector(saved, quiet=True)
 
     # ---- building blocks -----------------------------------------------------------------------
     def _need_row(self, key: str, spec) -> QHBoxLayout:
@@ -225,18 +256,113 @@ class DetectionCanvas(Canvas):
             box.setEnabled(True)
             return
         if key not in PICKERS:
-            label.setText("<small><i>needs a trained detector</i></small>")
-            label.setToolTip("train one with genlab-engine detector train")
+            arch = next(a for a, k in ARCH_CHECK.items() if k == key)
+            if self.detector_arch == arch:
+                label.setText(f"<small>uses {detector_name(self.detector)}</small>")
+                label.setToolTip(self.detector)
+                box.setEnabled(True)
+                return
+            label.setText(f"<small><i>needs a trained {arch} detector (below)</i></small>")
+            label.setToolTip(f"Train one (Train…) or open one (Open…) under Trained detector; the {self.detector_arch} "
+                             f"detector loaded serves the {ARCH_CHECK[self.detector_arch]} check"
+                             if self.detector_arch else "Train one (Train…) or open one (Open…) under Trained detector")
         elif spec.needs == DETECTOR:
             label.setText("<small><i>needs a detector file</i></small>")
+            label.setToolTip(f"Choose {PICKERS[key][2]}")
+        elif spec.needs == CHECKPOINT:
+            label.setText("<small><i>needs a checkpoint</i></small>")
             label.setToolTip(f"Choose {PICKERS[key][2]}")
         else:
             label.setText("<small><i>optional: a reference folder</i></small>")
             label.setToolTip(f"Without {PICKERS[key][2]} it shows the residual only; with one it says whether "
                              f"the image comes from that source")
-        if spec.needs == DETECTOR:   # cannot run at all without one
+        if spec.needs in NEEDS_FILE:   # cannot run at all without one
             box.setChecked(False)
             box.setEnabled(False)
+
+    def _detector_group(self) -> QGroupBox:
+        g = QGroupBox("Trained detector")
+        lay = QVBoxLayout(g)
+        self.detector_label = wrapping(QLabel(""))
+        lay.addWidget(self.detector_label)
+        self.train_btn = QPushButton("Train…")
+        self.train_btn.setToolTip("Train an NPR or CNN detector on real images against checkpoints of any family, "
+                                  "test it on held-out ones")
+        self.train_btn.clicked.connect(lambda: self.open_detector_dialog("train"))
+        self.open_detector_btn = QPushButton("Open…")
+        self.open_detector_btn.setToolTip("Use a saved detector (DET.safetensors or DET.json)")
+        self.open_detector_btn.clicked.connect(self._pick_detector)
+        self.evaluate_btn = QPushButton("Evaluate…")
+        self.evaluate_btn.setToolTip("The loaded detector's report (per generator: accuracy, AP, AUC, ROC), and its "
+                                     "evaluation on new images")
+        self.evaluate_btn.clicked.connect(lambda: self.open_detector_dialog("eval"))
+        row = QHBoxLayout()
+        for b in (self.train_btn, self.open_detector_btn, self.evaluate_btn):
+            row.addWidget(b)
+        lay.addLayout(row)
+        self._show_detector()
+        return g
+
+    def _show_detector(self) -> None:
+        if not self.detector:
+            self.detector_label.setText("<small><i>None yet: train one against your checkpoints, or open one. "
+                                        "It runs as the NPR detector or CNN detector check.</i></small>")
+            self.detector_label.setToolTip("")
+        else:
+            self.detector_label.setText(f"<small><b>{self.detector_arch.upper()}</b> · {detector_name(self.detector)} · "
+                                        f"trained against {short_names(self._detector_trained_on)}</small>")
+            self.detector_label.setToolTip(self.detector)
+        self.evaluate_btn.setEnabled(bool(self.detector))
+
+    def load_detector(self, path: str, quiet: bool = False) -> bool:
+        """Use a trained NPR or CNN detector (DET, DET.json or DET.safetensors) for its check, which
+        is switched on. False (and one line in the status) when it is not one."""
+        try:
+            meta = read_detector_meta(path)
+        except ValueError as e:
+            if not quiet:
+                self.show_error(str(e))
+            return False
+        arch = str(meta.get("arch", ""))
+        if arch not in ARCH_CHECK:
+            self.show_error(f"{path}: a detector of an unknown architecture {arch!r}")
+            return False
+        weights = Path(path).with_suffix(".safetensors") if Path(path).suffix in (".json", ".safetensors") \
+            else Path(str(path) + ".safetensors")
+        self.detector, self.detector_arch = str(weights), arch
+        self._detector_trained_on = sorted((meta.get("training") or {}).get("trained_on", {}))
+        self.settings.setValue(KEY + "detector", self.detector)
+        for key in ARCH_CHECK.values():
+            self._show_need(key)
+        self.check_boxes[ARCH_CHECK[arch]].setChecked(True)
+        self._show_detector()
+        if not quiet:
+            self.status.setText(f"{arch.upper()} detector {detector_name(weights)} loaded: its check runs on the images")
+        return True
+
+    def _pick_detector(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a trained detector", str(self.detectors_folder),
+                                              "Detector (*.json *.safetensors)")
+        if path:
+            self.load_detector(path)
+
+    def open_detector_dialog(self, mode: str) -> DetectorDialog:
+        """The train or evaluate dialog (one each, kept: its job goes on while it is closed)."""
+        dlg = self.dialogs.get(mode)
+        if dlg is None:
+            checkpoint = self.session.checkpoint
+            if self.job_session is None:
+                self.job_session = self.make_job_session()
+            dlg = DetectorDialog(self.job_session, mode, self, self.settings, out_folder=self.detectors_folder,
+                                 detector=self.detector, checkpoints=[checkpoint] if checkpoint else [])
+            dlg.detector_ready.connect(self.load_detector)
+            self.dialogs[mode] = dlg
+        elif mode == "eval" and self.detector and not dlg.is_running() and dlg.detector_edit.text() != self.detector:
+            dlg.detector_edit.setText(self.detector)
+            dlg.load_detector_reports(self.detector)
+        dlg.show()
+        dlg.raise_()
+        return dlg
 
     def _watermark_group(self) -> QGroupBox:
         g = QGroupBox("Watermark")
@@ -287,17 +413,19 @@ class DetectionCanvas(Canvas):
         self.settings.setValue(KEY + "checks", ",".join(self.chosen_checks()))
 
     def set_reference(self, key: str, path: str) -> None:
-        """The noise reference folder or the spectrum detector file (\"\": none)."""
+        """The noise reference folder, the spectrum detector file or a check's checkpoint (\"\": none)."""
         self.references[key] = path
         self.settings.setValue(KEY + key, path)
         self._show_need(key)
-        if path and CHECKS.get(key).needs == DETECTOR:
+        if path and CHECKS.get(key).needs in NEEDS_FILE:
             self.check_boxes[key].setChecked(True)
 
     def _pick_reference(self, key: str) -> None:
         _, kind, what = PICKERS[key]
         if kind == "folder":
             path = QFileDialog.getExistingDirectory(self, f"Choose {what}")
+        elif kind == "checkpoint":
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose {what}", "", "Checkpoint (*.safetensors *.json)")
         else:
             path, _ = QFileDialog.getOpenFileName(self, f"Choose {what}", "", "Detector (*.json *.safetensors)")
         if path:
@@ -335,6 +463,8 @@ class DetectionCanvas(Canvas):
             self.show_error("Choose at least one check")
             return 0
         fields = {PICKERS[k][0]: self.references[k] for k in PICKERS if self.references.get(k) and k in checks}
+        if self.detector and ARCH_CHECK.get(self.detector_arch) in checks:
+            fields["detector"] = self.detector
         items = expand(paths)
         if self._batch and "detect" in self.inflight.values() and self._batch["per"] == len(checks):
             self._batch["total"] += len(items) * len(checks)   # more images dropped while checking: one batch
@@ -596,3 +726,8 @@ class DetectionCanvas(Canvas):
 
     def clear_pending(self) -> None:
         self.pending_id = 0
+
+    def shutdown(self) -> None:
+        """The window closes: the detector jobs' worker ends with it (a job running there stops)."""
+        if self.job_session is not None and self.job_session is not self.session:
+            self.job_session.shutdown()

@@ -1,6 +1,7 @@
 """What can be done with the selected run in the runs browser: open it, resume it, continue it
 for more steps, duplicate its config, reflow it (a child run trained on its (noise, sample) pairs,
-for families whose [model] section can), export a checkpoint or the config, rename it, move it to the
+for families whose [model] section can), reconstruct an EMA of any length from its post-hoc EMA
+snapshots (run_ema.py), export a checkpoint or the config, rename it, move it to the
 trash. Buttons, each enabled only where it can work (a live run is neither renamed nor deleted),
 and a line that says what happened. The folder operations are engine/runs/fileops.py's; opening,
 resuming and duplicating are signals the window connects."""
@@ -12,10 +13,13 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMessageBox, QPushButton, QSpinBox, \
     QVBoxLayout, QWidget
 
+from app.panels.run_ema import EmaReconstruction
 from engine.core.reflow import can_reflow
 from engine.runs.fileops import export_checkpoint, export_config, rename_run, trash
 from engine.runs.index import RunSummary
 
+OPEN_TIP = "Show this run's plots and samples on the Train tab and load its newest checkpoint"
+OPEN_DETECTOR_TIP = "Use this trained detector in the Detection canvas (its check runs on the images there)"
 RESUME_TIP = "Continue training from the last checkpoint up to the run's total steps"
 RENAME_TIP = "Rename the run's folder"
 DELETE_TIP = "Move the run folder to the trash (it can be restored from there)"
@@ -36,6 +40,7 @@ class RunActions(QWidget):
     renamed = Signal(object)         # the run's new folder (a Path), before the message says so
     trashed = Signal(object)         # the run folder just moved to the trash (a Path)
     queue_continue = Signal(str, int)   # run directory, extra steps: continue it when the training queue gets to it
+    ema_reconstructed = Signal(str)     # a post-hoc EMA checkpoint just written into the run (.safetensors)
 
     def __init__(self, checkpoint_of=None, trash_dir: str | Path | None = None, parent=None):
         """checkpoint_of(): the checkpoint to export (the one picked, else the newest); trash_dir:
@@ -51,7 +56,6 @@ class RunActions(QWidget):
         self.ask_save = lambda title, path, flt: QFileDialog.getSaveFileName(self, title, path, flt)[0] or None
 
         self.open_btn = QPushButton("Open")
-        self.open_btn.setToolTip("Show this run's plots and samples on the Train tab and load its newest checkpoint")
         self.resume_btn = QPushButton("Resume")
         self.resume_btn.setToolTip(RESUME_TIP)
         self.continue_btn = QPushButton("Continue +")
@@ -67,6 +71,7 @@ class RunActions(QWidget):
         self.duplicate_btn.setToolTip("Load this run's config into the Model panel, to start a new run from it")
         self.reflow_btn = QPushButton("Reflow this run…")
         self.reflow_btn.setToolTip(REFLOW_TIP)
+        self.ema = EmaReconstruction(say=self.say)
         self.export_ckpt_btn = QPushButton("Export checkpoint…")
         self.export_ckpt_btn.setToolTip("Copy the checkpoint selected below (else the newest) with its metadata")
         self.export_cfg_btn = QPushButton("Export config…")
@@ -84,7 +89,8 @@ class RunActions(QWidget):
             row1.addWidget(w)
         row1.addStretch(1)
         row2 = QHBoxLayout()
-        for w in (self.queue_btn, self.reflow_btn, self.export_ckpt_btn, self.export_cfg_btn, self.rename_btn, self.delete_btn):
+        for w in (self.queue_btn, self.reflow_btn, self.ema, self.export_ckpt_btn, self.export_cfg_btn, self.rename_btn,
+                  self.delete_btn):
             row2.addWidget(w)
         row2.addStretch(1)
         lay = QVBoxLayout(self)
@@ -98,6 +104,7 @@ class RunActions(QWidget):
         self.continue_btn.clicked.connect(self.continue_longer)
         self.duplicate_btn.clicked.connect(self.duplicate)
         self.reflow_btn.clicked.connect(self.reflow)
+        self.ema.reconstructed.connect(self.ema_reconstructed)
         self.queue_btn.clicked.connect(self.add_to_queue)
         self.export_ckpt_btn.clicked.connect(lambda: self.export_checkpoint())
         self.export_cfg_btn.clicked.connect(lambda: self.export_config())
@@ -117,6 +124,7 @@ class RunActions(QWidget):
         live = has and s.live
         has_config = has and (s.path / "config.toml").is_file()
         self.open_btn.setEnabled(has)
+        self.open_btn.setToolTip(OPEN_DETECTOR_TIP if has and s.kind == "detector" else OPEN_TIP)
         can_resume = has and not live and has_config and s.state != "finished" and (
             s.total_steps is None or s.step < s.total_steps)
         self.resume_btn.setEnabled(bool(can_resume))
@@ -128,6 +136,7 @@ class RunActions(QWidget):
         self.export_ckpt_btn.setEnabled(bool(has and s.checkpoints))
         self.reflow_btn.setVisible(bool(has and can_reflow(s.family)))
         self.reflow_btn.setEnabled(bool(has_config and s.checkpoints and can_reflow(s.family)))
+        self.ema.set_run(s.path if has else None)
         for b, tip in ((self.rename_btn, RENAME_TIP), (self.delete_btn, DELETE_TIP)):
             b.setEnabled(bool(has and not live))
             b.setToolTip("A live run cannot be renamed or deleted: stop it first" if live else tip)

@@ -64,6 +64,15 @@ class CheckpointStrip(QListWidget):
                 self.addItem(it)
                 if path == current:
                     self.setCurrentItem(it)
+            for step, sigma_rel, path in s.reconstructed:   # post-hoc EMA: no step role, the slider keeps to training's
+                grid = grids.get(step) or next((grids[k] for k in sorted(grids, reverse=True) if k <= step), None)
+                it = QListWidgetItem(self._thumb(grid), f"{step} · σ {sigma_rel:g}")
+                it.setData(PATH_ROLE, str(path))
+                it.setToolTip(f"{path}\npost-hoc EMA of sigma_rel {sigma_rel:g} at step {step}\n"
+                              f"click: open it in the canvases")
+                self.addItem(it)
+                if path == current:
+                    self.setCurrentItem(it)
         if s.checkpoints:
             self.scrollToItem(self.currentItem() or self.item(self.count() - 1))
 
@@ -160,7 +169,7 @@ class RunFlipbook(QWidget):
         new = new or old is None or old.path != s.path
         self._set_specs(RunDir(s.path).artifacts())
         self._list_images(new_run=new)
-        if new or old.checkpoints != s.checkpoints or old.samples != s.samples:
+        if new or old.checkpoints != s.checkpoints or old.samples != s.samples or old.reconstructed != s.reconstructed:
             self.checkpoints.show_checkpoints(s)
             self.checkpoints_label.setText(
                 f"<b>checkpoints</b> ({len(s.checkpoints)}; click one to open it in the canvases)"

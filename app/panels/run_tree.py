@@ -82,6 +82,8 @@ def header_html(s: RunSummary) -> str:
     """The lines above a selected run's details: name, state and step; family, dataset and what it
     wrote; its best scores; what to do about an interrupted run."""
     color = STATE_COLORS.get(s.state, "#333")
+    if s.kind == "detector":
+        return detector_html(s, color)
     total = f" of {s.total_steps}" if s.total_steps else ""
     best = " · ".join(f"{metric_label(k)} {v:.3g} (step {st})".replace("-", "&#8209;")  # wrap between scores
                       for k, (v, st) in sorted(s.best.items()))
@@ -98,6 +100,15 @@ def header_html(s: RunSummary) -> str:
     if s.state == "interrupted":
         lines.append("Its process is gone (killed, or the machine restarted): Resume continues from the last checkpoint.")
     return "<br>".join(lines)
+
+
+def detector_html(s: RunSummary, color: str) -> str:
+    """A trained detector's lines: what it is, what it was trained on and against, how it tests."""
+    return "<br>".join([
+        f"<b>{html.escape(s.name)}</b> &nbsp; <span style='color:{color}'><b>{s.state}</b></span> · "
+        f"{html.escape(s.family)}, {s.step} training steps",
+        f"real images: {html.escape(s.dataset)} · {html.escape(s.message)}",
+        "Open (or a double click) uses it in the Detection canvas; Evaluate… there shows its ROC and report."])
 
 
 PARENT_LINK = "parent"   # the href of the parent line's link (the browser selects the parent run)

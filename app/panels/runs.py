@@ -6,7 +6,8 @@ and a run started from a shell appears by itself.
 The selected run shows the images it writes while training with a step slider (a flip-book of
 training), its checkpoints as thumbnails (a click opens one in the canvases), its config and,
 under the list, its curves. Actions: open, resume, continue longer, duplicate the config, export,
-rename, delete to the trash, add to the training queue (continue it later); several selected
+rename, delete to the trash, add to the training queue (continue it later), reconstruct a post-hoc
+EMA (run_ema.py; its checkpoints join the strip); several selected
 runs can be compared (app/panels/run_compare.py), or their families (app/panels/family_compare.py).
 The Queue view (app/panels/run_queue.py) shows and runs the training queue of the runs folder.
 
@@ -35,6 +36,7 @@ from app.panels.run_queue import QueueView, position_of
 from app.panels.run_tree import PARENT_LINK, RunTree, header_html, is_run, item_path
 from app.qt_util import FlowLayout, scratch_settings
 from app.run_watcher import RunWatcher
+from engine.core.detector_file import FOLDER_FILE as DETECTOR_FILE
 from engine.runs.index import RunsIndex, RunSummary
 from engine.runs.queue import comparison_path
 
@@ -46,6 +48,7 @@ PROMPT = "Select a run to see its samples, checkpoints, curves and config."
 class RunsBrowser(QWidget):
     open_run = Signal(str)           # a run directory to watch and load (the Open button, a double click)
     open_checkpoint = Signal(str)    # a checkpoint (.safetensors) to open in the canvases
+    open_detector = Signal(str)      # a trained detector (DET.safetensors) to use in the Detection canvas
     resume_run = Signal(str, int)    # run directory, extra steps (0: resume to its total)
     duplicate_config = Signal(str)   # a config.toml to load into the Model panel
     reflow_run = Signal(str, str)    # run directory, the checkpoint a reflow child of it trains on
@@ -143,10 +146,11 @@ class RunsBrowser(QWidget):
         self.tree.itemSelectionChanged.connect(self._on_selection)
         self.tree.itemDoubleClicked.connect(self._on_double_click)
         self.flipbook.checkpoint_opened.connect(self.open_checkpoint)
-        self.actions.open_run.connect(self.open_run)
+        self.actions.open_run.connect(self.open_item)
         self.actions.resume_run.connect(self.resume_run)
         self.actions.duplicate_config.connect(self.duplicate_config)
         self.actions.reflow_run.connect(self.reflow_run)
+        self.actions.ema_reconstructed.connect(lambda _path: self.poll())   # the strip shows the new checkpoint
         self.actions.renamed.connect(self._on_renamed)
         self.actions.trashed.connect(self._on_trashed)
         self.actions.queue_continue.connect(self.queue_continue)
@@ -278,10 +282,13 @@ class RunsBrowser(QWidget):
             self.curves.clear()
             return
         self._show_header(s)
-        try:
-            self.config_text.setPlainText((s.path / "config.toml").read_text(encoding="utf-8"))
+        try:   # a detector's description where a run has its config
+            described = DETECTOR_FILE if s.kind == "detector" else "config.toml"
+            self.config_text.setPlainText((s.path / described).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as e:
             self.config_text.setPlainText(f"(no readable config.toml: {e})")
+        if s.kind == "detector" and self.tabs.currentWidget() is self.flipbook:
+            self.tabs.setCurrentWidget(self.config_text)   # a detector has no samples: its description
         self.curves.set_family(s.family)
         self.watcher.watch(s.path)   # clears the curves (reset), then reads the run's rows
         if not self.isVisible():
@@ -318,7 +325,15 @@ class RunsBrowser(QWidget):
 
     def _on_double_click(self, item: QTreeWidgetItem, _col: int) -> None:
         if is_run(item):
-            self.open_run.emit(str(item_path(item)))
+            self.open_item(str(item_path(item)))
+
+    def open_item(self, path: str) -> None:
+        """Open a listed folder: a run on the Train tab, a detector in the Detection canvas."""
+        s = self.summaries.get(Path(path))
+        if s is not None and s.kind == "detector":
+            self.open_detector.emit(str(Path(path) / Path(DETECTOR_FILE).with_suffix(".safetensors")))
+        else:
+            self.open_run.emit(path)
 
     def _on_renamed(self, new: Path) -> None:
         self.poll()

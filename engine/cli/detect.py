@@ -8,7 +8,8 @@ import json
 
 from engine.cli.common import CLIError, say
 
-HELP = "run forensic checks (spectrum, NPR, noise residual, copy-move, watermark, trained detectors) on images"
+HELP = ("run forensic checks (spectrum, NPR, noise residual, copy-move, watermark, trained detectors, "
+        "model-based zero-shot, reconstruction and DIRE checks) on images")
 
 
 def add_arguments(p) -> None:
@@ -26,26 +27,47 @@ def add_arguments(p) -> None:
                    help="a trained NPR or CNN detector (npr-cnn, cnn checks; `genlab-engine detector train`)")
     p.add_argument("--noise-reference", metavar="DIR_OR_FILE",
                    help="a folder of one source's images, or a saved pattern: the noise check correlates with it")
+    p.add_argument("--likelihood-model", metavar="CKPT",
+                   help="a pixel-likelihood checkpoint (a pixelcnn run's) trained on real images (zeroshot check)")
+    p.add_argument("--autoencoder", metavar="CKPT",
+                   help="an autoencoder checkpoint (a vae, hvae or vqvae run's) for the aeroblade check")
+    from engine.core.detect_checks import DIRE_STEPS
+    p.add_argument("--diffusion-checkpoint", metavar="FILE",
+                   help="a diffusion checkpoint (ddpm, edm, flow_matching, ldm): the dire check inverts and "
+                        "reconstructs each image with it")
+    p.add_argument("--dire-steps", type=int, default=DIRE_STEPS,
+                   help=f"DDIM steps each way for the dire check (default {DIRE_STEPS}, as the DIRE paper)")
 
 
 def _context(args):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=args.real_data, spectrum_detector=args.spectrum_detector,
-                        noise_reference=args.noise_reference, detector=args.detector)
+                        noise_reference=args.noise_reference, detector=args.detector,
+                        likelihood_model=args.likelihood_model, autoencoder=args.autoencoder,
+                        diffusion_model=args.diffusion_checkpoint, dire_steps=args.dire_steps)
+    if args.dire_steps < 1:
+        raise CLIError(f"--dire-steps must be at least 1, got {args.dire_steps}")
     try:   # load what the checks share once, so a bad file is one error, not one per image
         ctx.spectrum_detector_model()
         ctx.trained_detector()
         ctx.noise_pattern()
+        ctx.likelihood_family()
+        ctx.autoencoder_family()
+        ctx.diffusion_family()
     except ValueError as e:
         raise CLIError(str(e)) from None
     return ctx
 
 
-# each check that needs a trained detector: the argument that gives it, and how the error names it
+# each check that needs a file (a trained detector, a checkpoint): the argument that gives it, and how the error names it
 _DETECTOR_FLAG = {
     "spectrum-lr": ("spectrum_detector", "--spectrum-detector FILE (a trained spectrum detector)"),
     "npr-cnn": ("detector", "--detector FILE (an NPR detector: genlab-engine detector train --arch npr)"),
     "cnn": ("detector", "--detector FILE (a CNN detector: genlab-engine detector train --arch cnn)"),
+    "zeroshot": ("likelihood_model", "--likelihood-model CKPT (a pixelcnn checkpoint trained on real images)"),
+    "aeroblade": ("autoencoder", "--autoencoder CKPT (a vae, hvae or vqvae checkpoint)"),
+    "dire": ("diffusion_checkpoint", "--diffusion-checkpoint FILE (a diffusion checkpoint: ddpm, edm, "
+                                     "flow_matching or ldm)"),
 }
 
 
@@ -55,17 +77,17 @@ def _cell(x, width: int) -> str:
 
 
 def run(args) -> int:
-    from engine.core.detect_checks import DETECTOR, parse_checks
+    from engine.core.detect_checks import NEEDS_FILE, parse_checks
     from engine.detect.run import Failure, detect_files
     try:
         checks = parse_checks(args.checks)
     except ValueError as e:
         raise CLIError(str(e)) from None
     from engine.core.detect_checks import CHECKS
-    if args.checks.strip().lower() == "all":   # all that can run: a detector check only with its file
-        checks = [c for c in checks if CHECKS.get(c).needs != DETECTOR or getattr(args, _DETECTOR_FLAG[c][0])]
+    if args.checks.strip().lower() == "all":   # all that can run: a detector or model check only with its file
+        checks = [c for c in checks if CHECKS.get(c).needs not in NEEDS_FILE or getattr(args, _DETECTOR_FLAG[c][0])]
     for c in checks:
-        if CHECKS.get(c).needs == DETECTOR and not getattr(args, _DETECTOR_FLAG[c][0]):
+        if CHECKS.get(c).needs in NEEDS_FILE and not getattr(args, _DETECTOR_FLAG[c][0]):
             raise CLIError(f"the {c} check needs {_DETECTOR_FLAG[c][1]}")
     ctx = _context(args)
     if args.checks.strip().lower() == "all" and args.detector:   # the trained check of the detector's own kind

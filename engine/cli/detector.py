@@ -58,6 +58,8 @@ def add_arguments(p) -> None:
     t.add_argument("--holdout", nargs="+", default=[], metavar="CKPT", help="checkpoints only tested on, never trained on")
     _training(t)
     t.add_argument("--no-bias-control", action="store_true", help="skip the format-bias control (half the time)")
+    t.add_argument("--logo-matrix", action="store_true",
+                   help="also the leave-one-generator-out matrix on the same split (one more detector per generator)")
     t.add_argument("--out", required=True, metavar="DET", help="writes DET.safetensors and DET.json")
     e = sub.add_parser("eval", help="evaluate a saved detector per generator (saved into DET.json)")
     e.add_argument("detector", metavar="DET")
@@ -122,7 +124,7 @@ def _table(results: dict, title: str) -> None:
 def _train(args, progress) -> int:
     from engine.detect import workflow
     det = workflow.train(args.arch, _spec(args, args.holdout), _settings(args), args.test_fraction,
-                         not args.no_bias_control, progress)
+                         not args.no_bias_control, progress, leave_one_out_matrix=args.logo_matrix)
     weights = det.save(args.out)
     print(det.meta["data"]["statement"])
     _table(det.meta["report"]["test"], "test (fair: real and fake through the same pipeline)")
@@ -164,11 +166,7 @@ def _logo(args, progress) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, cols, auc = logo_matrix(folds, "auc")
-    atomic_write_json(out / "logo.json", {"arch": args.arch, "data": prepared.report(), "folds": workflow.fold_json(folds),
-                                          "matrix": {"metric": "auc", "rows": rows, "columns": cols,
-                                                     "values": auc.round(5).tolist()},
-                                          "matrix_average_precision": logo_matrix(folds, "average_precision")[2].round(5).tolist(),
-                                          "matrix_accuracy": logo_matrix(folds, "accuracy")[2].round(5).tolist()})
+    atomic_write_json(out / "logo.json", {"arch": args.arch, "data": prepared.report(), **workflow.logo_report(folds)})
     atomic_write_text(out / "logo.csv", logo_csv(folds))
     atomic_write_bytes(out / "logo.png", heat_map_png(rows, cols, auc, f"{args.arch} detector: AUC, train (rows) x test; outlined: the held-out generator"))
     for f in folds:

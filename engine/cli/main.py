@@ -1,4 +1,4 @@
-"""genlab-engine: train | sample | mix | interpolate | inpaint | eval | compare | presets | worker | data-preview | runs | control | export | queue | detect | watermark | detector
+"""genlab-engine: train | sample | mix | interpolate | inpaint | eval | compare | presets | worker | data-preview | runs | control | export | queue | detect | watermark | detector | ema
 
 One module per command (engine/cli/<command>.py: HELP, add_arguments, run); the op commands
 (sample, mix, interpolate, inpaint, and any op registered with a `command`) are one generic
@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import (compare, control, data_preview, detect, detector, evaluate, export, op_command, presets, queue,
-                        runs, train, watermark, worker)
+from engine.cli import (compare, control, data_preview, detect, detector, ema, evaluate, export, op_command, presets,
+                        queue, runs, train, watermark, worker)
 from engine.cli.common import CLIError, rank_prefix, say
 
 # the commands, in --help order; the op commands come in after train
 BEFORE_OPS = {"train": train}
 AFTER_OPS = {"eval": evaluate, "compare": compare, "presets": presets, "worker": worker, "data-preview": data_preview,
              "runs": runs, "control": control, "export": export, "queue": queue, "detect": detect,
-             "watermark": watermark, "detector": detector}
+             "watermark": watermark, "detector": detector, "ema": ema}
 
 
 def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:

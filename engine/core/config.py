@@ -27,6 +27,10 @@ from engine.core.sections import GRID_FIELDS, LEGACY_SAMPLING_FIELDS
 DATASETS = ("digits", "shapes", "faces", "textures", "folder")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# training.posthoc_ema = true: EDM2's two power-function EMA profiles (engine/training/power_ema.py);
+# a σ_rel above 0.28 would need a profile exponent below 0, which EDM2 leaves out
+POSTHOC_EMA_DEFAULT = [0.05, 0.10]
+POSTHOC_SIGMA_MAX = 0.28
 COLOR_MODES = ("auto", "rgb", "grayscale")
 
 
@@ -55,7 +59,7 @@ class DataConfig(Section):
 
 
 @dataclass
-class TrainingConfig:
+class TrainingConfig(Section):
     steps: int = opt(3000, "Optimizer steps to train for.", min=1)
     batch_size: int = opt(64, "Images per step.", min=1, max=65536)
     lr: float = opt(2e-3, "Peak learning rate (AdamW).", min=0.0, max=10.0)
@@ -77,6 +81,26 @@ class TrainingConfig:
     keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (0 = all).", min=0)
     time_budget_s: float = opt(0.0, "Stop after this many seconds of training (0 = no limit); the step count is "
                                     "then an upper bound", min=0.0, advanced=True)
+    posthoc_ema: list = opt([], "Post-hoc EMA (EDM2): the sigma_rel of each power-function EMA profile kept beside the "
+                                "EMA (true = 0.05, 0.1; empty = off); their snapshots let any EMA length be "
+                                "reconstructed after training (genlab-engine ema, or the runs browser).",
+                            advanced=True)
+    posthoc_ema_every: int = opt(250, "Post-hoc EMA: store a snapshot of the profiles every N steps.", min=1,
+                                 advanced=True)
+
+    def check(self, where: str, run) -> None:
+        sig = self.posthoc_ema
+        if sig and (len(sig) > 4 or len(set(sig)) != len(sig) or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= POSTHOC_SIGMA_MAX for s in sig)):
+            raise ConfigError(f"{where}.posthoc_ema = {sig!r} must be true, false, or a list of one to four different "
+                              f"sigma_rel values in (0, {POSTHOC_SIGMA_MAX}], e.g. {POSTHOC_EMA_DEFAULT}")
+
+
+def _training_table(d: Any) -> Any:
+    """[training] as a table, with posthoc_ema = true/false written as the profiles it means."""
+    if isinstance(d, dict) and isinstance(d.get("posthoc_ema"), bool):
+        d = {**d, "posthoc_ema": list(POSTHOC_EMA_DEFAULT) if d["posthoc_ema"] else []}
+    return d
 
 
 @dataclass
@@ -140,7 +164,7 @@ class RunConfig:
             name=name,
             data=section_from_dict(DataConfig, d.get("data", {}), "data"),
             model=family_section(family, "model", model_d),
-            training=section_from_dict(TrainingConfig, d.get("training", {}), "training"),
+            training=section_from_dict(TrainingConfig, _training_table(d.get("training", {})), "training"),
             sampling=family_section(family, "sampling", sampling_d),
             metrics=section_from_dict(MetricsConfig, d.get("metrics", {}), "metrics"),
         )

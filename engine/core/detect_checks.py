@@ -13,7 +13,10 @@ from engine.core.registry import Registry
 
 # which way the score points to "generated or manipulated"; NONE: a measurement, read with its sentence
 HIGHER, LOWER, NONE = "higher", "lower", "none"
-TRAINING_FREE, OPTIONAL_REFERENCE, DETECTOR = "", "reference", "detector"   # what a check needs to run
+# what a check needs to run: nothing, an optional reference, a trained detector, a GenLab model checkpoint
+TRAINING_FREE, OPTIONAL_REFERENCE, DETECTOR, CHECKPOINT = "", "reference", "detector", "checkpoint"
+NEEDS_FILE = (DETECTOR, CHECKPOINT)    # the checks that cannot run at all without their file
+DIRE_STEPS = 20      # DDIM steps each way for DIRE by default (the DIRE paper's ddim20)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def check_names() -> tuple[str, ...]:
 
 def default_checks() -> list[str]:
     """The checks that run with nothing trained: what `detect` runs when none are named."""
-    return [k for k, spec in CHECKS.items() if spec.needs != DETECTOR]
+    return [k for k, spec in CHECKS.items() if spec.needs not in NEEDS_FILE]
 
 
 def parse_checks(spec) -> list[str]:
@@ -106,3 +109,21 @@ register(CheckSpec(
     needs=DETECTOR,
     help="Wang et al. 2020's detector, trained here from scratch; its class-activation map shows where it looks "
          "(--detector FILE from `genlab-engine detector train --arch cnn`)"))
+register(CheckSpec(
+    "zeroshot", "Zero-shot coding cost", "engine.detect.zero_shot:check",
+    "z-score of the coding cost against the likelihood model's expected entropy (0: like its own samples)",
+    direction=LOWER, needs=CHECKPOINT,
+    help="in the spirit of ZED (ECCV 2024): a pixel-likelihood model trained on real images only codes the image; "
+         "generated images cost less than it expects, \"too easy\" (--likelihood-model CKPT, a pixelcnn run)"))
+register(CheckSpec(
+    "aeroblade", "Autoencoder reconstruction", "engine.detect.aeroblade:check",
+    "mean squared error of the image against its reconstruction through the autoencoder (0-1 pixel units)",
+    direction=LOWER, needs=CHECKPOINT,
+    help="AEROBLADE (CVPR 2024, training-free): images a latent model made come back almost unchanged through "
+         "its own autoencoder (--autoencoder CKPT, a vae, hvae or vqvae run)"))
+register(CheckSpec(
+    "dire", "DIRE (diffusion reconstruction)", "engine.detect.dire:check",
+    "mean |x - recon(invert(x))| through a diffusion checkpoint's DDIM, in 8-bit levels", direction=LOWER,
+    needs=CHECKPOINT,
+    help="Wang et al. 2023: DDIM inversion and reconstruction with a GenLab diffusion checkpoint "
+         "(--diffusion-checkpoint FILE); the model's own images come back closer"))

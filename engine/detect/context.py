@@ -1,5 +1,6 @@
 """What the checks share while they look at a batch of images: the reference choices and what is
-built from them once (the real photos' spectrum profiles, a trained detector, a noise pattern)."""
+built from them once (the real photos' spectrum profiles, a trained detector, a noise pattern, the
+GenLab checkpoints the model-based checks look through)."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from engine.core.detect_checks import DIRE_STEPS
 
 REAL_COUNT = 96              # real images the spectrum reference averages
 REAL_SIZES = (16, 256)       # the reference is built at the power of two at or under the image's side, within these
@@ -32,6 +35,10 @@ class DetectContext:
     spectrum_detector: str | Path | None = None   # a trained spectrum detector (spectrum-lr)
     noise_reference: str | Path | None = None     # a folder of one source's images, or a saved pattern
     detector: str | Path | None = None            # a trained NPR or CNN detector (npr-cnn, cnn checks)
+    likelihood_model: str | Path | None = None    # a pixel-likelihood checkpoint trained on real images (zeroshot)
+    autoencoder: str | Path | None = None         # an autoencoder checkpoint: VAE, tokenizer (aeroblade)
+    diffusion_model: str | Path | None = None     # a diffusion checkpoint (dire check)
+    dire_steps: int = DIRE_STEPS                  # DDIM steps each way for DIRE
     _cache: dict = field(default_factory=dict, repr=False)
 
     def real_profiles(self, side: int) -> np.ndarray:
@@ -60,6 +67,19 @@ class DetectContext:
             self._cache["trained"] = TrainedDetector.load(self.detector)
         return self._cache["trained"]
 
+    def diffusion_family(self):
+        """The diffusion checkpoint's model, loaded once (None without one); a checkpoint that cannot
+        be inverted (not a diffusion model) is a ValueError naming it."""
+        if self.diffusion_model is None:
+            return None
+        if "diffusion" not in self._cache:
+            from engine.diffusion.inversion import require_invertible
+            from engine.training.checkpoint import family_from_checkpoint
+            fam, _ = family_from_checkpoint(self.diffusion_model, "auto")
+            require_invertible(fam, str(self.diffusion_model))
+            self._cache["diffusion"] = fam
+        return self._cache["diffusion"]
+
     def noise_pattern(self):
         """The noise reference pattern (engine/detect/noise_residual.py), or None without a reference."""
         if self.noise_reference is None:
@@ -68,6 +88,28 @@ class DetectContext:
             from engine.detect.noise_residual import ReferencePattern
             self._cache["noise"] = ReferencePattern.from_path(self.noise_reference)
         return self._cache["noise"]
+
+    def likelihood_family(self):
+        """The likelihood model's family, loaded once (engine/detect/models.py), or None without one."""
+        if self.likelihood_model is None:
+            return None
+        if "likelihood" not in self._cache:
+            from engine.detect.models import load_family
+            from engine.family.interfaces import PixelPredictor
+            self._cache["likelihood"] = load_family(self.likelihood_model, PixelPredictor,
+                                                    "per-pixel level distributions", "zeroshot")
+        return self._cache["likelihood"]
+
+    def autoencoder_family(self):
+        """The autoencoder's family, loaded once (engine/detect/models.py), or None without one."""
+        if self.autoencoder is None:
+            return None
+        if "autoencoder" not in self._cache:
+            from engine.detect.models import load_family
+            from engine.family.interfaces import Reconstructor
+            self._cache["autoencoder"] = load_family(self.autoencoder, Reconstructor, "reconstruction",
+                                                     "aeroblade")
+        return self._cache["autoencoder"]
 
 
 def _cached_real_profiles(dataset: str, size: int) -> np.ndarray:

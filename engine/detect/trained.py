@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.detector_file import KIND   # the one spelling: the runs browser reads it too
 from engine.detect.pipeline import ImagePipeline
 from engine.family.progress import check_cancel
 
-KIND = "genlab-trained-detector"
 VERSION = 1
 
 

@@ -61,9 +61,12 @@ def gather(spec: SourceSpec, progress=None, cancel=None, pipeline: ImagePipeline
 
 
 def train(arch: str, spec: SourceSpec, settings: TrainSettings, test_fraction: float = 0.25,
-          bias_control: bool = True, progress=None, cancel=None) -> TrainedDetector:
+          bias_control: bool = True, progress=None, cancel=None, leave_one_out_matrix: bool = False,
+          ) -> TrainedDetector:
     """Train a detector, evaluate it per test generator (the trained-on ones on their held-back
-    images, the held-out ones on all theirs), and the format-bias control beside it; all in its meta."""
+    images, the held-out ones on all theirs), and the format-bias control beside it; all in its meta.
+    leave_one_out_matrix: also the train x test matrix over every generator, held-out ones included
+    (one more detector per generator, with two or more), under report["leave_one_out"]."""
     prepared, holdout = gather(spec, progress, cancel)
     data = split_prepared(prepared.real, prepared.fakes, holdout, test_fraction, spec.seed)
     det = TrainedDetector.fit(arch, data.train, prepared.pipeline, settings, _stage(progress, "training"), cancel)
@@ -74,6 +77,11 @@ def train(arch: str, spec: SourceSpec, settings: TrainSettings, test_fraction: f
     if bias_control:
         report["format_bias_control"] = format_bias_control(arch, data, prepared.pipeline, settings,
                                                             _stage(progress, "training (format-bias control)"), cancel)
+    if leave_one_out_matrix and len(prepared.fakes) >= 2:
+        # every generator, held-out ones too, is left out of one fold and trained on in the others
+        every = split_prepared(prepared.real, prepared.fakes, [], test_fraction, spec.seed)
+        folds = leave_one_out(arch, every, prepared.pipeline, settings, progress=progress, cancel=cancel)
+        report["leave_one_out"] = logo_report(folds)
     det.meta["report"] = report
     return det
 
@@ -97,3 +105,13 @@ def logo(arch: str, spec: SourceSpec, settings: TrainSettings, test_fraction: fl
 
 def fold_json(folds) -> list[dict]:
     return [{"held_out": f.held_out, "trained_on": f.trained_on, "results": f.results} for f in folds]
+
+
+def logo_report(folds) -> dict:
+    """The folds and their AUC / AP / accuracy matrices (rows: "all but X", columns: test generators)."""
+    from engine.detect.evaluation import logo_matrix
+    rows, cols, auc = logo_matrix(folds, "auc")
+    return {"folds": fold_json(folds),
+            "matrix": {"metric": "auc", "rows": rows, "columns": cols, "values": auc.round(5).tolist()},
+            "matrix_average_precision": logo_matrix(folds, "average_precision")[2].round(5).tolist(),
+            "matrix_accuracy": logo_matrix(folds, "accuracy")[2].round(5).tolist()}

@@ -241,6 +241,20 @@ class Reconstructor:
         raise NotImplementedError
 
 
+
+class PixelPredictor:
+    """An autoregressive model over pixels: every sub-pixel's distribution over the 256 levels given
+    the sub-pixels before it, so an image's exact coding cost and the model's expected entropy can
+    be compared sub-pixel by sub-pixel (the zero-shot detection check). Contract: the levels'
+    probabilities sum to 1, and -log P of the image's own levels, summed, is the NLL bits/dim
+    reports. (No capability record: only the detection lab uses it.)"""
+
+    def level_log_probs(self, images: torch.Tensor, labels=None) -> torch.Tensor:
+        """images (N, C, H, W) in [-1, 1] on the 8-bit grid -> log P of each of the 256 levels of
+        every sub-pixel given those before it, (N, C, H, W, 256) float32 on the CPU, under the EMA
+        weights; labels as label_tensor takes them (a conditional model needs them)."""
+        raise NotImplementedError
+
 # interface -> (its Capabilities field, the method that builds its record)
 INTERFACES = {Conditional: ("conditional", "conditional_record"), LatentModel: ("latent", "latent_record"),
               Likelihood: ("likelihood", "likelihood_record"), StyleMixer: ("style_mix", "style_mix_record"),

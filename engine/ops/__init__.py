@@ -60,7 +60,8 @@ OPS.register("interpolate", Op("engine.ops.interpolate:InterpolateRequest", cach
                                command="latent walk between seeds and/or images: strip PNG, GIF or MP4"))
 OPS.register("interpolate-export", Op("engine.ops.interpolate:ExportRequest", cache_name="interp", superseded=False))
 # each step's x_t and x̂0 of one seed, for the Sampling canvas's trajectory strip
-OPS.register("trajectory", Op("engine.ops.trajectory:TrajectoryRequest"))
+OPS.register("trajectory", Op("engine.ops.trajectory:TrajectoryRequest",
+                              command="write one seed's denoising trajectory (x_t and x̂0 per step, and strip.png)"))
 OPS.register("evaluate", Op("engine.ops.evaluate:EvaluateRequest"))   # the command is `eval` (engine/cli/evaluate.py)
 # FD against network evaluations over the solvers and step counts (`eval --sweep` is its alias)
 OPS.register("sweep", Op("engine.ops.sweep:SweepRequest", superseded=False,
@@ -73,3 +74,8 @@ OPS.register("inpaint", Op("engine.ops.inpaint:InpaintRequest", needs_model=Fals
 # the detection lab's checks and watermarks need no model: they run before anything is trained
 OPS.register("detect", Op("engine.ops.detect:DetectRequest", needs_model=False, superseded=False))
 OPS.register("watermark", Op("engine.ops.watermark:WatermarkRequest", needs_model=False, superseded=False))
+# detectors trained and evaluated from the Detection canvas (the CLI's is `genlab-engine detector`)
+OPS.register("detector-train", Op("engine.ops.detector_train:DetectorTrainRequest", needs_model=False,
+                                  superseded=False))
+OPS.register("detector-eval", Op("engine.ops.detector_eval:DetectorEvalRequest", needs_model=False,
+                                 superseded=False))

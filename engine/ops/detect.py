@@ -3,7 +3,8 @@ each chosen check runs on it (engine/detect/run.py), and per image x check comes
 which way is suspicious, the sentence, the map as a small PNG in `out` and the plot's curves (the
 spectrum profile against the real mean). Progress per (image, check) with Cancel between them; a
 file that cannot be read, or a check that cannot run on it, is one line in `failures` and the rest go on.
-Needs no model: the worker runs it with or without a checkpoint loaded."""
+Needs no loaded model: the worker runs it with or without a checkpoint loaded (the zeroshot and
+aeroblade checks load the checkpoints the request names, once per request)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ class DetectRequest:
     real_data: str = request_field("textures", "built-in dataset the spectrum check compares against")
     noise_reference: str = request_field("", "a folder of one source's images, or a saved pattern (noise check)")
     spectrum_detector: str = request_field("", "a trained spectrum detector file (spectrum-lr check)")
+    likelihood_model: str = request_field("", "a pixel-likelihood checkpoint trained on real images (zeroshot check)")
+    autoencoder: str = request_field("", "an autoencoder checkpoint: vae, hvae or vqvae (aeroblade check)")
+    diffusion_checkpoint: str = request_field("", "a diffusion checkpoint (dire check: DDIM inversion and "
+                                                  "reconstruction with it)")
+    detector: str = request_field("", "a trained NPR or CNN detector file (npr-cnn, cnn checks)")
 
     def check(self) -> None:
         from engine.core.detect_checks import parse_checks
@@ -43,9 +49,18 @@ class DetectResult:
 def _context(req: DetectRequest):
     from engine.detect.context import DetectContext
     ctx = DetectContext(real_data=req.real_data, spectrum_detector=req.spectrum_detector or None,
-                        noise_reference=req.noise_reference or None)
+                        noise_reference=req.noise_reference or None, detector=req.detector or None,
+                        likelihood_model=req.likelihood_model or None, autoencoder=req.autoencoder or None,
+                        diffusion_model=req.diffusion_checkpoint or None)
     ctx.spectrum_detector_model()   # a bad reference is one error for the request, not one per image
+    ctx.trained_detector()
     ctx.noise_pattern()
+    if "zeroshot" in req.checks:    # a checkpoint loads only for the check that looks through it
+        ctx.likelihood_family()
+    if "aeroblade" in req.checks:
+        ctx.autoencoder_family()
+    if "dire" in req.checks:
+        ctx.diffusion_family()
     return ctx
 
 
@@ -58,6 +73,7 @@ def suspicious(check: str, score, details: dict) -> bool | None:
     uses; None where the score alone says nothing (no reference, no mark to read, a check without one)."""
     from engine.detect.noise_residual import MATCH_Z
     from engine.detect.watermark.check import WEAK_P
+    from engine.detect.zero_shot import EASY_Z
     if score is None:
         return None
     if check == "spectrum":
@@ -72,6 +88,8 @@ def suspicious(check: str, score, details: dict) -> bool | None:
         return details.get("shift") is not None
     if check == "watermark":
         return details.get("p_value", 1.0) < WEAK_P
+    if check == "zeroshot":
+        return score < EASY_Z
     return None
 
 

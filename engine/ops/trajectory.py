@@ -42,6 +42,7 @@ class TrajectoryResult:
     sigmas: list = result_field(factory=list, report=False)      # step i's sigma/alpha (None where infinite)
     ts: list = result_field(factory=list, report=False)          # what the network was conditioned on at step i
     image: str = result_field("", report=False)                  # the sample itself (seed `seed`)
+    strip: str = result_field("", report="strip")                # every x_t above every x̂0, one picture
     seed: int = result_field(0, report=False)
     cls: int | None = result_field(default=None, report=False)
 
@@ -83,6 +84,11 @@ def run(session: ModelSession, req: TrajectoryRequest, progress: StageProgress, 
         write_png(x0s[-1], png(s.x0))
     final = str(folder / "sample.png")
     write_png(final, png(image))
+    # the whole trajectory as one picture (the command line's view): x_t above x̂0, noisiest on the left
+    import torch
+    row = [picture(s.x, image) for s in steps] + [picture(s.x0, image) for s in steps]
+    strip = str(folder / "strip.png")
+    write_png(strip, make_grid(torch.stack(row), max(len(steps), 1), pad=1, scale=req.scale))
     return TrajectoryResult(str(folder), len(steps), xs, x0s, [s.sigma if math.isfinite(s.sigma) else None
                                                               for s in steps],
-                            [s.t for s in steps], final, req.seed, cls)
+                            [s.t for s in steps], image=final, strip=strip, seed=req.seed, cls=cls)

@@ -7,6 +7,9 @@ session or a cluster that writes to a shared folder shows the same as one starte
 
   config.toml  status.json  metrics.jsonl  samples/step_000500.png  checkpoints/step_000500.{safetensors,json}
 
+A trained detector saved as a folder of its own (detector.safetensors + detector.json, what the
+Detection canvas writes: engine/core/detector_file.py) is listed beside the runs, of kind "detector".
+
 `RunsIndex` remembers what it read per run (an offset into metrics.jsonl, the stat of the files
 and folders that change) so that scanning a folder every few seconds costs a few stat calls per
 run, plus reading the lines appended since the last scan.
@@ -23,9 +26,11 @@ from pathlib import Path
 
 from engine.core import metrics
 from engine.core.artifacts import SAMPLES, ArtifactSpec
+from engine.core.detector_file import FOLDER_FILE, is_detector_folder, read_detector_meta
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short, wants
 from engine.core.parents import checkpoint_run_dir, parent_of
+from engine.runs.posthoc_files import reconstructed
 from engine.runs.rundir import ACTIVE_STATES, RunDir, effective_status
 
 if sys.version_info >= (3, 11):
@@ -79,8 +84,11 @@ class RunSummary:
     loss_tail: list[float] = field(default_factory=list)
     checkpoints: list[tuple[int, Path]] = field(default_factory=list)  # complete ones, oldest first
     samples: list[tuple[int, Path]] = field(default_factory=list)      # sample grids, oldest first
+    # checkpoints reconstructed by post-hoc EMA (engine/runs/posthoc_files.py): (step, sigma_rel, path)
+    reconstructed: list[tuple[int, float, Path]] = field(default_factory=list)
     parent: str = ""              # a two-stage run's parent checkpoint (model.parent), "" for none
     parent_run: Path | None = None  # the run folder that parent belongs to, when it is one
+    kind: str = "run"             # "run", or "detector": a trained detector's folder (family "detector")
 
     @property
     def live(self) -> bool:
@@ -141,7 +149,38 @@ def _loss_key_for(family: str) -> str | None:
 
 
 def _is_run_dir(p: Path) -> bool:
-    return (p / "config.toml").is_file() or (p / "status.json").is_file()
+    return (p / "config.toml").is_file() or (p / "status.json").is_file() or is_detector_folder(p)
+
+
+def detector_summary(folder: Path) -> RunSummary:
+    """A detector folder as the runs browser lists it: its architecture, real data, training steps,
+    what it was trained against and its mean test AUC (a description it cannot read: state "unreadable")."""
+    meta_path = folder / FOLDER_FILE
+    sig = _stat_sig(meta_path)
+    base = RunSummary(path=folder, name=folder.name, state="finished", family="detector", kind="detector",
+                      updated=sig[0] / 1e9 if sig else None)
+    try:
+        meta = read_detector_meta(meta_path)
+    except ValueError as e:
+        base.state, base.message = "unreadable", str(e)
+        return base
+    training, data = meta.get("training") or {}, meta.get("data") or {}
+    test = (meta.get("report") or {}).get("test") or {}
+    steps = training.get("steps") if isinstance(training.get("steps"), int) else 0
+    trained_on = sorted(training.get("trained_on") or {})
+    aucs = [m.get("auc") for m in test.values() if isinstance(m, dict) and isinstance(m.get("auc"), (int, float))]
+    held = [m.get("auc") for m in test.values() if isinstance(m, dict) and m.get("seen_in_training") is False
+            and isinstance(m.get("auc"), (int, float))]
+    message = f"trained against {', '.join(trained_on) or '?'}"
+    if aucs:
+        message += f"; mean test AUC {sum(aucs) / len(aucs):.3f}"
+    if held:
+        message += f" (held out: {sum(held) / len(held):.3f})"
+    base.config_name, base.dataset = str(meta.get("arch", "?")), str(data.get("real", "?"))
+    base.family = f"detector ({base.config_name})"
+    base.step = base.total_steps = steps
+    base.message = message
+    return base
 
 
 def list_artifact_images(run_dir: str | Path, spec: ArtifactSpec) -> list[tuple[int, Path]]:
@@ -170,6 +209,7 @@ class RunsIndex:
     def __init__(self, tail: int = TAIL):
         self.tail = tail
         self._entries: dict[Path, _Entry] = {}
+        self._detectors: dict[Path, tuple] = {}     # detector folder -> (its description's stat, summary)
 
     def scan(self, folder: str | Path) -> list[RunSummary]:
         """The runs directly inside folder (subfolders with a config.toml or a status.json), newest
@@ -183,12 +223,16 @@ class RunsIndex:
         present = set(dirs)
         for gone in [p for p in self._entries if p.parent == folder and p not in present]:
             del self._entries[gone]  # renamed or deleted
+        for gone in [p for p in self._detectors if p.parent == folder and p not in present]:
+            del self._detectors[gone]
         return runs
 
     def summary(self, run_dir: str | Path) -> RunSummary:
         """One run's summary; re-read only what changed since the last call."""
         run_dir = Path(run_dir)
         rd = RunDir(run_dir)
+        if not rd.config_path.is_file() and not rd.status_path.is_file() and is_detector_folder(run_dir):
+            return self._detector(run_dir)
         config_sig = _stat_sig(rd.config_path)
         entry = self._entries.get(run_dir)
         if entry is None or entry.config_sig != config_sig:
@@ -209,11 +253,12 @@ class RunsIndex:
             self._read_metrics(rd.metrics_path, entry)
         if s is None or sig[2:] != entry.sig[2:]:
             checkpoints, samples = rd.checkpoints(), list_samples(run_dir)
+            rebuilt = reconstructed(run_dir)
         else:
-            checkpoints, samples = s.checkpoints, s.samples
+            checkpoints, samples, rebuilt = s.checkpoints, s.samples, s.reconstructed
         entry.sig = sig
         if st is None:  # status.json unchanged and not live: keep what was read
-            s = RunSummary(**{**s.__dict__, "checkpoints": checkpoints, "samples": samples,
+            s = RunSummary(**{**s.__dict__, "checkpoints": checkpoints, "samples": samples, "reconstructed": rebuilt,
                               "best": dict(entry.best), "loss_key": entry.loss_key, "loss_tail": list(entry.tail)})
         else:
             family, dataset, name, parent = entry.config
@@ -227,12 +272,20 @@ class RunsIndex:
                            pid=st.get("pid") if isinstance(st.get("pid"), int) else None,
                            updated=st.get("updated") if isinstance(st.get("updated"), (int, float)) else None,
                            best=dict(entry.best), loss_key=entry.loss_key, loss_tail=list(entry.tail),
-                           checkpoints=checkpoints, samples=samples, parent=parent,
+                           checkpoints=checkpoints, samples=samples, reconstructed=rebuilt, parent=parent,
                            parent_run=checkpoint_run_dir(parent) if parent else None)
             if state == "no status" and checkpoints:  # a run copied without its status: its newest checkpoint
                 s.step = checkpoints[-1][0]
         entry.summary = s
         return s
+
+    def _detector(self, folder: Path) -> RunSummary:
+        """A detector folder's summary, read again only when its description changed."""
+        sig = _stat_sig(folder / FOLDER_FILE)
+        seen = self._detectors.get(folder)
+        if seen is None or seen[0] != sig:
+            seen = self._detectors[folder] = (sig, detector_summary(folder))
+        return seen[1]
 
     def _read_metrics(self, path: Path, e: _Entry) -> None:
         """Read the lines appended since the last call (all of them after a truncation: a resume

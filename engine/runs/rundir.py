@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.core.artifacts import ARTIFACTS, ARTIFACTS_FILE, SAMPLES, ArtifactSpec
 from engine.core.protocol import CONTROL_FILE
+from engine.runs.posthoc_files import SNAPSHOT_DIR
 from engine.core.util import atomic_write_json, atomic_write_text, is_temp_file, pid_alive, process_start_time
 
 _STEP_RE = re.compile(r"step_(\d+)\.json$")
@@ -87,7 +88,7 @@ class RunDir:
         folder, checkpoints/ and every artifact's folder). Only call this when no other writer of
         this run can be alive (see live_owner). Returns how many were removed."""
         removed = 0
-        folders = dict.fromkeys([self.path, self.checkpoints_dir, self.samples_dir,
+        folders = dict.fromkeys([self.path, self.checkpoints_dir, self.samples_dir, self.path / SNAPSHOT_DIR,
                                  *(self.path / a.folder for a in self.artifacts())])
         for folder in folders:
             try:

@@ -34,7 +34,7 @@ from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
 from engine.family.base import Batch, StepContext, build_family
 from engine.training import checkpoint as ck
-from engine.training import distributed
+from engine.training import distributed, posthoc_ema
 from engine.training.control import ControlChannel, SharedControl
 from engine.training.device import device_label, resolve_precision, select_device
 from engine.family.ema import ema_decay_at
@@ -175,6 +175,8 @@ class Trainer:
             cfg.save(self.rd.config_path)
         if d.is_main:
             self.artifacts.declare()
+        self.phema = posthoc_ema.start(t, self.family, self.rd.path, ckpt.tensors if ckpt else None, self.step,
+                                       self.emit, writes=d.is_main)   # training.posthoc_ema, else None
         self._compile_pending = t.compile and start_compiling(self.family.networks, self.device, self.emit)
 
     def _compiling_step(self) -> dict[str, torch.Tensor]:
@@ -249,6 +251,8 @@ class Trainer:
 
     def _write_checkpoint(self, rng: dict[str, torch.Tensor]) -> Path:
         tensors, opt_meta = state_tensors(self.family, self.optimizers)
+        if self.phema is not None:   # a resumed run goes on with its power-function EMA profiles
+            tensors.update(self.phema.state_tensors())
         check_state_finite(tensors, self.device, self.step)
         tensors.update(rng)
         meta = {"step": self.step, "family": self.family.name, "config": self.cfg.to_dict(),
@@ -462,6 +466,8 @@ class Trainer:
         if t.checkpoint_every and self.step % t.checkpoint_every == 0:
             self._check_finite()
             self.save()
+        if self.phema is not None and self.step % t.posthoc_ema_every == 0:
+            self._main(self.phema.snapshot, self.rd.path, self.step)
 
     def _log(self, row: dict) -> None:
         self.rd.append_metrics(row)
@@ -493,6 +499,8 @@ class Trainer:
                 self._stepped = True
         if self.family.ema is not None:
             self.family.update_ema(ema_decay_at(self.step, t.ema_decay))
+        if self.phema is not None:
+            self.phema.update(self.step + 1)
         return losses
 
     def _stop(self, message: str, *, alone: bool = False, artifacts: bool = True) -> RunResult:

@@ -84,4 +84,5 @@ def _state_label(key: str) -> str:
     kind, _, rest = key.partition(".")
     owner = rest.split(".", 1)[0]
     return {"net": f"weights of {owner}", "ema": f"EMA of {owner}",
-            "optim": f"optimizer state of {owner}"}.get(kind, key)
+            "optim": f"optimizer state of {owner}",
+            "phema": "post-hoc EMA profiles"}.get(kind, key)

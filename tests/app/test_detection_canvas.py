@@ -124,6 +124,25 @@ def test_checks_that_need_something_say_which_and_take_a_picked_one(canvas, tmp_
     assert not c.check_boxes["spectrum-lr"].isEnabled() and "spectrum-lr" not in c.chosen_checks()
 
 
+def test_model_checks_need_a_checkpoint_and_the_worker_looks_through_the_picked_one(canvas, pictures, tiny_runs):
+    c, client, worker = canvas
+    from app.canvases.detection import ARCH_CHECK, PICKERS
+    from engine.core.detect_checks import CHECKS, NEEDS_FILE
+    # every check that cannot run without a file gets a picker or is a trained detector's
+    assert {k for k, s in CHECKS.items() if s.needs in NEEDS_FILE} <= set(PICKERS) | set(ARCH_CHECK.values())
+    for key in ("zeroshot", "aeroblade", "dire"):
+        assert not c.check_boxes[key].isEnabled() and "needs a checkpoint" in c.need_labels[key].text()
+    ckpt = str(tiny_runs["pixelcnn"].checkpoint)
+    c.set_reference("zeroshot", ckpt)
+    assert c.check_boxes["zeroshot"].isChecked() and "aeroblade" not in c.chosen_checks()
+    use_checks(c, ["zeroshot"])
+    c.add_paths([str(pictures / "noise.png")])
+    assert client.last("detect")["likelihood_model"] == ckpt
+    answer(client, worker, "detect")
+    (result,) = c.rows[str(pictures / "noise.png")]["results"]
+    assert result["check"] == "zeroshot" and result["score"] > 2 and result["map"]["png"]   # noise: harder than expected
+
+
 def test_watermark_panel_embeds_into_a_png_and_verifies(canvas, tmp_path):
     c, client, worker = canvas
     rng = np.random.default_rng(2)

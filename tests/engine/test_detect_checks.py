@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from engine.core.detect_checks import CHECKS, DETECTOR, default_checks, parse_checks
+from engine.core.detect_checks import CHECKS, NEEDS_FILE, default_checks, parse_checks
 from engine.detect.context import DetectContext
 from engine.detect.copy_move import find_copy_move
 from engine.detect.image import luminance
@@ -30,7 +30,7 @@ def test_parse_checks_names_the_known():
         parse_checks("fft")
 
 
-@pytest.mark.parametrize("key", [k for k, s in CHECKS.items() if s.needs != DETECTOR])
+@pytest.mark.parametrize("key", [k for k, s in CHECKS.items() if s.needs not in NEEDS_FILE])
 def test_every_training_free_check_gives_score_evidence_and_a_sentence(key):
     res = run_check(key, photo(64), DetectContext())   # 64 px: the spectrum's real reference is built once per size
     assert res.check == key

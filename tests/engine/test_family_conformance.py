@@ -13,7 +13,7 @@ import torch
 from engine.core.capabilities import Capabilities
 from engine.core.families import FAMILIES, family_spec
 from engine.family.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
-                                      Reconstructor, StyleMixer)
+                                      PixelPredictor, Reconstructor, StyleMixer)
 from engine.family.progress import Cancelled
 from engine.core.schema import ConfigError
 from engine.core.sections import option_fields
@@ -154,6 +154,21 @@ def test_reconstructor_returns_images_of_the_same_shape_deterministically(traine
     rec = fam.reconstruct(x)
     assert rec.shape == x.shape and torch.isfinite(rec).all() and rec.min() >= -1 and rec.max() <= 1
     assert torch.equal(rec, fam.reconstruct(x))
+
+
+def test_pixel_predictor_levels_sum_to_one_and_give_the_reported_bits_per_dim(trained):
+    fam, _, _ = trained
+    if not implements(fam, PixelPredictor):
+        pytest.skip(f"{fam.name} gives no per-pixel level distributions")
+    x = fam.sample(2, seed=3)
+    labels = [0, 1] if getattr(fam, "num_classes", 0) else None
+    lp = fam.level_log_probs(x, labels)
+    assert lp.shape == (2, fam.channels, RES, RES, 256) and torch.isfinite(lp).all()
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(()), atol=1e-4)
+    levels = ((x.clamp(-1, 1) + 1) * 127.5).round().long()
+    nll_bits = -lp.gather(-1, levels.unsqueeze(-1)).sum() / (torch.log(torch.tensor(2.0)) * x[0].numel() * 2)
+    bpd = fam.bits_per_dim(x, torch.tensor(labels) if labels else None)
+    assert abs(float(nll_bits) - bpd) < 1e-3
 
 
 def test_style_mixer_takes_the_chosen_layers_from_the_columns(trained):

@@ -36,6 +36,12 @@ TINY_REQUESTS: dict[str, list[tuple[str | None, dict]]] = {
                 (None, {"image": "{image}", "mask": "{mask}", "method": "telea", "checkpoint": ""})],
     "detect": [(None, {"images": ["{image}"], "checks": ["npr", "copymove"], "checkpoint": ""})],
     "watermark": [(None, {"image": "{image}", "action": "verify", "length": 1, "checkpoint": ""})],
+    # against the loaded family's own samples ("{ckpt}"); the eval tests an untrained tiny detector ("{detector}")
+    "detector-train": [(None, {"real": "digits", "fakes": ["{ckpt}"], "real_count": 4, "fake_count": 4, "steps": 1,
+                               "batch_size": 2, "width": 2, "bias_control": False, "out": "{tmp}/det",
+                               "checkpoint": ""})],
+    "detector-eval": [(None, {"detector": "{detector}", "real": "digits", "fakes": ["{ckpt}"], "real_count": 4,
+                              "fake_count": 4, "checkpoint": ""})],
 }
 
 CASES = [(op, i) for op, variants in TINY_REQUESTS.items() for i in range(len(variants))]
@@ -73,7 +79,12 @@ def inputs(tmp_path) -> dict:
     mask[: TINY_RES // 2] = 255
     Image.fromarray(image).save(tmp_path / "image.png")
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    return {"image": str(tmp_path / "image.png"), "mask": str(tmp_path / "mask.png"), "tmp": str(tmp_path)}
+    from engine.detect.nets import DetectorNet
+    from engine.detect.pipeline import ImagePipeline
+    from engine.detect.trained import TrainedDetector
+    detector = TrainedDetector("npr", DetectorNet("npr", 2).eval(), ImagePipeline(TINY_RES)).save(tmp_path / "det0")
+    return {"image": str(tmp_path / "image.png"), "mask": str(tmp_path / "mask.png"), "tmp": str(tmp_path),
+            "detector": str(detector)}
 
 
 def model_methods(caps: Capabilities) -> list[str]:
@@ -102,7 +113,8 @@ def test_op_answers_a_result_where_the_model_qualifies_and_says_why_not_elsewher
     where = f"{op} on a {name} model"
     methods = model_methods(caps) if "{method}" in str(fields) else [""]
     for rid, method in enumerate(methods, start=2):
-        worker.handle({"id": rid, "op": op, **fill(fields, {**inputs, "method": method})})
+        worker.handle({"id": rid, "op": op, **fill(fields, {**inputs, "method": method,
+                                                             "ckpt": str(tiny_runs[name].checkpoint)})})
         answers = [e for e in events if e.get("id") == rid]
         final = answers[-1]
         if need is None or need == ANY or qualifies(caps, need):

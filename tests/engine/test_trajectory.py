@@ -12,6 +12,7 @@ from PIL import Image
 from engine.family.progress import Cancelled
 from engine.ops.base import ModelSession
 from engine.ops.trajectory import TrajectoryRequest, run
+from tests.conftest import TINY_RES
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,21 @@ def test_a_family_without_steps_is_refused_naming_it(tiny_runs, tmp_path):
     with pytest.raises(ValueError, match="gan model has no denoising trajectory"):
         run(gan, TrajectoryRequest(out=str(tmp_path / "t")), lambda *a: None, lambda: False)
     assert not Path(tmp_path / "t").exists()
+
+
+def test_the_command_writes_the_strip_x_t_above_x0(tiny_runs, tmp_path, capsys):
+    """`genlab-engine trajectory`: the op's PNGs and strip.png, one column per step (scale 2, 1 px gaps)."""
+    import json
+
+    from engine.cli.main import main
+    assert main(["trajectory", "--checkpoint", str(tiny_runs["ddpm"].checkpoint), "--out", str(tmp_path / "t"),
+                 "--sampler", "ddim", "--steps", "3", "--scale", "2"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["steps"] == 3 and line["strip"] == str(tmp_path / "t" / "strip.png")
+    r = TINY_RES
+    strip = Image.open(line["strip"])
+    assert strip.size == (2 * (3 * (r + 1) + 1), 2 * (2 * (r + 1) + 1))   # 3 columns, 2 rows, 1 px gaps, x2
+    # its bottom-right cell is the last x̂0 (for DDIM, the sample itself)
+    x, y = 2 * (1 + 2 * (r + 1)), 2 * (1 + (r + 1))
+    last = Image.open(tmp_path / "t" / "x0_0002.png").convert("RGB")
+    assert strip.convert("RGB").crop((x, y, x + 2 * r, y + 2 * r)).tobytes() == last.tobytes()

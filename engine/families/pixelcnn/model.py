@@ -22,7 +22,7 @@ import torch
 
 from engine.nn.likelihood import bpd_discrete, dims, to_levels
 from engine.family.base import Batch, Family, StepContext
-from engine.family.interfaces import Conditional, Inpainter, Likelihood
+from engine.family.interfaces import Conditional, Inpainter, Likelihood, PixelPredictor
 from engine.families.pixelcnn.cached import CachedPixelCNN
 from engine.families.pixelcnn.layers import GatedPixelCNN, output_distribution
 from engine.families.pixelcnn.levels import draw_levels, inverse_cdf_levels
@@ -48,7 +48,7 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
+class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter, PixelPredictor):
     """Gated PixelCNN (van den Oord et al. 2016) with optional class conditioning (a learned
     per-class bias on every gate), a 256-way softmax or a discretized logistic mixture (PixelCNN++)
     per sub-pixel; exact bits/dim; raster-order sampling with a temperature; and completion of
@@ -100,6 +100,20 @@ class PixelCNNFamily(Family, Conditional, Likelihood, Inpainter):
         finally:
             net.train(was)
         return float(bpd_discrete(nll, dims(x)).mean())
+
+    @torch.no_grad()
+    def level_log_probs(self, images: torch.Tensor, labels=None) -> torch.Tensor:
+        """log P of all 256 levels of every sub-pixel given those before it (PixelPredictor), under
+        the EMA weights: (N, C, H, W, 256) on the CPU."""
+        net = self.nets(True)["pixelcnn"]
+        was = net.training
+        net.eval()
+        try:
+            x = to_levels(images).float().div(127.5).sub(1).to(self.device)
+            out = net(x, self._labels(labels, x.shape[0])).float()          # N, C, params, H, W
+            return self.dist.level_log_probs(out.permute(0, 1, 3, 4, 2)).cpu()
+        finally:
+            net.train(was)
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
         if torch.is_tensor(labels):
