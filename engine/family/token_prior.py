@@ -1,18 +1,18 @@
 """What the priors over a tokenizer's codes (MaskGIT, the AR prior) share: the vqvae parent (a vq or
-fsq tokenizer with one token grid; a multi-scale one is VAR's), the dataset's token grids encoded
-once and cached, class labels with a "no class" label for label dropout, per-image random draws,
-logit filtering (temperature, top-k, top-p), and (TokenizerLatents) the latent space, which is the
-parent's: interpolation walks the tokenizer's continuous pre-quantization map and decodes through it."""
+fsq tokenizer with one token grid; a multi-scale one is VAR's) and the dataset's token grids encoded
+once and cached (both as for VAR: engine/family/parent_tokens.py), class labels with a "no class"
+label for label dropout, per-image random draws, logit filtering (temperature, top-k, top-p), and
+(TokenizerLatents) the latent space, which is the parent's: interpolation walks the tokenizer's
+continuous pre-quantization map and decodes through it."""
 from __future__ import annotations
 
 import torch
 
 from engine.core.schema import ConfigError
-from engine.family.base import Batch, Family
 from engine.family.interfaces import Conditional, LatentModel
-from engine.family.parent import Parent, cached_encoding, encoding_key
+from engine.family.parent import Parent
+from engine.family.parent_tokens import TokenizedFamily
 
-ENCODE_BATCH = 256
 SAMPLE_BATCH = 256
 
 
@@ -49,35 +49,21 @@ def draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (logits + gumbel(u)).argmax(-1)
 
 
-class TokenPrior(Family, Conditional):
+class TokenPrior(TokenizedFamily, Conditional):
     """Base of the token priors. Subclasses build self.networks, train on self.batch_tokens(batch)
-    and sample token sequences (N, length) with sample_tokens."""
-
-    parent_families = ("vqvae",)
+    ((B, length) tokens) and sample token sequences (N, length) with sample_tokens."""
 
     def __init__(self, cfg, channels, resolution, class_names, *, parent: Parent):
-        super().__init__(cfg, channels, resolution, class_names)
+        super().__init__(cfg, channels, resolution, class_names, parent=parent)
         tok = parent.family
         if getattr(tok, "multi_scale", False):
             raise ConfigError(f"{parent.path}: a {self.name} prior needs one token grid (a vq or fsq tokenizer); "
                               f"this tokenizer is msrq (multi-scale tokens, for a next-scale VAR prior)")
-        self.parent = parent
         self.num_codes = int(tok.num_codes)
         self.grid = tuple(tok.token_shapes[0])
         self.length = self.grid[0] * self.grid[1]
         m = cfg.model
         self.num_classes = len(class_names) if (m.class_conditional and len(class_names) > 1) else 0
-        self.tokens: torch.Tensor | None = None           # (N, length) of the dataset (prepare_data)
-        self.tokens_flipped: torch.Tensor | None = None   # of the mirrored images, when data.hflip
-        self.encoded_from_cache: bool | None = None
-
-    def to(self, device):
-        super().to(device)
-        self.parent.family.to(self.device)
-        for name in ("tokens", "tokens_flipped"):
-            if getattr(self, name) is not None:
-                setattr(self, name, getattr(self, name).to(self.device))
-        return self
 
     # ---- the parent's tokens -----------------------------------------------------------------------
     def encode_to_tokens(self, images: torch.Tensor) -> torch.Tensor:
@@ -88,36 +74,18 @@ class TokenPrior(Family, Conditional):
         """(N, length) code indices -> images (N, C, H, W) in [-1, 1] on the CPU."""
         return self.parent.family.decode_tokens(tokens.reshape(-1, *self.grid)).float().clamp(-1, 1).cpu()
 
+    def dataset_tokens(self, images: torch.Tensor, flip: bool) -> torch.Tensor:
+        x = images.to(self.device).float().div(127.5).sub(1.0)
+        return self.encode_to_tokens(x.flip(-1) if flip else x).cpu()
+
     def prepare_data(self, images, labels, *, cache_dir, data_config, hflip, say) -> None:
         """The dataset's token grids, encoded by the parent once (cached under its hash and the data
         section; a resumed run reads the file)."""
-        def encode_all(flip: bool) -> torch.Tensor:
-            parts = []
-            for i in range(0, len(images), ENCODE_BATCH):
-                x = images[i:i + ENCODE_BATCH].to(self.device).float().div(127.5).sub(1.0)
-                parts.append(self.encode_to_tokens(x.flip(-1) if flip else x).cpu())
-            return torch.cat(parts)
-
-        key = encoding_key(self.parent, data_config, "tokens+flipped" if hflip else "tokens")
-        tensors, cached = cached_encoding(
-            cache_dir, key, lambda: {"tokens": encode_all(False), **({"flipped": encode_all(True)} if hflip else {})})
-        self.encoded_from_cache = cached
-        self.tokens = tensors["tokens"].to(self.device)
-        self.tokens_flipped = tensors["flipped"].to(self.device) if hflip else None
+        key = self.encode_dataset(images, cache_dir=cache_dir, data_config=data_config, hflip=hflip, what="tokens")
         used = int(self.tokens.unique().numel())
         say(f"token grids ({self.grid[0]}x{self.grid[1]}) of {len(images)} images "
-            f"{'read from' if cached else 'encoded into'} {cache_dir}/{key}.safetensors; "
+            f"{'read from' if self.encoded_from_cache else 'encoded into'} {cache_dir}/{key}.safetensors; "
             f"{used} of {self.num_codes} codes occur")
-
-    def batch_tokens(self, batch: Batch) -> torch.Tensor:
-        """The batch's (B, length) tokens: rows of the encoded dataset, or encoded now."""
-        if batch.index is None or self.tokens is None:
-            return self.encode_to_tokens(batch.images)
-        idx = batch.index.to(self.device)
-        t = self.tokens[idx]
-        if batch.flips is not None and self.tokens_flipped is not None:
-            t = torch.where(batch.flips.to(self.device).view(-1, 1), self.tokens_flipped[idx], t)
-        return t
 
     # ---- labels: the label-dropout token is "no class" ---------------------------------------------
     def null_label(self) -> int | None:

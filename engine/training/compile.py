@@ -5,14 +5,17 @@ Each network is compiled in place (nn.Module.compile: its __call__ is swapped, t
 same object), so its state_dict keys, the optimizers' parameters, the EMA copies and checkpoints
 are exactly those of an uncompiled run: no `_orig_mod.` prefixes, and a checkpoint of either kind
 loads into the other. Compiling is lazy: it happens in the first step, whose time the loop
-reports as the compile time, apart from the steady-state images/s."""
+reports as the compile time, apart from the steady-state images/s (compiled_first_step)."""
 from __future__ import annotations
 
 import os
 import shutil
+from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from engine.core import protocol
 
 CXX_COMPILERS = ("g++", "c++", "clang++", "cl")
 
@@ -48,3 +51,43 @@ def first_line(error: BaseException) -> str:
     """An exception as one short line (Inductor's errors run to pages)."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+
+
+def start_compiling(networks: nn.ModuleDict, device: torch.device, emit: Callable[[dict], None]) -> bool:
+    """training.compile: compile the networks in place (it happens in the first step), or say in
+    one line why not and train eagerly. Whether the first step compiles."""
+    why = compile_unavailable(device)
+    if why:
+        emit(protocol.event("warning", message=f"training.compile: {why}; training without compiling"))
+        return False
+    compile_networks(networks)
+    return True
+
+
+def compiled_first_step(take_step: Callable[[], dict], *, networks: nn.ModuleDict, optimizers: dict, order,
+                        generator: torch.Generator, device: torch.device, clock: Callable[[], float],
+                        emit: Callable[[dict], None]) -> tuple[dict, float | None]:
+    """The first step of a compiled run (take_step), where compiling happens, and its time in
+    seconds: reported as the compile time (the loop restarts the images/s window after it). If
+    compiling fails, the networks go back to eager and the step is taken again from the same batch
+    (order: the BatchOrder) and random state; then the time is None."""
+    batches, rng, cpu_rng = order.state(), generator.get_state(), torch.get_rng_state()
+    t0 = clock()
+    try:
+        losses = take_step()
+    except Exception as e:
+        uncompile_networks(networks)
+        order.load_state(batches)
+        generator.set_state(rng)
+        torch.set_rng_state(cpu_rng)
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        emit(protocol.event("warning", message=f"training.compile: compiling failed ({first_line(e)}); "
+                                               f"training without compiling"))
+        return take_step(), None
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = clock() - t0
+    emit(protocol.event("info", message=f"training.compile: compiled in {seconds:.1f} s (the first step; "
+                                         f"images/s is measured from the next one)", compile_s=round(seconds, 2)))
+    return losses, seconds

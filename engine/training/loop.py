@@ -3,9 +3,10 @@
 It owns: device and precision, seeding, the batch order, LR warm-up and cosine decay, EMA, gradient
 clipping (through StepContext), logging to metrics.jsonl and stdout events, control commands, and
 stopping on NaN/Inf. Its other jobs live beside it: claiming the run folder and resuming
-(resume.py), the family's training artifacts (artifacts.py), evaluation passes (evaluation.py),
-what a checkpoint holds (saving.py, checkpoint.py), images/s and the ETA (throughput.py), the
-processes of a distributed run (distributed.py) and their failing together (errors.py).
+(resume.py), a two-stage run's parent checkpoint (parent.py), the family's training artifacts
+(artifacts.py), evaluation passes (evaluation.py), what a checkpoint holds (saving.py,
+checkpoint.py), images/s and the ETA (throughput.py), training.compile's first step (compile.py),
+the processes of a distributed run (distributed.py) and their failing together (errors.py).
 
 Under torchrun it is one of K ranks (engine/training/distributed.py). Every rank runs the same
 code, in lockstep at every collective: each takes its slice of the global batch, gradients are
@@ -16,7 +17,6 @@ together instead of leaving them waiting; no collective is ever called inside it
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
@@ -32,9 +32,7 @@ from engine.core import protocol
 from engine.core.config import ConfigError, RunConfig
 from engine.data import BatchOrder, DataError, build_dataset
 from engine.data.folder import skipped_warning
-from engine.core.parents import parent_of
-from engine.family.base import Batch, StepContext, build_family, family_class
-from engine.family.parent import ENCODED_DIR
+from engine.family.base import Batch, StepContext, build_family
 from engine.training import checkpoint as ck
 from engine.training import distributed, posthoc_ema
 from engine.training.control import ControlChannel, SharedControl
@@ -43,8 +41,8 @@ from engine.family.ema import ema_decay_at
 from engine.core.errors import os_error_line
 from engine.runs.rundir import RunDir
 from engine.training.artifacts import ArtifactWriter
-from engine.training.parent import load_parent
-from engine.training.compile import compile_networks, compile_unavailable, first_line, uncompile_networks
+from engine.training.parent import load_run_parent, prepare_data_with_parent
+from engine.training.compile import compiled_first_step, start_compiling
 from engine.training.throughput import Throughput
 from engine.training.errors import RunBusy, TrainingFailed, agree, rank0_alone
 from engine.training.evaluation import RunEvaluation, skip_final_evaluation
@@ -139,16 +137,14 @@ class Trainer:
         if self.data.skipped:
             self.emit(protocol.event("warning", message=skipped_warning(self.data.name, self.data.skipped,
                                                                          self.data.scanned)))
-        self.parent = self._load_parent(ckpt)
+        self.parent, self.cfg = load_run_parent(self.cfg, ckpt, self.device, self.data, self.phase)
         cfg = self.cfg   # the parent's checkpoint file is now recorded in model.parent
         self.phase("building the model")
         self.family = build_family(cfg, self.data.channels, self.data.resolution, self.data.class_names,
                                    parent=self.parent)
         self.family.to(self.device)
         if self.parent is not None:
-            self.phase(f"preparing the data with the parent {self.parent.path.name}")
-            self.family.prepare_data(self.data.images, self.data.labels, cache_dir=self.rd.path / ENCODED_DIR,
-                                     data_config=cfg.to_dict()["data"], hflip=cfg.data.hflip,
+            prepare_data_with_parent(self.family, self.parent, cfg, self.data, self.rd.path, self.phase,
                                      say=lambda m: self.emit(protocol.event("info", message=m)))
         self.optimizers = self.family.make_optimizers()
         for opt in self.optimizers.values():
@@ -181,59 +177,17 @@ class Trainer:
             self.artifacts.declare()
         self.phema = posthoc_ema.start(t, self.family, self.rd.path, ckpt.tensors if ckpt else None, self.step,
                                        self.emit, writes=d.is_main)   # training.posthoc_ema, else None
-        self._compile_pending = t.compile and self._compile()
-
-    def _compile(self) -> bool:
-        """training.compile: compile the networks in place (it happens in the first step), or say
-        in one line why not and train eagerly."""
-        why = compile_unavailable(self.device)
-        if why:
-            self.emit(protocol.event("warning", message=f"training.compile: {why}; training without compiling"))
-            return False
-        compile_networks(self.family.networks)
-        return True
+        self._compile_pending = t.compile and start_compiling(self.family.networks, self.device, self.emit)
 
     def _compiling_step(self) -> dict[str, torch.Tensor]:
-        """The first step of a compiled run, where compiling happens: its time is reported as the
-        compile time (the loop restarts the images/s window after it). If compiling fails, the networks go
-        back to eager and the step is taken again from the same batch and random state."""
+        """The first step of a compiled run: timed as the compile time, or retaken eagerly where
+        compiling fails (engine/training/compile.py)."""
         self._compile_pending = False
-        order, rng = copy.deepcopy(self.order), self.generator.get_state()
-        cpu_rng = torch.get_rng_state()
-        t0 = self.clock()
-        try:
-            losses = self._train_step()
-        except Exception as e:
-            uncompile_networks(self.family.networks)
-            self.order = order
-            self.generator.set_state(rng)
-            torch.set_rng_state(cpu_rng)
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            self.emit(protocol.event("warning", message=f"training.compile: compiling failed ({first_line(e)}); "
-                                                        f"training without compiling"))
-            return self._train_step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        seconds = self.clock() - t0
-        self.compile_s = seconds
-        self.emit(protocol.event("info", message=f"training.compile: compiled in {seconds:.1f} s (the first step; "
-                                                  f"images/s is measured from the next one)", compile_s=round(seconds, 2)))
+        losses, self.compile_s = compiled_first_step(self._train_step, networks=self.family.networks,
+                                                     optimizers=self.optimizers, order=self.order,
+                                                     generator=self.generator, device=self.device, clock=self.clock,
+                                                     emit=self.emit)
         return losses
-
-    def _load_parent(self, ckpt: ck.Checkpoint | None):
-        """The run's parent checkpoint, frozen (None for a family that takes none). A run that
-        starts records the checkpoint file in model.parent (a run folder named there becomes its
-        newest checkpoint); a resumed one must find it as its checkpoint recorded it."""
-        expected = ckpt.meta.get("parent") if ckpt is not None else None
-        if not family_class(self.cfg.family).wants_parent(self.cfg.model):
-            return None
-        self.phase("loading the parent checkpoint")
-        parent = load_parent(self.cfg, self.device, channels=self.data.channels, resolution=self.data.resolution,
-                             expected=expected if isinstance(expected, dict) else None)
-        if parent_of(self.cfg.model) != str(parent.path):
-            self.cfg = self.cfg.replace(model={"parent": str(parent.path)})
-        return parent
 
     def _restore(self, ckpt: ck.Checkpoint) -> None:
         ck.load_weights_into(self.family, ckpt)

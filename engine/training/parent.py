@@ -14,8 +14,8 @@ from typing import Callable
 from engine.core.config import RunConfig, load_preset
 from engine.core.parents import DEFAULT_PARENT_PRESET, checkpoint_run_dir, parent_of, takes_parent
 from engine.core.schema import ConfigError
-from engine.family.base import family_class
-from engine.family.parent import Parent, file_sha256, freeze
+from engine.family.base import Family, family_class
+from engine.family.parent import ENCODED_DIR, Parent, file_sha256, freeze
 from engine.runs.rundir import RunDir
 from engine.training import checkpoint as ck
 
@@ -81,6 +81,32 @@ def load_parent(cfg: RunConfig, device="cpu", *, channels: int | None = None, re
     except ck.CheckpointError as e:
         raise ConfigError(f"model.parent: {e}") from None
     return Parent(freeze(fam), path, sha, fam.name, ckpt.step, checkpoint_run_dir(path))
+
+
+def load_run_parent(cfg: RunConfig, ckpt: ck.Checkpoint | None, device, data,
+                    phase: Callable[[str], None]) -> tuple[Parent | None, RunConfig]:
+    """The training run's parent checkpoint, frozen (None for a family that takes none), and the
+    run's config. A run that starts records the checkpoint file in model.parent (a run folder named
+    there becomes its newest checkpoint); a resumed one (ckpt) must find it as its checkpoint
+    recorded it. data: the run's dataset (its images must be the parent's)."""
+    expected = ckpt.meta.get("parent") if ckpt is not None else None
+    if not family_class(cfg.family).wants_parent(cfg.model):
+        return None, cfg
+    phase("loading the parent checkpoint")
+    parent = load_parent(cfg, device, channels=data.channels, resolution=data.resolution,
+                         expected=expected if isinstance(expected, dict) else None)
+    if parent_of(cfg.model) != str(parent.path):
+        cfg = cfg.replace(model={"parent": str(parent.path)})
+    return parent, cfg
+
+
+def prepare_data_with_parent(family: Family, parent: Parent, cfg: RunConfig, data, run_dir: Path,
+                             phase: Callable[[str], None], say: Callable[[str], None]) -> None:
+    """The family's once-before-training pass over the data with its parent (Family.prepare_data:
+    ldm encodes the images, reflow draws its pairs), cached in the run's encoded/ folder."""
+    phase(f"preparing the data with the parent {parent.path.name}")
+    family.prepare_data(data.images, data.labels, cache_dir=run_dir / ENCODED_DIR,
+                        data_config=cfg.to_dict()["data"], hflip=cfg.data.hflip, say=say)
 
 
 def with_default_parent(cfg: RunConfig, runs_root: str | Path, say: Callable[[str], None],

@@ -15,29 +15,23 @@ import torch
 import torch.nn.functional as F
 
 from engine.core.schema import ConfigError
-from engine.family.base import Batch, Family, StepContext
+from engine.family.base import Batch, StepContext
 from engine.family.interfaces import Conditional
-from engine.family.parent import Parent, cached_encoding, encoding_key
+from engine.family.parent import Parent
+from engine.family.parent_tokens import TokenizedFamily
 from engine.family.progress import check_cancel
+from engine.family.token_prior import filter_logits as filter_scaled_logits
 from engine.families.var import SPEC
 from engine.families.var.layers import NextScaleTransformer, accumulate, next_scale_inputs, scale_input
 
-ENCODE_BATCH = 256      # images per parent encoding pass
 SAMPLE_BATCH = 256      # images per sampling pass
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     """Logits (..., V) with the codes outside the top k, and outside the smallest set whose
-    probability reaches top_p (the most likely code always stays), set to -inf."""
-    if top_k and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        ordered, order = logits.sort(dim=-1, descending=True)
-        probs = ordered.softmax(-1)
-        drop = probs.cumsum(-1) - probs >= top_p          # the mass before this code already reaches p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    return logits
+    probability reaches top_p (the most likely code always stays), set to -inf (the token priors'
+    filter: sample_maps applies the temperature before)."""
+    return filter_scaled_logits(logits, 1.0, top_k, top_p)
 
 
 def draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
@@ -50,18 +44,16 @@ def draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor
     return idx.clamp_(max=probs.shape[-1] - 1).to(probs.device)
 
 
-class VARFamily(Family, Conditional):
+class VARFamily(TokenizedFamily, Conditional):
     name = SPEC.name
-    parent_families = ("vqvae",)
 
     def __init__(self, cfg, channels, resolution, class_names, *, parent: Parent):
-        super().__init__(cfg, channels, resolution, class_names)
+        super().__init__(cfg, channels, resolution, class_names, parent=parent)
         tok = parent.family
         if not getattr(tok, "multi_scale", False):
             raise ConfigError(f"{parent.path}: a var model needs a multi-scale residual tokenizer (a vqvae with "
                               f"quantizer = 'msrq'); this one has quantizer = {tok.cfg.model.quantizer!r}")
         m = cfg.model
-        self.parent = parent
         self.sizes = [h for h, _ in tok.token_shapes]
         self.num_codes = tok.num_codes
         self.num_classes = len(class_names) if (m.class_conditional and len(class_names) > 1) else 0
@@ -70,17 +62,6 @@ class VARFamily(Family, Conditional):
         self.networks["transformer"] = NextScaleTransformer(self.sizes, self.num_codes, code_dim, m.width, m.depth,
                                                             m.heads, m.mlp_ratio, m.dropout, self.num_classes)
         self.init_ema()
-        self.tokens: torch.Tensor | None = None           # the dataset's token maps, flat (N, L) (prepare_data)
-        self.tokens_flipped: torch.Tensor | None = None   # of the mirrored images, when data.hflip
-        self.encoded_from_cache: bool | None = None
-
-    def to(self, device):
-        super().to(device)
-        self.parent.family.to(self.device)
-        for name in ("tokens", "tokens_flipped"):
-            if getattr(self, name) is not None:
-                setattr(self, name, getattr(self, name).to(self.device))
-        return self
 
     # ---- the parent's tokens and codebook --------------------------------------------------------
     @property
@@ -107,33 +88,19 @@ class VARFamily(Family, Conditional):
         """Images (N, C, H, W) in [-1, 1] -> the parent's token maps, flat (N, L), on the CPU."""
         return self.parent.family.flatten_tokens(self.parent.family.encode_tokens(images))
 
+    def encode_to_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode_flat(images).to(self.device)
+
+    def dataset_tokens(self, images: torch.Tensor, flip: bool) -> torch.Tensor:
+        x = images.float().div(127.5).sub(1.0)
+        return self.encode_flat(x.flip(-1) if flip else x)
+
     def prepare_data(self, images, labels, *, cache_dir, data_config, hflip, say) -> None:
-        def encode_all(flip: bool) -> torch.Tensor:
-            parts = []
-            for i in range(0, len(images), ENCODE_BATCH):
-                x = images[i:i + ENCODE_BATCH].float().div(127.5).sub(1.0)
-                parts.append(self.encode_flat(x.flip(-1) if flip else x))
-            return torch.cat(parts)
-
-        what = "msrq-tokens+flipped" if hflip else "msrq-tokens"
-        key = encoding_key(self.parent, data_config, what)
-        tensors, cached = cached_encoding(
-            cache_dir, key, lambda: {"tokens": encode_all(False), **({"flipped": encode_all(True)} if hflip else {})})
-        self.encoded_from_cache = cached
-        self.tokens = tensors["tokens"].long().to(self.device)
-        self.tokens_flipped = tensors["flipped"].long().to(self.device) if hflip else None
+        key = self.encode_dataset(images, cache_dir=cache_dir, data_config=data_config, hflip=hflip,
+                                  what="msrq-tokens")
         say(f"token maps of {len(images)} images ({self.tokens.shape[1]} tokens each, scales "
-            f"{'x'.join(map(str, self.sizes))}) {'read from' if cached else 'encoded into'} "
+            f"{'x'.join(map(str, self.sizes))}) {'read from' if self.encoded_from_cache else 'encoded into'} "
             f"{cache_dir}/{key}.safetensors")
-
-    def _batch_tokens(self, batch: Batch) -> torch.Tensor:
-        if batch.index is None or self.tokens is None:
-            return self.encode_flat(batch.images).to(self.device)   # the batch's images as given
-        idx = batch.index.to(self.device)
-        flat = self.tokens[idx]
-        if batch.flips is not None and self.tokens_flipped is not None:
-            flat = torch.where(batch.flips.to(self.device).view(-1, 1), self.tokens_flipped[idx], flat)
-        return flat
 
     def teacher_inputs(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """Scales 1..'s inputs (B, L - s0^2, D) from the true maps (layers.next_scale_inputs)."""
@@ -154,7 +121,7 @@ class VARFamily(Family, Conditional):
 
     # ---- training --------------------------------------------------------------------------------
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
-        flat = self._batch_tokens(batch)
+        flat = self.batch_tokens(batch)
         b, dev, g = flat.shape[0], flat.device, ctx.generator
         labels = torch.full((b,), self.num_classes, dtype=torch.long, device=dev)
         if self.num_classes:
