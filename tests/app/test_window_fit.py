@@ -68,3 +68,27 @@ def test_the_trajectory_scrubber_is_in_view_at_1024x640(qtbot, tmp_path):
     top_left = slider.mapTo(page.viewport(), slider.rect().topLeft())
     assert slider.isVisible() and page.viewport().rect().contains(
         top_left + slider.rect().bottomRight())
+
+
+def test_the_detection_page_fits_1024x640_with_three_table_rows_in_view(qtbot, tmp_path):
+    w = MainWindow(runs_root=tmp_path / "runs", session=WorkerSession(FakeClient()))
+    qtbot.addWidget(w)
+    w.resize(1024, 640)
+    w.show()
+    w.show_tab("detection")
+    qtbot.waitExposed(w)
+    canvas = w.canvases["detection"]
+    canvas.add_paths([f"/img/{i}.png" for i in range(5)])              # the fake worker answers below
+    canvas.on_result({"op": "detect", "rows": [
+        {"image": f"/img/{i}.png", "preview": "", "results": [{"check": "spectrum", "title": "Frequency spectrum",
+                                                               "score": 0.5, "explanation": "…"}]}
+        for i in range(5)]})
+    qtbot.wait(50)
+    page = canvas.parentWidget().parentWidget()                        # the tab's scroll area
+    assert page.verticalScrollBar().maximum() == 0
+    table = canvas.table
+    assert table.viewport().height() >= 3 * table.rowHeight(0)        # three whole rows, not two and a half
+    canvas.split.setSizes([0, 1000, 1000])      # the pictures dragged as tall as they go: still three rows
+    qtbot.wait(20)
+    assert table.viewport().height() >= 3 * table.rowHeight(0)
+    assert page.verticalScrollBar().maximum() == 0
