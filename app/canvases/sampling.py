@@ -129,14 +129,15 @@ class SamplingCanvas(Canvas):
         form.addRow("Class", self.cls)
         form.addRow("Guide", self.guide)
         form.addRow("Guide weight", self.guide_scale)
-        # the controls scroll and the run block stays pinned below them, so that the page is never
-        # taller than the window (at 1024×640 a long options form once pushed the trajectory's
-        # scrubber below the fold)
+        # the controls scroll and the run blocks (sample, score) stay pinned below them, so that the
+        # page is never taller than the window (at 1024×640 a long options form once pushed the
+        # trajectory's scrubber below the fold)
         self.side = SideColumn(SIDE_MAX, SIDE_SHARE)
         side = self.side.body
         side.addLayout(form)
         side.addLayout(self.options_box)
         side.addWidget(self.origin_btn)
+        side.addStretch(1)
         ev_row = QHBoxLayout()
         ev_row.addWidget(QLabel("Score"))
         ev_row.addWidget(self.eval_n)
@@ -144,16 +145,15 @@ class SamplingCanvas(Canvas):
         ev_progress = QHBoxLayout()
         ev_progress.addWidget(self.eval_progress, 1)
         ev_progress.addWidget(self.eval_cancel_btn)
-        side.addSpacing(12)
-        side.addLayout(ev_row)
-        side.addLayout(ev_progress)
-        side.addWidget(wrapping(self.eval_result))
-        side.addStretch(1)
         foot = self.side.foot
         foot.addWidget(self.sample_btn)
         foot.addWidget(self.save_btn)
         foot.addWidget(self.progress_row)
         foot.addWidget(status_line(self.status))
+        foot.addSpacing(12)
+        foot.addLayout(ev_row)
+        foot.addLayout(ev_progress)
+        foot.addWidget(status_line(self.eval_result))
         traj_head = QHBoxLayout()
         traj_head.setContentsMargins(0, 0, 0, 0)
         traj_head.addWidget(self.traj_btn)
