@@ -181,7 +181,12 @@ class DetectionCanvas(Canvas):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)   # more rows in view
+        row_h = self.table.fontMetrics().height() + 8   # more rows in view
+        self.table.verticalHeader().setDefaultSectionSize(row_h)
+        # three whole rows under the two-line header and the scroll bar, even on a 1024×640 screen
+        # (the splitter's shares left two and a half there)
+        self.table.setMinimumHeight(2 * self.table.fontMetrics().lineSpacing() + 12 + 3 * row_h +
+                                    self.table.horizontalScrollBar().sizeHint().height() + 4)
         self.table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)   # by name until a header is clicked
         self.table.itemSelectionChanged.connect(self._show_selected)
         self.image_view = ImageView("The selected image")
@@ -198,7 +203,7 @@ class DetectionCanvas(Canvas):
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)   # cycles/pixel read as they are
         self.sentences = QTextBrowser()
         self.sentences.setOpenLinks(False)
-        self.sentences.setPlaceholderText("Each check's sentence about the selected image appears here.")
+        self.sentences.setPlaceholderText("What each check says")   # one line: a placeholder does not wrap
 
         pictures = QWidget()
         pl = QHBoxLayout(pictures)
@@ -274,7 +279,7 @@ class DetectionCanvas(Canvas):
                 label.setToolTip(self.detector)
                 box.setEnabled(True)
                 return
-            label.setText(f"<small><i>needs a trained {arch} detector (below)</i></small>")
+            label.setText(f"<small><i>needs a trained {arch.upper()} detector (below)</i></small>")
             label.setToolTip(f"Train one (Train…) or open one (Open…) under Trained detector; the {self.detector_arch} "
                              f"detector loaded serves the {ARCH_CHECK[self.detector_arch]} check"
                              if self.detector_arch else "Train one (Train…) or open one (Open…) under Trained detector")
@@ -734,7 +739,7 @@ class DetectionCanvas(Canvas):
             self.plot.setTitle("no spectrum profile (run the spectrum check)", size="9pt")
             return
         p = plotted["plot"]
-        self.plot.setTitle(f"{plotted['title']} profile", size="9pt")
+        self.plot.setTitle("spectrum profile", size="9pt")   # short: the plot is 200 px wide on a small screen
         self.plot.setLabel("bottom", p.get("x_label", ""))
         self.plot.setLabel("left", p.get("y_label", ""))
         colors = ("#2a7ab9", "#e67e22", "#27ae60")

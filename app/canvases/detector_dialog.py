@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout,
                                QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
@@ -59,6 +60,23 @@ def reports_of(meta: dict) -> list[tuple[str, dict]]:
     return out
 
 
+class HintedList(QListWidget):
+    """A list that, while empty, says in grey what goes into it (an empty white box beside "Train
+    against" did not say that it wants checkpoint files)."""
+
+    def __init__(self, hint: str, parent=None):
+        super().__init__(parent)
+        self.hint = hint
+
+    def paintEvent(self, e):
+        super().paintEvent(e)
+        if self.count() == 0:
+            p = QPainter(self.viewport())
+            p.setPen(self.palette().placeholderText().color())
+            p.drawText(self.viewport().rect().adjusted(6, 4, -6, -4), Qt.AlignLeft | Qt.AlignTop | Qt.TextWordWrap,
+                       self.hint)
+
+
 class CheckpointList(QWidget):
     """Checkpoint files, added with a file dialog or dropped; removed with the button or Delete."""
 
@@ -68,7 +86,7 @@ class CheckpointList(QWidget):
         super().__init__(parent)
         self.what = what
         self.setAcceptDrops(True)
-        self.list = QListWidget()
+        self.list = HintedList(f"Drop or add {what}: GenLab .safetensors files of any family")
         self.list.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.list.setTextElideMode(Qt.ElideLeft)     # the run folder and the step tell them apart
         rows = self.list.fontMetrics().height() + 4

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 
 from app.canvases.base import Canvas
 from app.canvases.common import class_text
+from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.engine_client import EvalJob
 from app.qt_util import human_duration
 from app.widgets.gallery import Batch, Gallery, GalleryImage
@@ -28,6 +29,7 @@ from engine.core.capabilities import Capabilities
 from engine.core.pnginfo import read_png_info
 
 CKPT_FILTER = "GenLab checkpoints (*.safetensors)"
+SIDE_MAX, SIDE_SHARE = 330, 0.4   # the controls' column: about as wide as its form was before it scrolled
 
 
 def eval_lines(r: dict) -> list[str]:
@@ -127,14 +129,15 @@ class SamplingCanvas(Canvas):
         form.addRow("Class", self.cls)
         form.addRow("Guide", self.guide)
         form.addRow("Guide weight", self.guide_scale)
-        side = QVBoxLayout()
+        # the controls scroll and the run blocks (sample, score) stay pinned below them, so that the
+        # page is never taller than the window (at 1024×640 a long options form once pushed the
+        # trajectory's scrubber below the fold)
+        self.side = SideColumn(SIDE_MAX, SIDE_SHARE)
+        side = self.side.body
         side.addLayout(form)
         side.addLayout(self.options_box)
-        side.addWidget(self.sample_btn)
-        side.addWidget(self.save_btn)
-        side.addWidget(self.progress_row)
-        side.addWidget(self.status)
         side.addWidget(self.origin_btn)
+        side.addStretch(1)
         ev_row = QHBoxLayout()
         ev_row.addWidget(QLabel("Score"))
         ev_row.addWidget(self.eval_n)
@@ -142,13 +145,15 @@ class SamplingCanvas(Canvas):
         ev_progress = QHBoxLayout()
         ev_progress.addWidget(self.eval_progress, 1)
         ev_progress.addWidget(self.eval_cancel_btn)
-        side.addSpacing(12)
-        side.addLayout(ev_row)
-        side.addLayout(ev_progress)
-        side.addWidget(self.eval_result)
-        side.addStretch(1)
-        side_box = QWidget()
-        side_box.setLayout(side)
+        foot = self.side.foot
+        foot.addWidget(self.sample_btn)
+        foot.addWidget(self.save_btn)
+        foot.addWidget(self.progress_row)
+        foot.addWidget(status_line(self.status))
+        foot.addSpacing(12)
+        foot.addLayout(ev_row)
+        foot.addLayout(ev_progress)
+        foot.addWidget(status_line(self.eval_result))
         traj_head = QHBoxLayout()
         traj_head.setContentsMargins(0, 0, 0, 0)
         traj_head.addWidget(self.traj_btn)
@@ -170,7 +175,7 @@ class SamplingCanvas(Canvas):
         results.setStretchFactor(0, 3)
         results.setStretchFactor(1, 2)
         body = QHBoxLayout()
-        body.addWidget(side_box)
+        body.addWidget(self.side)
         body.addWidget(results, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
@@ -192,6 +197,10 @@ class SamplingCanvas(Canvas):
         self.trajectory.step_changed.connect(self._show_step)
         self.traj_show.currentIndexChanged.connect(lambda _: self._show_step(self.trajectory.current()))
         self.guide.currentIndexChanged.connect(lambda _: self.guide_scale.setEnabled(bool(self.guide.currentData())))
+
+    def resizeEvent(self, e):
+        super().resizeEvent(e)
+        self.side.follow(self.width())
 
     # ---- checkpoint ----------------------------------------------------------------------------
     def set_checkpoint(self, path: str, load: bool = True) -> None:

@@ -52,8 +52,9 @@ class SideColumn(QWidget):
 
     def follow(self, page_width: int) -> None:
         """At most max_width, else the page's share, but never narrower than the controls need
-        (a box layout would squeeze the pictures first)."""
-        need = self.panel.minimumSizeHint().width()
+        (a box layout would squeeze the pictures first), its scroll bar included (a form as wide as
+        the column once had its spin boxes' arrows under the bar)."""
+        need = self.panel.minimumSizeHint().width() + self.area.verticalScrollBar().sizeHint().width()
         self.setFixedWidth(min(self.max_width, max(need, int(self.share * page_width))))
 
 

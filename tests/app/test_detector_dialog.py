@@ -98,7 +98,7 @@ def test_train_shows_progress_then_the_evaluation_and_the_canvas_uses_the_detect
     # the canvas now has the detector: its check is on, and a drop sends the detector with it
     assert c.detector == req["out"] and c.detector_arch == "npr"
     assert c.check_boxes["npr-cnn"].isEnabled() and c.check_boxes["npr-cnn"].isChecked()
-    assert not c.check_boxes["cnn"].isEnabled() and "needs a trained cnn detector" in c.need_labels["cnn"].text()
+    assert not c.check_boxes["cnn"].isEnabled() and "needs a trained CNN detector" in c.need_labels["cnn"].text()
     c.add_paths([req["out"]])
     assert client.last("detect")["detector"] == req["out"] and "npr-cnn" in client.last("detect")["checks"]
 
@@ -175,3 +175,21 @@ def test_evaluate_dialog_shows_the_saved_reports_and_adds_an_evaluation(canvas, 
     assert ev.view.table.rowCount() == 1 and "gan-copy" in ev.view.table.item(0, 0).text()
     assert len(ev.view.roc_curves()) == 1 and ev.view.heat.isHidden()
     assert "real images 12..17" in ev.status.text()
+
+
+def test_an_empty_checkpoint_list_says_what_goes_into_it(canvas, qtbot):
+    c, _, _ = canvas
+    dlg = c.open_detector_dialog("train")
+    qtbot.waitExposed(dlg)
+    box = dlg.fakes.list
+    blank = box.palette().base().color().rgb()
+
+    def inked() -> int:   # pixels of the empty box that are not its background
+        img = box.grab().toImage()
+        return sum(img.pixel(x, y) != blank for y in range(4, img.height() - 4) for x in range(4, img.width() - 4))
+
+    assert "checkpoints to train against" in box.hint
+    drawn = inked()
+    box.hint = ""
+    assert drawn > 50 and inked() == 0              # the grey hint is what is drawn in the empty box
+    dlg.close()
