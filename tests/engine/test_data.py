@@ -355,3 +355,12 @@ def test_unreadable_folder_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(folder_mod.os, "scandir", deny)
     with pytest.raises(DataError, match=r"imgs: cannot open the folder \(permission denied\)"):
         build_dataset(DataConfig(dataset="folder", path=str(root), resolution=8))
+
+
+def test_the_digits_read_from_scikit_learns_file_are_load_digits_own():
+    from sklearn.datasets import load_digits
+
+    from engine.data import digits_arrays
+    images, target = digits_arrays()
+    d = load_digits()
+    assert images.shape == (1797, 8, 8) and np.array_equal(images, d.images) and np.array_equal(target, d.target)
