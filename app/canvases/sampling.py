@@ -92,7 +92,7 @@ class SamplingCanvas(Canvas):
                                  "runs in an engine process")
         self.eval_progress = QProgressBar()
         self.eval_progress.setFormat("")
-        self.eval_progress.setMinimumWidth(220)   # "features 500 / 1000 · 1m 20s left" fits; the tooltip has it all
+        self.eval_progress.setMinimumWidth(160)   # "features 500 / 1000 · 1m 20s" fits; the tooltip has it all
         self.eval_cancel_btn = QPushButton("Cancel")
         self.eval_cancel_btn.setToolTip("Stop the evaluation (ends its engine process)")
         self.eval_cancel_btn.setEnabled(False)

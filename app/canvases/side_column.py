@@ -54,7 +54,8 @@ class SideColumn(QWidget):
         """At most max_width, else the page's share, but never narrower than the controls need
         (a box layout would squeeze the pictures first), its scroll bar included (a form as wide as
         the column once had its spin boxes' arrows under the bar)."""
-        need = self.panel.minimumSizeHint().width() + self.area.verticalScrollBar().sizeHint().width()
+        need = max(self.panel.minimumSizeHint().width() + self.area.verticalScrollBar().sizeHint().width(),
+                   self.foot.minimumSize().width())   # the pinned run block's rows too (a progress bar and its Cancel)
         self.setFixedWidth(min(self.max_width, max(need, int(self.share * page_width))))
 
 
