@@ -128,6 +128,48 @@ class EngineJob(QObject):
 TRAIN_NICE = 10
 
 
+class ResultJob(EngineJob):
+    """An engine command that reports progress events, then one result event: done(result) when it
+    exits cleanly with one, failed(one line) otherwise, cancelled() after cancel() (which kills the
+    process). Subclasses declare `progressed` and say in on_progress(ev) what it carries."""
+
+    done = Signal(dict)      # the result event
+    failed = Signal(str)     # the engine's one-line error
+    cancelled = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.event.connect(self._on_event)
+        self.ended.connect(self._on_ended)
+        self._result, self._cancelled = None, False
+
+    def run_command(self, *args: str) -> None:
+        self._result, self._cancelled = None, False
+        self.start(*args)
+
+    def cancel(self) -> None:
+        if self.is_running():
+            self._cancelled = True
+            self.kill()
+
+    def on_progress(self, ev: dict) -> None:
+        raise NotImplementedError
+
+    def _on_event(self, ev: dict) -> None:
+        if ev["event"] == "progress":
+            self.on_progress(ev)
+        elif ev["event"] == "result":
+            self._result = ev
+
+    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
+        if self._cancelled:
+            self.cancelled.emit()
+        elif code == 0 and self._result is not None:
+            self.done.emit(self._result)
+        else:
+            self.failed.emit(self.error_line(tail, code))
+
+
 class TrainJob(EngineJob):
     """`genlab-engine train` for one run directory, steered through stdin."""
 
@@ -253,34 +295,16 @@ class DataPreviewJob(EngineJob):
             self.failed.emit(self.error_line(tail, code))
 
 
-class EvalJob(EngineJob):
+class EvalJob(ResultJob):
     """`genlab-engine eval` for one checkpoint: progress and the scores as signals."""
 
     progressed = Signal(str, int, int)  # stage, done, total
-    done = Signal(dict)
-    failed = Signal(str)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.event.connect(self._on_event)
-        self.ended.connect(self._on_ended)
-        self._result = None
 
     def evaluate(self, checkpoint: str, n: int, metrics: str, steps: int | None = None) -> None:
-        self._result = None
         args = ["eval", "--checkpoint", checkpoint, "--n", str(n), "--metrics", metrics]
         if steps:
             args += ["--steps", str(steps)]
-        self.start(*args)
+        self.run_command(*args)
 
-    def _on_event(self, ev: dict) -> None:
-        if ev["event"] == "progress":
-            self.progressed.emit(ev["stage"], int(ev["done"]), int(ev["total"]))
-        elif ev["event"] == "result":
-            self._result = ev
-
-    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
-        if code == 0 and self._result is not None:
-            self.done.emit(self._result)
-        else:
-            self.failed.emit(self.error_line(tail, code))
+    def on_progress(self, ev: dict) -> None:
+        self.progressed.emit(ev["stage"], int(ev["done"]), int(ev["total"]))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
                                QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from app.engine_client import EngineJob
+from app.engine_client import ResultJob
 from app.panels.plots_panel import COLORS
 from app.qt_util import human_duration
 from engine.core import metrics
@@ -29,49 +29,22 @@ from engine.runs.compare_table import ComparisonFileError, best_index, pareto_fr
 _MORE_COLORS = [(0, 150, 160), (170, 110, 60), (110, 110, 200), (150, 150, 20)]
 
 
-class CompareJob(EngineJob):
+class CompareJob(ResultJob):
     """`genlab-engine compare --checkpoints ...`: progress events (with the overall fraction), then
-    one result event with the rows. Cancel kills the process."""
+    one result event with the rows (done). Cancel kills the process."""
 
     progressed = Signal(dict)   # the progress event: stage, done, total, checkpoint, checkpoints, fraction
-    done = Signal(dict)         # the result event: rows, n, seconds
-    failed = Signal(str)        # the engine's one-line error
-    cancelled = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.event.connect(self._on_event)
-        self.ended.connect(self._on_ended)
-        self._result = None
-        self._cancelled = False
 
     def compare(self, checkpoints: list[str], n: int, steps: int | None = None, device: str | None = None) -> None:
-        self._result, self._cancelled = None, False
         args = ["compare", "--checkpoints", *[str(c) for c in checkpoints], "--n", str(n)]
         if steps:
             args += ["--steps", str(steps)]
         if device:
             args += ["--device", device]
-        self.start(*args)
+        self.run_command(*args)
 
-    def cancel(self) -> None:
-        if self.is_running():
-            self._cancelled = True
-            self.kill()
-
-    def _on_event(self, ev: dict) -> None:
-        if ev["event"] == "progress":
-            self.progressed.emit(ev)
-        elif ev["event"] == "result":
-            self._result = ev
-
-    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
-        if self._cancelled:
-            self.cancelled.emit()
-        elif code == 0 and self._result is not None:
-            self.done.emit(self._result)
-        else:
-            self.failed.emit(self.error_line(tail, code))
+    def on_progress(self, ev: dict) -> None:
+        self.progressed.emit(ev)
 
 
 # ---- cells -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QInputDialog, QProgressBar, QPushButton, QWidget
 
-from app.engine_client import EngineJob
+from app.engine_client import ResultJob
 from app.qt_util import human_duration
 from engine.core.config import POSTHOC_SIGMA_MAX
 from engine.runs.posthoc_files import has_snapshots
@@ -21,42 +21,17 @@ TIP = ("Post-hoc EMA (EDM2): combine the power-function EMA snapshots this run s
 DEFAULT_SIGMA_REL = 0.07
 
 
-class EmaJob(EngineJob):
-    """`genlab-engine ema RUN --sigma-rel S`: progress events, then one result event."""
+class EmaJob(ResultJob):
+    """`genlab-engine ema RUN --sigma-rel S`: progress events, then one result event (done: checkpoint,
+    step, sigma_rel, snapshots, ...)."""
 
     progressed = Signal(str, int, int)   # stage, done, total
-    done = Signal(dict)                  # the result event: checkpoint, step, sigma_rel, snapshots, ...
-    failed = Signal(str)                 # the engine's one-line error
-    cancelled = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.event.connect(self._on_event)
-        self.ended.connect(self._on_ended)
-        self._result, self._cancelled = None, False
 
     def reconstruct(self, run_dir: str | Path, sigma_rel: float) -> None:
-        self._result, self._cancelled = None, False
-        self.start("ema", str(run_dir), "--sigma-rel", repr(float(sigma_rel)))
+        self.run_command("ema", str(run_dir), "--sigma-rel", repr(float(sigma_rel)))
 
-    def cancel(self) -> None:
-        if self.is_running():
-            self._cancelled = True
-            self.kill()
-
-    def _on_event(self, ev: dict) -> None:
-        if ev["event"] == "progress":
-            self.progressed.emit(str(ev.get("stage", "")), int(ev["done"]), int(ev["total"]))
-        elif ev["event"] == "result":
-            self._result = ev
-
-    def _on_ended(self, code: int, crashed: bool, tail: str) -> None:
-        if self._cancelled:
-            self.cancelled.emit()
-        elif code == 0 and self._result is not None:
-            self.done.emit(self._result)
-        else:
-            self.failed.emit(self.error_line(tail, code))
+    def on_progress(self, ev: dict) -> None:
+        self.progressed.emit(str(ev.get("stage", "")), int(ev["done"]), int(ev["total"]))
 
 
 class EmaReconstruction(QWidget):

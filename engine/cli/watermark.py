@@ -186,32 +186,18 @@ def _treering_model(args):
 
 
 def _treering_embed(args) -> int:
-    import cv2
-    import numpy as np
-
-    from engine.core.util import atomic_write_bytes
-    from engine.detect.model_input import to_uint8
-    from engine.detect.watermark.treering import sample_marked
+    from engine.detect.watermark.treering import write_marked_samples
     if args.image is not None:
         raise CLIError("watermark embed --method treering samples new images and marks no existing one: "
                        "leave out IMAGE (use --count N)")
     if args.count < 1:
         raise CLIError(f"--count must be at least 1, got {args.count}")
     fam, ring = _treering_model(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(args.seed, args.seed + args.count))
-    for i in range(0, len(seeds), 16):   # a few at a time: each file is written as soon as it is sampled
-        batch = seeds[i:i + 16]
-        images = to_uint8(sample_marked(fam, ring, batch, args.steps))
-        for seed, rgb in zip(batch, images):
-            px = rgb[..., 0] if fam.channels == 1 else rgb[..., ::-1]   # grey models write grey PNGs
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(px))
-            if not ok:
-                raise CLIError(f"{out}: could not encode a PNG")
-            path = out / f"treering_{seed:05d}.png"
-            atomic_write_bytes(path, buf.tobytes())
-            print(f"marked {path}", flush=True)
+    try:
+        write_marked_samples(fam, ring, list(range(args.seed, args.seed + args.count)), args.steps, args.out,
+                             batch=16, written=lambda p: print(f"marked {p}", flush=True))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     d = ring.describe()
     print(f"{args.count} images sampled by {args.checkpoint} with Tree-Ring key {args.key!r} (radius {d['radius']}, "
           f"channel {d['channel']} of x_T {'x'.join(map(str, d['latent']))}, {args.steps} DDIM steps)")

@@ -4,7 +4,6 @@ weights) + DET.json (architecture, pipeline, training sources, report), written 
 pickles. The `npr-cnn` and `cnn` checks use one given with `detect --detector DET`."""
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.core.detector_file import KIND   # the one spelling: the runs browser reads it too
+from engine.core.detector_file import KIND, detector_base, read_detector_meta   # the runs browser reads them too
 from engine.detect.pipeline import ImagePipeline
 from engine.family.progress import check_cancel
 
@@ -181,15 +180,7 @@ class TrainedDetector:
         from engine.detect.nets import DetectorNet
         base = _base(path)
         meta_path, weights = base.with_suffix(".json"), base.with_suffix(".safetensors")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"{meta_path}: no such detector file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{meta_path}: not a readable detector description ({e})") from None
-        if not isinstance(meta, dict) or meta.get("kind") != KIND:
-            kind = meta.get("kind") if isinstance(meta, dict) else None
-            raise ValueError(f"{meta_path}: not a GenLab trained detector (kind {kind!r})")
+        meta = read_detector_meta(base)
         try:
             pipeline = ImagePipeline.from_json(meta["pipeline"])
             net = DetectorNet(str(meta["arch"]), int(meta["width"]))
@@ -211,9 +202,7 @@ class TrainedDetector:
         return cls(str(meta["arch"]), net.eval(), pipeline, rest)
 
 
-def _base(path: str | Path) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
+_base = detector_base
 
 
 # ---- the checks ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.family.progress import Cancel, StageProgress, check_cancel
+from engine.family.progress import Cancel, StageProgress
 
 
 def _model(req):
@@ -40,28 +40,12 @@ def run_treering(req, progress: StageProgress, cancel: Cancel):
 
 
 def _sample(req, fam, ring, progress: StageProgress, cancel: Cancel) -> list[str]:
-    import cv2
-    import numpy as np
-
-    from engine.core.util import atomic_write_bytes
-    from engine.detect.model_input import to_uint8
-    from engine.detect.watermark.treering import sample_marked
-    folder = Path(req.samples)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    from engine.detect.watermark.treering import write_marked_samples
     progress("sampling", 0, req.count)
-    for i, seed in enumerate(range(req.seed, req.seed + req.count)):
-        check_cancel(cancel)
-        rgb = to_uint8(sample_marked(fam, ring, [seed], req.steps, cancel=cancel))[0]
-        px = rgb[..., 0] if fam.channels == 1 else rgb[..., ::-1]   # grey models write grey PNGs
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(px))
-        if not ok:
-            raise ValueError(f"{folder}: could not encode a PNG")
-        path = folder / f"treering_{seed:05d}.png"
-        atomic_write_bytes(path, buf.tobytes())
-        written.append(str(path))
-        progress("sampling", i + 1, req.count)
-    return written
+    done = []
+    return write_marked_samples(fam, ring, list(range(req.seed, req.seed + req.count)), req.steps, req.samples,
+                                cancel=cancel,
+                                written=lambda p: (done.append(p), progress("sampling", len(done), req.count)))
 
 
 def _verify(req, fam, ring, progress: StageProgress, cancel: Cancel):

@@ -31,6 +31,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -179,6 +181,35 @@ def sample_marked(family, ring: TreeRing, seeds: list[int], steps: int, *, cance
     """Images (N, C, H, W) in [-1, 1]: deterministic DDIM from each seed's x_T with the rings written in."""
     from engine.diffusion.inversion import reconstruct
     return reconstruct(family, ring.inject(family.seed_latents(list(seeds))), steps, cancel=cancel)
+
+
+def write_marked_samples(family, ring: TreeRing, seeds: list[int], steps: int, folder, *, batch: int = 1,
+                         cancel=None, written=None) -> list[str]:
+    """Sample the seeds' marked images `batch` at a time into folder/treering_SSSSS.png (grey models
+    write grey PNGs), each file written atomically as soon as it is sampled; written(path) after each
+    (progress, a printed line). Returns the paths."""
+    import cv2
+
+    from engine.core.util import atomic_write_bytes
+    from engine.detect.model_input import to_uint8
+    from engine.family.progress import check_cancel
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(0, len(seeds), batch):
+        check_cancel(cancel)
+        chunk = list(seeds[i:i + batch])
+        for seed, rgb in zip(chunk, to_uint8(sample_marked(family, ring, chunk, steps, cancel=cancel))):
+            px = rgb[..., 0] if family.channels == 1 else rgb[..., ::-1]   # cv2 writes BGR
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(px))
+            if not ok:
+                raise ValueError(f"{folder}: could not encode a PNG")
+            path = folder / f"treering_{seed:05d}.png"
+            atomic_write_bytes(path, buf.tobytes())
+            paths.append(str(path))
+            if written is not None:
+                written(str(path))
+    return paths
 
 
 @torch.no_grad()
