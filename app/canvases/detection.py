@@ -22,47 +22,30 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSpinBox, QSplitter,
-                               QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
+                               QTextBrowser, QVBoxLayout, QWidget)
 
 from app.canvases.base import Canvas
 from app.canvases.detector_dialog import DetectorDialog
-from app.canvases.detector_eval_view import short_names
 from app.canvases.detection_report import arrow, score_text, write_report
+from app.canvases.detection_detector import ARCH_CHECK, DetectorGroup, detector_name
+from app.canvases.detection_watermark import KEY, SUSPICIOUS, WatermarkPanel, bytes_of   # KEY: the settings' prefix
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import human_duration
 from app.worker_session import WorkerSession
 from app.widgets.image_view import ImageView
 from engine.core.detect_checks import (CHECKPOINT, CHECKS, DETECTOR, HIGHER, LOWER, NEEDS_FILE, OPTIONAL_REFERENCE,
-                                       TREERING_STEPS, default_checks)
-from engine.core.detector_file import FOLDER_FILE, read_detector_meta
+                                       default_checks)
 from engine.core.imageformats import IMAGE_SUFFIXES, is_image_path
 
-KEY = "detection/"
 SIDE_MAX, SIDE_SHARE = 320, 0.3
-SUSPICIOUS = QColor("#c0392b")
 # what a check needs and the request field its picker fills: (field, "folder" | "file" | "checkpoint", what it is)
 PICKERS = {"noise": ("noise_reference", "folder", "a folder of images from one source (a camera)"),
            "spectrum-lr": ("spectrum_detector", "file", "a trained spectrum detector (.json or .safetensors)"),
            "zeroshot": ("likelihood_model", "checkpoint", "a pixelcnn checkpoint trained on real images"),
            "aeroblade": ("autoencoder", "checkpoint", "an autoencoder checkpoint (vae, hvae or vqvae)"),
            "dire": ("diffusion_checkpoint", "checkpoint", "a diffusion checkpoint (ddpm, edm, flow_matching or ldm)")}
-TREERING = "treering"
-WATERMARK_METHODS = ("dwtDct", "dwtDctSvd", TREERING)
-METHOD_TIPS = {"dwtDct": "invisible-watermark's DWT-DCT (bit-compatible both ways): a message in an existing image",
-               "dwtDctSvd": "invisible-watermark's DWT-DCT-SVD (bit-compatible both ways): a message in an existing "
-                            "image, more robust",
-               TREERING: "Tree-Ring (Wen et al. 2023): a key's rings in a diffusion sample's starting noise. It cannot "
-                         "mark an existing image: embed samples new ones from the checkpoint; verify inverts the "
-                         "selected image by DDIM and gives a p-value"}
-TREERING_VERDICTS = {"marked": "marked: the key's rings are in its starting noise",
-                     "absent": "not marked with this key (or not sampled by this checkpoint)"}
-VERDICTS = {"marked": "the message is there", "absent": "no sign of this message",
-            "weakened": "likely there, weakened (re-encoded or resized)"}
-MESSAGE_KINDS = (("text", "text"), ("hex", "hex bytes"), ("bits", "0/1 bits"), ("sdxl", "SDXL's 48 bits"))
-ARCH_CHECK = {"npr": "npr-cnn", "cnn": "cnn"}     # a trained detector's architecture -> the check it serves
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -75,13 +58,6 @@ def expand(paths: list[str]) -> list[str]:
     return out
 
 
-def detector_name(path) -> str:
-    """A detector's name as a person knows it: its folder's for one saved as a folder of its own
-    (…/20261207-234946-detector-npr/detector.safetensors), else its file's."""
-    p = Path(path)
-    return p.parent.name if p.stem == Path(FOLDER_FILE).stem else p.name
-
-
 def two_lines(title: str) -> str:
     """A long column title broken at the space nearest its middle (narrower columns: more in view)."""
     if len(title) < 14 or " " not in title:
@@ -89,11 +65,6 @@ def two_lines(title: str) -> str:
     spaces = [i for i, ch in enumerate(title) if ch == " "]
     cut = min(spaces, key=lambda i: abs(i - len(title) / 2))
     return title[:cut] + "\n" + title[cut + 1:]
-
-
-def bytes_of(bits: str) -> str:
-    """'0100011101100101' -> '01000111 01100101': a bit string that wraps and reads by the byte."""
-    return " ".join(bits[i:i + 8] for i in range(0, len(bits), 8))
 
 
 class ScoreItem(QTableWidgetItem):
@@ -109,7 +80,7 @@ class ScoreItem(QTableWidgetItem):
         return a < (b if b is not None else float("inf"))
 
 
-class DetectionCanvas(Canvas):
+class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
 
     def __init__(self, session, parent=None, settings: QSettings | None = None):
         super().__init__(session, parent, settings)
@@ -296,201 +267,6 @@ class DetectionCanvas(Canvas):
         if spec.needs in NEEDS_FILE:   # cannot run at all without one
             box.setChecked(False)
             box.setEnabled(False)
-
-    def _detector_group(self) -> QGroupBox:
-        g = QGroupBox("Trained detector")
-        lay = QVBoxLayout(g)
-        self.detector_label = wrapping(QLabel(""))
-        lay.addWidget(self.detector_label)
-        self.train_btn = QPushButton("Train…")
-        self.train_btn.setToolTip("Train an NPR or CNN detector on real images against checkpoints of any family, "
-                                  "test it on held-out ones")
-        self.train_btn.clicked.connect(lambda: self.open_detector_dialog("train"))
-        self.open_detector_btn = QPushButton("Open…")
-        self.open_detector_btn.setToolTip("Use a saved detector (DET.safetensors or DET.json)")
-        self.open_detector_btn.clicked.connect(self._pick_detector)
-        self.evaluate_btn = QPushButton("Evaluate…")
-        self.evaluate_btn.setToolTip("The loaded detector's report (per generator: accuracy, AP, AUC, ROC), and its "
-                                     "evaluation on new images")
-        self.evaluate_btn.clicked.connect(lambda: self.open_detector_dialog("eval"))
-        row = QHBoxLayout()
-        for b in (self.train_btn, self.open_detector_btn, self.evaluate_btn):
-            row.addWidget(b)
-        lay.addLayout(row)
-        self._show_detector()
-        return g
-
-    def _show_detector(self) -> None:
-        if not self.detector:
-            self.detector_label.setText("<small><i>None yet: train one against your checkpoints, or open one. "
-                                        "It runs as the NPR detector or CNN detector check.</i></small>")
-            self.detector_label.setToolTip("")
-        else:
-            self.detector_label.setText(f"<small><b>{self.detector_arch.upper()}</b> · {detector_name(self.detector)} · "
-                                        f"trained against {short_names(self._detector_trained_on)}</small>")
-            self.detector_label.setToolTip(self.detector)
-        self.evaluate_btn.setEnabled(bool(self.detector))
-
-    def load_detector(self, path: str, quiet: bool = False) -> bool:
-        """Use a trained NPR or CNN detector (DET, DET.json or DET.safetensors) for its check, which
-        is switched on. False (and one line in the status) when it is not one."""
-        try:
-            meta = read_detector_meta(path)
-        except ValueError as e:
-            if not quiet:
-                self.show_error(str(e))
-            return False
-        arch = str(meta.get("arch", ""))
-        if arch not in ARCH_CHECK:
-            self.show_error(f"{path}: a detector of an unknown architecture {arch!r}")
-            return False
-        weights = Path(path).with_suffix(".safetensors") if Path(path).suffix in (".json", ".safetensors") \
-            else Path(str(path) + ".safetensors")
-        self.detector, self.detector_arch = str(weights), arch
-        self._detector_trained_on = sorted((meta.get("training") or {}).get("trained_on", {}))
-        self.settings.setValue(KEY + "detector", self.detector)
-        for key in ARCH_CHECK.values():
-            self._show_need(key)
-        self.check_boxes[ARCH_CHECK[arch]].setChecked(True)
-        self._show_detector()
-        if not quiet:
-            self.status.setText(f"{arch.upper()} detector {detector_name(weights)} loaded: its check runs on the images")
-        return True
-
-    def _pick_detector(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a trained detector", str(self.detectors_folder),
-                                              "Detector (*.json *.safetensors)")
-        if path:
-            self.load_detector(path)
-
-    def open_detector_dialog(self, mode: str) -> DetectorDialog:
-        """The train or evaluate dialog (one each, kept: its job goes on while it is closed)."""
-        dlg = self.dialogs.get(mode)
-        if dlg is None:
-            checkpoint = self.session.checkpoint
-            if self.job_session is None:
-                self.job_session = self.make_job_session()
-            dlg = DetectorDialog(self.job_session, mode, self, self.settings, out_folder=self.detectors_folder,
-                                 detector=self.detector, checkpoints=[checkpoint] if checkpoint else [])
-            dlg.detector_ready.connect(self.load_detector)
-            self.dialogs[mode] = dlg
-        elif mode == "eval" and self.detector and not dlg.is_running() and dlg.detector_edit.text() != self.detector:
-            dlg.detector_edit.setText(self.detector)
-            dlg.load_detector_reports(self.detector)
-        dlg.show()
-        dlg.raise_()
-        return dlg
-
-    def _watermark_group(self) -> QGroupBox:
-        g = QGroupBox("Watermark")
-        form = self.wm_form = QFormLayout(g)
-        self.wm_method = QComboBox()
-        for i, method in enumerate(WATERMARK_METHODS):
-            self.wm_method.addItem(method)
-            self.wm_method.setItemData(i, METHOD_TIPS[method], Qt.ToolTipRole)
-        self.wm_kind = QComboBox()
-        for key, title in MESSAGE_KINDS:
-            self.wm_kind.addItem(title, key)
-        self.wm_message = QLineEdit(self.settings.value(KEY + "message", "GenLab"))
-        self.wm_message.setToolTip("The message to embed, or the one to verify against (empty: read 48 bits)")
-        self.embed_btn = QPushButton("Embed && save…")
-        self.embed_btn.clicked.connect(self._embed_to)
-        self.verify_btn = QPushButton("Verify")
-        self.verify_btn.clicked.connect(lambda: self.verify_watermark())
-        self.wm_result = wrapping(QLabel(""))
-        self.wm_result.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        form.addRow("Method", self.wm_method)
-        form.addRow("Message", self.wm_message)
-        form.addRow("Written as", self.wm_kind)
-        self._treering_rows(form)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.embed_btn)
-        buttons.addWidget(self.verify_btn)
-        form.addRow(buttons)
-        form.addRow(self.wm_result)
-        self.wm_method.currentTextChanged.connect(self._show_method)
-        self._show_method()
-        return g
-
-    def _treering_rows(self, form: QFormLayout) -> None:
-        """Tree-Ring's settings: the diffusion checkpoint (its own pick, else the dire check's), the
-        key, how many images to sample and the DDIM steps (verify with the count embed used)."""
-        self.tr_checkpoint_label = wrapping(QLabel(""))
-        pick = QPushButton("Choose…")
-        pick.setToolTip("Choose the diffusion checkpoint (ddpm, edm, flow_matching or ldm) that samples the marked "
-                        "images and inverts the ones verified")
-        pick.clicked.connect(self._pick_treering_checkpoint)
-        clear = QPushButton("✕")
-        clear.setToolTip("Forget it (the dire check's checkpoint is used, if it has one)")
-        clear.setFixedWidth(28)
-        clear.clicked.connect(lambda: self.set_treering_checkpoint(""))
-        row = QHBoxLayout()
-        row.addWidget(pick)
-        row.addWidget(clear)
-        row.addStretch(1)
-        self.tr_key = QLineEdit(self.settings.value(KEY + "treering_key", "1"))
-        self.tr_key.setToolTip("The key (any integer or text) that draws the rings: verify with the key embed used")
-        self.tr_count = QSpinBox()
-        self.tr_count.setRange(1, 256)
-        self.tr_count.setValue(4)
-        self.tr_count.setSuffix(" image(s)")
-        self.tr_count.setToolTip("How many marked images Sample marked… draws from the checkpoint")
-        self.tr_steps = QSpinBox()
-        self.tr_steps.setRange(1, 1000)
-        self.tr_steps.setValue(TREERING_STEPS)
-        self.tr_steps.setToolTip("DDIM steps each way (sampling and inversion): verify with the count embed used")
-        self.tr_widgets = {"Checkpoint": row, "": self.tr_checkpoint_label, "Key": self.tr_key,
-                           "Sample": self.tr_count, "DDIM steps": self.tr_steps}
-        for label, w in self.tr_widgets.items():
-            form.addRow(label, w) if label else form.addRow(w)   # the checkpoint's name: the full width
-        self._show_treering_checkpoint()
-
-    def _show_method(self) -> None:
-        """The rows and buttons of the chosen method: a message for the DWT methods; a checkpoint,
-        key, count and steps for Tree-Ring, whose embed samples new images."""
-        ring = self.wm_method.currentText() == TREERING
-        self.wm_result.setText("")            # another method's reading would be read as this one's
-        self.wm_method.setToolTip(METHOD_TIPS[self.wm_method.currentText()])
-        for w in (self.wm_message, self.wm_kind):
-            self.wm_form.setRowVisible(w, not ring)
-        for w in self.tr_widgets.values():
-            self.wm_form.setRowVisible(w, ring)
-        if ring:
-            self.embed_btn.setText("Sample marked…")
-            self.embed_btn.setToolTip("Tree-Ring cannot mark an existing image: this samples new images from the "
-                                      "diffusion checkpoint with the key's rings in their starting noise, saves them "
-                                      "as PNGs in a folder you choose and adds them to the table")
-            self.verify_btn.setToolTip("Invert the selected image by DDIM with the checkpoint and test the key's "
-                                       "rings: p-value, distance and verdict (marked when p < 0.01)")
-        else:
-            self.embed_btn.setText("Embed && save…")
-            self.embed_btn.setToolTip("Mark the selected image with the message and save it as PNG")
-            self.verify_btn.setToolTip("Read the mark of the selected image and compare it with the message")
-
-    def treering_checkpoint(self) -> str:
-        """The checkpoint Tree-Ring uses: the one picked here, else the dire check's ("": none)."""
-        return self.settings.value(KEY + "treering_checkpoint", "") or self.references.get("dire", "")
-
-    def set_treering_checkpoint(self, path: str) -> None:
-        self.settings.setValue(KEY + "treering_checkpoint", path)
-        self._show_treering_checkpoint()
-
-    def _show_treering_checkpoint(self) -> None:
-        path = self.treering_checkpoint()
-        if not path:
-            self.tr_checkpoint_label.setText("<small><i>needs a diffusion checkpoint</i></small>")
-            self.tr_checkpoint_label.setToolTip("Choose one here, or the dire check's checkpoint is used")
-            return
-        inherited = not self.settings.value(KEY + "treering_checkpoint", "")
-        self.tr_checkpoint_label.setText(f"<small>uses {Path(path).name}{' (the dire check’s)' if inherited else ''}"
-                                         f"</small>")
-        self.tr_checkpoint_label.setToolTip(path)
-
-    def _pick_treering_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a diffusion checkpoint for Tree-Ring", "",
-                                              "Checkpoint (*.safetensors *.json)")
-        if path:
-            self.set_treering_checkpoint(path)
 
     def resizeEvent(self, e):
         super().resizeEvent(e)
@@ -759,120 +535,6 @@ class DetectionCanvas(Canvas):
         self.sentences.setHtml("<br>".join(lines))
 
     # ---- watermarks --------------------------------------------------------------------------------
-    def _message_fields(self) -> dict:
-        self.settings.setValue(KEY + "message", self.wm_message.text())
-        return {"method": self.wm_method.currentText(), "message": self.wm_message.text().strip(),
-                "kind": self.wm_kind.currentData()}
-
-    def _treering_fields(self) -> dict | None:
-        """Tree-Ring's request fields, or None (and one line in the status) without a checkpoint or key."""
-        ckpt, key = self.treering_checkpoint(), self.tr_key.text().strip()
-        if not ckpt:
-            self.show_error("Tree-Ring needs a diffusion checkpoint: choose one under Watermark (Choose…) or for the "
-                            "dire check")
-            return None
-        if not key:
-            self.show_error("Write the Tree-Ring key (any integer or text)")
-            return None
-        self.settings.setValue(KEY + "treering_key", key)
-        return {"method": TREERING, "diffusion_checkpoint": ckpt, "key": key, "steps": self.tr_steps.value()}
-
-    def sample_treering(self, folder: str) -> int:
-        """Sample the chosen count of Tree-Ring-marked images into `folder` (they join the table when done)."""
-        fields = self._treering_fields()
-        if fields is None:
-            return 0
-        self.wm_result.setText(f"sampling {self.tr_count.value()} marked image(s)…")
-        return self.request("watermark", action="embed", samples=folder, count=self.tr_count.value(),
-                            checkpoint="", **fields)
-
-    def embed_watermark(self, out: str, image: str = "") -> int:
-        """Mark `image` (default: the selected one) with the message and save it as the PNG `out`;
-        with Tree-Ring, sample new marked images into the folder `out` instead (sample_treering)."""
-        if self.wm_method.currentText() == TREERING:
-            return self.sample_treering(out)
-        image = image or self.selected_image()
-        if not image:
-            self.show_error("Select an image in the table to mark")
-            return 0
-        fields = self._message_fields()
-        if not fields["message"] and fields["kind"] != "sdxl":
-            self.show_error("Write the message to embed")
-            return 0
-        if Path(out).suffix.lower() != ".png":
-            out = str(Path(out).with_suffix(".png"))
-        return self.request("watermark", action="embed", image=image, out=out, checkpoint="", **fields)
-
-    def verify_watermark(self, image: str = "") -> int:
-        """Read the mark of `image` (default: the selected one) and compare it with the message."""
-        image = image or self.selected_image()
-        if not image:
-            self.show_error("Select an image in the table to verify")
-            return 0
-        if self.wm_method.currentText() == TREERING:
-            fields = self._treering_fields()
-            if fields is None:
-                return 0
-            self.wm_result.setText(f"inverting {Path(image).name}…")
-            return self.request("watermark", action="verify", image=image, checkpoint="", **fields)
-        fields = self._message_fields()
-        return self.request("watermark", action="verify", image=image, length=48, checkpoint="", **fields)
-
-    def _embed_to(self) -> None:
-        if self.wm_method.currentText() == TREERING:
-            if self._treering_fields() is None:   # say what is missing before asking for a folder
-                return
-            folder = QFileDialog.getExistingDirectory(self, "Choose a folder for the Tree-Ring samples",
-                                                      self.settings.value(KEY + "treering_folder", ""))
-            if folder:
-                self.settings.setValue(KEY + "treering_folder", folder)
-                self.sample_treering(folder)
-            return
-        image = self.selected_image()
-        if not image:
-            self.show_error("Select an image in the table to mark")
-            return
-        suggested = str(Path(image).with_name(Path(image).stem + "_marked.png"))
-        out, _ = QFileDialog.getSaveFileName(self, "Save the marked image", suggested, "PNG (*.png)")
-        if out:
-            self.embed_watermark(out, image)
-
-    def _show_watermark(self, ev: dict) -> None:
-        notes = "".join(f"<br><small>{w}</small>" for w in ev.get("warnings", []))
-        if ev.get("method") == TREERING:
-            self._show_treering(ev, notes)
-            return
-        if ev["action"] == "embed":
-            self.wm_result.setText(f"Marked {len(ev['bits'])} bits into {Path(ev['out']).name}{notes}")
-            self.status.setText(f"saved {ev['out']}")
-            return
-        text = f"read {bytes_of(ev['bits'])}"
-        if ev.get("text"):
-            text += f" (“{ev['text']}”)"
-        if ev.get("bit_accuracy") is not None:
-            said = VERDICTS.get(ev.get("verdict"), "")
-            color = SUSPICIOUS.name() if ev.get("verdict") in ("marked", "weakened") else "#555"
-            text += (f"<br><b style='color:{color}'>bit accuracy {ev['bit_accuracy']:.3f} "
-                     f"({ev['matches']}/{len(ev['expected'])}), p = {ev['p_value']:.3g}</b>: {said}")
-        self.wm_result.setText(text + notes)
-
-    def _show_treering(self, ev: dict, notes: str) -> None:
-        ring = ev.get("ring") or {}
-        if ev["action"] == "embed":
-            samples = ev.get("samples", [])
-            self.wm_result.setText(f"Sampled {len(samples)} image(s) with key “{ring.get('key', '')}” "
-                                   f"({ring.get('steps')} DDIM steps) into {Path(ev['out']).name}; they are added to "
-                                   f"the table{notes}")
-            self.status.setText(f"saved {len(samples)} Tree-Ring sample(s) in {ev['out']}")
-            if samples:
-                self.add_paths(samples)
-            return
-        color = SUSPICIOUS.name() if ev.get("verdict") == "marked" else "#555"
-        self.wm_result.setText(f"{Path(ev['image']).name}: <b style='color:{color}'>p = {ev['p_value']:.3g}, distance "
-                               f"{ev['distance']:.3f}</b>: {TREERING_VERDICTS.get(ev.get('verdict'), '')} "
-                               f"<small>(key “{ring.get('key', '')}”, {ring.get('steps')} DDIM steps, "
-                               f"{Path(ring.get('checkpoint', '')).name})</small>{notes}")
-
     # ---- export -------------------------------------------------------------------------------------
     def _export(self) -> None:
         if not self.rows:
