@@ -66,7 +66,10 @@ def add_arguments(p) -> None:
     _sources(e)
     e.add_argument("--real-start", type=int, default=None,
                    help="first real image used (default: after the training's, for the same real data)")
-    o = sub.add_parser("logo", help="leave-one-generator-out: train on all but one generator, test on every one")
+    o = sub.add_parser("logo", help="leave-one-generator-out: train on all but one generator, test on every one",
+                       description="Leave one generator out: one detector per --fake checkpoint, trained on all the "
+                                   "others and tested on every one. The format-bias control (real images JPEG 75, "
+                                   "fakes not) is part of `detector train`, not of this command.")
     _sources(o)
     _training(o)
     o.add_argument("--out", required=True, metavar="DIR", help="writes logo.json, logo.csv and logo.png there")
