@@ -58,6 +58,14 @@ def checkpoint_hash(checkpoint: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def run_and_step(checkpoint: str | Path) -> str:
+    """'RUN/step_000400' of a checkpoint file (its run folder's name; the file's folder's when it is
+    not in a run's checkpoints/): what tells checkpoints apart where every file is step_000400."""
+    st = Path(checkpoint).with_suffix("")
+    run = st.parent.parent if st.parent.name == "checkpoints" else st.parent
+    return f"{run.name}/{st.name}"
+
+
 def fake_source(checkpoint: str | Path, count: int, seed: int = 0, *, use_cache: bool = True, device: str = "cpu",
                 progress=None, cancel=None) -> Source:
     """`count` images sampled from a checkpoint (image i from seed + i), read from the cache when
@@ -69,8 +77,7 @@ def fake_source(checkpoint: str | Path, count: int, seed: int = 0, *, use_cache:
     digest = checkpoint_hash(checkpoint)
     origin = {"kind": "fake", "checkpoint": str(st_path), "hash": digest, "family": family, "count": count,
               "seed": seed}
-    run = st_path.parent.parent if st_path.parent.name == "checkpoints" else st_path.parent   # the run folder
-    name = f"{family}/{run.name}/{st_path.stem}"
+    name = f"{family}/{run_and_step(st_path)}"
     path = cache_dir() / "fakes" / f"{digest}_{count}_{seed}.safetensors"
     if use_cache:
         cached = _read_cache(path)

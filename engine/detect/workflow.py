@@ -4,12 +4,12 @@ generator out. progress(stage, done, total) throughout; cancel() stops between s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engine.detect.evaluation import Split, evaluate, format_bias_control, leave_one_out, split_prepared
 from engine.detect.pipeline import ImagePipeline
 from engine.detect.trained import TrainedDetector, TrainSettings
-from engine.detect.training_data import Prepared, choose_color, fake_source, prepare, real_source, unique_names
+from engine.detect.training_data import (Prepared, choose_color, fake_source, prepare, real_source, run_and_step,
+                                         unique_names)
 
 
 @dataclass
@@ -42,7 +42,7 @@ def gather(spec: SourceSpec, progress=None, cancel=None, pipeline: ImagePipeline
     for i, ckpt in enumerate([*spec.fakes, *spec.holdout]):
         check_cancel(cancel)
         fakes.append(fake_source(ckpt, spec.fake_count, spec.seed, use_cache=spec.use_cache, device=spec.device,
-                                 progress=_stage(progress, f"sampling {Path(ckpt).name}"), cancel=cancel))
+                                 progress=_stage(progress, f"sampling {run_and_step(ckpt)}"), cancel=cancel))
     fakes = unique_names(fakes)
     holdout = [f.name for f in fakes[len(spec.fakes):]]
     if pipeline is None:

@@ -252,3 +252,10 @@ def test_cancel_stops_training_and_ctrl_c_writes_nothing(tmp_path, synthetic, mo
     monkeypatch.setattr(workflow, "train", interrupted)
     assert main(["detector", "train", "--real", "digits", "--fake", "x", "--out", str(tmp_path / "det")]) == 130
     assert "cancelled; nothing was written" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_a_generator_is_named_by_its_run_and_step_not_its_file_alone():
+    from engine.detect.training_data import run_and_step
+    assert run_and_step("/runs/20261207-ddpm-digits/checkpoints/step_000400.safetensors") == \
+        "20261207-ddpm-digits/step_000400"
+    assert run_and_step("/elsewhere/model.json") == "elsewhere/model"
