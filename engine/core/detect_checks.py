@@ -112,10 +112,11 @@ register(CheckSpec(
          "(--detector FILE from `genlab-engine detector train --arch cnn`)"))
 register(CheckSpec(
     "zeroshot", "Zero-shot coding cost", "engine.detect.zero_shot:check",
-    "z-score of the coding cost against the likelihood model's expected entropy (0: like its own samples)",
-    direction=LOWER, needs=CHECKPOINT,
+    "|z| of the coding cost against the likelihood model's expected entropy, either way (0: like its own samples)",
+    direction=HIGHER, needs=CHECKPOINT,
     help="in the spirit of ZED (ECCV 2024): a pixel-likelihood model trained on real images only codes the image; "
-         "generated images cost less than it expects, \"too easy\" (--likelihood-model CKPT, a pixelcnn run)"))
+         "an image far from what it expects, too easy or too hard, is unlike the real ones (--likelihood-model "
+         "CKPT, a pixelcnn run; benchmarks/zero_shot_auc.py)"))
 register(CheckSpec(
     "aeroblade", "Autoencoder reconstruction", "engine.detect.aeroblade:check",
     "mean squared error of the image against its reconstruction through the autoencoder (0-1 pixel units)",

@@ -75,7 +75,7 @@ def vae(tiny_runs):
 # ---- zeroshot ----------------------------------------------------------------------------------
 def test_zeroshot_ranks_too_easy_images_below_the_models_own_samples_and_noise_above(pixelcnn):
     ctx, fam = pixelcnn
-    z = {name: np.array([run_check("zeroshot", im, ctx).score for im in images])
+    z = {name: np.array([run_check("zeroshot", im, ctx).details["z"] for im in images])
          for name, images in [("own", samples(fam, 8)), ("greedy", [greedy(fam, c) for c in range(2)]),
                               ("noise", noise_images(4))]}
     # calibration: z is about N(0, 1) on the model's own samples, so their mean is within 3/sqrt(8)
@@ -84,6 +84,7 @@ def test_zeroshot_ranks_too_easy_images_below_the_models_own_samples_and_noise_a
     assert z["noise"].min() > z["own"].max() and z["noise"].min() > 2      # harder than expected
     res = run_check("zeroshot", greedy(fam, 0), ctx)
     assert "too easy" in res.explanation and res.explanation.endswith(".")
+    assert res.score == pytest.approx(abs(res.details["z"])) and res.score > 2   # two-sided: far either way
     assert res.map.shape == (fam.resolution, fam.resolution) and np.isfinite(res.map).all()
 
 
@@ -165,7 +166,8 @@ def test_detect_command_runs_both_through_their_flags_and_refuses_a_wrong_family
                  "--autoencoder", vae_ckpt, "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [d["check"] for d in lines] == ["zeroshot", "aeroblade"]
-    assert all(d["direction"] == "lower" and d["score"] is not None and d["map"]["shape"] == [8, 8] for d in lines)
+    assert [d["direction"] for d in lines] == ["higher", "lower"]   # |z| either way; reconstruction error
+    assert all(d["score"] is not None and d["map"]["shape"] == [8, 8] for d in lines)
     assert main(["detect", str(img), "--checks", "zeroshot", "--likelihood-model", vae_ckpt]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a vae checkpoint has no per-pixel level distributions" in err[0]
