@@ -28,15 +28,6 @@ from tests.conftest import tiny_config
 STEPS = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many tiny passes: a second thread costs more than it saves on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ddpm(tmp_path_factory):
     """(checkpoint, family) of a tiny DDPM trained 40 steps on 16 px digits."""
