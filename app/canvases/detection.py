@@ -587,7 +587,7 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
         checks = [{"key": k, "title": CHECKS.get(k).title, "direction": CHECKS.get(k).direction}
                   for k in self._columns()]
         try:
-            write_report(path, list(self.rows.values()), checks, self.failures)
+            write_report(path, list(self.rows.values()), checks, self.failures, self.verified)
         except OSError as e:
             self.show_error(f"{path}: {e.strerror or e}")
             return False

@@ -262,3 +262,35 @@ def test_cancel_reaches_every_queued_verify_and_a_failed_image_does_not_stop_the
     first = c.verify_all()
     c.cancel()
     assert [r["target"] for r in client.sent if r["op"] == "cancel"] == [first, first + 1]
+
+
+def test_html_report_gives_each_images_treering_verification(canvas, tmp_path, tiny_runs):
+    c, client, worker = canvas
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "plain.png")
+    c.wm_method.setCurrentText("treering")
+    c.set_treering_checkpoint(str(tiny_runs["ddpm"].checkpoint))
+    c.tr_key.setText("7")
+    c.tr_count.setValue(1)
+    c.tr_steps.setValue(5)
+    use_checks(c, ["npr"])
+    c.sample_treering(str(tmp_path / "marked"))
+    answer(client, worker, "watermark")
+    c.add_paths([str(tmp_path / "plain.png")])
+    for r in [r for r in client.sent if r["op"] == "detect"]:
+        worker.handle(r)
+    out = tmp_path / "before.html"
+    assert c.export_html(str(out)) and "Tree-Ring" not in out.read_text()   # nothing verified: no column
+    c.verify_all()
+    for r in [r for r in client.sent if r["op"] == "watermark" and r["action"] == "verify"]:
+        worker.handle(r)
+    marked = c.verified[str(tmp_path / "marked" / "treering_00000.png")]
+    plain = c.verified[str(tmp_path / "plain.png")]
+    assert c.export_html(str(out))
+    html = out.read_text()
+    assert "<th>Tree-Ring<br><small>p-value, verdict</small></th>" in html
+    rows = {line.split("</td>")[0].split("<td>")[-1]: line for line in html.splitlines() if line.startswith("<tr><td>")}
+    p_marked = f"{marked['p_value']:.4g}"
+    assert f"<td class='sus'>{p_marked}, marked</td>" in rows["treering_00000.png"], rows
+    assert f"<td>{plain['p_value']:.4g}, {plain['verdict']}</td>" in rows["plain.png"]
+    assert f"<b>Tree-Ring</b>: p = {p_marked}, marked (key “7”, 5 DDIM steps, " in html
