@@ -88,7 +88,7 @@ def verified_item(ev: dict | None) -> ScoreItem:
         item.setToolTip("not verified (Verify all, or select it and Verify)")
         return item
     verdict = ev.get("verdict", "")
-    item.setText(f"{item.text()} {verdict}")
+    item.setText(f"{item.text()} {verdict}".strip())   # a reading without an expected message has no verdict
     if verdict in ("marked", "weakened"):
         item.setForeground(SUSPICIOUS)
     ring = ev.get("ring") or {}
