@@ -80,12 +80,32 @@ class ScoreItem(QTableWidgetItem):
         return a < (b if b is not None else float("inf"))
 
 
+def verified_item(ev: dict | None) -> ScoreItem:
+    """The Watermark column's cell: the verify's p-value and verdict ("—": not verified)."""
+    item = ScoreItem(ev.get("p_value") if ev else None)
+    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    if ev is None:
+        item.setToolTip("not verified (Verify all, or select it and Verify)")
+        return item
+    verdict = ev.get("verdict", "")
+    item.setText(f"{item.text()} {verdict}".strip())   # a reading without an expected message has no verdict
+    if verdict in ("marked", "weakened"):
+        item.setForeground(SUSPICIOUS)
+    ring = ev.get("ring") or {}
+    item.setToolTip(f"{ev.get('method', '')}: p = {score_text(ev.get('p_value'))}, {verdict}" +
+                    (f" (key “{ring.get('key', '')}”, distance {ev['distance']:.3f})"
+                     if ev.get("distance") is not None else ""))
+    return item
+
+
 class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
 
     def __init__(self, session, parent=None, settings: QSettings | None = None):
         super().__init__(session, parent, settings)
         self.rows: dict[str, dict] = {}        # image path -> the detect op's row, in the order checked
         self.failures: list[str] = []
+        self.verified: dict[str, dict] = {}    # image path -> its last watermark reading (Verify, Verify all)
+        self._wm_batch: dict = {}              # Verify all's requests in flight and its counts
         self.pending_id = 0
         self._batch: dict = {}                 # the images being checked: counts for the progress and status
         self.references: dict[str, str] = {key: self.settings.value(KEY + key, "") for key in PICKERS}
@@ -355,6 +375,8 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
         return self.pending_id
 
     def on_progress(self, rid: int, stage: str, done: int, total: int) -> None:
+        if self.in_wm_batch(rid):
+            return self.wm_batch_progress(rid, done, total)
         b = self._batch
         if not b or not b["total"] or self.inflight.get(rid) != "detect":
             return super().on_progress(rid, stage, done, total)
@@ -369,12 +391,21 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
         self.progress.setToolTip(text.replace("%v", str(whole)).replace("%m", str(b["total"])))
 
     def on_failed(self, rid: int, message: str) -> None:
+        if self.in_wm_batch(rid):   # one image fails: the batch goes on, the status says which
+            name = Path(self.wm_batch_image(rid)).name
+            self.show_error(message if name in message else f"{name}: {message}")
+            self.wm_batch_step(rid, False)
+            return
         if self.inflight.get(rid) == "watermark":   # the panel no longer says "sampling…" / "inverting…"
             self.wm_result.setText(f"<i>failed: {message}</i>")
         super().on_failed(rid, message)
 
     def on_cancelled(self, rid: int) -> None:
-        if self.inflight.get(rid) == "watermark":
+        if self.in_wm_batch(rid):
+            b = self._wm_batch
+            b["ids"].pop(rid, None)
+            self.wm_result.setText(f"<i>cancelled: {b['done']} of {b['total']} image(s) verified</i>")
+        elif self.inflight.get(rid) == "watermark":
             self.wm_result.setText("<i>cancelled</i>")
         super().on_cancelled(rid)
 
@@ -396,7 +427,7 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
     # ---- replies ---------------------------------------------------------------------------------
     def on_result(self, ev: dict) -> None:
         if ev.get("op") == "watermark":
-            self._show_watermark(ev)
+            self._show_watermark(ev, ev.get("id", 0))
             return
         for row in ev.get("rows", []):
             self.rows[row["image"]] = row
@@ -419,7 +450,7 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
         return [k for k in CHECKS.names() if k in seen]
 
     def _set_columns(self, keys: list[str]) -> None:
-        self.table.setColumnCount(1 + len(keys))
+        self.table.setColumnCount(1 + len(keys) + bool(self.verified))
         self.table.setHorizontalHeaderItem(0, QTableWidgetItem("Image"))
         for i, key in enumerate(keys, start=1):
             spec = CHECKS.get(key)
@@ -427,6 +458,10 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
             item = QTableWidgetItem(two_lines(spec.title) + mark)
             item.setToolTip(f"{spec.score}; {arrow(spec.direction)}")
             self.table.setHorizontalHeaderItem(i, item)
+        if self.verified:
+            item = QTableWidgetItem("Watermark\np-value ↓")
+            item.setToolTip("The watermark verify's p-value (Verify, Verify all): low, the mark is there")
+            self.table.setHorizontalHeaderItem(1 + len(keys), item)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(True)
@@ -457,6 +492,8 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
                 item.setToolTip(r["explanation"] if r else "this check could not run on it (see the status line)")
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, j, item)
+            if self.verified:
+                self.table.setItem(i, 1 + len(keys), verified_item(self.verified.get(path)))
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         self.select_image(selected if selected in self.rows else next(iter(self.rows), ""))
@@ -550,7 +587,7 @@ class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
         checks = [{"key": k, "title": CHECKS.get(k).title, "direction": CHECKS.get(k).direction}
                   for k in self._columns()]
         try:
-            write_report(path, list(self.rows.values()), checks, self.failures)
+            write_report(path, list(self.rows.values()), checks, self.failures, self.verified)
         except OSError as e:
             self.show_error(f"{path}: {e.strerror or e}")
             return False

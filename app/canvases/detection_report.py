@@ -1,5 +1,6 @@
 """The Detection canvas's HTML report: one self-contained file (every picture embedded as a base64
-PNG, the spectrum profiles as inline SVG) with the table of scores and each check's sentence.
+PNG, the spectrum profiles as inline SVG) with the table of scores and each check's sentence, and
+each image's Tree-Ring verification (p-value, verdict) where the watermark panel verified it.
 Plain Python: it reads the PNGs the detect op wrote and formats text; nothing is computed."""
 from __future__ import annotations
 
@@ -45,16 +46,27 @@ def svg_plot(plot: dict, width: int = 360, height: int = 180) -> str:
     return "".join(parts)
 
 
-def report_html(rows: list[dict], checks: list[dict], failures: list[str], title: str = "GenLab detection report") -> str:
-    """rows: the detect op's rows; checks: [{"key", "title", "direction"}] in table order."""
+def treering_text(ev: dict) -> str:
+    """'p = 3.1e-05, marked (key “7”, 50 DDIM steps, model.safetensors)': one Tree-Ring reading."""
+    ring = ev.get("ring") or {}
+    return (f"p = {score_text(ev.get('p_value'))}, {ev.get('verdict', '')} (key “{ring.get('key', '')}”, "
+            f"{ring.get('steps')} DDIM steps, {Path(ring.get('checkpoint', '')).name})")
+
+
+def report_html(rows: list[dict], checks: list[dict], failures: list[str], verified: dict | None = None,
+                title: str = "GenLab detection report") -> str:
+    """rows: the detect op's rows; checks: [{"key", "title", "direction"}] in table order; verified:
+    image -> the watermark op's verify result (only Tree-Ring's are reported: the DWT watermark is a check)."""
     esc = html.escape
+    rings = {k: ev for k, ev in (verified or {}).items() if ev.get("method") == "treering"}
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
            f".sus{{color:{SUSPICIOUS_COLOR};font-weight:bold}}img{{max-width:320px;margin:4px}}"
            "</style></head><body>", f"<h1>{esc(title)}</h1>",
            "<table><tr><th>image</th>" + "".join(
-               f"<th>{esc(c['title'])}<br><small>{esc(arrow(c['direction']))}</small></th>" for c in checks) + "</tr>"]
+               f"<th>{esc(c['title'])}<br><small>{esc(arrow(c['direction']))}</small></th>" for c in checks) +
+           ("<th>Tree-Ring<br><small>p-value, verdict</small></th>" if rings else "") + "</tr>"]
     for row in rows:
         by_key = {r["check"]: r for r in row["results"]}
         cells = []
@@ -62,6 +74,11 @@ def report_html(rows: list[dict], checks: list[dict], failures: list[str], title
             r = by_key.get(c["key"])
             cls = " class='sus'" if r and r.get("suspicious") else ""
             cells.append(f"<td{cls}>{score_text(r['score']) if r else 'failed'}</td>")
+        if rings:
+            ev = rings.get(row["image"])
+            cls = " class='sus'" if ev and ev.get("verdict") == "marked" else ""
+            cells.append(f"<td{cls}>{score_text(ev.get('p_value')) + ', ' + esc(ev.get('verdict', '')) if ev else 'not verified'}"
+                         f"</td>")
         out.append(f"<tr><td>{esc(Path(row['image']).name)}</td>{''.join(cells)}</tr>")
     out.append("</table>")
     if failures:
@@ -81,7 +98,9 @@ def report_html(rows: list[dict], checks: list[dict], failures: list[str], title
                 out.append(f"<div>{svg_plot(r['plot'])}</div>")
         out.append("<ul>" + "".join(
             f"<li{' class=sus' if r.get('suspicious') else ''}><b>{esc(r['title'])}</b> "
-            f"({score_text(r['score'])}): {esc(r['explanation'])}</li>" for r in row["results"]) + "</ul>")
+            f"({score_text(r['score'])}): {esc(r['explanation'])}</li>" for r in row["results"]) +
+            (f"<li{' class=sus' if rings[row['image']].get('verdict') == 'marked' else ''}><b>Tree-Ring</b>: "
+             f"{esc(treering_text(rings[row['image']]))}</li>" if row["image"] in rings else "") + "</ul>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -90,8 +109,8 @@ def arrow(direction: str) -> str:
     return {"higher": "↑ higher is suspicious", "lower": "↓ lower is suspicious"}.get(direction, "a measurement")
 
 
-def write_report(path: str | Path, rows, checks, failures) -> Path:
+def write_report(path: str | Path, rows, checks, failures, verified: dict | None = None) -> Path:
     from engine.core.util import atomic_write_bytes
     path = Path(path)
-    atomic_write_bytes(path, report_html(rows, checks, failures).encode("utf-8"))
+    atomic_write_bytes(path, report_html(rows, checks, failures, verified).encode("utf-8"))
     return path

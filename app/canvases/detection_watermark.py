@@ -2,10 +2,14 @@
 embed a message into the selected image and verify one with invisible-watermark's DWT-DCT and
 DWT-DCT-SVD (the `watermark` op), or, with Tree-Ring, sample new marked images from a diffusion
 checkpoint (a mark in the starting noise cannot go into an existing image; they join the table) and
-verify the selected image by DDIM inversion (a p-value). It uses the canvas's settings, references
-(the dire check's checkpoint), selected_image, add_paths, request, show_error and status."""
+verify the selected image by DDIM inversion (a p-value). Verify all queues one verify per image in
+the table (the worker's progress over the batch, Cancel drops the rest); each reading is kept in
+`verified` (image -> the op's result) for the table's Watermark column and the HTML report. It uses
+the canvas's settings, references (the dire check's checkpoint), rows, selected_image, add_paths,
+request, show_error, status, progress and _fill_table."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -14,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QPushButton, QSpinBox)
 
 from app.canvases.side_column import wrapping
+from app.qt_util import human_duration
 from engine.core.detect_checks import TREERING_STEPS
 
 KEY = "detection/"
@@ -57,6 +62,10 @@ class WatermarkPanel:
         self.embed_btn.clicked.connect(self._embed_to)
         self.verify_btn = QPushButton("Verify")
         self.verify_btn.clicked.connect(lambda: self.verify_watermark())
+        self.verify_all_btn = QPushButton("Verify all")
+        self.verify_all_btn.setToolTip("Verify every image in the table, one after another in the worker (Cancel "
+                                       "stops the rest); the table gains a Watermark column")
+        self.verify_all_btn.clicked.connect(lambda: self.verify_all())
         self.wm_result = wrapping(QLabel(""))
         self.wm_result.setTextInteractionFlags(Qt.TextSelectableByMouse)
         form.addRow("Method", self.wm_method)
@@ -66,6 +75,7 @@ class WatermarkPanel:
         buttons = QHBoxLayout()
         buttons.addWidget(self.embed_btn)
         buttons.addWidget(self.verify_btn)
+        buttons.addWidget(self.verify_all_btn)
         form.addRow(buttons)
         form.addRow(self.wm_result)
         self.wm_method.currentTextChanged.connect(self._show_method)
@@ -196,20 +206,77 @@ class WatermarkPanel:
             out = str(Path(out).with_suffix(".png"))
         return self.request("watermark", action="embed", image=image, out=out, checkpoint="", **fields)
 
+    def _verify_fields(self) -> dict | None:
+        """The verify request's fields for the chosen method (None: something is missing, said)."""
+        if self.wm_method.currentText() == TREERING:
+            return self._treering_fields()
+        return {**self._message_fields(), "length": 48}
+
     def verify_watermark(self, image: str = "") -> int:
         """Read the mark of `image` (default: the selected one) and compare it with the message."""
         image = image or self.selected_image()
         if not image:
             self.show_error("Select an image in the table to verify")
             return 0
-        if self.wm_method.currentText() == TREERING:
-            fields = self._treering_fields()
-            if fields is None:
-                return 0
+        fields = self._verify_fields()
+        if fields is None:
+            return 0
+        if fields["method"] == TREERING:
             self.wm_result.setText(f"inverting {Path(image).name}…")
-            return self.request("watermark", action="verify", image=image, checkpoint="", **fields)
-        fields = self._message_fields()
-        return self.request("watermark", action="verify", image=image, length=48, checkpoint="", **fields)
+        return self.request("watermark", action="verify", image=image, checkpoint="", **fields)
+
+    def verify_all(self) -> int:
+        """Verify every image in the table: one request each, queued in the worker (a Tree-Ring
+        inversion takes seconds an image); the progress bar counts the batch. Returns the first id."""
+        images = list(self.rows)
+        if not images:
+            self.show_error("Drop images or a folder first (or open them)")
+            return 0
+        fields = self._verify_fields()
+        if fields is None:
+            return 0
+        self.wm_result.setText(f"verifying {len(images)} image(s)…")
+        ids = [self.request("watermark", action="verify", image=p, checkpoint="", **fields) for p in images]
+        self._wm_batch = {"ids": dict(zip(ids, images)), "total": len(ids), "done": 0, "marked": 0, "failed": 0,
+                          "start": time.monotonic()}
+        self._show_wm_batch(0.0)
+        return ids[0]
+
+    def in_wm_batch(self, rid: int) -> bool:
+        return rid in (getattr(self, "_wm_batch", None) or {}).get("ids", ())
+
+    def wm_batch_image(self, rid: int) -> str:
+        return self._wm_batch["ids"].get(rid, "")
+
+    def _show_wm_batch(self, part: float) -> None:
+        """The batch's bar: images done plus `part` of the one being verified, with the time left."""
+        b = self._wm_batch
+        whole = b["done"] + part
+        self.progress.setRange(0, 100 * b["total"])
+        self.progress.setValue(int(100 * whole))
+        text = f"verifying {b['done']} / {b['total']}"
+        if 0 < whole < b["total"]:
+            text += f" · {human_duration((time.monotonic() - b['start']) * (b['total'] - whole) / whole)} left"
+        if b["done"] >= b["total"]:
+            text = f"done · {b['total']} verified, {b['marked']} marked" + (f", {b['failed']} failed"
+                                                                              if b["failed"] else "")
+        self.progress.setFormat(text)
+        self.progress.setToolTip(text)
+
+    def wm_batch_progress(self, rid: int, done: int, total: int) -> None:
+        self._show_wm_batch(done / total if total else 0.0)
+
+    def wm_batch_step(self, rid: int, ok: bool, marked: bool = False) -> None:
+        """One image of the batch answered (a reading, a failure or a cancel)."""
+        b = self._wm_batch
+        b["ids"].pop(rid, None)
+        b["done"] += 1
+        b["marked"] += marked
+        b["failed"] += not ok
+        self._show_wm_batch(0.0)
+        if not b["ids"]:
+            self.wm_result.setText(f"verified {b['done'] - b['failed']} image(s): {b['marked']} marked "
+                                   f"(the table's Watermark column)")
 
     def _embed_to(self) -> None:
         if self.wm_method.currentText() == TREERING:
@@ -230,8 +297,15 @@ class WatermarkPanel:
         if out:
             self.embed_watermark(out, image)
 
-    def _show_watermark(self, ev: dict) -> None:
+    def _show_watermark(self, ev: dict, rid: int = 0) -> None:
         notes = "".join(f"<br><small>{w}</small>" for w in ev.get("warnings", []))
+        if ev["action"] == "verify":
+            self.verified[ev["image"]] = ev
+            if self.in_wm_batch(rid):   # the batch says its count when done; the table shows each reading
+                self.wm_batch_step(rid, True, ev.get("verdict") in ("marked", "weakened"))
+                self._fill_table()
+                return
+            self._fill_table()
         if ev.get("method") == TREERING:
             self._show_treering(ev, notes)
             return

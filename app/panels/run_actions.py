@@ -23,6 +23,8 @@ OPEN_DETECTOR_TIP = "Use this trained detector in the Detection canvas (its chec
 RESUME_TIP = "Continue training from the last checkpoint up to the run's total steps"
 RENAME_TIP = "Rename the run's folder"
 DELETE_TIP = "Move the run folder to the trash (it can be restored from there)"
+LOOSE_TIP = ("A detector saved as two files (DET.safetensors and DET.json) in this folder: rename or delete both "
+             "in a file manager")
 REFLOW_TIP = ("Load a reflow child of this run into the Model panel: trained on (noise, sample) pairs this "
               "run's ODE draws, from its weights, for straighter paths (Liu et al. 2022); press Start")
 
@@ -137,9 +139,11 @@ class RunActions(QWidget):
         self.reflow_btn.setVisible(bool(has and can_reflow(s.family)))
         self.reflow_btn.setEnabled(bool(has_config and s.checkpoints and can_reflow(s.family)))
         self.ema.set_run(s.path if has else None)
+        loose = has and s.path.is_file()   # a detector's DET.safetensors: its DET.json must go along, not a folder
         for b, tip in ((self.rename_btn, RENAME_TIP), (self.delete_btn, DELETE_TIP)):
-            b.setEnabled(bool(has and not live))
-            b.setToolTip("A live run cannot be renamed or deleted: stop it first" if live else tip)
+            b.setEnabled(bool(has and not live and not loose))
+            b.setToolTip("A live run cannot be renamed or deleted: stop it first" if live else
+                         LOOSE_TIP if loose else tip)
         self.resume_btn.setToolTip("The run finished its steps: use Continue + to train it longer"
                                    if has and s.state == "finished" else RESUME_TIP)
 

@@ -36,8 +36,7 @@ from app.panels.run_queue import QueueView, position_of
 from app.panels.run_tree import PARENT_LINK, RunTree, header_html, is_run, item_path
 from app.qt_util import FlowLayout, scratch_settings
 from app.run_watcher import RunWatcher
-from engine.core.detector_file import FOLDER_FILE as DETECTOR_FILE
-from engine.runs.index import RunsIndex, RunSummary
+from engine.runs.index import RunsIndex, RunSummary, detector_meta_path
 from engine.runs.queue import comparison_path
 
 FOLDERS_KEY = "runs_browser/folders"
@@ -283,8 +282,8 @@ class RunsBrowser(QWidget):
             return
         self._show_header(s)
         try:   # a detector's description where a run has its config
-            described = DETECTOR_FILE if s.kind == "detector" else "config.toml"
-            self.config_text.setPlainText((s.path / described).read_text(encoding="utf-8"))
+            described = detector_meta_path(s.path) if s.kind == "detector" else s.path / "config.toml"
+            self.config_text.setPlainText(described.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as e:
             self.config_text.setPlainText(f"(no readable config.toml: {e})")
         if s.kind == "detector" and self.tabs.currentWidget() is self.flipbook:
@@ -328,10 +327,11 @@ class RunsBrowser(QWidget):
             self.open_item(str(item_path(item)))
 
     def open_item(self, path: str) -> None:
-        """Open a listed folder: a run on the Train tab, a detector in the Detection canvas."""
+        """Open a listed folder: a run on the Train tab, a detector (a folder or a loose
+        DET.safetensors) in the Detection canvas."""
         s = self.summaries.get(Path(path))
         if s is not None and s.kind == "detector":
-            self.open_detector.emit(str(Path(path) / Path(DETECTOR_FILE).with_suffix(".safetensors")))
+            self.open_detector.emit(str(detector_meta_path(Path(path)).with_suffix(".safetensors")))
         else:
             self.open_run.emit(path)
 

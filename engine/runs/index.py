@@ -8,7 +8,8 @@ session or a cluster that writes to a shared folder shows the same as one starte
   config.toml  status.json  metrics.jsonl  samples/step_000500.png  checkpoints/step_000500.{safetensors,json}
 
 A trained detector saved as a folder of its own (detector.safetensors + detector.json, what the
-Detection canvas writes: engine/core/detector_file.py) is listed beside the runs, of kind "detector".
+Detection canvas writes: engine/core/detector_file.py) is listed beside the runs, of kind "detector";
+so is a loose one (DET.safetensors + DET.json saved straight into the folder), its path the weights file.
 
 `RunsIndex` remembers what it read per run (an offset into metrics.jsonl, the stat of the files
 and folders that change) so that scanning a folder every few seconds costs a few stat calls per
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from engine.core import metrics
 from engine.core.artifacts import SAMPLES, ArtifactSpec
-from engine.core.detector_file import FOLDER_FILE, is_detector_folder, read_detector_meta
+from engine.core.detector_file import FOLDER_FILE, KIND, is_detector_folder, read_detector_meta
 from engine.core.families import FAMILIES
 from engine.core.logkeys import QUALITY, normalize_row, short, wants
 from engine.core.parents import checkpoint_run_dir, parent_of
@@ -152,10 +153,16 @@ def _is_run_dir(p: Path) -> bool:
     return (p / "config.toml").is_file() or (p / "status.json").is_file() or is_detector_folder(p)
 
 
+def detector_meta_path(path: Path) -> Path:
+    """A listed detector's description: FOLDER/detector.json, or DET.json beside a loose DET.safetensors."""
+    return path.with_suffix(".json") if path.suffix == ".safetensors" else path / FOLDER_FILE
+
+
 def detector_summary(folder: Path) -> RunSummary:
-    """A detector folder as the runs browser lists it: its architecture, real data, training steps,
-    what it was trained against and its mean test AUC (a description it cannot read: state "unreadable")."""
-    meta_path = folder / FOLDER_FILE
+    """A detector (its folder, or a loose DET.safetensors) as the runs browser lists it: its architecture,
+    real data, training steps, what it was trained against and its mean test AUC (a description it
+    cannot read: state "unreadable")."""
+    meta_path = detector_meta_path(folder)
     sig = _stat_sig(meta_path)
     base = RunSummary(path=folder, name=folder.name, state="finished", family="detector", kind="detector",
                       updated=sig[0] / 1e9 if sig else None)
@@ -181,6 +188,16 @@ def detector_summary(folder: Path) -> RunSummary:
     base.step = base.total_steps = steps
     base.message = message
     return base
+
+
+def _mentions_detector_kind(meta_path: Path) -> bool:
+    """Whether a JSON file names the detector kind: the cheap test that keeps a checkpoint's or a
+    config's JSON out of the list (read in full only when it does)."""
+    try:
+        with open(meta_path, "rb") as f:
+            return KIND.encode() in f.read(1 << 16)
+    except OSError:
+        return False
 
 
 def list_artifact_images(run_dir: str | Path, spec: ArtifactSpec) -> list[tuple[int, Path]]:
@@ -210,16 +227,22 @@ class RunsIndex:
         self.tail = tail
         self._entries: dict[Path, _Entry] = {}
         self._detectors: dict[Path, tuple] = {}     # detector folder -> (its description's stat, summary)
+        self._loose: dict[Path, tuple] = {}         # DET.safetensors in a scanned folder -> (DET.json's stat, summary | None)
 
     def scan(self, folder: str | Path) -> list[RunSummary]:
         """The runs directly inside folder (subfolders with a config.toml or a status.json), newest
         first (run folders are named by their start time). [] for a folder that is not there."""
         folder = Path(folder)
         try:
-            dirs = [Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+            entries = [e for e in os.scandir(folder) if not e.name.startswith(".")]
+            dirs = [Path(e.path) for e in entries if e.is_dir()]
+            weights = [Path(e.path) for e in entries if e.name.endswith(".safetensors") and e.is_file()]
         except OSError:
             return []
         runs = [self.summary(d) for d in sorted(dirs, key=lambda p: p.name, reverse=True) if _is_run_dir(d)]
+        runs += [s for s in map(self._loose_detector, sorted(weights, key=lambda p: p.name, reverse=True)) if s]
+        for gone in [p for p in self._loose if p.parent == folder and p not in set(weights)]:
+            del self._loose[gone]
         present = set(dirs)
         for gone in [p for p in self._entries if p.parent == folder and p not in present]:
             del self._entries[gone]  # renamed or deleted
@@ -285,6 +308,17 @@ class RunsIndex:
         seen = self._detectors.get(folder)
         if seen is None or seen[0] != sig:
             seen = self._detectors[folder] = (sig, detector_summary(folder))
+        return seen[1]
+
+    def _loose_detector(self, weights: Path) -> RunSummary | None:
+        """A DET.safetensors lying in a scanned folder: listed when DET.json beside it describes a
+        detector (a checkpoint's weights are not), read again only when DET.json changed."""
+        meta_path = weights.with_suffix(".json")
+        sig = _stat_sig(meta_path)
+        seen = self._loose.get(weights)
+        if seen is None or seen[0] != sig:
+            summary = detector_summary(weights) if sig and _mentions_detector_kind(meta_path) else None
+            seen = self._loose[weights] = (sig, summary)
         return seen[1]
 
     def _read_metrics(self, path: Path, e: _Entry) -> None:

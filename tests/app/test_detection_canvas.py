@@ -212,3 +212,85 @@ def test_html_export_holds_the_table_and_embedded_pictures(canvas, pictures, tmp
     assert html.count("data:image/png;base64,") == 6   # two previews and two maps each
     assert "<svg" in html and "2x2 cell repeats one pixel" in html and "class='sus'" in html
     assert "src='/" not in html and "file://" not in html   # nothing outside the file
+
+
+def test_verify_all_reads_every_image_in_the_worker_into_a_watermark_column(canvas, tmp_path):
+    c, client, worker = canvas
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(tmp_path / name)
+    c.wm_method.setCurrentText("dwtDctSvd")
+    c.wm_message.setText("GenLab")
+    assert c.verify_all() == 0 and "Drop images" in c.status.text()     # nothing in the table yet
+    c.embed_watermark(str(tmp_path / "a_marked.png"), str(tmp_path / "a.png"))
+    answer(client, worker, "watermark")
+    use_checks(c, ["npr"])
+    c.add_paths([str(tmp_path / "a_marked.png"), str(tmp_path / "b.png")])
+    for r in [r for r in client.sent if r["op"] == "detect"]:
+        worker.handle(r)
+    assert c.table.columnCount() == 2                                   # no Watermark column before a verify
+    first = c.verify_all()
+    sent = [r for r in client.sent if r["op"] == "watermark" and r["action"] == "verify"]
+    assert [r["id"] for r in sent] == [first, first + 1] and {r["method"] for r in sent} == {"dwtDctSvd"}
+    assert c.cancel_btn.isEnabled() and c.progress.format().startswith("verifying 0 / 2")
+    worker.handle(sent[0])
+    assert c.progress.value() == 100 and c.progress.maximum() == 200 and "verifying 1 / 2" in c.progress.format()
+    worker.handle(sent[1])
+    assert c.progress.format() == "done · 2 verified, 1 marked" and "verified 2 image(s): 1 marked" in c.wm_result.text()
+    assert c.table.columnCount() == 3 and c.table.horizontalHeaderItem(2).text().startswith("Watermark")
+    cells = {c.table.item(i, 0).text(): c.table.item(i, 2).text() for i in range(2)}
+    assert cells["a_marked.png"].endswith(" marked") and cells["b.png"].endswith(" absent"), cells
+    assert c.verified[str(tmp_path / "a_marked.png")]["bit_accuracy"] == 1.0
+
+
+def test_cancel_reaches_every_queued_verify_and_a_failed_image_does_not_stop_the_batch(canvas, tmp_path):
+    c, client, worker = canvas
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(tmp_path / "b.png")
+    use_checks(c, ["npr"])
+    c.add_paths([str(tmp_path / "a.png"), str(tmp_path / "b.png")])
+    for r in [r for r in client.sent if r["op"] == "detect"]:
+        worker.handle(r)
+    c.wm_method.setCurrentText("dwtDct")
+    (tmp_path / "b.png").unlink()                                      # gone since it was checked
+    first = c.verify_all()
+    for r in [r for r in client.sent if r["op"] == "watermark"]:
+        worker.handle(r)
+    assert "b.png" in c.status.text() and c.progress.format().endswith("1 failed")
+    assert str(tmp_path / "a.png") in c.verified and str(tmp_path / "b.png") not in c.verified
+    first = c.verify_all()
+    c.cancel()
+    assert [r["target"] for r in client.sent if r["op"] == "cancel"] == [first, first + 1]
+
+
+def test_html_report_gives_each_images_treering_verification(canvas, tmp_path, tiny_runs):
+    c, client, worker = canvas
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "plain.png")
+    c.wm_method.setCurrentText("treering")
+    c.set_treering_checkpoint(str(tiny_runs["ddpm"].checkpoint))
+    c.tr_key.setText("7")
+    c.tr_count.setValue(1)
+    c.tr_steps.setValue(5)
+    use_checks(c, ["npr"])
+    c.sample_treering(str(tmp_path / "marked"))
+    answer(client, worker, "watermark")
+    c.add_paths([str(tmp_path / "plain.png")])
+    for r in [r for r in client.sent if r["op"] == "detect"]:
+        worker.handle(r)
+    out = tmp_path / "before.html"
+    assert c.export_html(str(out)) and "Tree-Ring" not in out.read_text()   # nothing verified: no column
+    c.verify_all()
+    for r in [r for r in client.sent if r["op"] == "watermark" and r["action"] == "verify"]:
+        worker.handle(r)
+    marked = c.verified[str(tmp_path / "marked" / "treering_00000.png")]
+    plain = c.verified[str(tmp_path / "plain.png")]
+    assert c.export_html(str(out))
+    html = out.read_text()
+    assert "<th>Tree-Ring<br><small>p-value, verdict</small></th>" in html
+    rows = {line.split("</td>")[0].split("<td>")[-1]: line for line in html.splitlines() if line.startswith("<tr><td>")}
+    p_marked = f"{marked['p_value']:.4g}"
+    assert f"<td class='sus'>{p_marked}, marked</td>" in rows["treering_00000.png"], rows
+    assert f"<td>{plain['p_value']:.4g}, {plain['verdict']}</td>" in rows["plain.png"]
+    assert f"<b>Tree-Ring</b>: p = {p_marked}, marked (key “7”, 5 DDIM steps, " in html

@@ -37,3 +37,39 @@ def test_opening_a_listed_detector_loads_it_into_the_detection_canvas(faked, tmp
     assert canvas.detectors_folder == w.runs_root
     w.open_dropped(str(det.with_suffix(".json")))      # a dropped detector file goes there too
     assert canvas.detector == str(det)
+
+
+def test_a_loose_detector_file_is_listed_opened_and_not_renamed_alone(qtbot, tmp_path):
+    det = write_detector(tmp_path / "runs" / "20261207-120000-detector-cnn", arch="cnn")
+    loose = tmp_path / "runs" / "mine.safetensors"
+    loose.write_bytes(det.read_bytes())
+    loose.with_suffix(".json").write_text(det.with_suffix(".json").read_text())
+    b = RunsBrowser(tmp_path / "runs", trash_dir=tmp_path / "trash")
+    qtbot.addWidget(b)
+    item = b.run_item(loose)
+    assert item is not None and item.text(C_FAMILY) == "detector (cnn)" and item.text(C_NAME) == "mine.safetensors"
+    b.select_run(loose)
+    assert "\"kind\": \"genlab-trained-detector\"" in b.config_text.toPlainText()
+    assert not b.actions.rename_btn.isEnabled() and "DET.json" in b.actions.delete_btn.toolTip()
+    with qtbot.waitSignal(b.open_detector) as opened:
+        b.actions.open_btn.click()
+    assert opened.args == [str(loose)]
+    with qtbot.waitSignal(b.open_detector) as opened:
+        b._on_double_click(item, 0)
+    assert opened.args == [str(loose)]
+
+
+def test_a_loose_detector_from_elsewhere_opens_by_drop_and_file_dialog(faked, tmp_path, monkeypatch):
+    _, w = faked
+    det = write_detector(tmp_path / "elsewhere" / "folder", arch="npr")
+    loose = tmp_path / "elsewhere" / "mine.safetensors"
+    loose.write_bytes(det.read_bytes())
+    loose.with_suffix(".json").write_text(det.with_suffix(".json").read_text())
+    canvas = w.canvases["detection"]
+    w.open_dropped(str(loose))                          # its weights dropped on the window
+    assert w.current_tab() == "detection" and canvas.detector == str(loose) and canvas.detector_arch == "npr"
+    canvas.detector = ""
+    from PySide6.QtWidgets import QFileDialog
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(loose.with_suffix(".json")), ""))
+    canvas.open_detector_btn.click()                    # Open… picks its description
+    assert canvas.detector == str(loose) and "mine" in canvas.detector_label.text()

@@ -93,6 +93,41 @@ def test_copy_move_finds_nothing_in_an_untouched_photo():
     assert res.score == 0 and res.details["shift"] is None and not res.map.any()
 
 
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """The image saved as a JPEG at `quality` and read back (PIL, as a re-saved file is)."""
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def smooth_field(side=256, sigma=7.0, seed=0) -> np.ndarray:
+    """A smooth random field (blurred noise stretched to 0..255): gradients everywhere, no copy."""
+    f = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, (side, side)), (0, 0), sigma)
+    f = np.round((f - f.min()) / np.ptp(f) * 255).astype(np.uint8)
+    return np.repeat(f[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize("quality", [90, 75])
+def test_copy_move_finds_a_copy_after_the_image_is_saved_as_jpeg(quality):
+    img = photo(256).copy()
+    img[150:198, 170:218] = img[30:78, 20:68]      # 48 x 48 of her face and hair, 120 down and 150 right
+    again = jpeg(img, quality)
+    assert np.abs(again.astype(int) - img).mean() > 1     # the copy and its source changed, each its own way
+    res = run_check("copymove", again)
+    assert res.details["shift"] == [120, 150] and res.details["votes"] >= 100, res.details
+    assert res.map[160:190, 180:210].mean() > 0.8 and res.map.mean() < 0.1
+
+
+@pytest.mark.parametrize("quality", [None, 90, 50])
+def test_copy_move_finds_nothing_in_untouched_images_saved_as_jpeg(quality):
+    for img in (photo(256), smooth_field(), np.ascontiguousarray(skimage.data.coffee()[:256, :256])):
+        res = run_check("copymove", img if quality is None else jpeg(img, quality))
+        assert res.details["shift"] is None and res.score == 0, res.details
+
+
 # ---- noise residual ----------------------------------------------------------------------------
 def _camera(k: np.ndarray, seed: int, n: int) -> list[np.ndarray]:
     """n pictures 'taken' by a sensor with the multiplicative pattern k: smooth scenes, I = I0 (1 + k) + noise."""

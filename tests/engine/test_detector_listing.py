@@ -53,3 +53,27 @@ def test_detector_files_are_told_from_checkpoints(tmp_path):
     (tmp_path / "step_000002.json").write_text(json.dumps({"step": 2}))
     assert not is_detector_file(tmp_path / "step_000002.safetensors")
     assert not is_detector_file(tmp_path / "missing.safetensors")
+
+
+def test_a_loose_detector_file_is_listed_and_a_checkpoints_weights_are_not(tmp_path):
+    folder_det = write_detector(tmp_path / "20261207-120000-detector-npr")
+    loose = tmp_path / "mine.safetensors"
+    loose.write_bytes(folder_det.read_bytes())
+    meta = json.loads((folder_det.parent / "detector.json").read_text())
+    loose.with_suffix(".json").write_text(json.dumps({**meta, "arch": "cnn"}))
+    (tmp_path / "step_000002.safetensors").write_bytes(b"weights")         # a checkpoint saved alone
+    (tmp_path / "step_000002.json").write_text(json.dumps({"step": 2}))
+    (tmp_path / "orphan.safetensors").write_bytes(b"weights")              # no description at all
+    index = RunsIndex()
+    runs = index.scan(tmp_path)
+    assert [s.path for s in runs] == [folder_det.parent, loose]
+    s = runs[1]
+    assert s.kind == "detector" and s.family == "detector (cnn)" and s.name == "mine.safetensors"
+    assert "mean test AUC 0.750" in s.message
+    assert index.scan(tmp_path)[1] is s                                    # unchanged: not read again
+    loose.with_suffix(".json").write_text("{")
+    assert len(index.scan(tmp_path)) == 1      # no longer names the detector kind: the stale listing goes
+    loose.with_suffix(".json").write_text(json.dumps({**meta, "arch": "cnn"}))
+    assert index.scan(tmp_path)[1].state == "finished"
+    loose.unlink()
+    assert [s.path for s in index.scan(tmp_path)] == [folder_det.parent]
