@@ -150,7 +150,8 @@ class VQVAEFamily(Family, LatentModel, Reconstructor, Tokenizer):
         x = batch.images
         with ctx.autocast():
             z = nets["encoder"](x)
-        q = nets["quantizer"](z.float(), update=True, generator=ctx.generator)   # moves the EMA codebook
+        q = nets["quantizer"](z.float(), update=True, generator=ctx.generator,
+                              collectives=ctx.collectives)   # moves the EMA codebook
         with ctx.autocast():
             out = nets["decoder"](q.z_q)
         recon = self.reconstruction_loss(out.float(), x)
