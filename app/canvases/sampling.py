@@ -34,7 +34,7 @@ SIDE_MAX, SIDE_SHARE = 330, 0.4   # the controls' column: about as wide as its f
 
 def eval_lines(r: dict) -> list[str]:
     """The scores of an evaluation result, one line each, as the metric registry titles them (FID or
-    FD-domain, KID, precision, ...; spreads left out); a likelihood value says which images it used."""
+    FD-domain, KID, precision, ...; spreads left out); a value scored on real images says which it used."""
     lines = []
     for m, v in metrics.values():
         for domain in m.variants():
@@ -42,10 +42,17 @@ def eval_lines(r: dict) -> list[str]:
             if v.spread_of or name not in r:
                 continue
             line = f"{v.label(domain)}: <b>{r[name]:.4g}</b>"
-            if m.needs == metrics.LIKELIHOOD:
-                line += f" on {r.get('bpd_images')} {r.get('bpd_split')} images"
+            if m.needs in metrics.HELDOUT:   # which real images: its extras name the split and the count
+                split_key, images_key = m.extras
+                line += f" on {r.get(images_key)} {r.get(split_key)} images"
             lines.append(line)
     return lines
+
+
+def offered_measures(caps) -> list[str]:
+    """Every measure a checkpoint with these Capabilities can be scored on: the sample measures,
+    and those whose record it has (bpd: a likelihood; codebook: a tokenizer's codebook)."""
+    return [m.key for m in metrics.measures() if m.needs == metrics.SAMPLING or (caps is not None and caps.has(m.needs))]
 
 
 class SamplingCanvas(Canvas):
@@ -456,9 +463,8 @@ class SamplingCanvas(Canvas):
         self.eval_progress.setFormat("starting…")
         iterative = self.capabilities is not None and self.capabilities.sampling.steps
         steps = self.option_values().get("steps") if iterative else None  # IterativeSampler's option
-        caps = self.capabilities   # every measure the checkpoint can be scored on (bpd: a likelihood)
-        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps, metrics=",".join(
-            m.key for m in metrics.measures() if m.needs == metrics.SAMPLING or (caps is not None and caps.has(m.needs))))
+        self.eval_job.evaluate(self.checkpoint, self.eval_n.value(), steps=steps,
+                               metrics=",".join(offered_measures(self.capabilities)))
 
     def cancel_evaluation(self) -> None:
         """Stop the evaluation: its engine process is ended (it holds nothing worth saving)."""

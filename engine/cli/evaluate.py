@@ -36,7 +36,7 @@ def run(args) -> int:
     from engine.cli.op_command import run_op
     from engine.cli.request_args import request_from_args
     from engine.core import protocol
-    from engine.core.metrics import LIKELIHOOD, MEASURES
+    from engine.core.metrics import HELDOUT, MEASURES
     from engine.core.util import throttled
     from engine.core.metrics import parse_metrics
     from engine.ops import OPS
@@ -55,8 +55,8 @@ def run(args) -> int:
     if args.checkpoint:
         if args.fake:
             raise CLIError("give --checkpoint (its samples are the fakes), or --real and --fake, not both")
-        if args.real and (not metrics or any(MEASURES.get(m).needs != LIKELIHOOD for m in metrics)):
-            raise CLIError("--real with --checkpoint is for --metrics bpd (bits/dim on that folder)")
+        if args.real and (not metrics or any(MEASURES.get(m).needs not in HELDOUT for m in metrics)):
+            raise CLIError("--real with --checkpoint is for --metrics bpd or codebook (scored on that folder)")
         fields = {**request_from_args(OPS.get(OP).request, args, "eval").fields, "metrics": ",".join(metrics)}
         r, step = run_op(OP, args.checkpoint, args.device, fields, progress=progress)
         scores, kind, note = r.scores, r.extractor, r.note

@@ -40,6 +40,12 @@ class LikelihoodCaps:
 
 
 @dataclass
+class CodebookCaps:
+    size: int = 0                   # codes in the codebook (implicit for fsq: the product of its levels)
+    quantizer: str = ""             # "vq", "fsq", "msrq"
+
+
+@dataclass
 class StyleMixCaps:
     layers: list[int] = field(default_factory=list)    # resolution of each style input, in order
     groups: dict = field(default_factory=dict)         # coarse / middle / fine -> style indices
@@ -63,7 +69,7 @@ class InpaintCaps:
 
 
 RECORDS = {"conditional": ConditionalCaps, "latent": LatentCaps, "likelihood": LikelihoodCaps,
-           "style_mix": StyleMixCaps, "inpaint": InpaintCaps}
+           "style_mix": StyleMixCaps, "inpaint": InpaintCaps, "codebook": CodebookCaps}
 
 
 @dataclass
@@ -77,6 +83,7 @@ class Capabilities:
     likelihood: LikelihoodCaps | None = None
     style_mix: StyleMixCaps | None = None
     inpaint: InpaintCaps | None = None
+    codebook: CodebookCaps | None = None
 
     def has(self, name: str) -> bool:
         """Whether the capability `name` ("sampling", "latent", "style_mix", …) is offered."""

@@ -3,10 +3,11 @@ function is a "module:function" reference the engine resolves on first use (engi
 
 Two levels, because that is how they exist:
   a measure (MeasureSpec)   what a person asks for, in metrics.metrics, `eval --metrics` and the GUI:
-                            fid, kid, pr, is, bpd. One function computes all of its values at once
-                            (precision and recall share one nearest-neighbour pass, KID's spread
-                            comes from the same subsets), and it needs one capability: samples, or a
-                            likelihood (bits/dim).
+                            fid, kid, pr, is, bpd, codebook. One function computes all of its values
+                            at once (precision and recall share one nearest-neighbour pass, KID's
+                            spread comes from the same subsets), and it needs one capability:
+                            samples, or one scored on real (held-out) images: a likelihood
+                            (bits/dim) or a codebook (a tokenizer's code usage).
   a value (MetricSpec)      what a measure logs under quality/ and the readers show: title, unit,
                             which way is better, format, where it plots, its comparison-table column.
 
@@ -26,6 +27,8 @@ from engine.core.registry import Registry
 
 LOWER, HIGHER, NONE = "lower", "higher", "none"   # which way a value is better
 SAMPLING, LIKELIHOOD = "sampling", "likelihood"   # the capability a measure needs (Capabilities.has)
+CODEBOOK = "codebook"
+HELDOUT = (LIKELIHOOD, CODEBOOK)   # needs scored on real images (the run's held-out ones), not on samples
 PLOT_CURVE, PLOT_READOUT = "curve", "readout"     # on the quality plot: its curve, or its status line
 TABLE_COLUMN, TABLE_DETAIL = "column", "detail"   # in the family comparison: a column, or the row's tooltip
 
@@ -75,7 +78,8 @@ class MetricSpec:
 class MeasureSpec:
     """A metric as requested (metrics.metrics, eval --metrics), the values it logs, and its function:
     needs SAMPLING: function(samples: engine.metrics.measures.Samples) -> {value key: float}
-    needs LIKELIHOOD: function(family, data, n, device) -> {value key: float}"""
+    needs one of HELDOUT: function(family, data, n, device) -> {value key: float}, and its extras
+    are the row's (split name, image count) keys: which images it was scored on"""
     key: str                           # as written in configs: "fid", "pr"
     function: str                      # "package.module:function"
     values: tuple[MetricSpec, ...]
@@ -114,9 +118,12 @@ class _Measures(Registry[MeasureSpec]):
     def register(self, name: str, spec: MeasureSpec) -> MeasureSpec:
         if name != spec.key:
             raise ValueError(f"measure {spec.key!r} registered as {name!r}")
-        if spec.needs not in (SAMPLING, LIKELIHOOD):
-            raise ValueError(f"measure {spec.key!r} needs {spec.needs!r}; the evaluator knows {SAMPLING!r} "
-                             f"and {LIKELIHOOD!r}")
+        if spec.needs not in (SAMPLING, *HELDOUT):
+            raise ValueError(f"measure {spec.key!r} needs {spec.needs!r}; the evaluator knows "
+                             f"{', '.join(map(repr, (SAMPLING, *HELDOUT)))}")
+        if spec.needs in HELDOUT and len(spec.extras) != 2:
+            raise ValueError(f"measure {spec.key!r} is scored on real images: its extras name the row's "
+                             f"split and image-count keys")
         if name in self:
             raise ValueError(f"metric {name!r} is registered twice")
         clash = set(_names(spec)) & set(self.lookup())
@@ -160,12 +167,13 @@ def unregister(key: str) -> None:
 
 
 # ---- reading it ------------------------------------------------------------------------------
-def measures(needs: str | None = None) -> list[MeasureSpec]:
-    """The measures in registration order, those needing `needs` only when given."""
-    return [m for _, m in MEASURES.items() if needs is None or m.needs == needs]
+def measures(needs: str | tuple | None = None) -> list[MeasureSpec]:
+    """The measures in registration order, those needing `needs` (one, or any of a tuple) only when given."""
+    wanted = (needs,) if isinstance(needs, str) else needs
+    return [m for _, m in MEASURES.items() if wanted is None or m.needs in wanted]
 
 
-def measure_names(needs: str | None = None) -> list[str]:
+def measure_names(needs: str | tuple | None = None) -> list[str]:
     return [m.key for m in measures(needs)]
 
 
@@ -179,7 +187,7 @@ def parse_metrics(spec) -> list[str]:
     return out
 
 
-def values(needs: str | None = None) -> list[tuple[MeasureSpec, MetricSpec]]:
+def values(needs: str | tuple | None = None) -> list[tuple[MeasureSpec, MetricSpec]]:
     """Every (measure, value) in order."""
     return [(m, v) for m in measures(needs) for v in m.values]
 
@@ -248,9 +256,15 @@ register(MeasureSpec("is", _FN + "inception_score", values=(
 register(MeasureSpec("bpd", _FN + "bits_per_dim", needs=LIKELIHOOD, features=False, extras=("bpd_split", "bpd_images"),
                      help="bpd (bits/dim on held-out images, for models with a likelihood)", values=(
     MetricSpec("bits_per_dim", "bits/dim", LOWER, unit="bits per sub-pixel", fmt=".3f", headline=2),)))
+register(MeasureSpec("codebook", _FN + "codebook_usage", needs=CODEBOOK, features=False,
+                     extras=("codebook_split", "codebook_images"),
+                     help="codebook (a tokenizer's code usage and perplexity on held-out images)", values=(
+    MetricSpec("codebook_usage", "codebook usage", HIGHER, unit="fraction of the codes used", fmt=".3f", table=""),
+    MetricSpec("codebook_perplexity", "code perplexity", HIGHER, unit="codes (exp of the histogram's entropy)",
+               fmt=".4g", table=""))))
 
 
 def metrics_flag_help() -> str:
-    """The help of `eval --metrics`: the sample measures, then the likelihood ones."""
-    return (f"comma-separated: {','.join(measure_names(SAMPLING))}, and {','.join(measure_names(LIKELIHOOD))} "
-            f"(bits/dim on held-out data, or on --real DIR)")
+    """The help of `eval --metrics`: the sample measures, then those scored on real images."""
+    return (f"comma-separated: {','.join(measure_names(SAMPLING))}, and {','.join(measure_names(HELDOUT))} "
+            f"(on held-out data, or on --real DIR: bits/dim for a likelihood, codebook for a tokenizer)")

@@ -51,6 +51,9 @@ class StepContext:
         self.device, self.generator, self.optimizers = device, generator, optimizers
         self.amp_dtype, self.scaler, self.grad_clip = amp_dtype, scaler, grad_clip
         self.reduce_grads = reduce_grads
+        # a distributed run's sum_ / broadcast_ (engine/training/distributed.py), set by the loop, for
+        # state a network updates from its share of the batch (a VQ codebook); None in one process
+        self.collectives = None
         self.world_size = 1  # processes sharing each global batch (the batch a family sees is 1/world_size of it)
         self.grad_norms: dict[str, torch.Tensor] = {}
         self.step = 0  # the step being taken (0-based), set by the loop: for every-N-steps work

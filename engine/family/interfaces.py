@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.core.capabilities import (Capabilities, ConditionalCaps, InpaintCaps, InpaintMethod, LatentCaps,
+from engine.core.capabilities import (Capabilities, CodebookCaps, ConditionalCaps, InpaintCaps, InpaintMethod, LatentCaps,
                                      LikelihoodCaps, SamplingCaps, StyleMixCaps)
 from engine.core.sections import option_fields
 from engine.family.progress import Cancel, Progress, check_cancel
@@ -166,6 +166,21 @@ class Likelihood:
         return LikelihoodCaps(exact=self.exact_likelihood)
 
 
+class Tokenizer:
+    """Images become codes of a finite codebook (a vqvae tokenizer): what the codebook measure
+    (engine/core/metrics.py) counts. Contract: every code is in [0, num_codes)."""
+
+    num_codes: int = 0
+    quantizer_kind: str = ""
+
+    def image_codes(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] -> their code indices (N, positions), every scale's, CPU."""
+        raise NotImplementedError
+
+    def codebook_record(self) -> CodebookCaps:
+        return CodebookCaps(size=int(self.num_codes), quantizer=self.quantizer_kind)
+
+
 class StyleMixer:
     """Per-layer styles that can be taken from different sources."""
 
@@ -258,7 +273,7 @@ class PixelPredictor:
 # interface -> (its Capabilities field, the method that builds its record)
 INTERFACES = {Conditional: ("conditional", "conditional_record"), LatentModel: ("latent", "latent_record"),
               Likelihood: ("likelihood", "likelihood_record"), StyleMixer: ("style_mix", "style_mix_record"),
-              Inpainter: ("inpaint", "inpaint_record")}
+              Inpainter: ("inpaint", "inpaint_record"), Tokenizer: ("codebook", "codebook_record")}
 
 
 def capabilities_of(family) -> Capabilities:
@@ -273,3 +288,9 @@ def capabilities_of(family) -> Capabilities:
         if isinstance(family, iface):
             setattr(caps, attr, getattr(family, method)())
     return caps
+
+
+def offers(family, record: str) -> bool:
+    """Whether the family implements the interface whose capability record is `record` ("likelihood",
+    "codebook"): what a measure's `needs` asks of it, without building every record."""
+    return any(attr == record and isinstance(family, iface) for iface, (attr, _) in INTERFACES.items())

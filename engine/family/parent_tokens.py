@@ -2,12 +2,15 @@
 engine/family/token_prior.py over one token grid, VAR over multi-scale maps): the vqvae parent, the
 dataset's tokens encoded by it once before training and cached in the run's encoded/ folder (under
 the parent's hash and the data section, so a resumed run reads the file back), those of the
-mirrored images too when data.hflip, and a training batch's rows looked up in them."""
+mirrored images too when data.hflip, a training batch's rows looked up in them, and (TokenizerLatents)
+the latent space, which is the parent's: interpolation walks the tokenizer's continuous
+pre-quantization map and decodes through it, for every prior alike (one grid or many scales)."""
 from __future__ import annotations
 
 import torch
 
 from engine.family.base import Batch, Family
+from engine.family.interfaces import LatentModel
 from engine.family.parent import Parent, cached_encoding, encoding_key
 
 ENCODE_BATCH = 256      # images per parent encoding pass
@@ -70,3 +73,37 @@ class TokenizedFamily(Family):
         if batch.flips is not None and self.tokens_flipped is not None:
             t = torch.where(batch.flips.to(self.device).view(-1, 1), self.tokens_flipped[idx], t)
         return t
+
+
+class TokenizerLatents(LatentModel):
+    """A tokenized family's latent space is its parent's pre-quantization map: a seed's latent is
+    the code vectors of the tokens the family draws for it (summed over the scales of a multi-scale
+    tokenizer); latents decode (snapped to the codes) through the parent, images encode through its
+    encoder. A family implements seed_tokens: its (N, L) flat tokens for the seeds."""
+
+    latent_space, latent_title, encode_method = "z", "z (the tokenizer's pre-quantization map)", "tokenizer encoder"
+    one_pass = True
+    default_mode = "lerp"
+
+    def seed_tokens(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        """The (len(seeds), L) tokens this family draws for each seed with the run's sample options."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        """The code vectors of the tokens this family draws for each seed (the run's options)."""
+        tok = self.parent.family
+        tokens = tok.unflatten_tokens(self.seed_tokens(list(seeds), labels, use_ema).to(self.device))
+        return tok.nets(True)["quantizer"].decode_tokens(tokens).float()
+
+    def decode_latents(self, latents, labels=None, *, options=None, use_ema: bool = True, cancel=None,
+                       differentiable: bool = False) -> torch.Tensor:
+        """Snapped to the parent's codes and decoded by it."""
+        return self.parent.family.decode_latents(latents, differentiable=differentiable)
+
+    def default_encode_steps(self, options=None) -> int:
+        return 1
+
+    @torch.no_grad()
+    def encode_images(self, images, labels=None, *, steps=None, options=None, progress=None, cancel=None):
+        return self.parent.family.encode_images(images, progress=progress)

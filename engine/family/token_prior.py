@@ -1,15 +1,15 @@
 """What the priors over a tokenizer's codes (MaskGIT, the AR prior) share: the vqvae parent (a vq or
 fsq tokenizer with one token grid; a multi-scale one is VAR's) and the dataset's token grids encoded
 once and cached (both as for VAR: engine/family/parent_tokens.py), class labels with a "no class"
-label for label dropout, per-image random draws, logit filtering (temperature, top-k, top-p), and
-(TokenizerLatents) the latent space, which is the parent's: interpolation walks the tokenizer's
-continuous pre-quantization map and decodes through it."""
+label for label dropout, per-image random draws and logit filtering (temperature, top-k, top-p).
+Their latent space is the parent's (parent_tokens.TokenizerLatents): a prior implements seed_tokens
+by drawing its tokens."""
 from __future__ import annotations
 
 import torch
 
 from engine.core.schema import ConfigError
-from engine.family.interfaces import Conditional, LatentModel
+from engine.family.interfaces import Conditional
 from engine.family.parent import Parent
 from engine.family.parent_tokens import TokenizedFamily
 
@@ -114,6 +114,10 @@ class TokenPrior(TokenizedFamily, Conditional):
                       step_offset: int = 0, step_total: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def seed_tokens(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        """The tokens drawn for each seed with the run's sample options (TokenizerLatents' seeds)."""
+        return self.sample_tokens(list(seeds), labels, self.cfg.sampling, use_ema=use_ema)
+
     def steps_per_batch(self, options) -> int:
         raise NotImplementedError
 
@@ -131,32 +135,3 @@ class TokenPrior(TokenizedFamily, Conditional):
                                         step_offset=j * self.steps_per_batch(options), step_total=total)
             parts.append(self.decode_from_tokens(tokens))
         return torch.cat(parts)
-
-
-class TokenizerLatents(LatentModel):
-    """A token prior's latent space is its parent's pre-quantization map: a seed's latent is the
-    code vectors of the tokens the prior draws for it; latents decode (snapped to the codes)
-    through the parent, images encode through its encoder."""
-
-    latent_space, latent_title, encode_method = "z", "z (the tokenizer's pre-quantization map)", "tokenizer encoder"
-    one_pass = True
-    default_mode = "lerp"
-
-    @torch.no_grad()
-    def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
-        """The code vectors of the tokens this prior draws for each seed (the run's options)."""
-        tokens = self.sample_tokens(list(seeds), labels, self.cfg.sampling, use_ema=use_ema)
-        q = self.parent.family.nets(True)["quantizer"]
-        return q.decode_tokens(tokens.reshape(-1, *self.grid).to(self.device)).float()
-
-    def decode_latents(self, latents, labels=None, *, options=None, use_ema: bool = True, cancel=None,
-                       differentiable: bool = False) -> torch.Tensor:
-        """Snapped to the parent's codes and decoded by it."""
-        return self.parent.family.decode_latents(latents, differentiable=differentiable)
-
-    def default_encode_steps(self, options=None) -> int:
-        return 1
-
-    @torch.no_grad()
-    def encode_images(self, images, labels=None, *, steps=None, options=None, progress=None, cancel=None):
-        return self.parent.family.encode_images(images, progress=progress)

@@ -127,10 +127,14 @@ class Evaluator:
         return self.score(torch.cat(parts))
 
 
-def likelihood_pass(family, measures: list[MeasureSpec], on, split: str, n: int, device) -> tuple[dict, dict]:
-    """The likelihood measures of a Likelihood family on up to n images of `on` (ImageData):
-    (values by logged name, the row's note of which images: bpd_images, bpd_split)."""
+def heldout_pass(family, measures: list[MeasureSpec], on, split: str, n: int, device) -> tuple[dict, dict]:
+    """The measures on real images (bits/dim, codebook) on up to n images of `on` (ImageData), for a
+    family that offers what each needs: (values by logged name, the row's note of which images,
+    under each measure's extras: bpd_split and bpd_images, ...)."""
     scores: dict = {}
+    extra: dict = {}
     for m in measures:
         scores.update(m.named(load_object(m.function)(family, on, n, device), False))
-    return scores, ({"bpd_images": min(n, len(on)), "bpd_split": split} if measures else {})
+        split_key, images_key = m.extras
+        extra.update({images_key: min(n, len(on)), split_key: split})
+    return scores, extra

@@ -1,8 +1,8 @@
 """The functions of the built-in measures (engine/core/metrics.py registers them by reference).
 
 A sample measure takes the Samples of one scoring (the generated images, their features and class
-logits, the real reference) and returns its values by key; a likelihood measure takes
-(family, data, n, device). The arguments of the statistics are the ones the reference
+logits, the real reference) and returns its values by key; a measure on real images (likelihood,
+codebook) takes (family, data, n, device). The arguments of the statistics are the ones the reference
 implementations use, so the numbers match them (tests/engine/test_metrics.py)."""
 from __future__ import annotations
 
@@ -50,13 +50,19 @@ def inception_score(s: Samples) -> dict[str, float]:
     return {"is": m, "is_std": sd}
 
 
+def chosen_images(data, n: int) -> torch.Tensor:
+    """The indices of up to n images of `data`: a fixed (seeded) choice, so passes at different
+    steps score the same images."""
+    return torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:min(n, len(data))]
+
+
 @torch.no_grad()
 def bits_per_dim_on(family, data, n: int, device, batch: int = 250) -> float:
     """Bits/dim of a Likelihood family on up to n images of `data` (ImageData), in batches: the
-    mean over images. A fixed choice of images (seeded), so passes at different steps compare.
+    mean over images (chosen_images).
     Every family's bits_per_dim is finite on any 8-bit image (tests/engine/test_finite_scores.py);
     should one ever not be, it is refused here in one line, never averaged into a NaN."""
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:min(n, len(data))]
+    idx = chosen_images(data, n)
     total = 0.0
     for i in range(0, len(idx), batch):
         sub = idx[i:i + batch]
@@ -70,3 +76,29 @@ def bits_per_dim_on(family, data, n: int, device, batch: int = 250) -> float:
 
 def bits_per_dim(family, data, n: int, device) -> dict[str, float]:
     return {"bits_per_dim": bits_per_dim_on(family, data, n, device)}
+
+
+def codebook_stats(counts: torch.Tensor) -> tuple[float, float]:
+    """A code histogram (num_codes,) -> (the fraction of codes used at least once, the perplexity
+    exp(H) of the histogram, H its entropy in nats): num_codes and num_codes for a uniform use of
+    every code, 1/num_codes and 1 for a single code."""
+    counts = counts.double()
+    p = counts[counts > 0] / counts.sum()
+    return float((counts > 0).double().mean()), float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def code_histogram(family, data, n: int, device, batch: int = 250) -> torch.Tensor:
+    """How often each code of a Tokenizer family stands for a position of up to n images of `data`
+    (chosen_images), every scale's positions counted for a multi-scale tokenizer."""
+    counts = torch.zeros(int(family.num_codes), dtype=torch.long)
+    idx = chosen_images(data, n)
+    for i in range(0, len(idx), batch):
+        codes = family.image_codes(data.float_batch(idx[i:i + batch]).to(device)).flatten().cpu()
+        counts += torch.bincount(codes, minlength=len(counts))
+    return counts
+
+
+def codebook_usage(family, data, n: int, device) -> dict[str, float]:
+    usage, ppl = codebook_stats(code_histogram(family, data, n, device))
+    return {"codebook_usage": usage, "codebook_perplexity": ppl}

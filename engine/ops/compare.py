@@ -7,7 +7,7 @@ For each checkpoint, one row (engine/runs/compare_table.py lists the columns):
               precision, IS where the extractor has logits: the evaluate op's Evaluator
               (engine/metrics/evaluate.py), not a reimplementation
   diversity   recall; bits/dim where the family has a likelihood (the evaluate op's
-              likelihood_scores: the run's held-out images, else its training images)
+              heldout_scores: the run's held-out images, else its training images)
   speed       images/s drawing the n evaluation samples (after an untimed warm-up batch) at the
               run's sample options, and NFE: network evaluations per image, which the family says
               (Family.network_evaluations: the steps an iterative sampler visits, x2 under
@@ -169,7 +169,7 @@ def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, canc
     import torch
     from engine.data import build_dataset
     from engine.family.interfaces import IterativeSampler, Likelihood
-    from engine.ops.evaluate import EvaluateRequest, likelihood_scores
+    from engine.ops.evaluate import EvaluateRequest, heldout_scores
     from engine.family.progress import Cancelled
     from engine.training.checkpoint import family_from_checkpoint
     progress = progress or (lambda stage, done, total: None)
@@ -226,7 +226,7 @@ def measure(path: Path, ev, n: int, dev, datasets: dict, *, steps: int = 0, canc
         if key not in datasets:
             datasets[key] = build_dataset(cfg.data)
         progress("bits/dim", 0, 1)
-        row.update(likelihood_scores(fam, cfg, datasets[key], EvaluateRequest(n=n)))
+        row.update(heldout_scores(fam, cfg, datasets[key], EvaluateRequest(n=n)))
         progress("bits/dim", 1, 1)
     row = {k: row.get(k) for k in columns()}
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}

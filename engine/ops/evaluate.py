@@ -1,13 +1,14 @@
 """Score a checkpoint: its samples against its training data (FID, or FD-domain without the
-Inception weights; KID, precision/recall, IS), and, for a model with a likelihood, its bits/dim on
-the run's held-out images or on any folder of images."""
+Inception weights; KID, precision/recall, IS), and the measures on real images its family offers
+(bits/dim for a model with a likelihood, codebook usage for a tokenizer) on the run's held-out
+images or on any folder of images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from engine.core import metrics as registry
 from engine.core.config import MetricsConfig
-from engine.family.interfaces import Likelihood
+from engine.family.interfaces import offers
 from engine.family.progress import Cancel, StageProgress
 from engine.ops.base import ModelSession
 from engine.core.flags import request_field
@@ -24,8 +25,9 @@ class EvaluateRequest:
     steps: int = request_field(0, "denoising steps for the samples", metavar="SAMPLE_STEPS")
     # the FID Inception weight file; empty: the run's setting or the usual cache
     inception: str = request_field("", "path of the FID Inception weight file")
-    # bpd on this image folder (resized to the model's size and channels)
-    real: str = request_field("", "folder of real images (with --fake; or with --checkpoint and --metrics bpd)")
+    # bpd / codebook on this image folder (resized to the model's size and channels)
+    real: str = request_field("", "folder of real images (with --fake; or with --checkpoint and --metrics bpd "
+                                  "or codebook)")
 
     def check(self) -> None:
         check_eval_args(self.n, self.steps)
@@ -53,10 +55,10 @@ def run(session: ModelSession, req: EvaluateRequest, progress: StageProgress, ca
     from engine.metrics.evaluate import Evaluator, family_sampler
     measures = [registry.MEASURES.get(m) for m in dict.fromkeys(parse_metrics(req.metrics))]
     cfg, fam = session.config, session.family
-    needy = next((m.key for m in measures if m.needs == registry.LIKELIHOOD), None)
-    if needy and not isinstance(fam, Likelihood):
-        raise ValueError(f"a {fam.name} model has no likelihood: {needy} needs a family that has one "
-                         f"(drop {needy} from --metrics)")
+    needy = next((m for m in measures if m.needs in registry.HELDOUT and not offers(fam, m.needs)), None)
+    if needy:
+        raise ValueError(f"a {fam.name} model has no {needy.needs}: {needy.key} needs a family that has one "
+                         f"(drop {needy.key} from --metrics)")
     data = build_dataset(cfg.data)
     scores: dict = {}
     kind, note = "", ""
@@ -67,24 +69,25 @@ def run(session: ModelSession, req: EvaluateRequest, progress: StageProgress, ca
                        device=fam.device, domain_steps=cfg.metrics.domain_steps, progress=progress)
         scores = ev.score_sampler(family_sampler(fam, req.steps or cfg.metrics.sampling_steps), req.n, cancel=cancel)
         kind, note = ev.kind, ev.note
-    likelihood = [m for m in measures if m.needs == registry.LIKELIHOOD]
-    if likelihood:
-        scores.update(likelihood_scores(fam, cfg, data, req, likelihood))
+    heldout = [m for m in measures if m.needs in registry.HELDOUT]
+    if heldout:
+        scores.update(heldout_scores(fam, cfg, data, req, heldout))
     return EvaluateResult(scores, kind, note, req.n, session.step)
 
 
-def likelihood_scores(fam, cfg, data, req: EvaluateRequest, measures=None) -> dict:
-    """The likelihood measures (all of them when None: bits/dim) on a folder of images (--real),
-    else on the run's held-out images, else (a run that kept none out) on its training images; the
-    result says which and how many."""
-    from engine.metrics.evaluate import likelihood_pass
+def heldout_scores(fam, cfg, data, req: EvaluateRequest, measures=None) -> dict:
+    """The measures on real images (when None: every one the family offers) on a folder of images
+    (--real), else on the run's held-out images, else (a run that kept none out) on its training
+    images; the result says which and how many."""
+    from engine.metrics.evaluate import heldout_pass
     if req.real:
         on, split = folder_as_data(req.real, fam, req.n), f"folder {req.real}"
     else:
         train, held = data.split(cfg.data.holdout, cfg.data.seed)
         on, split = (held, "held-out") if held is not None else (train, "training")
-    values, extra = likelihood_pass(fam, registry.measures(registry.LIKELIHOOD) if measures is None else measures,
-                                    on, split, req.n, fam.device)
+    if measures is None:
+        measures = [m for m in registry.measures(registry.HELDOUT) if offers(fam, m.needs)]
+    values, extra = heldout_pass(fam, measures, on, split, req.n, fam.device)
     return {**values, **extra}
 
 

@@ -32,8 +32,8 @@ def metric_columns() -> tuple[str, ...]:
     precision, recall, is, bits_per_dim) and the images bits/dim was measured on."""
     out: list[str] = []
     for m in registry.measures():
-        out += [v.column_name for v in m.values if v.table]
-        out += m.extras
+        shown = [v.column_name for v in m.values if v.table]
+        out += shown + (list(m.extras) if shown else [])   # a measure kept out of the table (codebook): nor its extras
     return tuple(out)
 
 

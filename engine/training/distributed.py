@@ -19,6 +19,10 @@ How the ranks stay one training run:
   same averaged gradient, so they stay equal.
 * Floating-point buffers (running statistics, a GAN's w average or ADA counters) are averaged
   after each step in float64, which keeps constants exact (`average_buffers`).
+* State a network updates from the batch itself (a VQ codebook's EMA statistics, its usage steps
+  and restarts) is kept equal inside the step: StepContext.collectives is this object, and the
+  module sums its statistics over ranks (`sum_`) and takes rank 0's random choices (`broadcast_`),
+  so every rank makes the same update; the average after the step then changes nothing.
 * Only rank 0 reads control commands; `broadcast_commands` hands them to every rank at a step
   all ranks agree on, so pause/stop/sample-now/save-now act at the same step everywhere.
 
@@ -109,6 +113,20 @@ class Distributed:
         flat /= self.world_size
         mean = {k: flat[i] for i, k in enumerate(keys)}
         return {k: mean[k].to(v.dtype) for k, v in values.items()}
+
+    @torch.no_grad()
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        """t summed over ranks, in place (counts and sums of a codebook's statistics)."""
+        if self.enabled:
+            dist.all_reduce(t)
+        return t
+
+    @torch.no_grad()
+    def broadcast_(self, t: torch.Tensor) -> torch.Tensor:
+        """Rank 0's t on every rank, in place (a random choice every rank must make alike)."""
+        if self.enabled:
+            dist.broadcast(t, 0)
+        return t
 
     def any(self, flag: torch.Tensor) -> torch.Tensor:
         """True on every rank when it is true on any (e.g. "a loss was NaN")."""

@@ -1,7 +1,8 @@
 """The evaluation pass of a training run: the sample measures its [metrics] section asks for, scored
 by one Evaluator built on the first pass that needs one (its extractor and real statistics serve
-every pass), and every likelihood measure when the family has a likelihood, on the held-out images
-when the run keeps some out, else on the training ones; one metrics.jsonl row and an "eval" event.
+every pass), and every measure on real images the family offers (bits/dim with a likelihood,
+codebook usage for a tokenizer), on the held-out images when the run keeps some out, else on the
+training ones; one metrics.jsonl row and an "eval" event.
 Rank 0 alone runs it."""
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Callable
 from engine.core import logkeys, protocol
 from engine.core.errors import NotFinite
 from engine.core import metrics as registry
-from engine.core.metrics import LIKELIHOOD
+from engine.core.metrics import HELDOUT
 from engine.core.util import throttled
-from engine.family.interfaces import Likelihood
-from engine.metrics.evaluate import Evaluator, family_sampler, likelihood_pass, sample_measures
+from engine.family.interfaces import offers
+from engine.metrics.evaluate import Evaluator, family_sampler, heldout_pass, sample_measures
 from engine.runs.rundir import RunDir
 
 Emit = Callable[[dict], None]
@@ -45,10 +46,11 @@ class RunEvaluation:
             scores = self._or_warn(lambda: self.evaluator.score_sampler(family_sampler(family, m.sampling_steps),
                                                                         m.samples))
         extra_row: dict = {}
-        if isinstance(family, Likelihood):
+        heldout = [h for h in registry.measures(HELDOUT) if offers(family, h.needs)]
+        if heldout:
             on = self.heldout if self.heldout is not None else self.data
-            values, extra_row = self._or_warn(lambda: likelihood_pass(
-                family, registry.measures(LIKELIHOOD), on, "held-out" if self.heldout is not None else "training",
+            values, extra_row = self._or_warn(lambda: heldout_pass(
+                family, heldout, on, "held-out" if self.heldout is not None else "training",
                 m.samples, self.device), ({}, {}))
             scores.update(values)
         row = {"step": step, "time": round(time.time(), 3), **logkeys.quality(scores),

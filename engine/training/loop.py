@@ -159,6 +159,7 @@ class Trainer:
                                scaler=self.scaler, grad_clip=t.grad_clip,
                                reduce_grads=d.average_gradients if d.enabled else None)
         self.ctx.world_size = d.world_size
+        self.ctx.collectives = d if d.enabled else None
         self.order = BatchOrder(len(self.data), t.batch_size, t.seed, cfg.data.hflip)
         # the whole (uint8) dataset lives on the device when it is small: no per-step copies
         small = self.data.images.numel() < 2 ** 31

@@ -15,8 +15,10 @@ from engine.training.errors import TrainingFailed
 
 def ranks_agree(family, dist, device, step: int, emit: Callable[[dict], None]) -> None:
     """Every rank should hold the same weights, averages and buffers (same start, same averaged
-    gradients). Checked at each checkpoint with two sums per network (one small all-gather); a
-    difference is reported and healed from rank 0, whose state the checkpoint keeps."""
+    gradients, the same updates of state kept from the batch such as a VQ codebook's usage steps).
+    Checked at each checkpoint with two sums per network over its float tensors and its integer
+    buffers (one small all-gather); a difference is reported and healed from rank 0, whose state
+    the checkpoint keeps."""
     if not dist.enabled:
         return
     parts = {f"weights of {n}": m for n, m in family.networks.items()}
@@ -25,7 +27,7 @@ def ranks_agree(family, dist, device, step: int, emit: Callable[[dict], None]) -
     for label, m in parts.items():
         total = torch.zeros(2, dtype=torch.float64, device=device)
         for t in (*m.parameters(), *m.buffers()):
-            if t.is_floating_point():
+            if not t.is_complex():   # floats, and integer buffers too (a codebook's usage steps, counters)
                 t64 = t.detach().double()  # one tensor at a time: no second copy of the model
                 total += torch.stack([t64.sum(), (t64 * t64).sum()])
         sums[label] = total

@@ -100,7 +100,7 @@ def test_a_metric_registered_in_one_line_flows_everywhere(qtbot, tmp_path, brigh
 def test_an_unregistered_metric_is_refused_again(brightness):
     metrics.unregister("brightness")
     try:
-        with pytest.raises(ConfigError, match="metrics.metrics contains 'brightness'; choose from: fid, kid, pr, is, bpd"):
+        with pytest.raises(ConfigError, match="metrics.metrics contains 'brightness'; choose from: fid, kid, pr, is, bpd, codebook"):
             tiny_config(metrics={"metrics": ["brightness"]})
         with pytest.raises(ValueError, match="unknown metric 'brightness'"):
             metrics.parse_metrics("fid,brightness")
@@ -133,3 +133,22 @@ def test_the_built_in_metrics_read_as_they_always_have():
            "images_seen": 80}
     assert row_tooltip(row).splitlines()[:2] == ["/r/x.safetensors", "KID 0.01234 ± 0.0012 · IS 2.35"]
     assert row_tooltip({**row, "is": None}).splitlines()[1] == "KID 0.01234 ± 0.0012"
+
+
+def test_the_codebook_measure_reads_in_the_panels_as_the_registry_declares_it():
+    """A tokenizer's codebook values (scored on real images, like bits/dim): the Sampling canvas's
+    evaluation lines say which images, the quality plot's readout and the runs tree title them."""
+    from app.panels.plots_panel import quality_readouts
+    from app.panels.run_tree import metric_label
+    r = {"codebook_usage": 0.75, "codebook_perplexity": 9.5, "codebook_images": 40, "codebook_split": "held-out"}
+    assert eval_lines(r) == ["codebook usage: <b>0.75</b> on 40 held-out images",
+                             "code perplexity: <b>9.5</b> on 40 held-out images"]
+    assert quality_readouts({"quality/" + k: v for k, v in r.items()}) == [
+        "codebook_usage 0.75", "codebook_perplexity 9.5"]
+    assert metric_label("quality/codebook_usage") == "codebook usage"
+    # the Sampling canvas's Evaluate asks for it where the checkpoint's capabilities have a codebook
+    from app.canvases.sampling import offered_measures
+    from engine.core.capabilities import Capabilities, CodebookCaps, LikelihoodCaps
+    assert offered_measures(Capabilities("vqvae", codebook=CodebookCaps(16, "vq"))) == ["fid", "kid", "pr", "is", "codebook"]
+    assert offered_measures(Capabilities("pixelcnn", likelihood=LikelihoodCaps())) == ["fid", "kid", "pr", "is", "bpd"]
+    assert offered_measures(None) == ["fid", "kid", "pr", "is"]

@@ -79,3 +79,16 @@ def test_a_wrong_family_parent_is_refused_in_one_line(tmp_path, tiny_runs):
 def test_a_multi_scale_tokenizer_is_refused_in_one_line(tmp_path):
     res = run_on_parent("arprior", msrq_tokenizer(tmp_path), tmp_path)
     assert_refused_in_one_line(res, "msrq", "vq or fsq")
+
+
+def test_a_seeds_latent_decodes_to_its_sample_and_walks_decode_through_the_parent(arprior):
+    """The Interpolation canvas's walk (parent_tokens.TokenizerLatents): seed s's latent is the code
+    vectors of the tokens sample(seed=s) draws, so it decodes (snapped to the same codes) to that
+    sample; a lerp between two seeds decodes through the parent; the capability comes from the family."""
+    from engine.family.interfaces import capabilities_of
+    lat = arprior.seed_latents([3, 4], labels=[1, 2])
+    assert lat.shape[0] == 2 and torch.equal(lat, arprior.seed_latents([3, 4], labels=[1, 2]))
+    assert torch.allclose(arprior.decode_latents(lat), arprior.sample(2, seed=3, labels=[1, 2]), atol=1e-5)
+    mid = arprior.decode_latents(0.5 * (lat[:1] + lat[1:]))
+    assert mid.shape == (1, arprior.channels, arprior.resolution, arprior.resolution)
+    assert capabilities_of(arprior).has("latent")

@@ -348,3 +348,90 @@ def test_a_checkpoint_travels_as_bytes_unchanged(tmp_path):
     back = ck.from_bytes(ck.to_bytes(c))
     assert back.meta == c.meta and back.path == c.path and sorted(back.tensors) == sorted(c.tensors)
     assert all(torch.equal(back.tensors[k], v) for k, v in c.tensors.items())
+
+
+# ---- the VQ codebook's state, kept equal inside the step -------------------------------------------------
+VQ_STEPS = 6
+
+
+def _vq_batches() -> torch.Tensor:
+    """VQ_STEPS global batches (8, 4, 2, 2) of encoder maps near 3 points: most of the 16 codes
+    go unused and are restarted."""
+    g = torch.Generator().manual_seed(5)
+    centres = torch.randn(3, 4, generator=g) * 3
+    pick = torch.randint(0, 3, (VQ_STEPS, 8, 2, 2), generator=g)
+    return (centres[pick] + 0.1 * torch.randn(VQ_STEPS, 8, 2, 2, 4, generator=g)).permute(0, 1, 4, 2, 3)
+
+
+def _vq():
+    from engine.families.vqvae.quantizers import VectorQuantizer
+    torch.manual_seed(0)   # the same codebook on every rank, as broadcast_state makes it
+    return VectorQuantizer(4, 16, decay=0.9, dead_after=2, pool_size=32)
+
+
+BOOKKEEPING = ("usage.step", "usage.last_used", "restarted_at", "cluster_size")
+
+
+def _vq_steps(vq, shares, generator, collectives=None) -> list[dict]:
+    """Update on each batch share; per step: the restart count and the bookkeeping buffers."""
+    out = []
+    for z in shares:
+        r = int(vq(z, update=True, generator=generator, collectives=collectives).logs["codebook/restarts"])
+        bufs = dict(vq.named_buffers())
+        out.append({"restarts": r, **{k: bufs[k].clone() for k in BOOKKEEPING}})
+    return out
+
+
+def _vq_ranks(rank: int, world: int, store: str, out: str) -> None:
+    """Each rank updates from its half of every global batch with its own generator (as the loop
+    seeds them), through the collectives; its buffers and steps go to out/rank{r}.pt."""
+    tdist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    d = Distributed(rank, rank, world, enabled=True)
+    try:
+        vq, n = _vq(), 8 // world
+        steps = _vq_steps(vq, [z[rank * n:(rank + 1) * n] for z in _vq_batches()],
+                          torch.Generator().manual_seed(1 + rank), d)
+        torch.save({"buffers": dict(vq.named_buffers()), "steps": steps}, f"{out}/rank{rank}.pt")
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_two_ranks_keep_identical_codebooks_through_dead_code_restarts(tmp_path):
+    """Counts, sums and used codes are summed over ranks and rank 0's random draws (pool rows,
+    restart vectors) are broadcast, so every buffer of the codebook (codes, EMA statistics, usage
+    steps, restart steps, pool) is bit for bit the same on both ranks while codes are restarted.
+    Against one process with the global batch: the same statistics decide the same restarts (which
+    codes, when) and the counts agree, up to the first restart; the restart vectors then differ (the
+    pool holds rank 0's share of the batch, not a subset of all of it: quantizers.py's docstring),
+    so later steps are compared between the ranks only."""
+    mp.spawn(_vq_ranks, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert sorted(r0["buffers"]) == sorted(r1["buffers"])
+    for k, v in r0["buffers"].items():
+        assert torch.equal(v, r1["buffers"][k]), k
+    restarts = [s["restarts"] for s in r0["steps"]]
+    assert sum(restarts) > 0 and restarts == [s["restarts"] for s in r1["steps"]]
+
+    one = _vq_steps(_vq(), _vq_batches(), torch.Generator().manual_seed(1))
+    first = next(i for i, r in enumerate(restarts) if r)
+    for i in range(first + 1):
+        assert one[i]["restarts"] == restarts[i], i
+        for k in BOOKKEEPING[:3]:
+            assert torch.equal(one[i][k], r0["steps"][i][k]), (i, k)
+        torch.testing.assert_close(r0["steps"][i]["cluster_size"], one[i]["cluster_size"], rtol=1e-6, atol=1e-6)
+
+
+def test_a_two_process_vqvae_run_with_restarts_keeps_its_ranks_codebooks_equal(tmp_path):
+    """Through torchrun: the tiny vqvae (dead codes restarted after one idle step) trains on two
+    ranks, and the check at each checkpoint, which sums integer buffers too (usage and restart
+    steps), finds the ranks equal: no warning."""
+    from tests.conftest import tiny_family_config
+    cfg = tiny_family_config("vqvae", steps=4, checkpoint_every=2, log_every=1)
+    cfg.save(tmp_path / "cfg.toml")
+    rc, events, err = run_torchrun(["--config", str(tmp_path / "cfg.toml"), "--run-dir", str(tmp_path / "two")])
+    assert rc == 0, err
+    kinds = [e["event"] for e in events]
+    assert "warning" not in kinds and "error" not in kinds, [e for e in events if e["event"] == "warning"]
+    assert kinds.count("checkpoint") == 2
+    rows = [json.loads(l) for l in RunDir(tmp_path / "two").metrics_path.read_text().splitlines()]
+    assert sum(r.get("codebook/restarts", 0) for r in rows) > 0

@@ -13,7 +13,7 @@ import torch
 from engine.core.capabilities import Capabilities
 from engine.core.families import FAMILIES, family_spec
 from engine.family.interfaces import (INTERFACES, Conditional, Inpainter, IterativeSampler, LatentModel, Likelihood,
-                                      PixelPredictor, Reconstructor, StyleMixer)
+                                      PixelPredictor, Reconstructor, StyleMixer, Tokenizer)
 from engine.family.progress import Cancelled
 from engine.core.schema import ConfigError
 from engine.core.sections import option_fields
@@ -144,6 +144,17 @@ def test_inpainter_keeps_unmasked_pixels(trained):
     out = fam.inpaint(x, mask, seeds=[0, 1])
     keep = (mask == 0).expand_as(x)
     assert out.shape == x.shape and torch.allclose(out[keep], x[keep], atol=1e-5)
+
+
+def test_tokenizer_codes_are_in_the_codebook_one_row_per_image_and_deterministic(trained):
+    fam, _, _ = trained
+    if not implements(fam, Tokenizer):
+        pytest.skip(f"{fam.name} has no codebook")
+    x = fam.sample(3, seed=2)
+    codes = fam.image_codes(x)
+    assert codes.shape[0] == 3 and codes.dtype == torch.long
+    assert int(codes.min()) >= 0 and int(codes.max()) < fam.num_codes == fam.capabilities().codebook.size
+    assert torch.equal(codes, fam.image_codes(x))
 
 
 def test_reconstructor_returns_images_of_the_same_shape_deterministically(trained):

@@ -19,7 +19,7 @@ from tests.engine.test_metrics import _toy_data
 def test_every_function_reference_resolves_and_names_are_unique():
     for m in metrics.measures():
         assert callable(load_object(m.function)), m.function
-        assert m.needs in (metrics.SAMPLING, metrics.LIKELIHOOD) and m.values
+        assert m.needs in (metrics.SAMPLING, *metrics.HELDOUT) and m.values
     keys = metrics.measure_names()
     assert len(keys) == len(set(keys))
     value_keys = [v.key for _, v in metrics.values()]
@@ -35,12 +35,14 @@ def test_every_function_reference_resolves_and_names_are_unique():
 
 
 def test_the_built_in_measures_log_what_runs_have_always_logged():
-    assert metrics.measure_names() == ["fid", "kid", "pr", "is", "bpd"]
+    assert metrics.measure_names() == ["fid", "kid", "pr", "is", "bpd", "codebook"]
     assert metrics.measure_names(metrics.LIKELIHOOD) == ["bpd"]
+    assert metrics.measure_names(metrics.HELDOUT) == ["bpd", "codebook"]
     names = {m.key: [v.name(d) for v in m.values for d in m.variants()] for m in metrics.measures()}
     assert names == {"fid": ["fid", "fd_domain"], "kid": ["kid", "kid_domain", "kid_std", "kid_domain_std"],
                      "pr": ["precision", "precision_domain", "recall", "recall_domain"],
-                     "is": ["is", "is_domain", "is_std", "is_domain_std"], "bpd": ["bits_per_dim"]}
+                     "is": ["is", "is_domain", "is_std", "is_domain_std"], "bpd": ["bits_per_dim"],
+                     "codebook": ["codebook_usage", "codebook_perplexity"]}
     labels = {n: metrics.label(n) for n in ("fid", "fd_domain", "kid_domain", "precision_domain", "is",
                                             "bits_per_dim", "lpips", "lpips_domain")}
     assert labels == {"fid": "FID", "fd_domain": "FD-domain", "kid_domain": "KID-domain",
@@ -53,8 +55,9 @@ def test_the_built_in_measures_log_what_runs_have_always_logged():
 def test_config_help_validation_and_legacy_names_read_the_registry():
     help_text = next(f.metadata["help"] for f in __import__("dataclasses").fields(MetricsConfig) if f.name == "metrics")
     assert help_text == ("Which metrics: fid (Fréchet distance), kid, pr (precision/recall), is, "
-                         "bpd (bits/dim on held-out images, for models with a likelihood).")
-    with pytest.raises(ValueError, match="metrics.metrics contains 'lpips'; choose from: fid, kid, pr, is, bpd"):
+                         "bpd (bits/dim on held-out images, for models with a likelihood), "
+                         "codebook (a tokenizer's code usage and perplexity on held-out images).")
+    with pytest.raises(ValueError, match="metrics.metrics contains 'lpips'; choose from: fid, kid, pr, is, bpd, codebook"):
         RunConfig().replace(metrics={"metrics": ["fid", "lpips"]})
     assert normalize_row({"step": 1, "is_domain_std": 0.1, "recall": 0.5, "eval_s": 2.0}) == {
         "step": 1, "quality/is_domain_std": 0.1, "quality/recall": 0.5, "eval_s": 2.0}

@@ -149,6 +149,22 @@ def test_samples_decode_through_the_parent_from_the_drawn_maps(family):
     assert torch.allclose(family.sample(2, seed=7, labels=[4, 5]), want, atol=1e-6)
 
 
+
+def test_a_seeds_latent_is_the_summed_code_map_of_the_maps_it_samples_and_walks_decode(family):
+    """The Interpolation canvas's walk (parent_tokens.TokenizerLatents): seed s's latent is the
+    parent's z_hat of the maps sample(seed=s) draws; a lerp between two seeds decodes through the
+    parent; the capability comes from the family."""
+    from engine.family.interfaces import capabilities_of
+    net = family.nets(True)["transformer"]
+    labels = family._labels([4, 5], 2)
+    maps = family.sample_maps(net, labels, family.sample_options(), [torch.Generator().manual_seed(s) for s in (7, 8)])
+    lat = family.seed_latents([7, 8], labels=[4, 5])
+    assert torch.allclose(lat, family.quantizer.decode_tokens(maps), atol=1e-6)
+    assert torch.equal(lat, family.seed_latents([7, 8], labels=[4, 5]))
+    mid = family.decode_latents(0.5 * (lat[:1] + lat[1:]))
+    assert mid.shape == (1, family.channels, family.resolution, family.resolution)
+    assert capabilities_of(family).has("latent")
+
 # ---- refused parents ----------------------------------------------------------------------------------
 def test_a_wrong_family_parent_is_refused_in_one_line(tmp_path):
     vae = tiny_parent("vae")

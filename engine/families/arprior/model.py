@@ -3,7 +3,8 @@ transformer, van den Oord et al. 2017, Esser et al. 2021, as a small GPT): the t
 order after a class token (label dropout gives a "no class" one, which is the start token of an
 unconditional model), trained with next-token cross-entropy. Sampling draws one token per pass
 with temperature, top-k and top-p, through a KV cache (each pass runs only the new token); the
-uncached path, which re-runs the whole prefix, draws the same tokens and is kept for the tests."""
+uncached path, which re-runs the whole prefix, draws the same tokens and is kept for the tests.
+Latent walks run in the parent's pre-quantization space (parent_tokens.TokenizerLatents)."""
 from __future__ import annotations
 
 import torch
@@ -12,12 +13,13 @@ import torch.nn.functional as F
 from engine.family.base import Batch, StepContext
 from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators
 from engine.family.progress import check_cancel
+from engine.family.parent_tokens import TokenizerLatents
 from engine.family.token_prior import TokenPrior, draw, filter_logits, row_uniforms
 from engine.families.arprior import SPEC
 from engine.nn.token_transformer import TokenTransformer
 
 
-class ARPriorFamily(TokenPrior):
+class ARPriorFamily(TokenPrior, TokenizerLatents):
     name = SPEC.name
 
     def __init__(self, cfg, channels, resolution, class_names, *, parent):

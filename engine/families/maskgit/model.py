@@ -4,7 +4,7 @@ label dropout for classifier-free guidance. Training masks ceil(cos(pi r / 2) * 
 uniform ratio r and takes the cross-entropy on the masked positions; sampling decodes in K parallel
 steps (schedule.py) and the tokens decode through the parent. Inpainting: a token is unknown when
 any of its pixels is masked; the others are the image's own tokens and never change. Latent walks
-run in the parent's pre-quantization space (token_prior.TokenizerLatents)."""
+run in the parent's pre-quantization space (parent_tokens.TokenizerLatents)."""
 from __future__ import annotations
 
 import torch
@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from engine.family.base import Batch, StepContext
 from engine.family.interfaces import Inpainter
 from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators
-from engine.family.token_prior import TokenizerLatents, TokenPrior
+from engine.family.parent_tokens import TokenizerLatents
+from engine.family.token_prior import TokenPrior
 from engine.families.maskgit import SPEC
 from engine.families.maskgit.schedule import decode, decoding_steps, training_mask
 from engine.nn.token_transformer import TokenTransformer

@@ -8,7 +8,9 @@ once before training (cached in the run folder's encoded/, reused on resume).
 
 Sampling draws one scale at a time, all its tokens in parallel (temperature, top-k, top-p;
 classifier-free guidance on the logits with label dropout's null class), through a KV cache across
-scales, then the parent decodes the maps: as many network passes as scales (twice under guidance)."""
+scales, then the parent decodes the maps: as many network passes as scales (twice under guidance).
+Latent walks run in the parent's pre-quantization space (parent_tokens.TokenizerLatents): a seed's
+latent is the sum over scales of its drawn maps' upsampled code vectors."""
 from __future__ import annotations
 
 import torch
@@ -18,7 +20,7 @@ from engine.core.schema import ConfigError
 from engine.family.base import Batch, StepContext
 from engine.family.interfaces import Conditional
 from engine.family.parent import Parent
-from engine.family.parent_tokens import TokenizedFamily
+from engine.family.parent_tokens import TokenizedFamily, TokenizerLatents
 from engine.family.progress import check_cancel
 from engine.family.token_prior import filter_logits as filter_scaled_logits
 from engine.families.var import SPEC
@@ -44,7 +46,7 @@ def draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor
     return idx.clamp_(max=probs.shape[-1] - 1).to(probs.device)
 
 
-class VARFamily(TokenizedFamily, Conditional):
+class VARFamily(TokenizedFamily, Conditional, TokenizerLatents):
     name = SPEC.name
 
     def __init__(self, cfg, channels, resolution, class_names, *, parent: Parent):
@@ -180,6 +182,19 @@ class VARFamily(TokenizedFamily, Conditional):
             if progress is not None:
                 progress(k + 1)
         return maps
+
+    @torch.no_grad()
+    def seed_tokens(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:
+        """The maps drawn for each seed (image i from seeds[i], as generate draws it), flat (N, L)."""
+        net = self.nets(use_ema)["transformer"]
+        was_training = net.training
+        net.eval()
+        try:
+            gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+            maps = self.sample_maps(net, self._labels(labels, len(seeds)), self.cfg.sampling, gens)
+        finally:
+            net.train(was_training)
+        return self.parent.family.flatten_tokens(maps)
 
     @torch.no_grad()
     def generate(self, n, *, seed, labels, use_ema, options, progress, cancel) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from engine.core.schema import ConfigError
 from engine.family.base import Batch, Family, StepContext
-from engine.family.interfaces import LatentModel, Reconstructor
+from engine.family.interfaces import LatentModel, Reconstructor, Tokenizer
 from engine.family.progress import check_cancel
 from engine.families.vqvae import SPEC
 from engine.families.vqvae.adversarial import adaptive_weight, feature_matching_loss, hinge_d_loss, hinge_g_loss
@@ -80,7 +80,7 @@ class TokenCounts(nn.Module):
         return torch.stack(rows)
 
 
-class VQVAEFamily(Family, LatentModel, Reconstructor):
+class VQVAEFamily(Family, LatentModel, Reconstructor, Tokenizer):
     """Encoder, quantizer (vq / fsq / msrq) and decoder; see the module docstring."""
 
     name = SPEC.name
@@ -97,6 +97,7 @@ class VQVAEFamily(Family, LatentModel, Reconstructor):
         self.grid = resolution // m.downsample
         quantizer = build_quantizer(m, self.grid)
         self.num_codes = quantizer.num_codes
+        self.quantizer_kind = m.quantizer
         sizes = quantizer.scale_sizes if m.quantizer == "msrq" else [self.grid]
         self.token_shapes = [(s, s) for s in sizes]
         self.networks["encoder"] = Encoder(channels, m.channels, m.max_channels, halvings, m.latent_dim, m.res_blocks)
@@ -149,7 +150,8 @@ class VQVAEFamily(Family, LatentModel, Reconstructor):
         x = batch.images
         with ctx.autocast():
             z = nets["encoder"](x)
-        q = nets["quantizer"](z.float(), update=True, generator=ctx.generator)   # moves the EMA codebook
+        q = nets["quantizer"](z.float(), update=True, generator=ctx.generator,
+                              collectives=ctx.collectives)   # moves the EMA codebook
         with ctx.autocast():
             out = nets["decoder"](q.z_q)
         recon = self.reconstruction_loss(out.float(), x)
@@ -237,6 +239,10 @@ class VQVAEFamily(Family, LatentModel, Reconstructor):
             part = self.unflatten_tokens(flat[i:i + BATCH].to(self.device))
             parts.append(nets["decoder"](nets["quantizer"].decode_tokens(part)).clamp(-1, 1).cpu())
         return torch.cat(parts)
+
+    def image_codes(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, positions) code indices of images, every scale's (the codebook measure counts them)."""
+        return self.flatten_tokens(self.encode_tokens(images))
 
     # ---- latents, reconstructions, samples ---------------------------------------------------------
     def seed_latents(self, seeds: list[int], labels=None, use_ema: bool = True) -> torch.Tensor:

@@ -18,7 +18,15 @@ the multi-scale quantizer's are a list, one (B, s, s) map per scale, coarse to f
 
 Codebook state (codes, EMA statistics, the step each code was last used, the restart pool) lives in
 buffers, so it is in every checkpoint and a resumed run continues bit for bit. Updates happen only
-when the caller passes update=True (the family's training step), never on evaluation passes."""
+when the caller passes update=True (the family's training step), never on evaluation passes.
+
+Under torchrun each rank sees its share of the global batch; `collectives` (StepContext's: sum_ and
+broadcast_) keep the state equal on every rank: the EMA's counts and sums and the codes used are
+summed over ranks, and the random choices (the pool's new rows, the restart vectors) are rank 0's,
+so restarts are decided from the same statistics everywhere and the codebooks never diverge. Counts
+and usage are then those of the global batch, as in one process; the pool takes rank 0's share of
+it (one process: a subset of the whole batch), so a run with restarts matches one process up to
+the vectors the restarts draw."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,9 +74,16 @@ class CodeUsage(nn.Module):
         self.register_buffer("last_used", torch.full((num_codes,), -1, dtype=torch.long))
 
     @torch.no_grad()
-    def observe(self, indices: torch.Tensor) -> None:
+    def observe(self, indices: torch.Tensor, collectives=None) -> None:
+        """One update step whose tokens are `indices` (this rank's; every rank's with collectives)."""
+        used = torch.bincount(indices.flatten(), minlength=self.num_codes)
+        self.observe_used((collectives.sum_(used) if collectives is not None else used) > 0)
+
+    @torch.no_grad()
+    def observe_used(self, used: torch.Tensor) -> None:
+        """One update step in which the codes where `used` (num_codes,) is true were chosen."""
         self.step += 1
-        self.last_used[indices.flatten().unique()] = self.step
+        self.last_used.copy_(torch.where(used, self.step, self.last_used))
 
     def fraction_used(self) -> torch.Tensor:
         recent = (self.last_used >= 0) & (self.step - self.last_used < self.window)
@@ -126,7 +141,8 @@ class VectorQuantizer(nn.Module):
         d = x.pow(2).sum(1, keepdim=True) - 2 * x @ cb.t() + cb.pow(2).sum(1)[None]
         return d.argmin(1)
 
-    def forward(self, z: torch.Tensor, *, update: bool = False, generator: torch.Generator | None = None) -> Quantized:
+    def forward(self, z: torch.Tensor, *, update: bool = False, generator: torch.Generator | None = None,
+                collectives=None) -> Quantized:
         b, _, h, w = z.shape
         x = self.prepare(to_rows(z.float()))
         idx = self.nearest(x.detach())
@@ -134,7 +150,7 @@ class VectorQuantizer(nn.Module):
         commit = self.beta * F.mse_loss(x, q)          # the codebook is a buffer: this moves x only
         logs = {}
         if update:
-            logs = self.update(x.detach(), idx, generator)
+            logs = self.update(x.detach(), idx, generator, collectives)
         q = x + (q - x).detach()                         # straight-through: d q / d x = identity
         return Quantized(from_rows(self.project_out(q), b, h, w), idx.view(b, h, w), commit, logs)
 
@@ -149,20 +165,33 @@ class VectorQuantizer(nn.Module):
 
     # ---- codebook updates ----------------------------------------------------------------------------
     @torch.no_grad()
-    def update(self, x: torch.Tensor, idx: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+    def update(self, x: torch.Tensor, idx: torch.Tensor, generator: torch.Generator | None = None,
+               collectives=None) -> dict:
         """One EMA step on vectors x (N, code_dim) assigned to codes idx (N,), then restarts of dead
-        codes; returns the codebook readings for the log."""
-        self.ema_update(x, idx)
-        self.usage.observe(idx)
-        self.remember(x, generator)
-        restarted = self.restart_dead_codes(generator)
+        codes; returns the codebook readings for the log. With collectives (torchrun), x and idx
+        are this rank's share and every rank makes the same update (the module docstring)."""
+        counts, sums = self.batch_statistics(x, idx, collectives)
+        self.ema_update(counts, sums)
+        self.usage.observe_used(counts > 0)
+        self.remember(x, generator, collectives)
+        restarted = self.restart_dead_codes(generator, collectives)
         return {**self.usage.readings(idx), "codebook/restarts": restarted.float()}
 
-    @torch.no_grad()
-    def ema_update(self, x: torch.Tensor, idx: torch.Tensor) -> None:
-        k, g = self.num_codes, self.decay
+    def batch_statistics(self, x: torch.Tensor, idx: torch.Tensor, collectives=None):
+        """How many vectors each code was assigned (K,) and their sum (K, code_dim), over every
+        rank's share with collectives (one all-reduce)."""
+        k = self.num_codes
         counts = torch.bincount(idx, minlength=k).to(x.dtype)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, idx, x)
+        if collectives is None:
+            return counts, sums
+        both = collectives.sum_(torch.cat([counts[:, None], sums], 1))
+        return both[:, 0].contiguous(), both[:, 1:].contiguous()
+
+    @torch.no_grad()
+    def ema_update(self, counts: torch.Tensor, sums: torch.Tensor) -> None:
+        """The EMA step on a batch's statistics (batch_statistics)."""
+        k, g = self.num_codes, self.decay
         self.cluster_size.mul_(g).add_(counts, alpha=1 - g)
         self.embed_sum.mul_(g).add_(sums, alpha=1 - g)
         n = self.cluster_size.sum()
@@ -171,20 +200,25 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(F.normalize(codes, dim=1) if self.l2 else codes)
 
     @torch.no_grad()
-    def remember(self, x: torch.Tensor, generator: torch.Generator | None) -> None:
-        """Put a random subset of this batch's vectors into the restart pool (a ring)."""
+    def remember(self, x: torch.Tensor, generator: torch.Generator | None, collectives=None) -> None:
+        """Put a random subset of this batch's vectors into the restart pool (a ring); with
+        collectives, rank 0's (every rank's share has the same size)."""
         size = self.pool.shape[0]
         take = min(size, x.shape[0])
         pick = torch.randperm(x.shape[0], generator=generator, device=_gen_device(generator))[:take].to(x.device)
+        rows = x[pick].contiguous()
+        if collectives is not None:
+            collectives.broadcast_(rows)
         at = (self.pool_next + torch.arange(take, device=x.device)) % size
-        self.pool[at] = x[pick]
+        self.pool[at] = rows
         self.pool_next.copy_((self.pool_next + take) % size)
         self.pool_filled.add_(take).clamp_(max=size)
 
     @torch.no_grad()
-    def restart_dead_codes(self, generator: torch.Generator | None) -> torch.Tensor:
+    def restart_dead_codes(self, generator: torch.Generator | None, collectives=None) -> torch.Tensor:
         """Codes unused for dead_after updates become random vectors of the pool (with a fresh
-        count of 1 and a fresh grace period). Returns how many were restarted (a tensor: no sync)."""
+        count of 1 and a fresh grace period); with collectives, rank 0's draw of them. Returns how
+        many were restarted (a tensor: no sync)."""
         if self.dead_after <= 0:
             return torch.zeros((), device=self.codebook.device)
         idle = self.usage.step - torch.maximum(self.usage.last_used, self.restarted_at)
@@ -192,6 +226,8 @@ class VectorQuantizer(nn.Module):
         # always draw (a fixed number of random values per step), so the stream does not depend on the data
         choice = torch.randint(0, 2 ** 62, (self.num_codes,), generator=generator,
                                device=_gen_device(generator)).to(self.pool.device) % self.pool_filled.clamp(min=1)
+        if collectives is not None:
+            collectives.broadcast_(choice)
         fresh = self.pool[choice]
         fresh = F.normalize(fresh, dim=1) if self.l2 else fresh
         d = dead[:, None]
@@ -251,13 +287,14 @@ class FiniteScalarQuantizer(nn.Module):
         """The values dim i can take after quantization (L_i of them, in [-1, 1])."""
         return (torch.arange(self.levels[i]).float() - self._half_width[i].cpu()) / self._half_width[i].cpu()
 
-    def forward(self, z: torch.Tensor, *, update: bool = False, generator: torch.Generator | None = None) -> Quantized:
+    def forward(self, z: torch.Tensor, *, update: bool = False, generator: torch.Generator | None = None,
+                collectives=None) -> Quantized:
         b, _, h, w = z.shape
         codes = self.quantize(self.project_in(to_rows(z.float())))
         idx = self.codes_to_indices(codes.detach())
         logs = {}
         if update:
-            self.usage.observe(idx)
+            self.usage.observe(idx, collectives)
             logs = self.usage.readings(idx)
         return Quantized(from_rows(self.project_out(codes), b, h, w), idx.view(b, h, w),
                          torch.zeros((), device=z.device), logs)
@@ -303,7 +340,8 @@ class MultiScaleResidualQuantizer(nn.Module):
             return x
         return F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
 
-    def forward(self, z: torch.Tensor, *, update: bool = False, generator: torch.Generator | None = None) -> Quantized:
+    def forward(self, z: torch.Tensor, *, update: bool = False, generator: torch.Generator | None = None,
+                collectives=None) -> Quantized:
         z = z.float()
         b, _, h, w = z.shape
         rest, z_hat = z.detach(), torch.zeros_like(z)
@@ -321,7 +359,7 @@ class MultiScaleResidualQuantizer(nn.Module):
         loss = self.vq.beta * F.mse_loss(z, z_hat)
         logs = {}
         if update:
-            logs = self.vq.update(torch.cat(rows), torch.cat(picked), generator)   # perplexity: all scales' tokens
+            logs = self.vq.update(torch.cat(rows), torch.cat(picked), generator, collectives)   # perplexity: all scales' tokens
         return Quantized(z + (z_hat - z).detach(), tokens, loss, logs, parts)
 
     def decode_tokens(self, tokens: list) -> torch.Tensor:
