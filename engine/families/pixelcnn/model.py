@@ -7,11 +7,12 @@ sampler caches every layer's finished rows and columns (cached.py, Ramachandran 
 row costs one row of the vertical stack and a pixel one column of the horizontal stack, and draws
 a mixture's level from its CDF at the bin edges (levels.py); both give exactly the pixels of the
 uncached loop (uncached_draw_rows, kept as the reference). Measured for the pixelcnn-digits
-architecture, batch of 50, one PyTorch thread, on a 2-core CPU with load average 15 from other
-jobs (benchmarks/pixelcnn_sampling.py): 7.1 images/s cached against 2.9 uncached, 2.4x in
-interleaved rounds. What is left is the per-call cost of ~14 tiny oneDNN convolutions per
-sub-pixel, the same count both ways; a matmul would be cheaper per call but rounds differently
-(~1e-6), which would change a pixel now and then."""
+architecture, batch of 50, one PyTorch thread, on a 2-core CPU shared with other jobs
+(benchmarks/pixelcnn_sampling.py): 2.3-2.8x the uncached images/s in interleaved rounds. What is
+left is the per-call cost of ~14 tiny oneDNN convolutions per pixel (60 % of the time) and the
+level draws (30 %). A matmul route is 3.6x cheaper for the network but rounds differently (~1e-6);
+guarding the draws against that sends ~10 % of sub-pixels back to the exact convolutions, nearly
+every pixel of a batch, which measured slower (benchmarks/README.md, "Cached PixelCNN sampling")."""
 from __future__ import annotations
 
 import contextlib
