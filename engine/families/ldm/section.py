@@ -44,6 +44,9 @@ class LDMConfig(Section):
 
     # the conformance suites give it a tiny VAE parent (tests/conftest.py: tiny_parent)
     TINY: ClassVar[dict] = {"model": {"width": 16, "depth": 1, "timesteps": 50}, "sampling": {"steps": 3}}
+    # on a tiny vqvae tokenizer's 8x4x4 map, with the UNet (tests/conftest.py: parent_family)
+    TINY_VARIANTS: ClassVar[dict] = {"vq": {"parent_family": "vqvae", "model": {
+        "channel_mults": [1, 2], "attention_resolutions": [2], "heads": 2}}}
 
     def check(self, where: str, run) -> None:
         check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
