@@ -106,6 +106,12 @@ def tiny_parent_fields(name: str, model=None) -> dict:
     if cls.parent_switch:
         on = model.get(cls.parent_switch) if isinstance(model, dict) else getattr(model, cls.parent_switch, False)
         accepted = accepted if on else ()
+    # a preset's default parent preset picks among several accepted families (ldm-vq-digits: vqvae)
+    preset = model.get("default_parent_preset") if isinstance(model, dict) else getattr(model, "default_parent_preset", "")
+    if len(accepted) > 1 and preset:
+        from engine.core.config import load_preset
+        named = load_preset(preset).model.family
+        accepted = (named,) if named in accepted else accepted
     overlay = getattr(spec.config, "TINY_PARENT", {}).get("model")
     return {"parent": str(tiny_parent(accepted[0], overlay))} if accepted else {}
 
@@ -118,9 +124,12 @@ def tiny_family_config(name: str, **training) -> RunConfig:
     family, _, variant = name.partition(":")
     section = family_spec(family).config
     tiny, overlay = section.TINY, section.TINY_VARIANTS[variant] if variant else {}
+    # a variant may name another family its parent is of (ldm:vq, on a tokenizer)
+    other = overlay.get("parent_family")
+    parent = {"parent": str(tiny_parent(other))} if other else tiny_parent_fields(family)
     return RunConfig(name=f"conf-{name.replace(':', '-')}").replace(
         data={"dataset": "digits", "resolution": TINY_RES},
-        model={"family": family, **tiny.get("model", {}), **overlay.get("model", {}), **tiny_parent_fields(family)},
+        model={"family": family, **tiny.get("model", {}), **overlay.get("model", {}), **parent},
         training={"steps": 2, "batch_size": 8, "warmup_steps": 0, "log_every": 1, "sample_every": 0,
                   "checkpoint_every": 0, "device": "cpu", "ema_decay": 0.5, **training},
         sampling={"grid_size": 4, **tiny.get("sampling", {}), **overlay.get("sampling", {})},

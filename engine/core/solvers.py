@@ -55,6 +55,9 @@ register_solver(SolverSpec("euler_ancestral", "engine.diffusion.solvers:EulerAnc
 register_solver(SolverSpec("dpmpp_2m", "engine.diffusion.solvers:DPMSolverPP2MSolver",
                            "DPM-Solver++(2M) (Lu et al. 2022): 2nd-order multistep in log-SNR, one network "
                            "pass per step; with spacing karras: \"DPM++ 2M Karras\""))
+register_solver(SolverSpec("unipc", "engine.diffusion.solvers:UniPCSolver",
+                           "UniPC (Zhao et al. 2023, bh2, order 2): DPM-Solver++'s multistep predictor with "
+                           "a corrector (UniC) that reuses the next step's network pass; one pass per step"))
 
 
 def solvers_help() -> str:

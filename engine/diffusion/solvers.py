@@ -325,6 +325,92 @@ class DPMSolverPP2MSolver(Solver):
         return (nxt.sigma / level.sigma) * x - (nxt.alpha * (emh - 1)) * d, x0
 
 
+class UniPCSolver(Solver):
+    """UniPC (Zhao et al. 2023; diffusers' UniPCMultistepScheduler with its defaults: solver_type
+    "bh2", solver_order 2, predict_x0, lower_order_final): a predictor (UniP) and a corrector (UniC),
+    both exponential integrators in lambda = log(alpha/sigma) over the data prediction x̂0, as
+    DPM-Solver++. One denoiser call per step: the corrector refines x at a level with the x̂0 the
+    network gave there (called on the predictor's x), before the predictor leaves it.
+
+    With h = lambda' - lambda, B(h) = e^-h - 1 (bh2) and D1 = (x̂0_prev - x̂0) / r, r = (lambda_prev - lambda) / h:
+        UniP-2:  x' = (sigma'/sigma)·x - alpha'·(e^-h - 1)·x̂0 - alpha'·B(h)·D1/2
+        UniC:    x' ← the same from the previous level with the new x̂0' added through rho_c
+                 (order 1: rho 1/2; order 2: the 2x2 system of diffusers' R and b)
+    The first step and the last (to the clean level: x' = x̂0) are first order. A level with alpha 0
+    (flow matching's t = 1, zero terminal SNR) has lambda = -inf: it counts as no history (first
+    order after it), and e^-h = 0 there. A step that does not continue the previous one (RePaint's
+    jumps back) starts again at first order with no correction."""
+
+    name = "unipc"
+
+    def levels(self, n, device=None):
+        self._reset()
+        return super().levels(n, device)
+
+    def _reset(self) -> None:
+        self._hist: list[tuple[Level, torch.Tensor]] = []   # (level, its x̂0), oldest first, two at most
+        # the last predictor step, for the corrector: (from level, to level, x it started from, its order)
+        self._pending: tuple[Level, Level, torch.Tensor, int] | None = None
+
+    @staticmethod
+    def _lambda(level: Level) -> torch.Tensor:
+        return level.alpha.log() - level.sigma.log()
+
+    def _coefficients(self, level: Level, nxt: Level):
+        """(h, e^-h - 1, B(h), hh = -h) from `level` to `nxt` (nxt noisy)."""
+        h = self._lambda(nxt) - self._lambda(level)
+        hh = -h
+        h_phi_1 = torch.expm1(hh)   # e^-h - 1; -1 where alpha is 0 at `level` (h = inf)
+        return h, h_phi_1, h_phi_1, hh   # bh2: B(h) = e^-h - 1
+
+    def _exp_step(self, x, level, nxt, m0, correction):
+        """x at nxt from x at level: the first-order exponential step plus alpha'·B(h)-weighted `correction`."""
+        _, h_phi_1, b_h, _ = self._coefficients(level, nxt)
+        return (nxt.sigma / level.sigma) * x - (nxt.alpha * h_phi_1) * m0 - (nxt.alpha * b_h) * correction
+
+    def _corrector(self, x0_t, level_t):
+        """UniC: x at level_t again, from the previous level with this level's x̂0 (x0_t) added."""
+        s0, _, x_prev, order = self._pending
+        m0 = self._hist[-1][1]
+        h, _, b_h, hh = self._coefficients(s0, level_t)
+        d1_t = x0_t - m0
+        if order == 1:
+            return self._exp_step(x_prev, s0, level_t, m0, 0.5 * d1_t)
+        s1, m1 = self._hist[-2]
+        rk = (self._lambda(s1) - self._lambda(s0)) / h
+        h_phi_k = torch.expm1(hh) / hh - 1
+        b1 = h_phi_k / b_h
+        b2 = (h_phi_k / hh - 0.5) * 2 / b_h
+        # R·rho = b with R = [[1, 1], [rk, 1]] (diffusers' torch.linalg.solve, written out)
+        rho0 = (b1 - b2) / (1 - rk)
+        rho1 = b1 - rho0
+        return self._exp_step(x_prev, s0, level_t, m0, rho0 * (m1 - m0) / rk + rho1 * d1_t)
+
+    def _step(self, denoiser, x, level, nxt, *, generator):
+        x0, _ = self.predict(denoiser, x, level)
+        pending = getattr(self, "_pending", None)
+        if pending is not None and pending[1] is level:   # this step continues the previous one
+            x = self._corrector(x0, level)
+        else:
+            self._reset()
+        self._hist = (self._hist + [(level, x0)])[-2:]
+        if nxt.clean:
+            self._reset()
+            return x0, x0
+        order = 2 if len(self._hist) == 2 and torch.isfinite(self._lambda(self._hist[0][0])).all() else 1
+        if order == 1:
+            x_next = self._exp_step(x, level, nxt, x0, torch.zeros_like(x0))
+        else:
+            h = self._lambda(nxt) - self._lambda(level)
+            (s1, m1), m0 = self._hist[0], x0
+            rk = (self._lambda(s1) - self._lambda(level)) / h
+            x_next = self._exp_step(x, level, nxt, m0, 0.5 * (m1 - m0) / rk)
+        self._pending = (level, nxt, x, order)
+        if order == 1 and len(self._hist) == 2:   # history behind an alpha-0 level: none for the corrector
+            self._hist = self._hist[-1:]
+        return x_next, x0
+
+
 class MidpointSolver(Solver):
     """The explicit midpoint method (2nd-order Runge-Kutta) on the probability-flow ODE, in each
     level type's ODE frame (Level.ode_scale / ode_time / ode_direction): an Euler (DDIM) half step

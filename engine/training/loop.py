@@ -90,6 +90,7 @@ class Trainer:
         self.last_saved_step = -1
         self.last_sampled_step = -1
         self.last_evaluated_step = -1
+        self.last_snapshot_step = -1   # the post-hoc EMA snapshot last written (training.posthoc_ema)
         self.recorded: dict = {}   # status.json as found, before this process writes it
         self.parent = None         # a two-stage run's frozen parent (engine/family/parent.py)
         self.set_up = False        # until then a failure must not rewrite a resumed run's record
@@ -416,6 +417,7 @@ class Trainer:
                 self.sample_grid()
             if self.cfg.metrics.every and self.last_evaluated_step != self.step and self.step == total:
                 self._final_evaluation(total)
+            self.snapshot_phema()
             if self.last_saved_step != self.step:
                 self.save()
             if self.step < total:
@@ -468,7 +470,19 @@ class Trainer:
             self._check_finite()
             self.save()
         if self.phema is not None and self.step % t.posthoc_ema_every == 0:
+            self.snapshot_phema()
+
+    def snapshot_phema(self, *, alone: bool = False) -> None:
+        """The post-hoc EMA snapshot of this step, unless one was just taken (or nothing was
+        trained): at the run's end and on stop too, so its last steps are in some snapshot."""
+        if self.phema is None or self.step < 1 or self.last_snapshot_step == self.step:
+            return
+        if alone:   # an interrupt: no collective, rank 0 writes it
+            if self.dist.is_main:
+                self.phema.snapshot(self.rd.path, self.step)
+        else:
             self._main(self.phema.snapshot, self.rd.path, self.step)
+        self.last_snapshot_step = self.step
 
     def _log(self, row: dict) -> None:
         self.rd.append_metrics(row)
@@ -513,6 +527,7 @@ class Trainer:
         alone = alone and self.dist.enabled
         try:
             self._check_finite(alone)
+            self.snapshot_phema(alone=alone)
             if self.last_saved_step != self.step:
                 if not alone:
                     self.save()

@@ -21,7 +21,7 @@ from engine.ops.base import never, no_progress
 from engine.runs.posthoc_files import reconstructed, snapshots
 from engine.training import checkpoint as ck
 from engine.runs.rundir import RunDir
-from engine.training.posthoc_ema import PowerEMA, start
+from engine.training.posthoc_ema import PowerEMA, read_snapshot_tensors, start
 from engine.training.power_ema import (beta, gamma_of, posthoc_coefficients, profile_inner_products,
                                        sigma_rel_of)
 from tests.conftest import tiny_family_config
@@ -218,3 +218,26 @@ def test_with_the_option_off_nothing_is_written(tiny_runs):
     assert not run.config.training.posthoc_ema
     assert not (run.result.run_dir / "phema").exists()
     assert not any(k.startswith("phema.") for k in ck.load_checkpoint(run.checkpoint).tensors)
+
+
+def test_the_last_step_and_a_stop_get_a_snapshot_unless_one_was_just_taken(tmp_path, monkeypatch):
+    """Snapshots every 2 steps of a 5-step run: step 5 gets one too, holding the profiles the final
+    checkpoint carries; a run stopped at step 3 gets one at 3; step 4's (scheduled) is not taken twice."""
+    from engine.training.loop import train
+    cfg = tiny_family_config("ddpm", steps=5, checkpoint_every=0, posthoc_ema=True, posthoc_ema_every=2)
+    res = train(cfg, tmp_path / "end", emit=lambda e: None)
+    assert res.state == "finished", res.message
+    assert [s for s, _ in snapshots(tmp_path / "end")] == [2, 4, 5]
+    last = ck.load_checkpoint(tmp_path / "end" / "checkpoints" / "step_000005.safetensors")
+    flat = read_snapshot_tensors(tmp_path / "end" / "phema" / "step_000005.safetensors")
+    assert flat and all(torch.equal(v, last.tensors[f"phema.{k}"]) for k, v in flat.items())
+
+    stopped = train(cfg, tmp_path / "stop", emit=lambda e: None, until_step=3)
+    assert stopped.state == "stopped" and stopped.step == 3, stopped.message
+    assert [s for s, _ in snapshots(tmp_path / "stop")] == [2, 3]
+    cfg4 = tiny_family_config("ddpm", steps=4, checkpoint_every=0, posthoc_ema=True, posthoc_ema_every=2)
+    written = []
+    original = PowerEMA.snapshot
+    monkeypatch.setattr(PowerEMA, "snapshot", lambda self, run_dir, step: written.append(step) or original(self, run_dir, step))
+    assert train(cfg4, tmp_path / "even", emit=lambda e: None).state == "finished"
+    assert written == [2, 4]

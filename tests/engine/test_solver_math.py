@@ -267,6 +267,16 @@ def test_dpmpp_2m_is_second_order_on_a_linear_ode(kind):
     assert 1.7 < euler[40] / euler[80] < 2.3
 
 
+@pytest.mark.parametrize("kind", ["edm", "vp-karras"])
+def test_unipc_is_third_order_on_a_linear_ode(kind):
+    """UniPC's corrector (UniC) raises its order-2 predictor by one (Zhao et al. 2023, Theorem 3.3):
+    on the same linear ODE halving the step divides its error by about 8 (measured 8.5 and 8.6 from
+    40 to 80 steps), where DPM-Solver++(2M)'s falls by about 4, at the same network passes."""
+    uni = {n: _ode_error("unipc", kind, n) for n in (40, 80)}
+    dpm = _ode_error("dpmpp_2m", kind, 40)
+    assert 6.5 < uni[40] / uni[80] < 11 and uni[40] < dpm / 2, (uni, dpm)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["euler", "heun"])
 def test_churn_keeps_the_datas_mean_and_variance(name, kind):

@@ -457,10 +457,11 @@ def test_karras_spacing_gives_fractional_timesteps_and_the_same_images_in_every_
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
 
 
-def test_dpmpp_2m_restarts_first_order_after_a_jump():
-    """A step that does not continue the previous one (RePaint re-noising back) uses no stale x̂0:
-    it equals the same step taken first."""
-    solver = build_solver("dpmpp_2m", _ac(), clip_x0=False)
+@pytest.mark.parametrize("name", ["dpmpp_2m", "unipc"])
+def test_multistep_solvers_restart_first_order_after_a_jump(name):
+    """A step that does not continue the previous one (RePaint re-noising back) uses no stale x̂0
+    (and UniPC no correction from a step that did not lead here): it equals the same step taken first."""
+    solver = build_solver(name, _ac(), clip_x0=False)
     den = Denoiser(_network("eps", _ac()))
     levels = solver.levels(STEPS)
     x = _x_T()

@@ -164,3 +164,26 @@ def test_zero_terminal_snr_equals_diffusers_rescale(kind):
     torch.testing.assert_close(rescale_zero_terminal_snr(betas), theirs(betas), rtol=1e-12, atol=1e-12)
     ac = make_schedule(kind, T, zero_terminal_snr=True)["alphas_cumprod"]
     assert ac[-1] == 0 and ac[0] == pytest.approx(make_schedule(kind, T)["alphas_cumprod"][0].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 12, 20])
+def test_unipc_equals_unipc_multistep_scheduler(steps, prediction):
+    """UniPC bh2 of order 2 with its corrector (diffusers' defaults): the network sees the
+    predictor's x at every step, and the corrected chain ends at the same images."""
+    sched = diffusers.UniPCMultistepScheduler(**_common(
+        solver_type="bh2", solver_order=2, timestep_spacing="trailing",
+        prediction_type={"eps": "epsilon", "v": "v_prediction"}[prediction]))
+    _compare(_ours("unipc", "trailing", steps, prediction=prediction),
+             _theirs(sched, steps, ve=False, prediction=prediction))
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("steps", [5, 12, 20])
+def test_unipc_karras_equals_unipc_multistep_with_karras_sigmas(steps, prediction):
+    """With Karras sigmas (diffusers rounds the timesteps the network sees: see the module's notes)."""
+    sched = diffusers.UniPCMultistepScheduler(**_common(
+        solver_type="bh2", solver_order=2, use_karras_sigmas=True,
+        prediction_type={"eps": "epsilon", "v": "v_prediction"}[prediction]))
+    _compare(_ours("unipc", "karras", steps, prediction=prediction, uses_t=False),
+             _theirs(sched, steps, ve=False, prediction=prediction, uses_t=False), t_rounded=True)

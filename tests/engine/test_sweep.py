@@ -29,7 +29,7 @@ def test_a_sweep_writes_one_row_per_solver_and_step_count_with_the_familys_nfe(t
     session = _session(tiny_runs)
     fam = session.family
     solvers = fam.sampling_record().solvers           # the registry's, as the family offers them
-    assert "ddim" in solvers and len(solvers) >= 2
+    assert "ddim" in solvers and "unipc" in solvers and len(solvers) >= 2
     stages: list[str] = []
     req = parse_request(SweepRequest, {"steps": [1, 2, 3], "samples": 10, "reference": "ddim:3"}, "sweep")
     res = run(session, req, lambda stage, done, total: stages.append(stage), never)
@@ -51,6 +51,8 @@ def test_a_sweep_writes_one_row_per_solver_and_step_count_with_the_familys_nfe(t
         assert int(r["nfe"]) == fam.network_evaluations(options)
         assert int(r["nfe"]) == fam.solver(options).network_evaluations(int(r["steps"])) * guided
         assert float(r[res.metric]) > 0
+        if r["solver"] in ("unipc", "dpmpp_2m"):   # multistep: one network pass a step, the corrector's reused
+            assert int(r["nfe"]) == int(r["steps"]) * guided
     assert res.metric in ("fid", "fd_domain")
 
     record = json.loads(Path(res.json).read_text())

@@ -52,9 +52,10 @@ class DDPMConfig(Section):
 class DDPMSampleOptions(SamplingSection):
     # decode=False: latent walks always decode with deterministic DDIM (eta 0), so x_T -> image is a function
     sampler: str = opt("ddim", "Solver: ddim (deterministic at eta 0), ddpm (ancestral), euler and heun (EDM's "
-                               "1st and 2nd order; heun: two network passes per step), euler_ancestral, or "
+                               "1st and 2nd order; heun: two network passes per step), euler_ancestral, "
                                "dpmpp_2m (DPM-Solver++(2M): good images in 10-20 steps; with spacing karras: "
-                               "\"DPM++ 2M Karras\").", choices=solver_names(),
+                               "\"DPM++ 2M Karras\") or unipc (UniPC: DPM-Solver++'s predictor with a corrector, "
+                               "one pass per step, third order).", choices=solver_names(),
                        decode=False, flag=Flag("--sampler", "diffusion solver (default: the run's)", choices=True))
     steps: int = opt(50, "Denoising steps used for sampling.", min=1, max=10000,
                      flag=Flag("--steps", "denoising steps (default: the run's)", metavar="SAMPLE_STEPS"))

@@ -55,3 +55,18 @@ class LatentDenoiser(nn.Module):
         for block in self.blocks:
             h = block(h, emb)
         return self.out(F.silu(self.out_norm(h)))
+
+
+class SpatialLatentDenoiser(nn.Module):
+    """A tokenizer's latent is a map (C, h, w), where convolutions and patches have something to slide
+    over: the UNet or DiT backbone (engine/nn/backbones.py) on it, behind the flat (B, D) interface
+    the family's diffusion and solvers use. Keeps the latent scale factor as LatentDenoiser does."""
+
+    def __init__(self, net: nn.Module, latent_shape: tuple[int, int, int]):
+        super().__init__()
+        self.net = net
+        self.latent_shape = tuple(latent_shape)
+        self.register_buffer("latent_scale", torch.ones(()))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x.reshape(len(x), *self.latent_shape), t, labels).reshape(len(x), -1)

@@ -1,5 +1,7 @@
 """Latent diffusion (Rombach et al. 2022): DDPM's epsilon-prediction diffusion (Ho et al. 2020) on
-the latents of a frozen VAE parent, its encoder's posterior mean. The dataset is encoded once
+the latents of a frozen parent: a VAE's posterior mean (a vector, denoised by an MLP), or a vqvae
+tokenizer's continuous pre-quantization map (the LDM paper's VQ-regularised autoencoders; a map,
+denoised by the UNet or a DiT), quantised only when the parent's decoder decodes a sample. The dataset is encoded once
 before training (cached in the run folder's encoded/, reused on resume); the latents are scaled by
 1/std of those latents, estimated from the data, so the diffusion sees unit variance (Stable
 Diffusion's scale factor, measured rather than hard-coded); samples are denoised in the latent
@@ -15,6 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from engine.core.schema import ConfigError
 from engine.diffusion.denoise import Denoiser, denoise, invert
 from engine.diffusion.levels import DiscreteVP
 from engine.diffusion.schedules import make_schedule
@@ -25,17 +28,17 @@ from engine.family.noise import STEP_NOISE_SEED_OFFSET, RowGenerators, seeded_ro
 from engine.family.parent import Parent, cached_encoding, encoding_key
 from engine.family.progress import Cancelled
 from engine.families.ldm import SPEC
-from engine.families.ldm.layers import LatentDenoiser
+from engine.families.ldm.layers import LatentDenoiser, SpatialLatentDenoiser
 
 ENCODE_BATCH = 256
 
 
 class LDMFamily(Family, Conditional, IterativeSampler, LatentModel):
     name = SPEC.name
-    parent_families = ("vae",)
+    parent_families = ("vae", "vqvae")
     prediction = "eps"
-    latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise in the VAE's latent space)", \
-        "VAE encoder + DDIM inversion"
+    latent_space, latent_title, encode_method = "noise", "x_T (DDIM noise in the parent's latent space)", \
+        "parent's encoder + DDIM inversion"
 
     def __init__(self, cfg, channels, resolution, class_names, *, parent: Parent):
         super().__init__(cfg, channels, resolution, class_names)
@@ -44,15 +47,39 @@ class LDMFamily(Family, Conditional, IterativeSampler, LatentModel):
         self.num_classes = len(class_names) if (m.class_conditional and len(class_names) > 1) else 0
         self.guidance = self.num_classes > 0
         vae = parent.family
-        self.latent_shape = tuple(vae.seed_latents([0]).shape[1:])   # the parent's latent, e.g. (16,)
+        # the parent's latent: a VAE's vector, e.g. (16,), or a tokenizer's map, e.g. (32, 4, 4)
+        self.latent_shape = tuple(vae.seed_latents([0]).shape[1:])
         self.latent_dim = math.prod(self.latent_shape)
-        self.networks["denoiser"] = LatentDenoiser(self.latent_dim, m.width, m.depth, self.num_classes, m.dropout)
+        self.networks["denoiser"] = self._build_denoiser(m, parent)
         self.init_ema()
         self.T = m.timesteps
         self.alphas_cumprod = make_schedule(m.schedule, m.timesteps)["alphas_cumprod"]
         self.latents: torch.Tensor | None = None          # the dataset's latents (prepare_data), unscaled
         self.latents_flipped: torch.Tensor | None = None  # of the mirrored images, when data.hflip
         self.encoded_from_cache: bool | None = None
+
+    def _build_denoiser(self, m, parent: Parent):
+        spatial = len(self.latent_shape) == 3
+        backbone = m.backbone if m.backbone != "auto" else ("unet" if spatial else "mlp")
+        if backbone == "mlp":
+            return LatentDenoiser(self.latent_dim, m.width, m.depth, self.num_classes, m.dropout)
+        if not spatial:
+            raise ConfigError(f"model.backbone = {backbone!r} needs a latent map (a vqvae parent); the "
+                             f"{parent.family_name} parent's latent is a vector of {self.latent_dim}: use \"mlp\"")
+        from types import SimpleNamespace
+        from engine.nn.backbones import build_backbone
+        c, h, w = self.latent_shape
+        levels = len(m.channel_mults) - 1
+        if h != w or (backbone == "unet" and h % 2 ** levels) or (backbone == "dit" and h % m.dit_patch_size):
+            raise ConfigError(f"the parent's latent map is {h}x{w}: model.channel_mults ({len(m.channel_mults)} "
+                             f"levels) or model.dit_patch_size = {m.dit_patch_size} does not divide it")
+        net = SimpleNamespace(   # the backbone's fields, from the [model] section's
+            backbone=backbone, base_channels=m.width, channel_mults=list(m.channel_mults), num_res_blocks=m.depth,
+            attention_resolutions=list(m.attention_resolutions), attention_heads=m.heads, dropout=m.dropout,
+            dit_patch_size=m.dit_patch_size, dit_width=m.width, dit_depth=m.depth, dit_heads=m.heads,
+            dit_mlp_ratio=4.0, dit_pos_embed="sincos", dit_norm="adaln-zero")
+        return SpatialLatentDenoiser(build_backbone(net, channels=c, resolution=h, num_classes=self.num_classes,
+                                                    time_range=(0, m.timesteps - 1)), self.latent_shape)
 
     def to(self, device):
         super().to(device)
@@ -82,7 +109,8 @@ class LDMFamily(Family, Conditional, IterativeSampler, LatentModel):
 
     @torch.no_grad()
     def encode_to_latents(self, images: torch.Tensor, labels=None) -> torch.Tensor:
-        """The parent's posterior means of images (N, C, H, W) in [-1, 1], flat and unscaled: (N, D)."""
+        """The parent's latents of images (N, C, H, W) in [-1, 1] (a VAE's posterior means, a tokenizer's
+        pre-quantization maps), flat and unscaled: (N, D)."""
         z = self.parent.family.encode_images(images.to(self.device).float(), self._parent_labels(labels, len(images)))
         return z.reshape(len(images), -1).float()
 

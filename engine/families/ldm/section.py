@@ -1,5 +1,5 @@
-"""Latent diffusion's config: the [model] section (the parent VAE, the latent denoiser and the noise
-schedule) and its sampling options (as DDPM's)."""
+"""Latent diffusion's config: the [model] section (the parent VAE or tokenizer, the latent denoiser
+and the noise schedule) and its sampling options (as DDPM's)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +7,13 @@ from typing import ClassVar
 
 from engine.core.flags import Flag
 from engine.core.parents import default_parent_field, parent_field
-from engine.core.schema import Section, opt
+from engine.core.schema import ConfigError, Section, check_positive_int_list, opt
 from engine.core.sections import SamplingSection, family_field
 from engine.core.solvers import SPACINGS, solver_names
 from engine.families.ldm import SPEC
+
+# the latent denoiser's networks; "auto": the MLP for a vector latent (vae), the UNet for a map (vqvae)
+BACKBONES = ("auto", "mlp", "unet", "dit")
 
 
 @dataclass
@@ -18,8 +21,20 @@ class LDMConfig(Section):
     family: str = family_field(SPEC)
     parent: str = parent_field()
     default_parent_preset: str = default_parent_field()
-    width: int = opt(256, "Width of the latent denoiser (an MLP over the parent's latent vector).", min=8, max=4096)
-    depth: int = opt(4, "Residual blocks of the latent denoiser.", min=1, max=32)
+    backbone: str = opt("auto", "Latent denoiser: an MLP over a VAE's latent vector, the UNet or a DiT over a "
+                                "tokenizer's latent map (vqvae parent); auto picks the MLP for a vector, the UNet "
+                                "for a map.", choices=BACKBONES)
+    width: int = opt(256, "Width of the latent denoiser: the MLP's width, the UNet's base channels or the DiT's "
+                          "token width.", min=8, max=4096)
+    depth: int = opt(4, "Depth of the latent denoiser: the MLP's residual blocks, the UNet's per level or the "
+                        "DiT's transformer blocks.", min=1, max=32)
+    channel_mults: list = opt([1, 2], "UNet: channel multiplier per level; each level halves the latent map.",
+                              advanced=True)
+    attention_resolutions: list = opt([4], "UNet: latent-map sizes that get self-attention.", advanced=True)
+    heads: int = opt(4, "Attention heads of the UNet's attention layers and the DiT's blocks.", min=1, max=64,
+                     advanced=True)
+    dit_patch_size: int = opt(1, "DiT: side of the patches the latent map is cut into.", min=1, max=16,
+                              advanced=True)
     dropout: float = opt(0.0, "Dropout inside the residual blocks.", min=0.0, max=0.9)
     class_conditional: bool = opt(True, "Condition on class labels (when the dataset has more than one class).")
     label_dropout: float = opt(0.1, "Probability of dropping the label while training (enables classifier-free "
@@ -29,6 +44,16 @@ class LDMConfig(Section):
 
     # the conformance suites give it a tiny VAE parent (tests/conftest.py: tiny_parent)
     TINY: ClassVar[dict] = {"model": {"width": 16, "depth": 1, "timesteps": 50}, "sampling": {"steps": 3}}
+    # on a tiny vqvae tokenizer's 8x4x4 map, with the UNet (tests/conftest.py: parent_family)
+    TINY_VARIANTS: ClassVar[dict] = {"vq": {"parent_family": "vqvae", "model": {
+        "channel_mults": [1, 2], "attention_resolutions": [2], "heads": 2}}}
+
+    def check(self, where: str, run) -> None:
+        check_positive_int_list(self.channel_mults, f"{where}.channel_mults", empty_ok=False)
+        check_positive_int_list(self.attention_resolutions, f"{where}.attention_resolutions")
+        if self.backbone == "dit" and self.width % self.heads:
+            raise ConfigError(f"{where}.width = {self.width} must be divisible by {where}.heads = {self.heads} "
+                              f"(the DiT splits each token into whole heads)")
 
 
 @dataclass
