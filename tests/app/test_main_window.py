@@ -91,8 +91,7 @@ def test_engine_error_and_crash_leave_gui_running(window, qtbot, tmp_path):
     assert window.training.continue_btn.isEnabled()       # continue from the last checkpoint
     qtbot.mouseClick(window.training.continue_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.training.state == "running", timeout=60000)
-    window.training.stop()
-    qtbot.waitUntil(lambda: not window.training.job.is_running(), timeout=30000)
+    window.training.job.kill(wait_ms=10000)   # only cleanup: a graceful stop would save and draw a grid first
 
 
 def test_bad_field_is_named_and_nothing_starts(window):

@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from engine.cli.main import build_parser, main
 from engine.detect import training_data
@@ -130,6 +129,7 @@ def test_cnn_detector_trains_with_blur_and_jpeg_augmentation(synthetic):
 
 # ---- metrics ----------------------------------------------------------------------------------
 def test_metrics_equal_sklearn():
+    from sklearn.metrics import average_precision_score, roc_auc_score   # seconds to import: not at collection
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 0])
     p = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.9, 0.45, 0.6, 0.55, 0.2])
     m = binary_metrics(y, p)

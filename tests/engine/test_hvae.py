@@ -23,15 +23,6 @@ MODEL = {"family": "hvae", "width": 16, "zdim": 2, "top_1x1": True, "decoder_gro
          "encoder_blocks": [1, 1, 1], "iwae_k": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many tiny passes: a second thread costs more than it saves on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def hvae_config(training=None, **model) -> RunConfig:
     return RunConfig(name="h").replace(
         data={"dataset": "digits", "resolution": RES},
@@ -62,19 +53,20 @@ def batch(n=32, seed=1) -> Batch:
     return Batch(data.float_batch(idx), data.labels[idx])
 
 
-def train(fam, steps: int) -> HVAEFamily:
+def train(fam, steps: int, batch_size: int = 32) -> HVAEFamily:
     ctx = context(fam)
     for step in range(steps):
         ctx.step = step
-        fam.training_step(batch(seed=step), ctx)
+        fam.training_step(batch(batch_size, seed=step), ctx)
     fam.init_ema()
     return fam
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """Trained until its groups carry information (a tiny model ignores its latents at first: ~150 steps)."""
-    return train(make_family(width=32), 250)
+    """Trained until its groups carry information (a tiny model ignores its latents at first: ~150 steps;
+    narrower than 32 it still ignores them at 250). Batches of 16: the same 250 steps in 2/3 of the time."""
+    return train(make_family(width=32), 250, batch_size=16)
 
 
 # ---- the hierarchy and its init --------------------------------------------------------------------

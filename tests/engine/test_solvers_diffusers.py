@@ -19,6 +19,7 @@ Deliberate differences, set so the comparison holds:
   network that does not look at t, and compares the timesteps rounded.
 - clip_x0 is off: diffusers does not clip x̂0 by default.
 """
+import importlib.util
 import math
 
 import numpy as np
@@ -30,8 +31,15 @@ from engine.diffusion.levels import DiscreteVP
 from engine.diffusion.schedules import linear_betas, make_schedule, rescale_zero_terminal_snr
 from engine.diffusion.solvers import build_solver
 
-diffusers = pytest.importorskip("diffusers")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")   # diffusers' numpy 2 notices
+# diffusers takes seconds to import and every xdist worker collects every module: it is imported by
+# the first of these tests that runs (_diffusers()), not at collection
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("diffusers") is None, reason="diffusers is not installed"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]   # diffusers' numpy 2 notices
+
+
+def _diffusers():
+    import diffusers
+    return diffusers
 
 T, SHAPE = 1000, (2, 1, 4, 4)
 BETAS = linear_betas(T).float()
@@ -101,13 +109,13 @@ def _common(**kw):
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
 @pytest.mark.parametrize("steps", [1, 4, 10])
 def test_euler_equals_euler_discrete_scheduler(spacing, steps):
-    sched = diffusers.EulerDiscreteScheduler(**_common(timestep_spacing=spacing))
+    sched = _diffusers().EulerDiscreteScheduler(**_common(timestep_spacing=spacing))
     _compare(_ours("euler", spacing, steps), _theirs(sched, steps))
 
 
 @pytest.mark.parametrize("steps", [4, 10])
 def test_euler_karras_equals_euler_discrete_scheduler_with_karras_sigmas(steps):
-    sched = diffusers.EulerDiscreteScheduler(**_common(timestep_spacing="linspace", use_karras_sigmas=True))
+    sched = _diffusers().EulerDiscreteScheduler(**_common(timestep_spacing="linspace", use_karras_sigmas=True))
     ours = _ours("euler", "karras", steps)
     assert any(t != int(t) for t, _ in ours[1])     # the network was told fractional timesteps
     _compare(ours, _theirs(sched, steps))
@@ -116,7 +124,7 @@ def test_euler_karras_equals_euler_discrete_scheduler_with_karras_sigmas(steps):
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
 @pytest.mark.parametrize("steps", [1, 4, 10])
 def test_heun_in_the_ve_frame_equals_heun_discrete_scheduler(spacing, steps):
-    sched = diffusers.HeunDiscreteScheduler(**_common(timestep_spacing=spacing))
+    sched = _diffusers().HeunDiscreteScheduler(**_common(timestep_spacing=spacing))
     _compare(_ours("heun", spacing, steps, frame="ve"), _theirs(sched, steps))
 
 
@@ -124,14 +132,14 @@ def test_heun_in_the_ve_frame_equals_heun_discrete_scheduler(spacing, steps):
 @pytest.mark.parametrize("steps", [4, 10])
 def test_euler_ancestral_equals_euler_ancestral_discrete_scheduler(spacing, steps):
     """Same generator, same noise: the per-step noise is drawn in the same order and shape."""
-    sched = diffusers.EulerAncestralDiscreteScheduler(**_common(timestep_spacing=spacing))
+    sched = _diffusers().EulerAncestralDiscreteScheduler(**_common(timestep_spacing=spacing))
     _compare(_ours("euler_ancestral", spacing, steps, seed=11), _theirs(sched, steps, seed=11))
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 @pytest.mark.parametrize("steps", [1, 2, 5, 12, 20])
 def test_dpmpp_2m_equals_dpm_solver_multistep_scheduler(steps, prediction):
-    sched = diffusers.DPMSolverMultistepScheduler(**_common(
+    sched = _diffusers().DPMSolverMultistepScheduler(**_common(
         algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing",
         prediction_type={"eps": "epsilon", "v": "v_prediction"}[prediction]))
     _compare(_ours("dpmpp_2m", "trailing", steps, prediction=prediction),
@@ -141,14 +149,14 @@ def test_dpmpp_2m_equals_dpm_solver_multistep_scheduler(steps, prediction):
 @pytest.mark.parametrize("steps", [5, 12, 20])
 def test_dpmpp_2m_karras_equals_dpm_solver_multistep_with_karras_sigmas(steps):
     """"DPM++ 2M Karras" (diffusers rounds the timesteps the network sees: see the module's notes)."""
-    sched = diffusers.DPMSolverMultistepScheduler(**_common(
+    sched = _diffusers().DPMSolverMultistepScheduler(**_common(
         algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True))
     _compare(_ours("dpmpp_2m", "karras", steps, uses_t=False), _theirs(sched, steps, ve=False, uses_t=False),
              t_rounded=True)
 
 
 def test_karras_timesteps_equal_diffusers():
-    sched = diffusers.EulerDiscreteScheduler(**_common(use_karras_sigmas=True))
+    sched = _diffusers().EulerDiscreteScheduler(**_common(use_karras_sigmas=True))
     sched.set_timesteps(8)
     levels = DiscreteVP(AC, "karras")
     np.testing.assert_allclose(levels.timesteps(8), sched.timesteps.numpy(), atol=1e-3)
@@ -171,7 +179,7 @@ def test_zero_terminal_snr_equals_diffusers_rescale(kind):
 def test_unipc_equals_unipc_multistep_scheduler(steps, prediction):
     """UniPC bh2 of order 2 with its corrector (diffusers' defaults): the network sees the
     predictor's x at every step, and the corrected chain ends at the same images."""
-    sched = diffusers.UniPCMultistepScheduler(**_common(
+    sched = _diffusers().UniPCMultistepScheduler(**_common(
         solver_type="bh2", solver_order=2, timestep_spacing="trailing",
         prediction_type={"eps": "epsilon", "v": "v_prediction"}[prediction]))
     _compare(_ours("unipc", "trailing", steps, prediction=prediction),
@@ -182,7 +190,7 @@ def test_unipc_equals_unipc_multistep_scheduler(steps, prediction):
 @pytest.mark.parametrize("steps", [5, 12, 20])
 def test_unipc_karras_equals_unipc_multistep_with_karras_sigmas(steps, prediction):
     """With Karras sigmas (diffusers rounds the timesteps the network sees: see the module's notes)."""
-    sched = diffusers.UniPCMultistepScheduler(**_common(
+    sched = _diffusers().UniPCMultistepScheduler(**_common(
         solver_type="bh2", solver_order=2, use_karras_sigmas=True,
         prediction_type={"eps": "epsilon", "v": "v_prediction"}[prediction]))
     _compare(_ours("unipc", "karras", steps, prediction=prediction, uses_t=False),
