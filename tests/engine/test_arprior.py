@@ -36,7 +36,8 @@ def test_logits_at_position_i_do_not_depend_on_tokens_from_i_on(arprior):
 
 
 @pytest.mark.parametrize("options", [{}, {"temperature": 0.5}, {"top_k": 3}, {"top_p": 0.6},
-                                     {"temperature": 1.7, "top_k": 5, "top_p": 0.9}])
+                                     {"temperature": 1.7, "top_k": 5, "top_p": 0.9},
+                                     {"guidance_scale": 2.0}, {"guidance_scale": 3.0, "top_k": 5}])
 def test_kv_cached_sampling_draws_the_tokens_of_uncached_sampling(arprior, options):
     opts = arprior.sample_options(options)
     seeds, labels = [0, 1, 2, 3], [0, 1, -1, 2]
@@ -92,3 +93,23 @@ def test_a_seeds_latent_decodes_to_its_sample_and_walks_decode_through_the_paren
     mid = arprior.decode_latents(0.5 * (lat[:1] + lat[1:]))
     assert mid.shape == (1, arprior.channels, arprior.resolution, arprior.resolution)
     assert capabilities_of(arprior).has("latent")
+
+
+def test_guidance_mixes_the_class_and_no_class_logits_and_leaves_no_class_rows_alone(arprior):
+    """Scale s: the first token is drawn from u + s (c - u) of one pass over [class; no class]; a row
+    asking for no class draws what it draws unguided; scale 1 is the unguided path; twice the passes."""
+    assert arprior.guidance
+    net = arprior.nets(True)["transformer"]
+    guided = arprior.sample_options({"guidance_scale": 3.0, "top_k": 1})   # greedy: the argmax is the check
+    tokens = arprior.sample_tokens([0, 1], [2, -1], guided, use_ema=True)
+    with torch.no_grad():
+        first = arprior.first_tokens(arprior.label_ids([2, -1], 2), 2)
+        out = net(torch.zeros(2, 0, dtype=torch.long), first)[:, -1]
+    c, u = out[0], out[1]
+    assert tokens[0, 0] == torch.argmax(u + 3.0 * (c - u))
+    plain = arprior.sample_options({"top_k": 1})
+    assert torch.equal(tokens[1], arprior.sample_tokens([1], [-1], plain, use_ema=True)[0])
+    one = arprior.sample_options({"guidance_scale": 1.0})
+    assert torch.equal(arprior.sample_tokens([5, 6], [3, 4], one, use_ema=True),
+                       arprior.sample_tokens([5, 6], [3, 4], arprior.sample_options(), use_ema=True))
+    assert arprior.network_evaluations({"guidance_scale": 2.0}) == 2 * arprior.network_evaluations()

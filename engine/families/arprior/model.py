@@ -4,6 +4,8 @@ order after a class token (label dropout gives a "no class" one, which is the st
 unconditional model), trained with next-token cross-entropy. Sampling draws one token per pass
 with temperature, top-k and top-p, through a KV cache (each pass runs only the new token); the
 uncached path, which re-runs the whole prefix, draws the same tokens and is kept for the tests.
+Classifier-free guidance (`guidance_scale`) mixes each pass's logits with the "no class" ones,
+u + s (c - u), both halves of one batched pass sharing the cache (twice the work per token).
 Latent walks run in the parent's pre-quantization space (parent_tokens.TokenizerLatents)."""
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class ARPriorFamily(TokenPrior, TokenizerLatents):
         self.networks["transformer"] = TokenTransformer(
             self.num_codes, self.num_codes, self.length, m.width, m.depth, m.heads,
             prefixes=self.num_classes + 1, causal=True, dropout=m.dropout)
+        self.guidance = self.num_classes > 0 and m.label_dropout > 0
         self.init_ema()
 
     def first_tokens(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
@@ -54,8 +57,12 @@ class ARPriorFamily(TokenPrior, TokenizerLatents):
     def steps_per_batch(self, options) -> int:
         return self.length
 
+    def guided(self, options) -> bool:
+        return self.guidance and float(options.guidance_scale) != 1.0
+
     def network_evaluations(self, options=None) -> int:
-        return self.length   # one pass per token (the cache keeps the prefix's keys and values)
+        # one pass per token (the cache keeps the prefix's keys and values), two under guidance
+        return self.length * (2 if self.guided(self.sample_options(options)) else 1)
 
     @torch.no_grad()
     def sample_tokens(self, seeds, labels, options, *, use_ema, progress=None, cancel=None, step_offset=0,
@@ -68,8 +75,13 @@ class ARPriorFamily(TokenPrior, TokenizerLatents):
         try:
             n = len(seeds)
             first = self.first_tokens(self.label_ids(labels, n), n)
+            null = torch.full_like(first, self.num_classes)
+            scale = float(options.guidance_scale)
+            guided = self.guided(options) and bool((first != null).any())
+            if guided:   # rows [0, n) conditional, [n, 2n) "no class": one batched pass for both
+                first = torch.cat([first, null])
             gens = RowGenerators([int(s) + STEP_NOISE_SEED_OFFSET for s in seeds], self.device).generators
-            x = torch.zeros(n, 0, dtype=torch.long, device=self.device)
+            x = torch.zeros(first.shape[0], 0, dtype=torch.long, device=self.device)
             cache = net.new_cache() if cached else None
             total = step_total or self.length
             for i in range(self.length):
@@ -78,12 +90,16 @@ class ARPriorFamily(TokenPrior, TokenizerLatents):
                     out = net(x, first)
                 else:
                     out = net(x[:, -1:] if i else x, first if i == 0 else None, cache)
-                logits = filter_logits(out[:, -1], float(options.temperature), int(options.top_k),
-                                       float(options.top_p))
+                last = out[:, -1].float()
+                if guided:
+                    c, u = last.chunk(2)
+                    # a row asking for no class keeps its unconditional logits
+                    last = torch.where((first[:n] != null[:n])[:, None], u + scale * (c - u), u)
+                logits = filter_logits(last, float(options.temperature), int(options.top_k), float(options.top_p))
                 token = draw(logits, row_uniforms(gens, (self.num_codes,), self.device))
-                x = torch.cat([x, token[:, None]], 1)
+                x = torch.cat([x, (token.repeat(2) if guided else token)[:, None]], 1)
                 if progress is not None:
                     progress(step_offset + i + 1, total)
-            return x
+            return x[:n]
         finally:
             net.train(was)

@@ -45,3 +45,7 @@ class ARPriorSampleOptions(SamplingSection):
                             "probability (1 = all).", min=0.01, max=1.0, decimals=2,
                             flag=Flag("--top-p", "nucleus sampling: the most likely tokens holding this "
                                                  "probability (default: the run's)"))
+    guidance_scale: float = opt(1.0, "Classifier-free guidance scale on the logits (1 = off; needs class "
+                                     "conditioning trained with label dropout).", min=0.0, max=50.0,
+                                requires="conditional.guidance", decimals=2,
+                                flag=Flag("--guidance", "classifier-free guidance scale"))
