@@ -17,7 +17,7 @@ each prior is scored by `genlab-engine eval --metrics fid,pr` (FD on the domain 
 precision / recall), and its sampling images/s is timed in this process (AR KV-cached, MaskGIT at K = 4, 8
 and 16 without guidance, VAR with its preset options).
 
-    python benchmarks/token_families.py [--every 250] [--threshold 0.9] [--steps-scale 1.0] [--eval-n 500]
+    python benchmarks/token_families.py [--every 100] [--threshold 0.9] [--steps-scale 1.0] [--eval-n 500]
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def train(preset: str, run: Path, every: int, steps: int | None, parent: Path | 
     """Run the preset to its end; the wall time of each checkpoint's event."""
     cmd = [sys.executable, "-m", "engine", "train", "--preset", preset, "--run-dir", str(run), "--no-stdin",
            "--set", "metrics.every=0", "--set", "training.sample_every=0",
-           "--set", f"training.checkpoint_every={every}"]
+           "--set", f"training.checkpoint_every={every}", "--set", "training.keep_checkpoints=0"]
     if steps:
         cmd += ["--steps", str(steps)]
     if parent is not None:
@@ -66,8 +66,21 @@ def train(preset: str, run: Path, every: int, steps: int | None, parent: Path | 
     if proc.returncode != 0:
         raise SystemExit(f"{preset}: training failed ({proc.returncode}): {err.strip().splitlines()[-1:]}")
     print(f"{preset}: {max(at)} steps in {time.perf_counter() - t0:.0f} s", flush=True)
-    return {"checkpoint_wall_s": at, "params": params, "total_wall_s": round(time.perf_counter() - t0, 1),
-            "engine_elapsed_s": elapsed}
+    timing = {"checkpoint_wall_s": at, "params": params, "total_wall_s": round(time.perf_counter() - t0, 1),
+              "engine_elapsed_s": elapsed, "load_average_after": round(os.getloadavg()[0], 2)}
+    (run / "timing.json").write_text(json.dumps(timing))
+    return timing
+
+
+def trained(preset: str, run: Path, every: int, steps: int | None, parent: Path | None = None) -> dict:
+    """The timing of a finished run of this preset in `run` (a rerun reads it back), else train it."""
+    done = run / "timing.json"
+    if done.is_file() and json.loads((run / "status.json").read_text()).get("state") == "finished":
+        timing = json.loads(done.read_text())
+        timing["checkpoint_wall_s"] = {int(k): v for k, v in timing["checkpoint_wall_s"].items()}
+        print(f"{preset}: read back from {run}", flush=True)
+        return timing
+    return train(preset, run, every, steps, parent)
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -167,32 +180,32 @@ def sampling_speed(preset: str, ckpt: Path, n: int = 256, repeats: int = 3) -> d
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--every", type=int, default=250, help="checkpoint every this many steps")
+    p.add_argument("--every", type=int, default=100, help="checkpoint every this many steps")
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--steps", type=int, default=None, help="train each preset this many steps (default: its own)")
     p.add_argument("--eval-n", type=int, default=500)
     p.add_argument("--tokenizers", default=",".join(TOKENIZERS))
     p.add_argument("--priors", default=",".join(PRIORS))
+    p.add_argument("--folder", default=None, help="runs go here; a preset already run to its end here is read back")
     a = p.parse_args()
     clf, real_acc, _ = digit_classifier()
-    folder = Path(tempfile.mkdtemp(prefix="genlab-tokens-"))
+    folder = Path(a.folder) if a.folder else Path(tempfile.mkdtemp(prefix="genlab-tokens-"))
     print(f"runs in {folder}", flush=True)
     tokenizers, priors = {}, []
     for name in filter(None, a.tokenizers.split(",")):
         load = os.getloadavg()[0]
-        timing = train(name, folder / name, a.every, a.steps)
-        tokenizers[name] = {**read_tokenizer(name, folder / name, timing, clf, a.threshold),
-                            "load_average_before": round(load, 2), "load_average_after": round(os.getloadavg()[0], 2)}
+        timing = trained(name, folder / name, a.every, a.steps)
+        tokenizers[name] = {"load_average_before": round(load, 2),
+                            **read_tokenizer(name, folder / name, timing, clf, a.threshold)}
     for name in filter(None, a.priors.split(",")):
         parent_preset = PRIORS[name]
         if parent_preset not in tokenizers:
             raise SystemExit(f"{name} needs its tokenizer {parent_preset} in --tokenizers")
         parent = checkpoints(folder / parent_preset)[-1]
         load = os.getloadavg()[0]
-        timing = train(name, folder / name, a.every, a.steps, parent)
-        priors.append({**read_prior(name, folder / name, timing, clf, a.threshold, a.eval_n),
-                       "tokenizer": parent_preset, "load_average_before": round(load, 2),
-                       "load_average_after": round(os.getloadavg()[0], 2)})
+        timing = trained(name, folder / name, a.every, a.steps, parent)
+        priors.append({"load_average_before": round(load, 2), "tokenizer": parent_preset,
+                       **read_prior(name, folder / name, timing, clf, a.threshold, a.eval_n)})
     write_result("token_families", {"threshold": a.threshold, "real_heldout_digits_read": round(real_acc, 3),
                                     "runs": str(folder), "tokenizers": list(tokenizers.values()), "priors": priors})
 
