@@ -30,6 +30,7 @@ from app.canvases.base import Canvas
 from app.canvases.detector_dialog import DetectorDialog
 from app.canvases.detection_report import arrow, score_text, write_report
 from app.canvases.detection_detector import ARCH_CHECK, DetectorGroup, detector_name
+from app.canvases.detection_items import ScoreItem, verified_item
 from app.canvases.detection_watermark import KEY, SUSPICIOUS, WatermarkPanel, bytes_of   # KEY: the settings' prefix
 from app.canvases.side_column import SideColumn, status_line, wrapping
 from app.qt_util import human_duration
@@ -65,37 +66,6 @@ def two_lines(title: str) -> str:
     spaces = [i for i, ch in enumerate(title) if ch == " "]
     cut = min(spaces, key=lambda i: abs(i - len(title) / 2))
     return title[:cut] + "\n" + title[cut + 1:]
-
-
-class ScoreItem(QTableWidgetItem):
-    """A score cell that sorts by number (missing scores last)."""
-
-    def __init__(self, score):
-        super().__init__(score_text(score))
-        self.score = score
-
-    def __lt__(self, other):
-        a = self.score if self.score is not None else float("inf")
-        b = getattr(other, "score", None)
-        return a < (b if b is not None else float("inf"))
-
-
-def verified_item(ev: dict | None) -> ScoreItem:
-    """The Watermark column's cell: the verify's p-value and verdict ("—": not verified)."""
-    item = ScoreItem(ev.get("p_value") if ev else None)
-    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-    if ev is None:
-        item.setToolTip("not verified (Verify all, or select it and Verify)")
-        return item
-    verdict = ev.get("verdict", "")
-    item.setText(f"{item.text()} {verdict}".strip())   # a reading without an expected message has no verdict
-    if verdict in ("marked", "weakened"):
-        item.setForeground(SUSPICIOUS)
-    ring = ev.get("ring") or {}
-    item.setToolTip(f"{ev.get('method', '')}: p = {score_text(ev.get('p_value'))}, {verdict}" +
-                    (f" (key “{ring.get('key', '')}”, distance {ev['distance']:.3f})"
-                     if ev.get("distance") is not None else ""))
-    return item
 
 
 class DetectionCanvas(DetectorGroup, WatermarkPanel, Canvas):
